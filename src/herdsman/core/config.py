@@ -1,0 +1,163 @@
+"""herdsman's settings: one value object, validated when it loads.
+
+Precedence, highest first: explicit arguments to :class:`Settings`, environment variables
+``HERDSMAN_<KEY>`` (nested keys joined by ``__``, e.g. ``HERDSMAN_HTTP__TIMEOUT=30``), the config
+file (YAML; ``HERDSMAN_CONFIG_FILE`` or ``<user config dir>/herdsman/config.yaml``), defaults.
+
+Keys (also shown by ``herdsman config show``):
+
+==========================  ==================================================================
+``server_url``              URL of a herdsman server; unset means the embedded local server
+``database_url``            SQLAlchemy URL the *server* uses; default SQLite in ``data_dir``
+``data_dir``                where the embedded server keeps its database, logs and pid file
+``server.host``             address ``herdsman server start`` binds (default 127.0.0.1)
+``server.port``             its port (default 0: a free port, for the embedded server)
+``http.timeout``            seconds one HTTP request may take (default 120)
+``http.retries``            attempts for a request that failed in transport (default 5)
+``bind.chunk_size``         tasks per bind request (default 5000)
+``log_level``               debug, info, warning or error (default warning)
+==========================  ==================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import platformdirs
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+__all__ = [
+    "BindSettings",
+    "HttpSettings",
+    "ServerSettings",
+    "Settings",
+    "config_file_path",
+    "default_data_dir",
+    "normalize_database_url",
+]
+
+APP_NAME = "herdsman"
+
+
+def default_data_dir() -> Path:
+    """The user's data directory for herdsman (XDG on Linux: ``~/.local/share/herdsman``)."""
+    return Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def config_file_path() -> Path:
+    """The config file in force: ``HERDSMAN_CONFIG_FILE`` or the user's config directory."""
+    explicit = os.environ.get("HERDSMAN_CONFIG_FILE")
+    if explicit:
+        return Path(explicit)
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.yaml"
+
+
+def normalize_database_url(url: str) -> str:
+    """Pick the driver herdsman supports for each engine, so users may write plain URLs.
+
+    ``postgresql://`` becomes ``postgresql+psycopg://`` (psycopg 3) and ``mysql://`` or
+    ``mariadb://`` becomes ``mysql+pymysql://``; SQLite URLs are kept.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(
+            f"database_url {url!r} is not a URL; use e.g. 'sqlite:////path/herdsman.sqlite', "
+            "'postgresql://user@host/db' or 'mysql://user@host/db'"
+        )
+    engine = scheme.split("+", 1)[0]
+    if engine in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    if engine in ("mysql", "mariadb"):
+        return f"mysql+pymysql://{rest}"
+    if engine == "sqlite":
+        return url
+    raise ValueError(
+        f"database_url {url!r} names an unsupported engine {engine!r}; "
+        "use sqlite, postgresql or mysql/mariadb"
+    )
+
+
+class ServerSettings(BaseModel):
+    """Where ``herdsman server start`` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535)
+
+
+class HttpSettings(BaseModel):
+    """How clients talk to the server."""
+
+    timeout: float = Field(default=120.0, gt=0)
+    retries: int = Field(default=5, ge=1)
+
+
+class BindSettings(BaseModel):
+    """How a workflow is written to the server."""
+
+    chunk_size: int = Field(default=5000, ge=1, le=100_000)
+
+
+class Settings(BaseSettings):
+    """All of herdsman's settings. Build with keyword arguments to override everything else."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HERDSMAN_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    server_url: str | None = None
+    database_url: str | None = None
+    data_dir: Path = Field(default_factory=default_data_dir)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    bind: BindSettings = Field(default_factory=BindSettings)
+    log_level: Literal["debug", "info", "warning", "error"] = "warning"
+
+    @field_validator("server_url")
+    @classmethod
+    def _strip_trailing_slash(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"server_url {value!r} must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_database_url(cls, value: str | None) -> str | None:
+        return None if not value else normalize_database_url(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+    def resolved_database_url(self) -> str:
+        """The database URL in force; the embedded default is SQLite in ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'herdsman.sqlite'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)

@@ -1,0 +1,132 @@
+"""herdsman's exceptions, arranged by what the caller does next.
+
+::
+
+    HerdsmanError
+    ├── InvalidInputError            fix the input and try again (HTTP 422/400)
+    │   ├── InvalidResourceError     a memory/runtime/queue value is not understood or too big
+    │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (cycle, missing upstream…)
+    │   └── ConfigurationError       a setting is missing or malformed
+    ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
+    ├── ConflictError                the server's state forbids the request (HTTP 409)
+    │   ├── TransitionRefused        a status change is not allowed; carries the current status
+    │   ├── WorkflowAlreadyExists    same workflow_args, different tasks
+    │   └── WorkflowAlreadyComplete  nothing left to run
+    ├── ServerError                  the server answered 5xx: report it, do not retry blindly
+    └── ServerUnavailableError       transport failed after retries: check the server is up
+
+Exceptions cross the HTTP boundary by name: the server's error handler writes ``{"error":
+<class name>, "message": ..., "details": ...}`` and the client's requester raises the class of
+that name again, so a user sees the same exception locally and remotely.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "ConflictError",
+    "HerdsmanError",
+    "InvalidInputError",
+    "InvalidResourceError",
+    "NotFoundError",
+    "ServerError",
+    "ServerUnavailableError",
+    "TransitionRefused",
+    "WorkflowAlreadyComplete",
+    "WorkflowAlreadyExists",
+    "WorkflowValidationError",
+    "error_class_by_name",
+]
+
+
+class HerdsmanError(Exception):
+    """Base of every error herdsman raises on purpose."""
+
+    http_status: int = 500
+
+    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = details or {}
+
+
+class InvalidInputError(HerdsmanError, ValueError):
+    """The request or the user's input is wrong; repeating it unchanged cannot succeed."""
+
+    http_status = 422
+
+
+class InvalidResourceError(InvalidInputError):
+    """A compute-resource value (memory, runtime, cores, queue) cannot be used."""
+
+
+class WorkflowValidationError(InvalidInputError):
+    """The workflow is inconsistent: a cycle, an upstream not in it, duplicate tasks, bad args."""
+
+
+class ConfigurationError(InvalidInputError):
+    """A setting is missing or malformed."""
+
+
+class NotFoundError(HerdsmanError, LookupError):
+    """The object named by the request does not exist."""
+
+    http_status = 404
+
+
+class ConflictError(HerdsmanError):
+    """The server's current state forbids the request."""
+
+    http_status = 409
+
+
+class TransitionRefused(ConflictError):
+    """A status change the state machine does not allow; ``details['status']`` is the current one."""
+
+
+class WorkflowAlreadyExists(ConflictError):
+    """A workflow with these workflow_args exists with a different set of tasks.
+
+    Give the new workflow different ``workflow_args`` or resume the existing one.
+    """
+
+
+class WorkflowAlreadyComplete(ConflictError):
+    """Every task of the workflow is done; there is nothing to run."""
+
+
+class ServerError(HerdsmanError):
+    """The server failed while handling the request (HTTP 5xx)."""
+
+
+class ServerUnavailableError(HerdsmanError):
+    """The server could not be reached, even after retrying."""
+
+    http_status = 503
+
+
+def error_class_by_name(name: str) -> type[HerdsmanError]:
+    """The exception class a server error payload names, or ServerError for unknown names."""
+    found = _BY_NAME.get(name)
+    return found if found is not None else ServerError
+
+
+_BY_NAME: dict[str, type[HerdsmanError]] = {
+    cls.__name__: cls
+    for cls in (
+        HerdsmanError,
+        InvalidInputError,
+        InvalidResourceError,
+        WorkflowValidationError,
+        ConfigurationError,
+        NotFoundError,
+        ConflictError,
+        TransitionRefused,
+        WorkflowAlreadyExists,
+        WorkflowAlreadyComplete,
+        ServerError,
+        ServerUnavailableError,
+    )
+}

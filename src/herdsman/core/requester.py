@@ -1,0 +1,133 @@
+"""The one HTTP client every herdsman component uses to talk to the server.
+
+It sends JSON encoded with orjson (bind requests are large), retries transport failures and
+``503`` with exponential back-off (tenacity), and turns an error answer back into the
+exception class the server named, so callers catch :mod:`herdsman.core.errors` types and never
+inspect status codes. Every state-changing route is idempotent, which is what makes retrying
+a request whose answer was lost safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import structlog
+from pydantic import BaseModel
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from herdsman.core.errors import ServerUnavailableError, error_class_by_name
+
+__all__ = ["API_PREFIX", "Requester"]
+
+logger = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Retryable(Exception):
+    """A transport failure or 503 worth another attempt."""
+
+
+class Requester:
+    """Sends requests to one herdsman server. Thread-safe (one httpx connection pool)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 120.0, retries: int = 5) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.retries = retries
+        self._client = httpx.Client(
+            base_url=self.base_url + API_PREFIX,
+            timeout=timeout,
+            headers={"content-type": "application/json"},
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Requester:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def get(self, path: str, reply: type[M], params: dict[str, Any] | None = None) -> M:
+        return reply.model_validate_json(self._send("GET", path, None, params))
+
+    def put(self, path: str, body: BaseModel | dict[str, Any], reply: type[M]) -> M:
+        return reply.model_validate_json(self._send("PUT", path, body, None))
+
+    def post(self, path: str, body: BaseModel | dict[str, Any] | None, reply: type[M]) -> M:
+        return reply.model_validate_json(self._send("POST", path, body, None))
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: BaseModel | dict[str, Any] | None,
+        params: dict[str, Any] | None,
+    ) -> bytes:
+        content = _encode(body)
+        retrying = Retrying(
+            stop=stop_after_attempt(self.retries),
+            wait=wait_exponential(multiplier=0.1, max=10),
+            retry=retry_if_exception_type(_Retryable),
+            reraise=False,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._send_once(method, path, content, params)
+        except RetryError as error:
+            cause = error.last_attempt.exception()
+            raise ServerUnavailableError(
+                f"the herdsman server at {self.base_url} did not answer {method} {path} after "
+                f"{self.retries} attempts ({cause}); check that it is running and reachable",
+                details={"url": self.base_url},
+            ) from cause
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send_once(
+        self, method: str, path: str, content: bytes | None, params: dict[str, Any] | None
+    ) -> bytes:
+        try:
+            response = self._client.request(method, path, content=content, params=params)
+        except httpx.TransportError as error:
+            logger.debug("request_failed", method=method, path=path, error=str(error))
+            raise _Retryable(str(error)) from error
+        if response.status_code == 503:
+            raise _Retryable(f"503 from {path}")
+        if response.status_code >= 400:
+            raise _error_from(response)
+        return response.content
+
+
+def _encode(body: BaseModel | dict[str, Any] | None) -> bytes | None:
+    if body is None:
+        return None
+    if isinstance(body, BaseModel):
+        return body.model_dump_json().encode()
+    return orjson.dumps(body)
+
+
+def _error_from(response: httpx.Response) -> Exception:
+    try:
+        payload = response.json()
+        name, message = payload["error"], payload["message"]
+        details = payload.get("details") or {}
+    except (ValueError, KeyError, TypeError):
+        name = "ServerError"
+        message = f"{response.request.method} {response.request.url.path} failed with HTTP "
+        message += f"{response.status_code}: {response.text[:500]}"
+        details = {}
+    return error_class_by_name(name)(
+        message, details={**details, "http_status": response.status_code}
+    )

@@ -1,0 +1,1 @@
+"""Wire schemas: the pydantic models that cross HTTP, one module per caller."""

@@ -1,0 +1,69 @@
+"""Wire schemas of the read-only routes the CLI and the web GUI use."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+__all__ = [
+    "EdgesOut",
+    "ResourcesOut",
+    "TaskDetailOut",
+    "TaskOut",
+    "TasksPageOut",
+    "WorkflowDetailOut",
+]
+
+
+class WorkflowDetailOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    status: str
+    tool_version_id: int
+    dag_id: int
+    workflow_args: str
+    user: str
+    max_concurrently_running: int
+    num_tasks: int
+    bound: bool
+    attributes: dict[str, str]
+    task_status_counts: dict[str, int]
+
+
+class TaskOut(BaseModel):
+    id: int
+    name: str
+    status: str
+    node_id: int
+    array_id: int
+    command: str
+    num_attempts: int
+    max_attempts: int
+
+
+class TasksPageOut(BaseModel):
+    count: int
+    tasks: list[TaskOut]
+
+
+class EdgesOut(BaseModel):
+    count: int
+    edges: list[tuple[int, int]]
+
+
+class ResourcesOut(BaseModel):
+    id: int
+    kind: str
+    queue_id: int | None
+    requested: dict[str, object]
+
+
+class TaskDetailOut(TaskOut):
+    workflow_id: int
+    node_args: dict[str, str]
+    task_args: dict[str, str]
+    attributes: dict[str, str]
+    original_resources: ResourcesOut
+    resources: ResourcesOut
+    upstream_task_ids: list[int]
+    downstream_task_ids: list[int]

@@ -1,0 +1,85 @@
+"""The FastAPI application: routers under ``/api/v1`` and one mapping of errors to HTTP.
+
+Every error answer has the same body, ``{"error": <exception class>, "message": <text a person
+can act on>, "details": {...}}``, which the client turns back into the same exception.
+Malformed requests answer 422 with the offending field named in the message; nothing a caller
+sends should produce a 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from herdsman import __version__
+from herdsman.core.errors import HerdsmanError
+from herdsman.server.database import Database, make_database
+from herdsman.server.migrate import upgrade
+from herdsman.server.routes import client, gui
+
+__all__ = ["API_PREFIX", "create_app"]
+
+logger = structlog.get_logger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(database_url: str, *, upgrade_schema: bool = True) -> FastAPI:
+    """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first."""
+    database = make_database(database_url)
+    if upgrade_schema:
+        upgrade(database)
+    app = FastAPI(
+        title="herdsman",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+    )
+    app.state.database = database
+    app.include_router(client.router, prefix=API_PREFIX)
+    app.include_router(gui.router, prefix=API_PREFIX)
+    _add_error_handlers(app)
+    return app
+
+
+def database_of(app: FastAPI) -> Database:
+    database: Database = app.state.database
+    return database
+
+
+def _error_body(error: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"error": error, "message": message, "details": details}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HerdsmanError)
+    async def _herdsman_error(_request: Request, exc: HerdsmanError) -> JSONResponse:
+        body = _error_body(type(exc).__name__, exc.message, exc.details)
+        return JSONResponse(body, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"] if part != "body")
+            problems.append(f"{location or 'body'}: {error['msg']}")
+        message = "invalid request: " + "; ".join(problems[:5])
+        if len(problems) > 5:
+            message += f"; and {len(problems) - 5} more"
+        fields = [p.split(":", 1)[0] for p in problems]
+        return JSONResponse(
+            _error_body("InvalidInputError", message, {"fields": fields}), status_code=422
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # Get-or-create routes ignore duplicates, so what remains is a reference to a row
+        # that does not exist (a foreign key) or a value the schema forbids.
+        logger.info("integrity_error", error=str(exc.orig))
+        message = f"the request refers to something that does not exist: {exc.orig}"
+        return JSONResponse(_error_body("InvalidInputError", message, {}), status_code=422)

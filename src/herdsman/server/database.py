@@ -1,0 +1,142 @@
+"""Engines and units of work on SQLite, PostgreSQL and MariaDB/MySQL through one code path.
+
+SQLite needs two engines. In WAL mode a deferred transaction that reads and then writes fails
+at once with SQLITE_BUSY when another writer committed in between (waiting cannot help, so the
+busy timeout does not apply). Write transactions therefore start with ``BEGIN IMMEDIATE``,
+which takes the write lock up front and waits for it; read-only transactions stay deferred so
+readers never queue behind writers. On the server engines both are the same engine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+__all__ = ["Database", "make_database"]
+
+logger = structlog.get_logger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+DEADLOCK_RETRIES = 5
+
+T = TypeVar("T")
+
+# Errors after which the same transaction may succeed when run again: deadlocks and
+# serialization failures (PostgreSQL 40P01/40001; MySQL 1213 deadlock, 1205 lock wait timeout).
+_RETRYABLE_PGCODES = frozenset({"40P01", "40001"})
+_RETRYABLE_MYSQL_CODES = frozenset({1213, 1205})
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engines of one database and the sessions made from them."""
+
+    url: str
+    write_engine: Engine
+    read_engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.write_engine.dialect.name
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work that writes: commits once at the end, rolls back on any error."""
+        with self._write_sessions() as session, session.begin():
+            yield session
+
+    def write(self, work: Callable[[Session], T]) -> T:
+        """Run ``work`` in one write transaction, again if the engine reports a deadlock.
+
+        Concurrent bulk get-or-creates can deadlock on MariaDB's and PostgreSQL's index locks;
+        the engine then aborts one transaction, which is safe to repeat as a whole.
+        """
+        for attempt in range(1, DEADLOCK_RETRIES + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except DBAPIError as error:
+                if attempt == DEADLOCK_RETRIES or not _is_retryable(error):
+                    raise
+                logger.info("transaction_retried", attempt=attempt, error=str(error.orig))
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def read(self, work: Callable[[Session], T]) -> T:
+        with self.reading() as session:
+            return work(session)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only unit of work; never takes SQLite's write lock."""
+        with self._read_sessions() as session, session.begin():
+            yield session
+
+    def dispose(self) -> None:
+        self.write_engine.dispose()
+        if self.read_engine is not self.write_engine:
+            self.read_engine.dispose()
+
+    @property
+    def _write_sessions(self) -> sessionmaker[Session]:
+        return sessionmaker(self.write_engine, expire_on_commit=False)
+
+    @property
+    def _read_sessions(self) -> sessionmaker[Session]:
+        return sessionmaker(self.read_engine, expire_on_commit=False)
+
+
+def make_database(url: str) -> Database:
+    """Engines for ``url`` with each engine's settings applied on every new connection."""
+    if url.startswith("sqlite"):
+        return Database(url, _sqlite_engine(url, immediate=True), _sqlite_engine(url, False))
+    engine = _server_engine(url)
+    return Database(url, engine, engine)
+
+
+def _server_engine(url: str) -> Engine:
+    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    if url.startswith("mysql"):
+        # READ COMMITTED as on PostgreSQL, so both engines see the same concurrency; MariaDB's
+        # default REPEATABLE READ would also hold gap locks during bulk get-or-create.
+        options.update(isolation_level="READ COMMITTED", pool_recycle=3600)
+    return create_engine(url, **options)
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, decide how transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _is_retryable(error: DBAPIError) -> bool:
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _RETRYABLE_PGCODES:
+        return True
+    args = getattr(original, "args", ())
+    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES

@@ -1,0 +1,162 @@
+"""Read-only queries behind the CLI and GUI routes. Each takes a Session and never writes."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
+
+from herdsman.core.errors import NotFoundError
+from herdsman.core.schemas import gui as schemas
+from herdsman.server import models
+
+__all__ = ["task_detail", "workflow_detail", "workflow_edges", "workflow_tasks"]
+
+
+def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:
+    workflow = session.get(models.Workflow, workflow_id)
+    if workflow is None:
+        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    attributes = session.execute(
+        select(models.WorkflowAttribute.name, models.WorkflowAttribute.value).where(
+            models.WorkflowAttribute.workflow_id == workflow_id
+        )
+    ).tuples()
+    counts = session.execute(
+        select(models.Task.status, func.count())
+        .where(models.Task.workflow_id == workflow_id)
+        .group_by(models.Task.status)
+    ).tuples()
+    return schemas.WorkflowDetailOut(
+        id=workflow.id,
+        name=workflow.name,
+        description=workflow.description,
+        status=workflow.status,
+        tool_version_id=workflow.tool_version_id,
+        dag_id=workflow.dag_id,
+        workflow_args=workflow.workflow_args,
+        user=workflow.user,
+        max_concurrently_running=workflow.max_concurrently_running,
+        num_tasks=workflow.num_tasks,
+        bound=workflow.bound_date is not None,
+        attributes=dict(attributes.all()),
+        task_status_counts=dict(counts.all()),
+    )
+
+
+def workflow_tasks(
+    session: Session, workflow_id: int, offset: int, limit: int
+) -> schemas.TasksPageOut:
+    task = models.Task
+    count = session.scalar(
+        select(func.count()).select_from(task).where(task.workflow_id == workflow_id)
+    )
+    rows = session.scalars(
+        select(task)
+        .where(task.workflow_id == workflow_id)
+        .order_by(task.id)
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return schemas.TasksPageOut(count=count or 0, tasks=[_task_out(row) for row in rows])
+
+
+def _task_out(row: models.Task) -> schemas.TaskOut:
+    return schemas.TaskOut(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        node_id=row.node_id,
+        array_id=row.array_id,
+        command=row.command,
+        num_attempts=row.num_attempts,
+        max_attempts=row.max_attempts,
+    )
+
+
+def workflow_edges(session: Session, workflow_id: int, offset: int, limit: int) -> schemas.EdgesOut:
+    """Dependencies as (upstream task id, downstream task id), ordered by downstream task."""
+    workflow = session.get(models.Workflow, workflow_id)
+    if workflow is None:
+        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    up, down = aliased(models.Task), aliased(models.Task)
+    edge = models.Edge
+    joined = (
+        select(up.id, down.id)
+        .select_from(edge)
+        .join(up, (up.node_id == edge.upstream_node_id) & (up.workflow_id == workflow_id))
+        .join(down, (down.node_id == edge.downstream_node_id) & (down.workflow_id == workflow_id))
+        .where(edge.dag_id == workflow.dag_id)
+    )
+    count = session.scalar(
+        select(func.count()).select_from(edge).where(edge.dag_id == workflow.dag_id)
+    )
+    rows = session.execute(joined.order_by(down.id, up.id).offset(offset).limit(limit)).tuples()
+    return schemas.EdgesOut(count=count or 0, edges=list(rows.all()))
+
+
+def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
+    task = session.get(models.Task, task_id)
+    if task is None:
+        raise NotFoundError(f"task {task_id} does not exist")
+    node_args = session.execute(
+        select(models.Arg.name, models.NodeArg.value)
+        .join(models.Arg, models.Arg.id == models.NodeArg.arg_id)
+        .where(models.NodeArg.node_id == task.node_id)
+    ).tuples()
+    task_args = session.execute(
+        select(models.Arg.name, models.TaskArg.value)
+        .join(models.Arg, models.Arg.id == models.TaskArg.arg_id)
+        .where(models.TaskArg.task_id == task_id)
+    ).tuples()
+    attributes = session.execute(
+        select(models.TaskAttribute.name, models.TaskAttribute.value).where(
+            models.TaskAttribute.task_id == task_id
+        )
+    ).tuples()
+    upstream, downstream = _neighbours(session, task)
+    base = _task_out(task)
+    return schemas.TaskDetailOut(
+        **base.model_dump(),
+        workflow_id=task.workflow_id,
+        node_args=dict(node_args.all()),
+        task_args=dict(task_args.all()),
+        attributes=dict(attributes.all()),
+        original_resources=_resources(session, task.original_resources_id),
+        resources=_resources(session, task.task_resources_id),
+        upstream_task_ids=upstream,
+        downstream_task_ids=downstream,
+    )
+
+
+def _neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int]]:
+    dag_id = session.scalar(
+        select(models.Workflow.dag_id).where(models.Workflow.id == task.workflow_id)
+    )
+    other = models.Task
+    edge = models.Edge
+    upstream = session.scalars(
+        select(other.id)
+        .join(edge, edge.upstream_node_id == other.node_id)
+        .where(edge.dag_id == dag_id, edge.downstream_node_id == task.node_id)
+        .where(other.workflow_id == task.workflow_id)
+        .order_by(other.id)
+    ).all()
+    downstream = session.scalars(
+        select(other.id)
+        .join(edge, edge.downstream_node_id == other.node_id)
+        .where(edge.dag_id == dag_id, edge.upstream_node_id == task.node_id)
+        .where(other.workflow_id == task.workflow_id)
+        .order_by(other.id)
+    ).all()
+    return list(upstream), list(downstream)
+
+
+def _resources(session: Session, resources_id: int) -> schemas.ResourcesOut:
+    row = session.get(models.TaskResources, resources_id)
+    if row is None:  # pragma: no cover - a foreign key guarantees it
+        raise NotFoundError(f"task resources {resources_id} do not exist")
+    return schemas.ResourcesOut(
+        id=row.id, kind=row.kind, queue_id=row.queue_id, requested=json.loads(row.requested)
+    )
