@@ -1,7 +1,33 @@
-"""herdsman: run pipelines of thousands to millions of command-line tasks on clusters."""
+"""herdsman: run pipelines of thousands to millions of command-line tasks on clusters.
+
+The names follow Jobmon's authoring API, so ``from herdsman import Tool`` is all a Jobmon
+script needs to change.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from herdsman.client import Array, Task, TaskTemplate, TaskTemplateVersion, Tool, Workflow
+from herdsman.core.errors import (
+    HerdsmanError,
+    InvalidResourceError,
+    WorkflowAlreadyComplete,
+    WorkflowAlreadyExists,
+    WorkflowValidationError,
+)
+
+__all__ = [
+    "Array",
+    "HerdsmanError",
+    "InvalidResourceError",
+    "Task",
+    "TaskTemplate",
+    "TaskTemplateVersion",
+    "Tool",
+    "Workflow",
+    "WorkflowAlreadyComplete",
+    "WorkflowAlreadyExists",
+    "WorkflowValidationError",
+    "__version__",
+]

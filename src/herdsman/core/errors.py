@@ -5,7 +5,7 @@
     HerdsmanError
     ├── InvalidInputError            fix the input and try again (HTTP 422/400)
     │   ├── InvalidResourceError     a memory/runtime/queue value is not understood or too big
-    │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (cycle, missing upstream…)
+    │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (a cycle…)
     │   └── ConfigurationError       a setting is missing or malformed
     ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
     ├── ConflictError                the server's state forbids the request (HTTP 409)
@@ -83,7 +83,7 @@ class ConflictError(HerdsmanError):
 
 
 class TransitionRefused(ConflictError):
-    """A status change the state machine does not allow; ``details['status']`` is the current one."""
+    """A status change the state machine does not allow; ``details['status']`` is current."""
 
 
 class WorkflowAlreadyExists(ConflictError):

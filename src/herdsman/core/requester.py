@@ -115,7 +115,7 @@ def _encode(body: BaseModel | dict[str, Any] | None) -> bytes | None:
         return None
     if isinstance(body, BaseModel):
         return body.model_dump_json().encode()
-    return orjson.dumps(body)
+    return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _error_from(response: httpx.Response) -> Exception:

@@ -70,7 +70,7 @@ def get_cluster(session: Session, name: str) -> schemas.ClusterOut:
 
 def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
     """The tool called ``name`` with its versions; a new tool gets its first version."""
-    insert_ignore(session, models.Tool.__table__, [{"name": name, "created_date": models.utcnow()}])
+    insert_ignore(session, models.Tool, [{"name": name, "created_date": models.utcnow()}])
     tool_id = session.scalars(select(models.Tool.id).where(models.Tool.name == name)).one()
     versions = _tool_version_ids(session, tool_id)
     if not versions:
@@ -94,9 +94,9 @@ def _tool_version_ids(session: Session, tool_id: int) -> list[int]:
 
 def get_or_create_template(session: Session, request: schemas.TaskTemplateIn) -> int:
     _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
-    table = models.TaskTemplate.__table__
+    model = models.TaskTemplate
     insert_ignore(
-        session, table, [{"tool_version_id": request.tool_version_id, "name": request.name}]
+        session, model, [{"tool_version_id": request.tool_version_id, "name": request.name}]
     )
     query = select(models.TaskTemplate.id).where(
         models.TaskTemplate.tool_version_id == request.tool_version_id,
@@ -120,7 +120,7 @@ def get_or_create_template_version(
     version_hash = template_version_hash(request)
     insert_ignore(
         session,
-        models.TaskTemplateVersion.__table__,
+        models.TaskTemplateVersion,
         [
             {
                 "task_template_id": request.task_template_id,
@@ -142,7 +142,7 @@ def get_or_create_template_version(
     arg_ids = _get_or_create_args(session, list(kinds))
     insert_ignore(
         session,
-        models.TaskTemplateArg.__table__,
+        models.TaskTemplateArg,
         [
             {"task_template_version_id": version_id, "arg_id": arg_ids[name], "kind": kind}
             for name, kind in kinds.items()
@@ -152,30 +152,30 @@ def get_or_create_template_version(
 
 
 def _get_or_create_args(session: Session, names: Sequence[str]) -> dict[str, int]:
-    table = models.Arg.__table__
-    insert_ignore(session, table, [{"name": name} for name in names])
-    return lookup_ids(session, table, "name", names)
+    model = models.Arg
+    insert_ignore(session, model, [{"name": name} for name in names])
+    return lookup_ids(session, model, "name", names)
 
 
 def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
     """Ids of the requested nodes, in request order, creating those that are new."""
     version_id = request.task_template_version_id
     _require(session, models.TaskTemplateVersion, version_id, "task_template_version_id")
-    table = models.Node.__table__
+    model = models.Node
     hashes = [node.node_args_hash for node in request.nodes]
     existing = lookup_ids(
-        session, table, "node_args_hash", hashes, where={"task_template_version_id": version_id}
+        session, model, "node_args_hash", hashes, where={"task_template_version_id": version_id}
     )
     new_nodes = {n.node_args_hash: n for n in request.nodes if n.node_args_hash not in existing}
     if new_nodes:
         insert_ignore(
             session,
-            table,
+            model,
             [{"task_template_version_id": version_id, "node_args_hash": h} for h in new_nodes],
         )
         created = lookup_ids(
             session,
-            table,
+            model,
             "node_args_hash",
             list(new_nodes),
             where={"task_template_version_id": version_id},
@@ -191,7 +191,7 @@ def _insert_node_args(
     nodes: dict[str, schemas.NodeIn],
     node_ids: dict[str, int],
 ) -> None:
-    rows = []
+    rows: list[dict[str, object]] = []
     for node_hash, node in nodes.items():
         if len(node.values) != len(arg_ids):
             raise ConflictError(
@@ -203,12 +203,12 @@ def _insert_node_args(
             {"node_id": node_id, "arg_id": arg_id, "value": value}
             for arg_id, value in zip(arg_ids, node.values, strict=True)
         )
-    insert_ignore(session, models.NodeArg.__table__, rows)
+    insert_ignore(session, models.NodeArg, rows)
 
 
 def get_or_create_dag(session: Session, dag_hash: str) -> schemas.DagOut:
-    table = models.Dag.__table__
-    insert_ignore(session, table, [{"hash": dag_hash, "created_date": models.utcnow()}])
+    model = models.Dag
+    insert_ignore(session, model, [{"hash": dag_hash, "created_date": models.utcnow()}])
     dag = session.scalars(select(models.Dag).where(models.Dag.hash == dag_hash)).one()
     return schemas.DagOut(id=dag.id, complete=dag.completed_date is not None)
 
@@ -220,7 +220,7 @@ def bind_edges(session: Session, dag_id: int, edges: Sequence[tuple[int, int]]) 
     rows = [
         {"dag_id": dag_id, "upstream_node_id": up, "downstream_node_id": down} for up, down in edges
     ]
-    insert_ignore(session, models.Edge.__table__, rows)
+    insert_ignore(session, models.Edge, rows)
     return len(rows)
 
 
@@ -250,7 +250,7 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
         now = models.utcnow()
         insert_ignore(
             session,
-            models.Workflow.__table__,
+            models.Workflow,
             [
                 {
                     **request.model_dump(exclude={"attributes"}),
@@ -263,7 +263,7 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
         existing = session.scalars(select(models.Workflow).where(*key)).one()
         insert_ignore(
             session,
-            models.WorkflowAttribute.__table__,
+            models.WorkflowAttribute,
             [
                 {"workflow_id": existing.id, "name": name, "value": value}
                 for name, value in request.attributes.items()
@@ -286,10 +286,10 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
 
 def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.ArrayIn]) -> list[int]:
     _require(session, models.Workflow, workflow_id, "workflow_id")
-    table = models.Array.__table__
+    model = models.Array
     insert_ignore(
         session,
-        table,
+        model,
         [
             {**array.model_dump(), "workflow_id": workflow_id, "created_date": models.utcnow()}
             for array in arrays
@@ -298,7 +298,7 @@ def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.Arr
     version_ids = [array.task_template_version_id for array in arrays]
     found = lookup_ids(
         session,
-        table,
+        model,
         "task_template_version_id",
         version_ids,
         where={"workflow_id": workflow_id},
@@ -314,10 +314,10 @@ def resources_hash(item: schemas.ResourcesItemIn) -> str:
 def bind_resources(session: Session, items: Sequence[schemas.ResourcesItemIn]) -> list[int]:
     """Ids of resource requests, shared by content: equal requests get the same row."""
     hashes = [resources_hash(item) for item in items]
-    table = models.TaskResources.__table__
+    model = models.TaskResources
     insert_ignore(
         session,
-        table,
+        model,
         [
             {
                 "hash": item_hash,
@@ -328,7 +328,7 @@ def bind_resources(session: Session, items: Sequence[schemas.ResourcesItemIn]) -
             for item_hash, item in zip(hashes, items, strict=True)
         ],
     )
-    found = lookup_ids(session, table, "hash", hashes)
+    found = lookup_ids(session, model, "hash", hashes)
     return [found[item_hash] for item_hash in hashes]
 
 
@@ -339,14 +339,14 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
     reset work that was done.
     """
     workflow = _require(session, models.Workflow, workflow_id, "workflow_id")
-    table = models.Task.__table__
+    model = models.Task
     now = models.utcnow()
     rows = []
     for task in request.tasks:
         row = task.model_dump(exclude={"task_arg_values", "attributes"})
         row.update(workflow_id=workflow_id, status="G", status_date=now, num_attempts=0)
         rows.append(row)
-    insert_ignore(session, table, rows)
+    insert_ignore(session, model, rows)
     node_ids = [task.node_id for task in request.tasks]
     found = _task_ids_and_statuses(session, workflow.id, node_ids)
     _insert_task_args(session, request, found)
@@ -374,8 +374,8 @@ def _task_ids_and_statuses(
 def _insert_task_args(
     session: Session, request: schemas.TasksIn, found: dict[int, tuple[int, str]]
 ) -> None:
-    arg_rows = []
-    attribute_rows = []
+    arg_rows: list[dict[str, object]] = []
+    attribute_rows: list[dict[str, object]] = []
     for task in request.tasks:
         task_id = found[task.node_id][0]
         arg_ids = request.task_arg_ids.get(task.array_id, [])
@@ -394,8 +394,8 @@ def _insert_task_args(
                 {"task_id": task_id, "name": name, "value": value}
                 for name, value in task.attributes.items()
             )
-    insert_ignore(session, models.TaskArg.__table__, arg_rows)
-    insert_ignore(session, models.TaskAttribute.__table__, attribute_rows)
+    insert_ignore(session, models.TaskArg, arg_rows)
+    insert_ignore(session, models.TaskAttribute, attribute_rows)
 
 
 def finish_workflow_bind(session: Session, workflow_id: int) -> schemas.WorkflowBoundOut:

@@ -9,11 +9,13 @@ fail with a unique violation, and a replayed request changes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
+
+from herdsman.server.models import Base
 
 __all__ = ["IN_CHUNK", "chunked", "insert_ignore", "lookup_ids", "lookup_pair_ids"]
 
@@ -28,10 +30,11 @@ def chunked(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+def insert_ignore(session: Session, model: type[Base], rows: Sequence[Mapping[str, Any]]) -> None:
     """Insert ``rows``, skipping any whose primary or unique key already exists."""
     if not rows:
         return
+    table = _table(model)
     dialect = session.get_bind().dialect.name
     statement: Any
     if dialect == "sqlite":
@@ -41,7 +44,7 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, An
     elif dialect in ("mysql", "mariadb"):
         # A no-op update instead of INSERT IGNORE, which would also hide truncation and
         # foreign-key errors as warnings.
-        first = next(iter(table.primary_key.columns))
+        first = next(iter(table.primary_key))
         statement = mysql.insert(table)
         statement = statement.on_duplicate_key_update({first.name: statement.inserted[first.name]})
     else:  # pragma: no cover - make_database accepts only the three engines
@@ -51,7 +54,7 @@ def insert_ignore(session: Session, table: Table, rows: Sequence[Mapping[str, An
 
 def lookup_ids(
     session: Session,
-    table: Table,
+    model: type[Base],
     key_column: str,
     keys: Sequence[Any],
     *,
@@ -59,6 +62,7 @@ def lookup_ids(
     id_column: str = "id",
 ) -> dict[Any, int]:
     """Map each of ``keys`` (values of ``key_column``) to the row id, within ``where``."""
+    table = _table(model)
     key = table.c[key_column]
     found: dict[Any, int] = {}
     for part in chunked(keys, IN_CHUNK):
@@ -70,9 +74,10 @@ def lookup_ids(
 
 
 def lookup_pair_ids(
-    session: Session, table: Table, columns: tuple[str, str], pairs: Sequence[tuple[Any, Any]]
+    session: Session, model: type[Base], columns: tuple[str, str], pairs: Sequence[tuple[Any, Any]]
 ) -> dict[tuple[Any, Any], int]:
     """Like :func:`lookup_ids` for a two-column key."""
+    table = _table(model)
     first, second = table.c[columns[0]], table.c[columns[1]]
     found: dict[tuple[Any, Any], int] = {}
     for part in chunked(pairs, IN_CHUNK // 2):
@@ -80,3 +85,7 @@ def lookup_pair_ids(
         for a, b, row_id in session.execute(query).tuples():
             found[(a, b)] = row_id
     return found
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)

@@ -138,5 +138,5 @@ def _is_retryable(error: DBAPIError) -> bool:
     original = error.orig
     if getattr(original, "sqlstate", None) in _RETRYABLE_PGCODES:
         return True
-    args = getattr(original, "args", ())
-    return bool(args) and args[0] in _RETRYABLE_MYSQL_CODES
+    args: tuple[Any, ...] = tuple(getattr(original, "args", ()))
+    return len(args) > 0 and args[0] in _RETRYABLE_MYSQL_CODES

@@ -117,6 +117,7 @@ def upgrade() -> None:
         sa.Column("user", sa.String(length=255), nullable=False),
         sa.Column("max_concurrently_running", sa.Integer(), nullable=False),
         sa.Column("num_tasks", sa.BigInteger(), nullable=False),
+        sa.Column("bound_date", sa.DateTime(), nullable=True),
         sa.Column("status", sa.String(length=1), nullable=False),
         sa.Column("status_date", sa.DateTime(), nullable=False),
         sa.Column("created_date", sa.DateTime(), nullable=False),

@@ -1,0 +1,23 @@
+"""The ``herdsman`` command: one root group; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import click
+
+from herdsman import __version__
+from herdsman.cli.common import HerdsmanGroup
+from herdsman.cli.config import config
+from herdsman.cli.server import server
+
+__all__ = ["cli"]
+
+
+@click.group(cls=HerdsmanGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="herdsman")
+def cli(debug: bool) -> None:
+    """herdsman: run workflows of many command-line tasks on clusters, to the end."""
+
+
+cli.add_command(server)
+cli.add_command(config)

@@ -1,0 +1,136 @@
+"""``herdsman server ...``: run, inspect and stop a server, and migrate its database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from herdsman.cli.common import (
+    console,
+    database_url_option,
+    exit_with,
+    load_settings,
+    redact_database_url,
+)
+from herdsman.client.embedded import embedded_server_status, probe_health, stop_embedded_server
+from herdsman.server.database import make_database
+from herdsman.server.migrate import upgrade
+from herdsman.server.runner import serve
+
+__all__ = ["server", "start"]
+
+_LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+
+
+@click.group()
+def server() -> None:
+    """Run and manage a herdsman server."""
+
+
+@click.command()
+@click.option("--host", default=None, help="Address to bind [default: server.host setting].")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port to bind; 0 picks a free one [default: server.port setting].",
+)
+@database_url_option
+@click.option("--no-upgrade", is_flag=True, help="Do not migrate the schema at start.")
+@click.option(
+    "--ready-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the URL, pid and database as JSON here once the server accepts connections.",
+)
+@click.option("--log-level", type=_LOG_LEVELS, default=None, help="[default: log_level setting]")
+@click.option("--access-log", is_flag=True, help="Log every request (very chatty).")
+def start(
+    host: str | None,
+    port: int | None,
+    database_url: str | None,
+    no_upgrade: bool,
+    ready_file: Path | None,
+    log_level: str | None,
+    access_log: bool,
+) -> None:
+    """Run a server in the foreground until SIGTERM or Ctrl-C.
+
+    Production servers use PostgreSQL or MariaDB/MySQL; several may serve one database.
+    """
+    settings = load_settings()
+    serve(
+        host=host if host is not None else settings.server.host,
+        port=port if port is not None else settings.server.port,
+        database_url=database_url or settings.resolved_database_url(),
+        upgrade_schema=not no_upgrade,
+        ready_file=ready_file,
+        log_level=log_level or settings.log_level,
+        access_log=access_log,
+        on_ready=lambda listening: print(f"herdsman server listening on {listening}", flush=True),
+    )
+
+
+server.add_command(start)
+
+
+@server.command()
+def status() -> None:
+    """Show the server clients use; exit status 1 if it does not answer."""
+    settings = load_settings()
+    if settings.server_url:
+        console.print(f"configured server: {settings.server_url}", highlight=False)
+        _report_health(settings.server_url)
+        return
+    embedded = embedded_server_status(settings)
+    if embedded is None:
+        console.print(f"no embedded server has been started (data_dir: {settings.data_dir})")
+        exit_with(1)
+    console.print(f"embedded server: {embedded.url}", highlight=False)
+    console.print(f"pid: {embedded.pid}", highlight=False)
+    console.print(f"database: {redact_database_url(embedded.database_url)}", highlight=False)
+    _report_health(embedded.url if embedded.running else None)
+
+
+def _report_health(url: str | None) -> None:
+    health = probe_health(url) if url is not None else None
+    if health is None:
+        console.print("running: [red]no[/] (it does not answer)")
+        exit_with(1)
+    console.print(
+        f"running: [green]yes[/] (herdsman {health.version} on {health.database})",
+        highlight=False,
+    )
+
+
+@server.command()
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait.")
+def stop(timeout: float) -> None:
+    """Stop the embedded server (a configured server_url is not affected)."""
+    settings = load_settings()
+    if stop_embedded_server(settings, timeout=timeout):
+        console.print("embedded server stopped")
+    else:
+        console.print("no embedded server was running")
+    if settings.server_url:
+        console.print(f"note: clients use the configured server {settings.server_url}")
+
+
+@server.group()
+def db() -> None:
+    """Manage the server's database."""
+
+
+@db.command("upgrade")
+@database_url_option
+def db_upgrade(database_url: str | None) -> None:
+    """Migrate the database schema to the latest version (a no-op when it is current)."""
+    settings = load_settings()
+    url = database_url or settings.resolved_database_url()
+    database = make_database(url)
+    try:
+        upgrade(database)
+    finally:
+        database.dispose()
+    console.print(f"database {redact_database_url(url)} is up to date", highlight=False)

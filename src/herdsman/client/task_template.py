@@ -1,0 +1,366 @@
+"""TaskTemplate: a named kind of task with a command template and its argument split.
+
+A template's *version* is its command template plus which arguments are node args (they make
+a task's identity), task args (they vary per workflow without changing the node) and op args
+(operational details that never change identity). Asking a tool for a template with the same
+name but another command or split makes a new version, which becomes the active one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import string
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from herdsman.client.resources import ResourcesByCluster
+from herdsman.client.task import Array, ResourcesCallable, Task, validate_task_name
+from herdsman.core.errors import WorkflowValidationError
+
+if TYPE_CHECKING:
+    from herdsman.client.tool import Tool
+
+__all__ = ["TaskTemplate", "TaskTemplateVersion"]
+
+_MAX_DEFAULT_NAME = 255
+_ITERABLE_TYPES = (list, tuple, range, set, frozenset)
+
+
+def _as_str(value: object) -> str:
+    return value if type(value) is str else str(value)
+
+
+class TaskTemplateVersion:
+    """One command template and argument split of a template; compares by identity."""
+
+    def __init__(
+        self,
+        template: TaskTemplate,
+        command_template: str,
+        node_args: Iterable[str],
+        task_args: Iterable[str],
+        op_args: Iterable[str],
+    ) -> None:
+        self.template = template
+        self.command_template = command_template
+        self.node_args = tuple(node_args)
+        self.task_args = tuple(task_args)
+        self.op_args = tuple(op_args)
+        self.arg_names = frozenset(self.node_args + self.task_args + self.op_args)
+        self._check_arguments()
+        self.id: int | None = None
+        self.arg_ids: dict[str, int] = {}
+        self._last_values: tuple[str, ...] = ()
+
+    def _check_arguments(self) -> None:
+        declared = self.node_args + self.task_args + self.op_args
+        duplicated = sorted({name for name in declared if declared.count(name) > 1})
+        if duplicated:
+            raise WorkflowValidationError(
+                f"template {self.template.name!r}: argument(s) {duplicated} are listed more than "
+                "once across node_args, task_args and op_args; each belongs to one kind"
+            )
+        try:
+            fields = {
+                name.split(".")[0].split("[")[0]
+                for _, name, _, _ in string.Formatter().parse(self.command_template)
+                if name is not None
+            }
+        except ValueError as error:
+            raise WorkflowValidationError(
+                f"template {self.template.name!r}: command template "
+                f"{self.command_template!r} is not a valid format string ({error})"
+            ) from None
+        if "" in fields:
+            raise WorkflowValidationError(
+                f"template {self.template.name!r}: command template uses '{{}}'; name every "
+                "field, e.g. '{input_file}'"
+            )
+        missing = sorted(fields - self.arg_names)
+        unused = sorted(self.arg_names - fields)
+        if missing or unused:
+            problems = []
+            if missing:
+                problems.append(f"uses {missing} which are not declared as node, task or op args")
+            if unused:
+                problems.append(f"does not use declared args {unused}")
+            raise WorkflowValidationError(
+                f"template {self.template.name!r}: command template {self.command_template!r} "
+                + " and ".join(problems)
+            )
+
+    def share(self, values: tuple[str, ...]) -> tuple[str, ...]:
+        """Reuse the previous equal tuple, so an array's identical task args cost one tuple."""
+        if values == self._last_values:
+            return self._last_values
+        self._last_values = values
+        return values
+
+    def argument_error(self, given: Iterable[str]) -> WorkflowValidationError:
+        given_set = set(given)
+        missing = sorted(self.arg_names - given_set)
+        extra = sorted(given_set - self.arg_names)
+        parts = []
+        if missing:
+            parts.append(f"missing {missing}")
+        if extra:
+            parts.append(f"unexpected {extra}")
+        return WorkflowValidationError(
+            f"template {self.template.name!r}: arguments {', '.join(parts)}; it takes node args "
+            f"{list(self.node_args)}, task args {list(self.task_args)} and op args "
+            f"{list(self.op_args)}"
+        )
+
+    def render(
+        self, node_values: tuple[str, ...], task_values: tuple[str, ...], op_values: tuple[str, ...]
+    ) -> str:
+        mapping = dict(zip(self.node_args, node_values, strict=True))
+        mapping.update(zip(self.task_args, task_values, strict=True))
+        mapping.update(zip(self.op_args, op_values, strict=True))
+        return self.command_template.format_map(mapping)
+
+    def default_task_name(self, node_values: tuple[str, ...]) -> str:
+        parts = [self.template.name]
+        parts.extend(
+            f"{arg}-{value}" for arg, value in zip(self.node_args, node_values, strict=True)
+        )
+        name = "_".join(parts)
+        name = (
+            "".join(c if c.isprintable() else "_" for c in name) if not name.isprintable() else name
+        )
+        if len(name) > _MAX_DEFAULT_NAME:
+            digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+            name = f"{name[: _MAX_DEFAULT_NAME - 17]}_{digest}"
+        return name
+
+    def __repr__(self) -> str:
+        return (
+            f"TaskTemplateVersion(template={self.template.name!r}, "
+            f"command_template={self.command_template!r}, id={self.id})"
+        )
+
+
+class TaskTemplate:
+    """A kind of task of a tool. Get one with :meth:`Tool.get_task_template`."""
+
+    def __init__(self, tool: Tool, name: str) -> None:
+        if not isinstance(name, str) or not name or len(name) > 255:
+            raise WorkflowValidationError(
+                f"template name {name!r} must be a non-empty string of at most 255 characters"
+            )
+        self.tool = tool
+        self.name = name
+        self.versions: list[TaskTemplateVersion] = []
+        self.active_task_template_version: TaskTemplateVersion | None = None
+        self.default_cluster_name: str | None = None
+        self.default_compute_resources_set: ResourcesByCluster = {}
+        self.default_resource_scales: dict[str, Any] | None = None
+        self.default_max_attempts: int | None = None
+        self.id: int | None = None
+
+    @property
+    def template_name(self) -> str:
+        return self.name
+
+    @property
+    def active_version(self) -> TaskTemplateVersion:
+        if self.active_task_template_version is None:
+            raise WorkflowValidationError(f"template {self.name!r} has no command template yet")
+        return self.active_task_template_version
+
+    def use_version(
+        self,
+        command_template: str,
+        node_args: Iterable[str],
+        task_args: Iterable[str],
+        op_args: Iterable[str],
+    ) -> TaskTemplateVersion:
+        """The version with this command and split, created (and made active) if new."""
+        wanted = (command_template, tuple(node_args), tuple(task_args), tuple(op_args))
+        for version in self.versions:
+            have = (version.command_template, version.node_args, version.task_args, version.op_args)
+            if have == wanted:
+                self.active_task_template_version = version
+                return version
+        version = TaskTemplateVersion(self, *wanted)
+        self.versions.append(version)
+        self.active_task_template_version = version
+        return version
+
+    # --- defaults -----------------------------------------------------------------------------
+
+    def set_default_cluster_name(self, cluster_name: str) -> None:
+        self.default_cluster_name = cluster_name
+
+    def set_default_compute_resources_from_dict(
+        self, cluster_name: str, compute_resources: Mapping[str, Any]
+    ) -> None:
+        self.default_compute_resources_set[cluster_name] = dict(compute_resources)
+
+    def update_default_compute_resources(self, cluster_name: str, **resources: Any) -> None:
+        self.default_compute_resources_set.setdefault(cluster_name, {}).update(resources)
+
+    def set_default_resource_scales(self, resource_scales: Mapping[str, Any]) -> None:
+        self.default_resource_scales = dict(resource_scales)
+
+    def set_default_max_attempts(self, max_attempts: int) -> None:
+        self.default_max_attempts = _check_max_attempts(max_attempts)
+
+    # --- tasks --------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        name: str | None = None,
+        upstream_tasks: Iterable[Task] | None = None,
+        task_attributes: Mapping[str, Any] | Iterable[str] | None = None,
+        max_attempts: int | None = None,
+        compute_resources: dict[str, Any] | None = None,
+        compute_resources_callable: ResourcesCallable | None = None,
+        resource_scales: dict[str, Any] | None = None,
+        fallback_queues: list[str] | None = None,
+        cluster_name: str | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """A task of this template; ``kwargs`` give every node, task and op arg by name."""
+        version = self.active_version
+        if kwargs.keys() != version.arg_names:
+            raise version.argument_error(kwargs)
+        task = Task(
+            version,
+            tuple(_as_str(kwargs[arg]) for arg in version.node_args),
+            version.share(tuple(_as_str(kwargs[arg]) for arg in version.task_args)),
+            tuple(_as_str(kwargs[arg]) for arg in version.op_args),
+            name=None if name is None else validate_task_name(name),
+            compute_resources=_check_resources(compute_resources),
+            compute_resources_callable=compute_resources_callable,
+            resource_scales=resource_scales,
+            fallback_queues=_check_queues(fallback_queues),
+            max_attempts=None if max_attempts is None else _check_max_attempts(max_attempts),
+            cluster_name=cluster_name,
+            task_attributes=_attributes(task_attributes),
+        )
+        if upstream_tasks:
+            task.add_upstreams(upstream_tasks)
+        return task
+
+    def create_tasks(
+        self,
+        upstream_tasks: Iterable[Task] | None = None,
+        task_attributes: Mapping[str, Any] | Iterable[str] | None = None,
+        max_attempts: int | None = None,
+        compute_resources: dict[str, Any] | None = None,
+        compute_resources_callable: ResourcesCallable | None = None,
+        resource_scales: dict[str, Any] | None = None,
+        fallback_queues: list[str] | None = None,
+        cluster_name: str | None = None,
+        **kwargs: Any,
+    ) -> list[Task]:
+        """Tasks for the cross product of node-arg values; task and op args are shared.
+
+        A node arg given a list, tuple, range or set expands; any other value is used as is.
+        """
+        return self.create_array(
+            upstream_tasks=upstream_tasks,
+            task_attributes=task_attributes,
+            max_attempts=max_attempts,
+            compute_resources=compute_resources,
+            compute_resources_callable=compute_resources_callable,
+            resource_scales=resource_scales,
+            fallback_queues=fallback_queues,
+            cluster_name=cluster_name,
+            **kwargs,
+        ).tasks
+
+    def create_array(
+        self,
+        upstream_tasks: Iterable[Task] | None = None,
+        task_attributes: Mapping[str, Any] | Iterable[str] | None = None,
+        max_attempts: int | None = None,
+        compute_resources: dict[str, Any] | None = None,
+        compute_resources_callable: ResourcesCallable | None = None,
+        resource_scales: dict[str, Any] | None = None,
+        fallback_queues: list[str] | None = None,
+        cluster_name: str | None = None,
+        max_concurrently_running: int | None = None,
+        **kwargs: Any,
+    ) -> Array:
+        """Like :meth:`create_tasks`, returning an :class:`Array` with its own concurrency."""
+        version = self.active_version
+        if kwargs.keys() != version.arg_names:
+            raise version.argument_error(kwargs)
+        for arg in version.task_args + version.op_args:
+            if isinstance(kwargs[arg], _ITERABLE_TYPES):
+                raise WorkflowValidationError(
+                    f"template {self.name!r}: task/op arg {arg!r} got a "
+                    f"{type(kwargs[arg]).__name__}; only node args expand into several tasks, "
+                    "task and op args are shared"
+                )
+        axes = [
+            [_as_str(v) for v in value] if isinstance(value, _ITERABLE_TYPES) else [_as_str(value)]
+            for value in (kwargs[arg] for arg in version.node_args)
+        ]
+        task_values = tuple(_as_str(kwargs[arg]) for arg in version.task_args)
+        op_values = tuple(_as_str(kwargs[arg]) for arg in version.op_args)
+        upstreams = list(upstream_tasks or ())
+        resources = _check_resources(compute_resources)
+        queues = _check_queues(fallback_queues)
+        attempts = None if max_attempts is None else _check_max_attempts(max_attempts)
+        attributes = _attributes(task_attributes)
+        tasks = []
+        for node_values in itertools.product(*axes):
+            task = Task(
+                version,
+                node_values,
+                task_values,
+                op_values,
+                compute_resources=resources,
+                compute_resources_callable=compute_resources_callable,
+                resource_scales=resource_scales,
+                fallback_queues=queues,
+                max_attempts=attempts,
+                cluster_name=cluster_name,
+                task_attributes=attributes,
+            )
+            if upstreams:
+                task.add_upstreams(upstreams)
+            tasks.append(task)
+        return Array(version, tasks, max_concurrently_running)
+
+    def __repr__(self) -> str:
+        return f"TaskTemplate(name={self.name!r}, versions={len(self.versions)})"
+
+
+def _check_max_attempts(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise WorkflowValidationError(f"max_attempts {value!r} must be a whole number >= 1")
+    return value
+
+
+def _check_resources(value: object) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise WorkflowValidationError(
+            f"compute_resources must be a dict like {{'memory': '2G', 'cores': 1}}, not "
+            f"{type(value).__name__}"
+        )
+    return value
+
+
+def _check_queues(value: object) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list | tuple) or not all(isinstance(q, str) for q in value):
+        raise WorkflowValidationError(f"fallback_queues {value!r} must be a list of queue names")
+    return list(value)
+
+
+def _attributes(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return {str(name): _as_str(v) for name, v in value.items()}
+    if isinstance(value, str):
+        raise WorkflowValidationError(
+            f"task_attributes {value!r} must be a dict of name -> value or a list of names"
+        )
+    return {str(name): "" for name in value}

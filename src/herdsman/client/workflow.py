@@ -1,0 +1,224 @@
+"""Workflow: a DAG of tasks plus the arguments that identify one execution of it.
+
+Validation happens entirely before anything is written: unknown upstreams, duplicate tasks,
+cycles, clusters, queues and resource limits. Binding then writes the workflow in chunks (see
+:mod:`herdsman.client.bind`) and is idempotent: the same tool version, ``workflow_args`` and
+tasks always bind to the same workflow and task ids.
+"""
+
+from __future__ import annotations
+
+import getpass
+import graphlib
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from herdsman.client.resolution import Resolver
+from herdsman.client.resources import ResourcesByCluster
+from herdsman.client.task import Array, Task
+from herdsman.client.task_template import TaskTemplateVersion
+from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.requester import Requester
+from herdsman.core.schemas.client import ClusterOut
+
+if TYPE_CHECKING:
+    from herdsman.client.tool import Tool
+
+__all__ = ["Workflow"]
+
+logger = structlog.get_logger(__name__)
+
+TaskKey = tuple[TaskTemplateVersion, tuple[str, ...]]
+
+_CYCLE_SHOWN = 20
+
+
+class Workflow:
+    """Create with :meth:`Tool.create_workflow`."""
+
+    def __init__(
+        self,
+        tool: Tool,
+        *,
+        name: str = "",
+        workflow_args: str,
+        max_concurrently_running: int = 10_000,
+        workflow_attributes: Mapping[str, Any] | Iterable[str] | None = None,
+        default_cluster_name: str | None = None,
+        default_compute_resources_set: ResourcesByCluster | None = None,
+        default_resource_scales: Mapping[str, Any] | None = None,
+        default_max_attempts: int | None = None,
+        description: str = "",
+        chunk_size: int | None = None,
+    ) -> None:
+        if (
+            isinstance(max_concurrently_running, bool)
+            or not isinstance(max_concurrently_running, int)
+            or max_concurrently_running < 0
+        ):
+            raise WorkflowValidationError(
+                f"max_concurrently_running {max_concurrently_running!r} must be a whole number >= 0"
+            )
+        self.tool = tool
+        self.name = name
+        self.description = description
+        self.workflow_args = str(workflow_args)
+        self.max_concurrently_running = max_concurrently_running
+        self.workflow_attributes = _attributes(workflow_attributes)
+        self.default_cluster_name = default_cluster_name
+        self.default_compute_resources_set: ResourcesByCluster = dict(
+            default_compute_resources_set or {}
+        )
+        self.default_resource_scales = (
+            None if default_resource_scales is None else dict(default_resource_scales)
+        )
+        self.default_max_attempts = default_max_attempts
+        self.chunk_size = chunk_size
+        self.user = getpass.getuser()
+        self.workflow_id: int | None = None
+        self._tasks: dict[TaskKey, Task] = {}
+        self._array_limits: dict[str, int] = {}
+        self._resolver: Resolver | None = None
+
+    # --- building -----------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> dict[TaskKey, Task]:
+        """The workflow's tasks keyed by identity (template version, node args)."""
+        return self._tasks
+
+    @property
+    def requester(self) -> Requester:
+        return self.tool.requester
+
+    def add_task(self, task: Task) -> Task:
+        if not isinstance(task, Task):
+            raise WorkflowValidationError(f"add_task takes a Task, not {type(task).__name__}")
+        key = task.key
+        existing = self._tasks.get(key)
+        if existing is not None and existing is not task:
+            raise WorkflowValidationError(
+                f"duplicate task: {task.name!r} has the same template and node args "
+                f"{task.node_args} as a task already in the workflow ({existing.name!r}); "
+                "give the tasks different node args"
+            )
+        self._tasks[key] = task
+        self._resolver = None
+        return task
+
+    def add_tasks(self, tasks: Iterable[Task]) -> None:
+        for task in tasks:
+            self.add_task(task)
+
+    def add_array(self, array: Array) -> None:
+        self.add_tasks(array.tasks)
+        if array.max_concurrently_running is not None:
+            self.set_task_template_max_concurrency_limit(
+                array.template_version.template.name, array.max_concurrently_running
+            )
+
+    def set_task_template_max_concurrency_limit(self, task_template_name: str, limit: int) -> None:
+        """At most ``limit`` tasks of this template run at once in this workflow."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise WorkflowValidationError(
+                f"concurrency limit {limit!r} must be a whole number >= 0"
+            )
+        self._array_limits[task_template_name] = limit
+
+    def array_limit(self, version: TaskTemplateVersion) -> int:
+        return self._array_limits.get(version.template.name, self.max_concurrently_running)
+
+    def get_tasks_by_node_args(self, task_template_name: str, **node_args: Any) -> list[Task]:
+        """Tasks of the template whose node args include these values."""
+        wanted = {name: str(value) for name, value in node_args.items()}
+        found = []
+        for (version, values), task in self._tasks.items():
+            if version.template.name != task_template_name:
+                continue
+            if not set(wanted) <= set(version.node_args):
+                unknown = sorted(set(wanted) - set(version.node_args))
+                raise WorkflowValidationError(
+                    f"template {task_template_name!r} has no node args {unknown}; its node args "
+                    f"are {list(version.node_args)}"
+                )
+            mapping = dict(zip(version.node_args, values, strict=True))
+            if all(mapping[name] == value for name, value in wanted.items()):
+                found.append(task)
+        return found
+
+    # --- validation ---------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise if the workflow cannot be bound; talks to the server only to read clusters."""
+        if not self._tasks:
+            raise WorkflowValidationError("the workflow has no tasks; add some with add_tasks()")
+        self._check_upstreams()
+        self._check_acyclic()
+        resolver = self.resolver()
+        for task in self._tasks.values():
+            resolver.resources(task)
+        logger.info("workflow_validated", tasks=len(self._tasks))
+
+    def resolver(self) -> Resolver:
+        if self._resolver is None:
+            self._resolver = Resolver(self, self._get_cluster)
+        return self._resolver
+
+    def _get_cluster(self, name: str) -> ClusterOut:
+        return self.requester.get(f"/clusters/{name}", ClusterOut)
+
+    def _check_upstreams(self) -> None:
+        tasks = self._tasks
+        for task in tasks.values():
+            for upstream in task.iter_upstream():
+                if tasks.get(upstream.key) is not upstream:
+                    raise WorkflowValidationError(
+                        f"task {task.name!r} depends on task {upstream.name!r}, which is not in "
+                        "the workflow; add it with workflow.add_task()"
+                    )
+
+    def _check_acyclic(self) -> None:
+        sorter: graphlib.TopologicalSorter[Task] = graphlib.TopologicalSorter()
+        for task in self._tasks.values():
+            sorter.add(task, *task.iter_upstream())
+        try:
+            sorter.prepare()
+        except graphlib.CycleError as error:
+            cycle: list[Task] = error.args[1]
+            names = [task.name for task in cycle[:_CYCLE_SHOWN]]
+            more = f" (and {len(cycle) - _CYCLE_SHOWN} more)" if len(cycle) > _CYCLE_SHOWN else ""
+            raise WorkflowValidationError(
+                f"the tasks form a cycle: {' -> '.join(names)}{more}; remove one of these "
+                "dependencies",
+                details={"cycle": names},
+            ) from None
+
+    # --- binding ------------------------------------------------------------------------------
+
+    def bind(self) -> int:
+        """Validate, then write the workflow and its tasks to the server; return its id."""
+        from herdsman.client.bind import Binder
+
+        self.validate()
+        self.workflow_id = Binder(self).bind()
+        return self.workflow_id
+
+    def __repr__(self) -> str:
+        return (
+            f"Workflow(name={self.name!r}, workflow_args={self.workflow_args!r}, "
+            f"tasks={len(self._tasks)}, workflow_id={self.workflow_id})"
+        )
+
+
+def _attributes(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return {str(name): str(v) for name, v in value.items()}
+    if isinstance(value, str):
+        raise WorkflowValidationError(
+            f"workflow_attributes {value!r} must be a dict of name -> value or a list of names"
+        )
+    return {str(name): "" for name in value}

@@ -1,0 +1,231 @@
+"""Run one herdsman server process in the foreground: uvicorn serving the FastAPI app.
+
+The runner binds the listening socket itself rather than letting uvicorn do it, so that port 0
+("any free port") is resolved before uvicorn starts and the real port can be announced. The
+announcement is the *ready file*: a small JSON document written atomically (temporary file,
+then ``os.replace``) once uvicorn's startup has finished, i.e. when the socket is listening and
+the app (with its migrated database) is loaded. Whoever launched the process waits for that file
+instead of guessing ports or sleeping; the embedded server of :mod:`herdsman.client.embedded`
+and the test suite both rely on it. The file is removed again when the server shuts down.
+
+SIGTERM and SIGINT stop the server gracefully (uvicorn's own signal handling): it stops
+accepting connections, lets running requests finish for up to
+``GRACEFUL_SHUTDOWN_SECONDS``, and exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+import uvicorn
+
+from herdsman.core.config import Settings
+from herdsman.server.app import create_app
+from herdsman.server.database import Database
+
+__all__ = ["ServerInfo", "connect_url", "read_ready_file", "serve", "write_ready_file"]
+
+logger = structlog.get_logger(__name__)
+
+# Clients keep connections open between the many small requests of a bind or a swarm tick;
+# uvicorn's default of 5 s would make them reconnect all the time.
+KEEP_ALIVE_SECONDS = 30
+# Long-poll requests may be waiting when SIGTERM arrives; don't let them hold up shutdown.
+GRACEFUL_SHUTDOWN_SECONDS = 10
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a running server announces in its ready file."""
+
+    url: str
+    pid: int
+    database_url: str
+    started: str  # ISO 8601, UTC
+
+
+def serve(
+    *,
+    host: str,
+    port: int,
+    database_url: str,
+    upgrade_schema: bool = True,
+    ready_file: Path | None = None,
+    log_level: str | None = None,
+    access_log: bool = False,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``database_url`` on ``host:port`` until SIGTERM or SIGINT.
+
+    ``port`` 0 picks a free port. Once the server accepts connections its URL is written to
+    ``ready_file`` (JSON with ``url``, ``pid``, ``database_url`` and ``started``) and passed
+    to ``on_ready``. ``log_level`` defaults to :attr:`Settings.log_level`. The access log is
+    off by default: at bind rates it would write a line per request, thousands a second.
+
+    Raises whatever the app factory raises (an unreachable database, a failed migration) and
+    ``OSError`` when the address cannot be bound; the process then exits without a ready file.
+    """
+    level = (log_level or Settings().log_level).lower()
+    _configure_logging(level)
+    sock = _bind_socket(host, port)
+    try:
+        url = connect_url(host, sock.getsockname()[1])
+        app = create_app(database_url, upgrade_schema=upgrade_schema)
+        config = uvicorn.Config(
+            app,
+            log_level=level,
+            access_log=access_log,
+            workers=1,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        server = _AnnouncingServer(
+            config,
+            url=url,
+            database_url=database_url,
+            database=app.state.database,
+            ready_file=ready_file,
+            on_ready=on_ready,
+        )
+        logger.info("server_starting", url=url, pid=os.getpid())
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def connect_url(host: str, port: int) -> str:
+    """The URL a client on this host uses to reach a server bound to ``host:port``.
+
+    A wildcard address (``0.0.0.0``, ``::``) is not something one can connect to, so the
+    loopback address of the same family stands in for it.
+    """
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def write_ready_file(path: Path, info: ServerInfo) -> None:
+    """Write ``info`` as JSON to ``path`` atomically: readers see no file or the whole file.
+
+    The file may carry a database password, so only its owner can read it.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(dataclasses.asdict(info), stream)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+class _AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that writes the ready file after startup and removes it at shutdown."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        url: str,
+        database_url: str,
+        database: Database,
+        ready_file: Path | None,
+        on_ready: Callable[[str], None] | None,
+    ) -> None:
+        super().__init__(config)
+        self._url = url
+        self._database_url = database_url
+        self._database = database
+        self._ready_file = ready_file
+        self._on_ready = on_ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.started:
+            return
+        if self._ready_file is not None:
+            started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            info = ServerInfo(self._url, os.getpid(), self._database_url, started)
+            write_ready_file(self._ready_file, info)
+        logger.info("server_ready", url=self._url, pid=os.getpid())
+        if self._on_ready is not None:
+            self._on_ready(self._url)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=sockets)
+        # This runs before uvicorn re-raises the signal that stopped it, so the ready file
+        # never outlives the server after a clean stop. Another server may have replaced the
+        # file meanwhile; only our own announcement is removed.
+        if self._ready_file is not None:
+            announced = read_ready_file(self._ready_file)
+            if announced is not None and announced.pid == os.getpid():
+                self._ready_file.unlink(missing_ok=True)
+        self._database.dispose()
+        logger.info("server_stopped", url=self._url, pid=os.getpid())
+
+
+def read_ready_file(path: Path) -> ServerInfo | None:
+    """The announcement in ``path``, or None when there is none or it cannot be understood."""
+    try:
+        data = json.loads(path.read_text())
+        info = ServerInfo(
+            url=data["url"],
+            pid=data["pid"],
+            database_url=data["database_url"],
+            started=data.get("started", ""),
+        )
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    if not isinstance(info.url, str) or not isinstance(info.pid, int):
+        return None
+    return info
+
+
+def _bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port``; SO_REUSEADDR lets a restart reuse the port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _configure_logging(level: str) -> None:
+    """Plain-text logs on stderr at ``level``: the server's output usually goes to a file."""
+    numeric = logging.getLevelName(level.upper())
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
