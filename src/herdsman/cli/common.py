@@ -41,7 +41,8 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-console = Console()
+# Soft wrap: long values (URLs, paths) stay on one line when the output is piped or parsed.
+console = Console(soft_wrap=True)
 error_console = Console(stderr=True)
 
 # What to do next, by the kind of error (first match in this order wins).

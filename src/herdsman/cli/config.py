@@ -38,8 +38,8 @@ def show() -> None:
     settings = load_settings()
     where = "" if path.is_file() else " (not found; defaults and environment apply)"
     body = yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False)
-    console.print(f"# config file: {path}{where}", markup=False, highlight=False, soft_wrap=True)
-    console.print(body.rstrip("\n"), markup=False, highlight=False, soft_wrap=True)
+    console.print(f"# config file: {path}{where}", markup=False, highlight=False)
+    console.print(body.rstrip("\n"), markup=False, highlight=False)
 
 
 @config.command("set")

@@ -5,20 +5,24 @@ edges, the workflow, its arrays, resources, tasks, and finally the mark that the
 complete. Each step is a bulk get-or-create, so a bind interrupted anywhere (a crash, a lost
 connection) is finished by binding again, and binding an unchanged workflow writes nothing.
 
-Only one chunk's request exists at a time: tasks are walked in chunks of ``bind.chunk_size``
-and each request is built, sent and dropped before the next. What stays in memory is one node
-id and one task id per task.
+Tasks are walked in chunks of ``bind.chunk_size``; each chunk's request is built, sent and
+dropped, and at most :data:`IN_FLIGHT` requests exist at once. Requests go out from a helper
+thread, so the client builds chunk k+1 while the server writes chunk k. What stays in memory is
+one node id and one task id per task.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import structlog
+from pydantic import BaseModel
 
-from herdsman.client.identity import SetHash, hash_text, hash_values
+from herdsman.client.identity import SetHash, hash_text, hash_values63
 from herdsman.client.resolution import ResolvedResources
 from herdsman.client.task import Task
 from herdsman.client.task_template import TaskTemplateVersion
@@ -26,14 +30,52 @@ from herdsman.client.workflow import Workflow
 from herdsman.core.config import Settings
 from herdsman.core.schemas import client as schemas
 
-__all__ = ["Binder"]
+__all__ = ["IN_FLIGHT", "Binder"]
 
 logger = structlog.get_logger(__name__)
+
+# Requests sent but not yet answered. Two keep both processes busy; more only hold memory.
+IN_FLIGHT = 2
+
+R = TypeVar("R", bound=BaseModel)
+
+# A node's member in the DAG hash is (node id, _NODE_MARK); edges are (upstream, downstream)
+# with positive ids, so the two kinds of member cannot coincide.
+_NODE_MARK = -1
 
 
 def _chunks(tasks: Sequence[Task], size: int) -> Iterator[Sequence[Task]]:
     for start in range(0, len(tasks), size):
         yield tasks[start : start + size]
+
+
+class _Pipeline:
+    """Sends requests in order from one helper thread and hands each reply to its callback.
+
+    Callbacks run in the caller's thread, in submission order, so they need no locks.
+    """
+
+    def __init__(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herdsman-bind")
+        self._pending: deque[tuple[Future[Any], Callable[[Any], None]]] = deque()
+
+    def submit(self, send: Callable[[], R], on_reply: Callable[[R], None]) -> None:
+        self._pending.append((self._executor.submit(send), on_reply))
+        while len(self._pending) > IN_FLIGHT:
+            self._complete_oldest()
+
+    def drain(self) -> None:
+        while self._pending:
+            self._complete_oldest()
+
+    def close(self) -> None:
+        for future, _ in self._pending:
+            future.cancel()
+        self._executor.shutdown(wait=True)
+
+    def _complete_oldest(self) -> None:
+        future, on_reply = self._pending.popleft()
+        on_reply(future.result())
 
 
 class Binder:
@@ -45,15 +87,22 @@ class Binder:
         self.resolver = workflow.resolver()
         self.chunk_size = workflow.chunk_size or Settings().bind.chunk_size
         self.tasks: list[Task] = list(workflow.tasks.values())
-        self._task_args_hashes: dict[tuple[str, ...], str] = {}
+        self._task_args_hashes: dict[tuple[str, ...], int] = {}
         self._resource_ids: dict[str, tuple[int, int]] = {}
         self._json_cache: dict[int, str] = {}
+        self._pipeline = _Pipeline()
 
     def bind(self) -> int:
+        try:
+            return self._bind()
+        finally:
+            self._pipeline.close()
+
+    def _bind(self) -> int:
         tool_version_id = self.workflow.tool.active_tool_version_id
         versions = self._bind_templates(tool_version_id)
-        task_hash = self._bind_nodes()
-        dag_id = self._bind_dag()
+        task_hash, dag_hash = self._bind_nodes()
+        dag_id = self._bind_dag(dag_hash)
         workflow = self.requester.put(
             "/workflows",
             schemas.WorkflowIn(
@@ -61,7 +110,7 @@ class Binder:
                 dag_id=dag_id,
                 workflow_args=self.workflow.workflow_args,
                 workflow_args_hash=hash_text(self.workflow.workflow_args),
-                task_hash=task_hash,
+                task_hash=task_hash.hexdigest(),
                 name=self.workflow.name,
                 description=self.workflow.description,
                 user=self.workflow.user,
@@ -107,67 +156,71 @@ class Binder:
 
     # --- nodes and the DAG --------------------------------------------------------------------
 
-    def _bind_nodes(self) -> str:
-        """Give every task its node id; return the hash of the workflow's set of tasks."""
-        task_hash = SetHash()
+    def _bind_nodes(self) -> tuple[SetHash, SetHash]:
+        """Give every task its node id; hash the set of tasks and the DAG's nodes."""
+        task_hash, dag_hash = SetHash(), SetHash()
+
+        def assign(tasks: list[Task]) -> Callable[[schemas.IdsOut], None]:
+            def on_reply(reply: schemas.IdsOut) -> None:
+                for task, node_id in zip(tasks, reply.ids, strict=True):
+                    task.node_id = node_id
+                    task_hash.add_pair(node_id, self._task_args_hash(task))
+                    dag_hash.add_pair(node_id, _NODE_MARK)
+
+            return on_reply
+
         for chunk in _chunks(self.tasks, self.chunk_size):
             by_version: dict[TaskTemplateVersion, list[Task]] = {}
             for task in chunk:
                 by_version.setdefault(task.template_version, []).append(task)
             for version, tasks in by_version.items():
-                reply = self.requester.put(
-                    "/nodes",
-                    {
-                        "task_template_version_id": version.id,
-                        "arg_ids": [version.arg_ids[name] for name in version.node_args],
-                        "nodes": [
-                            {"node_args_hash": hash_values(t.node_values), "values": t.node_values}
-                            for t in tasks
-                        ],
-                    },
-                    schemas.IdsOut,
-                )
-                for task, node_id in zip(tasks, reply.ids, strict=True):
-                    task.node_id = node_id
-                    task_hash.add(f"{node_id}:{self._task_args_hash(task)}")
-        return task_hash.hexdigest()
+                body = {
+                    "task_template_version_id": version.id,
+                    "arg_ids": [version.arg_ids[name] for name in version.node_args],
+                    "node_args_hashes": [hash_values63(t.node_values) for t in tasks],
+                    "values": [t.node_values for t in tasks],
+                }
+                self._pipeline.submit(self._put("/nodes", body, schemas.IdsOut), assign(tasks))
+        self._pipeline.drain()
+        return task_hash, dag_hash
 
-    def _task_args_hash(self, task: Task) -> str:
+    def _put(self, path: str, body: dict[str, Any], reply: type[R]) -> Callable[[], R]:
+        return lambda: self.requester.put(path, body, reply)
+
+    def _task_args_hash(self, task: Task) -> int:
         found = self._task_args_hashes.get(task.task_values)
         if found is None:
-            found = hash_values(task.task_values)
+            found = hash_values63(task.task_values)
             self._task_args_hashes[task.task_values] = found
         return found
 
-    def _edges(self) -> Iterator[tuple[int, int]]:
+    def _edge_chunks(self) -> Iterator[tuple[list[int], list[int]]]:
+        upstream: list[int] = []
+        downstream: list[int] = []
         for task in self.tasks:
-            down = task.node_id
-            assert down is not None
-            for upstream in task.iter_upstream():
-                assert upstream.node_id is not None
-                yield upstream.node_id, down
+            for up in task.iter_upstream():
+                upstream.append(up.node_id)  # type: ignore[arg-type]
+                downstream.append(task.node_id)  # type: ignore[arg-type]
+            if len(upstream) >= self.chunk_size:
+                yield upstream, downstream
+                upstream, downstream = [], []
+        if upstream:
+            yield upstream, downstream
 
-    def _bind_dag(self) -> int:
-        dag_hash = SetHash()
-        for task in self.tasks:
-            dag_hash.add(f"n{task.node_id}")
-        for up, down in self._edges():
-            dag_hash.add(f"e{up}:{down}")
+    def _bind_dag(self, dag_hash: SetHash) -> int:
+        for upstream, downstream in self._edge_chunks():
+            for up, down in zip(upstream, downstream, strict=True):
+                dag_hash.add_pair(up, down)
         dag = self.requester.put("/dags", schemas.DagIn(hash=dag_hash.hexdigest()), schemas.DagOut)
         if not dag.complete:
-            batch: list[tuple[int, int]] = []
-            for edge in self._edges():
-                batch.append(edge)
-                if len(batch) >= self.chunk_size:
-                    self._send_edges(dag.id, batch)
-                    batch = []
-            self._send_edges(dag.id, batch)
+            for upstream, downstream in self._edge_chunks():
+                body = {"upstream": upstream, "downstream": downstream}
+                self._pipeline.submit(
+                    self._put(f"/dags/{dag.id}/edges", body, schemas.CountOut), lambda _: None
+                )
+            self._pipeline.drain()
             self.requester.post(f"/dags/{dag.id}/complete", None, schemas.DagOut)
         return dag.id
-
-    def _send_edges(self, dag_id: int, edges: list[tuple[int, int]]) -> None:
-        if edges:
-            self.requester.put(f"/dags/{dag_id}/edges", {"edges": edges}, schemas.CountOut)
 
     # --- arrays, resources, tasks -------------------------------------------------------------
 
@@ -195,21 +248,23 @@ class Binder:
             array_ids[version]: [version.arg_ids[name] for name in version.task_args]
             for version in array_ids
         }
+
+        def assign(tasks: Sequence[Task]) -> Callable[[schemas.TasksOut], None]:
+            def on_reply(reply: schemas.TasksOut) -> None:
+                for task, task_id, status in zip(tasks, reply.ids, reply.statuses, strict=True):
+                    task.task_id = task_id
+                    task.status = status
+
+            return on_reply
+
         for chunk in _chunks(self.tasks, self.chunk_size):
             resolved = [self.resolver.resources(task) for task in chunk]
             self._bind_resources(resolved)
-            payload = [
-                self._task_payload(task, resources, array_ids[task.template_version])
-                for task, resources in zip(chunk, resolved, strict=True)
-            ]
-            reply = self.requester.put(
-                f"/workflows/{workflow_id}/tasks",
-                {"task_arg_ids": task_arg_ids, "tasks": payload},
-                schemas.TasksOut,
-            )
-            for task, task_id, status in zip(chunk, reply.ids, reply.statuses, strict=True):
-                task.task_id = task_id
-                task.status = status
+            body = self._tasks_body(chunk, resolved, array_ids)
+            body["task_arg_ids"] = task_arg_ids
+            path = f"/workflows/{workflow_id}/tasks"
+            self._pipeline.submit(self._put(path, body, schemas.TasksOut), assign(chunk))
+        self._pipeline.drain()
 
     def _bind_resources(self, resolved: list[ResolvedResources]) -> None:
         new = list({r.key: r for r in resolved if r.key not in self._resource_ids}.values())
@@ -232,27 +287,33 @@ class Binder:
         for index, resources in enumerate(new):
             self._resource_ids[resources.key] = (reply.ids[2 * index], reply.ids[2 * index + 1])
 
-    def _task_payload(
-        self, task: Task, resources: ResolvedResources, array_id: int
+    def _tasks_body(
+        self,
+        tasks: Sequence[Task],
+        resolved: list[ResolvedResources],
+        array_ids: dict[TaskTemplateVersion, int],
     ) -> dict[str, Any]:
-        original_id, validated_id = self._resource_ids[resources.key]
-        payload: dict[str, Any] = {
-            "node_id": task.node_id,
-            "array_id": array_id,
-            "name": task.name,
-            "command": task.command,
-            "task_args_hash": self._task_args_hash(task),
-            "task_arg_values": task.task_values,
-            "cluster_id": resources.cluster.id,
-            "original_resources_id": original_id,
-            "task_resources_id": validated_id,
-            "max_attempts": self.resolver.max_attempts(task),
-            "resource_scales": self._as_json(self.resolver.resource_scales(task)),
-            "fallback_queues": self._as_json(task.fallback_queues),
+        resource_ids = [self._resource_ids[r.key] for r in resolved]
+        resolver = self.resolver
+        return {
+            "node_ids": [task.node_id for task in tasks],
+            "array_ids": [array_ids[task.template_version] for task in tasks],
+            "names": [task.name for task in tasks],
+            "commands": [task.command for task in tasks],
+            "task_args_hashes": [self._task_args_hash(task) for task in tasks],
+            "task_arg_values": [task.task_values for task in tasks],
+            "cluster_ids": [r.cluster.id for r in resolved],
+            "original_resources_ids": [ids[0] for ids in resource_ids],
+            "task_resources_ids": [ids[1] for ids in resource_ids],
+            "max_attempts": [resolver.max_attempts(task) for task in tasks],
+            "resource_scales": [self._as_json(resolver.resource_scales(task)) for task in tasks],
+            "fallback_queues": [self._as_json(task.fallback_queues) for task in tasks],
+            "attributes": {
+                index: task.task_attributes
+                for index, task in enumerate(tasks)
+                if task.task_attributes
+            },
         }
-        if task.task_attributes:
-            payload["attributes"] = task.task_attributes
-        return payload
 
     def _as_json(self, value: Any) -> str:
         """JSON of a per-task setting; settings shared between tasks are encoded once.

@@ -49,6 +49,7 @@ class Task:
 
     __slots__ = (
         "_downstream",
+        "_mark",
         "_name",
         "_upstream",
         "cluster_name",
@@ -97,6 +98,7 @@ class Task:
         self.task_attributes = task_attributes
         self._upstream: set[Task] | None = None
         self._downstream: set[Task] | None = None
+        self._mark = 0  # scratch counter for graph checks (see Workflow._check_acyclic)
         self.node_id: int | None = None
         self.task_id: int | None = None
         self.status: str | None = None
@@ -144,6 +146,9 @@ class Task:
     def iter_upstream(self) -> Iterable[Task]:
         """The upstream tasks without copying them (bind and validation walk millions)."""
         return self._upstream or ()
+
+    def iter_downstream(self) -> Iterable[Task]:
+        return self._downstream or ()
 
     def add_upstream(self, upstream: Task) -> None:
         """Make this task wait for ``upstream``."""

@@ -49,6 +49,10 @@ class TaskTemplateVersion:
         self.op_args = tuple(op_args)
         self.arg_names = frozenset(self.node_args + self.task_args + self.op_args)
         self._check_arguments()
+        self._positional_command = _positional(
+            command_template, self.node_args + self.task_args + self.op_args
+        )
+        self._name_format = _name_format(template.name, self.node_args)
         self.id: int | None = None
         self.arg_ids: dict[str, int] = {}
         self._last_values: tuple[str, ...] = ()
@@ -139,6 +143,33 @@ class TaskTemplateVersion:
             f"TaskTemplateVersion(template={self.template.name!r}, "
             f"command_template={self.command_template!r}, id={self.id})"
         )
+
+
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _positional(command_template: str, arg_order: tuple[str, ...]) -> str:
+    """The command template with each named field replaced by its position in ``arg_order``.
+
+    Rendering a million commands with ``str.format(*values)`` avoids building a dict per task.
+    """
+    index = {name: position for position, name in enumerate(arg_order)}
+    parts = []
+    for literal, field, spec, conversion in string.Formatter().parse(command_template):
+        parts.append(_escape(literal))
+        if field is not None:
+            root = field.split(".")[0].split("[")[0]
+            parts.append("{" + str(index[root]) + field[len(root) :])
+            parts.append(f"!{conversion}" if conversion else "")
+            parts.append(f":{spec}}}" if spec else "}")
+    return "".join(parts)
+
+
+def _name_format(template_name: str, node_args: tuple[str, ...]) -> str:
+    parts = [_escape(template_name)]
+    parts.extend(f"{_escape(arg)}-{{{position}}}" for position, arg in enumerate(node_args))
+    return "_".join(parts)
 
 
 class TaskTemplate:

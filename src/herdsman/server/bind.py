@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import func, select, update
@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.errors import ConflictError, NotFoundError, WorkflowAlreadyExists
 from herdsman.core.schemas import client as schemas
 from herdsman.server import models
-from herdsman.server.bulk import insert_ignore, lookup_ids
+from herdsman.server.bulk import db_timestamp, insert_ignore, lookup_ids
 
 __all__ = [
     "bind_arrays",
@@ -70,7 +70,8 @@ def get_cluster(session: Session, name: str) -> schemas.ClusterOut:
 
 def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
     """The tool called ``name`` with its versions; a new tool gets its first version."""
-    insert_ignore(session, models.Tool, [{"name": name, "created_date": models.utcnow()}])
+    now = db_timestamp(session, models.utcnow())
+    insert_ignore(session, models.Tool, ("name", "created_date"), [(name, now)])
     tool_id = session.scalars(select(models.Tool.id).where(models.Tool.name == name)).one()
     versions = _tool_version_ids(session, tool_id)
     if not versions:
@@ -79,8 +80,7 @@ def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
 
 
 def new_tool_version(session: Session, tool_id: int) -> int:
-    if session.get(models.Tool, tool_id) is None:
-        raise NotFoundError(f"tool {tool_id} does not exist", details={"tool_id": tool_id})
+    _require(session, models.Tool, tool_id, "tool_id")
     version = models.ToolVersion(tool_id=tool_id)
     session.add(version)
     session.flush()
@@ -94,9 +94,11 @@ def _tool_version_ids(session: Session, tool_id: int) -> list[int]:
 
 def get_or_create_template(session: Session, request: schemas.TaskTemplateIn) -> int:
     _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
-    model = models.TaskTemplate
     insert_ignore(
-        session, model, [{"tool_version_id": request.tool_version_id, "name": request.name}]
+        session,
+        models.TaskTemplate,
+        ("tool_version_id", "name"),
+        [(request.tool_version_id, request.name)],
     )
     query = select(models.TaskTemplate.id).where(
         models.TaskTemplate.tool_version_id == request.tool_version_id,
@@ -121,13 +123,14 @@ def get_or_create_template_version(
     insert_ignore(
         session,
         models.TaskTemplateVersion,
+        ("task_template_id", "command_template", "version_hash", "created_date"),
         [
-            {
-                "task_template_id": request.task_template_id,
-                "command_template": request.command_template,
-                "version_hash": version_hash,
-                "created_date": models.utcnow(),
-            }
+            (
+                request.task_template_id,
+                request.command_template,
+                version_hash,
+                db_timestamp(session, models.utcnow()),
+            )
         ],
     )
     version_id = session.scalars(
@@ -139,89 +142,66 @@ def get_or_create_template_version(
     kinds = {name: "node" for name in request.node_args}
     kinds.update({name: "task" for name in request.task_args})
     kinds.update({name: "op" for name in request.op_args})
-    arg_ids = _get_or_create_args(session, list(kinds))
+    names = list(kinds)
+    insert_ignore(session, models.Arg, ("name",), [(name,) for name in names])
+    arg_ids = lookup_ids(session, models.Arg, "name", names)
     insert_ignore(
         session,
         models.TaskTemplateArg,
-        [
-            {"task_template_version_id": version_id, "arg_id": arg_ids[name], "kind": kind}
-            for name, kind in kinds.items()
-        ],
+        ("task_template_version_id", "arg_id", "kind"),
+        [(version_id, arg_ids[name], kind) for name, kind in kinds.items()],
     )
     return schemas.TaskTemplateVersionOut(id=version_id, arg_ids=arg_ids)
-
-
-def _get_or_create_args(session: Session, names: Sequence[str]) -> dict[str, int]:
-    model = models.Arg
-    insert_ignore(session, model, [{"name": name} for name in names])
-    return lookup_ids(session, model, "name", names)
 
 
 def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
     """Ids of the requested nodes, in request order, creating those that are new."""
     version_id = request.task_template_version_id
     _require(session, models.TaskTemplateVersion, version_id, "task_template_version_id")
-    model = models.Node
-    hashes = [node.node_args_hash for node in request.nodes]
-    existing = lookup_ids(
-        session, model, "node_args_hash", hashes, where={"task_template_version_id": version_id}
-    )
-    new_nodes = {n.node_args_hash: n for n in request.nodes if n.node_args_hash not in existing}
-    if new_nodes:
+    hashes = request.node_args_hashes
+    where = ("task_template_version_id", version_id)
+    existing = lookup_ids(session, models.Node, "node_args_hash", hashes, where=where)
+    new = {h: values for h, values in zip(hashes, request.values, strict=True) if h not in existing}
+    if new:
         insert_ignore(
             session,
-            model,
-            [{"task_template_version_id": version_id, "node_args_hash": h} for h in new_nodes],
+            models.Node,
+            ("task_template_version_id", "node_args_hash"),
+            [(version_id, h) for h in new],
         )
-        created = lookup_ids(
+        created = lookup_ids(session, models.Node, "node_args_hash", list(new), where=where)
+        insert_ignore(
             session,
-            model,
-            "node_args_hash",
-            list(new_nodes),
-            where={"task_template_version_id": version_id},
+            models.NodeArg,
+            ("node_id", "arg_id", "value"),
+            [
+                (created[h], arg_id, value)
+                for h, values in new.items()
+                for arg_id, value in zip(request.arg_ids, values, strict=True)
+            ],
         )
-        _insert_node_args(session, request.arg_ids, new_nodes, created)
         existing.update(created)
     return [existing[h] for h in hashes]
 
 
-def _insert_node_args(
-    session: Session,
-    arg_ids: list[int],
-    nodes: dict[str, schemas.NodeIn],
-    node_ids: dict[str, int],
-) -> None:
-    rows: list[dict[str, object]] = []
-    for node_hash, node in nodes.items():
-        if len(node.values) != len(arg_ids):
-            raise ConflictError(
-                f"node {node_hash} has {len(node.values)} values for {len(arg_ids)} node args",
-                details={"field": "nodes.values"},
-            )
-        node_id = node_ids[node_hash]
-        rows.extend(
-            {"node_id": node_id, "arg_id": arg_id, "value": value}
-            for arg_id, value in zip(arg_ids, node.values, strict=True)
-        )
-    insert_ignore(session, models.NodeArg, rows)
-
-
 def get_or_create_dag(session: Session, dag_hash: str) -> schemas.DagOut:
-    model = models.Dag
-    insert_ignore(session, model, [{"hash": dag_hash, "created_date": models.utcnow()}])
+    now = db_timestamp(session, models.utcnow())
+    insert_ignore(session, models.Dag, ("hash", "created_date"), [(dag_hash, now)])
     dag = session.scalars(select(models.Dag).where(models.Dag.hash == dag_hash)).one()
     return schemas.DagOut(id=dag.id, complete=dag.completed_date is not None)
 
 
-def bind_edges(session: Session, dag_id: int, edges: Sequence[tuple[int, int]]) -> int:
+def bind_edges(session: Session, dag_id: int, request: schemas.EdgesIn) -> int:
     dag = _require(session, models.Dag, dag_id, "dag_id")
     if dag.completed_date is not None:
         return 0  # a complete DAG is immutable; its edges are already there
-    rows = [
-        {"dag_id": dag_id, "upstream_node_id": up, "downstream_node_id": down} for up, down in edges
-    ]
-    insert_ignore(session, models.Edge, rows)
-    return len(rows)
+    insert_ignore(
+        session,
+        models.Edge,
+        ("dag_id", "upstream_node_id", "downstream_node_id"),
+        [(dag_id, up, down) for up, down in zip(request.upstream, request.downstream, strict=True)],
+    )
+    return len(request.upstream)
 
 
 def complete_dag(session: Session, dag_id: int) -> schemas.DagOut:
@@ -247,33 +227,19 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
     existing = session.scalars(select(models.Workflow).where(*key)).first()
     created = existing is None
     if existing is None:
-        now = models.utcnow()
-        insert_ignore(
-            session,
-            models.Workflow,
-            [
-                {
-                    **request.model_dump(exclude={"attributes"}),
-                    "status": "G",
-                    "status_date": now,
-                    "created_date": now,
-                }
-            ],
-        )
+        _insert_workflow(session, request)
         existing = session.scalars(select(models.Workflow).where(*key)).one()
         insert_ignore(
             session,
             models.WorkflowAttribute,
-            [
-                {"workflow_id": existing.id, "name": name, "value": value}
-                for name, value in request.attributes.items()
-            ],
+            ("workflow_id", "name", "value"),
+            [(existing.id, name, value) for name, value in request.attributes.items()],
         )
     if existing.task_hash != request.task_hash or existing.dag_id != request.dag_id:
         raise WorkflowAlreadyExists(
             f"workflow {existing.id} already has workflow_args {request.workflow_args!r} with a "
-            "different set of tasks; use new workflow_args for a new workflow, or resume "
-            f"workflow {existing.id} with its original tasks",
+            "different set of tasks or dependencies; use new workflow_args for a new workflow, "
+            f"or resume workflow {existing.id} with its original tasks",
             details={"workflow_id": existing.id},
         )
     return schemas.WorkflowOut(
@@ -284,24 +250,38 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
     )
 
 
+def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
+    now = db_timestamp(session, models.utcnow())
+    row = request.model_dump(exclude={"attributes"})
+    row.update(status="G", status_date=now, created_date=now)
+    insert_ignore(session, models.Workflow, tuple(row), [tuple(row.values())])
+
+
 def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.ArrayIn]) -> list[int]:
     _require(session, models.Workflow, workflow_id, "workflow_id")
-    model = models.Array
+    now = db_timestamp(session, models.utcnow())
     insert_ignore(
         session,
-        model,
+        models.Array,
+        (
+            "workflow_id",
+            "task_template_version_id",
+            "name",
+            "max_concurrently_running",
+            "created_date",
+        ),
         [
-            {**array.model_dump(), "workflow_id": workflow_id, "created_date": models.utcnow()}
-            for array in arrays
+            (workflow_id, a.task_template_version_id, a.name, a.max_concurrently_running, now)
+            for a in arrays
         ],
     )
     version_ids = [array.task_template_version_id for array in arrays]
     found = lookup_ids(
         session,
-        model,
+        models.Array,
         "task_template_version_id",
         version_ids,
-        where={"workflow_id": workflow_id},
+        where=("workflow_id", workflow_id),
     )
     return [found[version_id] for version_id in version_ids]
 
@@ -314,22 +294,36 @@ def resources_hash(item: schemas.ResourcesItemIn) -> str:
 def bind_resources(session: Session, items: Sequence[schemas.ResourcesItemIn]) -> list[int]:
     """Ids of resource requests, shared by content: equal requests get the same row."""
     hashes = [resources_hash(item) for item in items]
-    model = models.TaskResources
     insert_ignore(
         session,
-        model,
+        models.TaskResources,
+        ("hash", "kind", "queue_id", "requested"),
         [
-            {
-                "hash": item_hash,
-                "kind": item.kind,
-                "queue_id": item.queue_id,
-                "requested": json.dumps(item.requested, sort_keys=True),
-            }
+            (item_hash, item.kind, item.queue_id, json.dumps(item.requested, sort_keys=True))
             for item_hash, item in zip(hashes, items, strict=True)
         ],
     )
-    found = lookup_ids(session, model, "hash", hashes)
+    found = lookup_ids(session, models.TaskResources, "hash", hashes)
     return [found[item_hash] for item_hash in hashes]
+
+
+_TASK_COLUMNS = (
+    "workflow_id",
+    "node_id",
+    "array_id",
+    "name",
+    "command",
+    "task_args_hash",
+    "cluster_id",
+    "original_resources_id",
+    "task_resources_id",
+    "max_attempts",
+    "resource_scales",
+    "fallback_queues",
+    "status",
+    "status_date",
+    "num_attempts",
+)
 
 
 def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> schemas.TasksOut:
@@ -338,21 +332,30 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
     Existing tasks keep their status and attempts: a rebind of a partly run workflow must not
     reset work that was done.
     """
-    workflow = _require(session, models.Workflow, workflow_id, "workflow_id")
-    model = models.Task
-    now = models.utcnow()
-    rows = []
-    for task in request.tasks:
-        row = task.model_dump(exclude={"task_arg_values", "attributes"})
-        row.update(workflow_id=workflow_id, status="G", status_date=now, num_attempts=0)
-        rows.append(row)
-    insert_ignore(session, model, rows)
-    node_ids = [task.node_id for task in request.tasks]
-    found = _task_ids_and_statuses(session, workflow.id, node_ids)
-    _insert_task_args(session, request, found)
+    _require(session, models.Workflow, workflow_id, "workflow_id")
+    now = db_timestamp(session, models.utcnow())
+    rows = zip(
+        request.node_ids,
+        request.array_ids,
+        request.names,
+        request.commands,
+        request.task_args_hashes,
+        request.cluster_ids,
+        request.original_resources_ids,
+        request.task_resources_ids,
+        request.max_attempts,
+        request.resource_scales,
+        request.fallback_queues,
+        strict=True,
+    )
+    insert_ignore(
+        session, models.Task, _TASK_COLUMNS, [(workflow_id, *row, "G", now, 0) for row in rows]
+    )
+    found = _task_ids_and_statuses(session, workflow_id, request.node_ids)
+    task_ids = [found[node_id][0] for node_id in request.node_ids]
+    _insert_task_args(session, request, task_ids)
     return schemas.TasksOut(
-        ids=[found[node_id][0] for node_id in node_ids],
-        statuses=[found[node_id][1] for node_id in node_ids],
+        ids=task_ids, statuses=[found[node_id][1] for node_id in request.node_ids]
     )
 
 
@@ -371,31 +374,25 @@ def _task_ids_and_statuses(
     return found
 
 
-def _insert_task_args(
-    session: Session, request: schemas.TasksIn, found: dict[int, tuple[int, str]]
-) -> None:
-    arg_rows: list[dict[str, object]] = []
-    attribute_rows: list[dict[str, object]] = []
-    for task in request.tasks:
-        task_id = found[task.node_id][0]
-        arg_ids = request.task_arg_ids.get(task.array_id, [])
-        if len(arg_ids) != len(task.task_arg_values):
-            raise ConflictError(
-                f"task {task.name!r} has {len(task.task_arg_values)} task arg values for "
-                f"{len(arg_ids)} task args of array {task.array_id}",
-                details={"field": "tasks.task_arg_values"},
-            )
-        arg_rows.extend(
-            {"task_id": task_id, "arg_id": arg_id, "value": value}
-            for arg_id, value in zip(arg_ids, task.task_arg_values, strict=True)
-        )
-        if task.attributes:
-            attribute_rows.extend(
-                {"task_id": task_id, "name": name, "value": value}
-                for name, value in task.attributes.items()
-            )
-    insert_ignore(session, models.TaskArg, arg_rows)
-    insert_ignore(session, models.TaskAttribute, attribute_rows)
+def _insert_task_args(session: Session, request: schemas.TasksIn, task_ids: list[int]) -> None:
+    arg_rows: list[tuple[Any, ...]] = []
+    for task_id, array_id, values in zip(
+        task_ids, request.array_ids, request.task_arg_values, strict=True
+    ):
+        if values:
+            arg_ids = request.task_arg_ids[array_id]
+            arg_rows.extend(zip([task_id] * len(values), arg_ids, values, strict=True))
+    insert_ignore(session, models.TaskArg, ("task_id", "arg_id", "value"), arg_rows)
+    insert_ignore(
+        session,
+        models.TaskAttribute,
+        ("task_id", "name", "value"),
+        [
+            (task_ids[index], name, value)
+            for index, attributes in request.attributes.items()
+            for name, value in attributes.items()
+        ],
+    )
 
 
 def finish_workflow_bind(session: Session, workflow_id: int) -> schemas.WorkflowBoundOut:

@@ -1,14 +1,18 @@
-"""Request dependencies: the database of the app serving the request."""
+"""Request dependencies and helpers shared by the route modules."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from herdsman.server.database import Database
 
-__all__ = ["DatabaseDep"]
+__all__ = ["DatabaseDep", "json_body", "parse_json_body"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _database(request: Request) -> Database:
@@ -17,3 +21,26 @@ def _database(request: Request) -> Database:
 
 
 DatabaseDep = Annotated[Database, Depends(_database)]
+
+
+async def parse_json_body(request: Request, model: type[M]) -> M:
+    """Parse and validate a request body in one pass of pydantic's JSON parser.
+
+    Bulk bind bodies hold columns of up to a hundred thousand values; FastAPI's own path
+    (``json.loads`` into Python objects, then validation) takes several times longer.
+    """
+    body = await request.body()
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as error:
+        raise RequestValidationError(error.errors(include_url=False)) from None
+
+
+def json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a body that a handler parses with parse_json_body."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }

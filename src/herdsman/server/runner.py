@@ -18,10 +18,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import logging
 import os
 import socket
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ import structlog
 import uvicorn
 
 from herdsman.core.config import Settings
+from herdsman.core.logs import configure_logging
 from herdsman.server.app import create_app
 from herdsman.server.database import Database
 
@@ -77,7 +76,7 @@ def serve(
     ``OSError`` when the address cannot be bound; the process then exits without a ready file.
     """
     level = (log_level or Settings().log_level).lower()
-    _configure_logging(level)
+    configure_logging(level)
     sock = _bind_socket(host, port)
     try:
         url = connect_url(host, sock.getsockname()[1])
@@ -210,22 +209,3 @@ def _bind_socket(host: str, port: int) -> socket.socket:
         sock.close()
         raise
     return sock
-
-
-def _configure_logging(level: str) -> None:
-    """Plain-text logs on stderr at ``level``: the server's output usually goes to a file."""
-    numeric = logging.getLevelName(level.upper())
-    logging.basicConfig(
-        level=numeric, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
-    )

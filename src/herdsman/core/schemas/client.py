@@ -1,15 +1,16 @@
 """Wire schemas of the client's routes: the bulk, idempotent get-or-create calls of bind.
 
-Bulk requests carry rows as short lists aligned with a header (``arg_ids``) rather than as
-dicts keyed by name, because a million-task bind sends tens of millions of values and every
-key repeated per row costs time on both ends. Replies list ids in request order.
+Bulk requests are columnar: one list per field, aligned by position, rather than one object per
+row. A million-task bind sends tens of millions of values; repeating every key per row, and
+validating one model per row, would cost more than the database writes. Replies list ids in
+request order.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
     "ArgKind",
@@ -23,12 +24,10 @@ __all__ = [
     "HealthOut",
     "IdOut",
     "IdsOut",
-    "NodeIn",
     "NodesIn",
     "QueueOut",
     "ResourcesIn",
     "ResourcesItemIn",
-    "TaskIn",
     "TaskTemplateIn",
     "TaskTemplateVersionIn",
     "TaskTemplateVersionOut",
@@ -42,12 +41,21 @@ __all__ = [
 ]
 
 Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+# The first 63 bits of a sha256, for identities indexed in millions (nodes, task args).
+Hash63 = Annotated[int, Field(ge=0, lt=2**63)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ArgKind = Literal["node", "task", "op"]
 
 
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_aligned(model: BaseModel, *columns: str) -> None:
+    lengths = {column: len(getattr(model, column)) for column in columns}
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{column} has {length}" for column, length in lengths.items())
+        raise ValueError(f"columns must have one entry per row: {shown}")
 
 
 class HealthOut(BaseModel):
@@ -111,15 +119,24 @@ class TaskTemplateVersionOut(BaseModel):
     arg_ids: dict[str, int]
 
 
-class NodeIn(_In):
-    node_args_hash: Hash
-    values: list[str]
-
-
 class NodesIn(_In):
+    """Nodes of one template version, as columns: ``values[i]`` follow ``arg_ids``."""
+
     task_template_version_id: int
-    arg_ids: list[int] = Field(description="node arg ids; each node's values follow this order")
-    nodes: list[NodeIn]
+    arg_ids: list[int]
+    node_args_hashes: list[Hash63]
+    values: list[list[str]]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> NodesIn:
+        _check_aligned(self, "node_args_hashes", "values")
+        width = len(self.arg_ids)
+        for index, row in enumerate(self.values):
+            if len(row) != width:
+                raise ValueError(
+                    f"values.{index} has {len(row)} values for {width} node args (arg_ids)"
+                )
+        return self
 
 
 class DagIn(_In):
@@ -132,7 +149,15 @@ class DagOut(BaseModel):
 
 
 class EdgesIn(_In):
-    edges: list[tuple[int, int]] = Field(description="(upstream_node_id, downstream_node_id)")
+    """Edges as two aligned columns: ``downstream[i]`` waits for ``upstream[i]`` (node ids)."""
+
+    upstream: list[int]
+    downstream: list[int]
+
+    @model_validator(mode="after")
+    def _aligned(self) -> EdgesIn:
+        _check_aligned(self, "upstream", "downstream")
+        return self
 
 
 class WorkflowIn(_In):
@@ -182,28 +207,58 @@ class ResourcesIn(_In):
     items: list[ResourcesItemIn]
 
 
-class TaskIn(_In):
-    node_id: int
-    array_id: int
-    name: Name
-    command: str
-    task_args_hash: Hash
-    task_arg_values: list[str] = Field(default_factory=list)
-    cluster_id: int
-    original_resources_id: int
-    task_resources_id: int
-    max_attempts: int = Field(default=3, ge=1)
-    resource_scales: str = ""
-    fallback_queues: str = ""
-    attributes: dict[Name, str] | None = None
-
-
 class TasksIn(_In):
-    task_arg_ids: dict[int, list[int]] = Field(
-        default_factory=dict,
-        description="array id -> task arg ids; each task's task_arg_values follow this order",
-    )
-    tasks: list[TaskIn]
+    """Tasks as aligned columns (the i-th entry of each list belongs to the i-th task).
+
+    ``task_arg_values[i]`` follow ``task_arg_ids[array_ids[i]]``; ``attributes`` is sparse,
+    keyed by the task's position in the columns.
+    """
+
+    task_arg_ids: dict[int, list[int]] = Field(default_factory=dict)
+    node_ids: list[int]
+    array_ids: list[int]
+    names: list[Name]
+    commands: list[str]
+    task_args_hashes: list[Hash63]
+    task_arg_values: list[list[str]]
+    cluster_ids: list[int]
+    original_resources_ids: list[int]
+    task_resources_ids: list[int]
+    max_attempts: list[Annotated[int, Field(ge=1)]]
+    resource_scales: list[str]
+    fallback_queues: list[str]
+    attributes: dict[int, dict[Name, str]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> TasksIn:
+        _check_aligned(
+            self,
+            "node_ids",
+            "array_ids",
+            "names",
+            "commands",
+            "task_args_hashes",
+            "task_arg_values",
+            "cluster_ids",
+            "original_resources_ids",
+            "task_resources_ids",
+            "max_attempts",
+            "resource_scales",
+            "fallback_queues",
+        )
+        for index, (array_id, values) in enumerate(
+            zip(self.array_ids, self.task_arg_values, strict=True)
+        ):
+            expected = len(self.task_arg_ids.get(array_id, ()))
+            if len(values) != expected:
+                raise ValueError(
+                    f"task_arg_values.{index} has {len(values)} values for the {expected} task "
+                    f"args of array {array_id} (task_arg_ids)"
+                )
+        for index in self.attributes:
+            if not 0 <= index < len(self.node_ids):
+                raise ValueError(f"attributes: {index} is not the position of a task")
+        return self
 
 
 class TasksOut(BaseModel):

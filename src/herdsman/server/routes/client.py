@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from herdsman import __version__
 from herdsman.core.schemas import client as schemas
 from herdsman.server import bind
-from herdsman.server.deps import DatabaseDep
+from herdsman.server.deps import DatabaseDep, json_body, parse_json_body
 
 __all__ = ["router"]
 
@@ -46,9 +47,11 @@ def put_task_template_version(
     return db.write(lambda s: bind.get_or_create_template_version(s, request))
 
 
-@router.put("/nodes")
-def put_nodes(request: schemas.NodesIn, db: DatabaseDep) -> schemas.IdsOut:
-    return schemas.IdsOut(ids=db.write(lambda s: bind.bind_nodes(s, request)))
+@router.put("/nodes", openapi_extra=json_body(schemas.NodesIn))
+async def put_nodes(request: Request, db: DatabaseDep) -> schemas.IdsOut:
+    body = await parse_json_body(request, schemas.NodesIn)
+    ids = await run_in_threadpool(db.write, lambda s: bind.bind_nodes(s, body))
+    return schemas.IdsOut(ids=ids)
 
 
 @router.put("/dags")
@@ -56,9 +59,11 @@ def put_dag(request: schemas.DagIn, db: DatabaseDep) -> schemas.DagOut:
     return db.write(lambda s: bind.get_or_create_dag(s, request.hash))
 
 
-@router.put("/dags/{dag_id}/edges")
-def put_edges(dag_id: int, request: schemas.EdgesIn, db: DatabaseDep) -> schemas.CountOut:
-    return schemas.CountOut(count=db.write(lambda s: bind.bind_edges(s, dag_id, request.edges)))
+@router.put("/dags/{dag_id}/edges", openapi_extra=json_body(schemas.EdgesIn))
+async def put_edges(dag_id: int, request: Request, db: DatabaseDep) -> schemas.CountOut:
+    body = await parse_json_body(request, schemas.EdgesIn)
+    count = await run_in_threadpool(db.write, lambda s: bind.bind_edges(s, dag_id, body))
+    return schemas.CountOut(count=count)
 
 
 @router.post("/dags/{dag_id}/complete")
@@ -81,9 +86,10 @@ def put_task_resources(request: schemas.ResourcesIn, db: DatabaseDep) -> schemas
     return schemas.IdsOut(ids=db.write(lambda s: bind.bind_resources(s, request.items)))
 
 
-@router.put("/workflows/{workflow_id}/tasks")
-def put_tasks(workflow_id: int, request: schemas.TasksIn, db: DatabaseDep) -> schemas.TasksOut:
-    return db.write(lambda s: bind.bind_tasks(s, workflow_id, request))
+@router.put("/workflows/{workflow_id}/tasks", openapi_extra=json_body(schemas.TasksIn))
+async def put_tasks(workflow_id: int, request: Request, db: DatabaseDep) -> schemas.TasksOut:
+    body = await parse_json_body(request, schemas.TasksIn)
+    return await run_in_threadpool(db.write, lambda s: bind.bind_tasks(s, workflow_id, body))
 
 
 @router.post("/workflows/{workflow_id}/bound")

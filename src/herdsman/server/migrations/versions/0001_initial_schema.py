@@ -167,6 +167,7 @@ def upgrade() -> None:
             name=op.f("fk_workflow_attribute_workflow_id_workflow"),
         ),
         sa.PrimaryKeyConstraint("workflow_id", "name", name=op.f("pk_workflow_attribute")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "workflow_run",
@@ -218,7 +219,7 @@ def upgrade() -> None:
         "node",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("task_template_version_id", sa.Integer(), nullable=False),
-        sa.Column("node_args_hash", sa.String(length=64), nullable=False),
+        sa.Column("node_args_hash", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
             ["task_template_version_id"],
             ["task_template_version.id"],
@@ -247,6 +248,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "task_template_version_id", "arg_id", name=op.f("pk_task_template_arg")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "edge",
@@ -269,6 +271,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "dag_id", "downstream_node_id", "upstream_node_id", name=op.f("pk_edge")
         ),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("edge", schema=None) as batch_op:
         batch_op.create_index(
@@ -285,6 +288,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["arg_id"], ["arg.id"], name=op.f("fk_node_arg_arg_id_arg")),
         sa.ForeignKeyConstraint(["node_id"], ["node.id"], name=op.f("fk_node_arg_node_id_node")),
         sa.PrimaryKeyConstraint("node_id", "arg_id", name=op.f("pk_node_arg")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "task",
@@ -292,7 +296,7 @@ def upgrade() -> None:
         sa.Column("workflow_id", sa.Integer(), nullable=False),
         sa.Column("node_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("array_id", sa.Integer(), nullable=False),
-        sa.Column("task_args_hash", sa.String(length=64), nullable=False),
+        sa.Column("task_args_hash", sa.BigInteger(), nullable=False),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("command", sa.Text(), nullable=False),
         sa.Column("cluster_id", sa.Integer(), nullable=False),
@@ -347,6 +351,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["arg_id"], ["arg.id"], name=op.f("fk_task_arg_arg_id_arg")),
         sa.ForeignKeyConstraint(["task_id"], ["task.id"], name=op.f("fk_task_arg_task_id_task")),
         sa.PrimaryKeyConstraint("task_id", "arg_id", name=op.f("pk_task_arg")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "task_attribute",
@@ -357,6 +362,7 @@ def upgrade() -> None:
             ["task_id"], ["task.id"], name=op.f("fk_task_attribute_task_id_task")
         ),
         sa.PrimaryKeyConstraint("task_id", "name", name=op.f("pk_task_attribute")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "task_instance",
