@@ -41,8 +41,17 @@ def bench_server(database_url: str | None = None) -> Iterator[BenchServer]:
         url = database_url or f"sqlite:///{tmp}/herdsman.sqlite"
         ready = Path(tmp) / "ready.json"
         process = subprocess.Popen(
-            [sys.executable, "-m", "herdsman.server", "--port", "0", "--database-url", url,
-             "--ready-file", str(ready)],
+            [
+                sys.executable,
+                "-m",
+                "herdsman.server",
+                "--port",
+                "0",
+                "--database-url",
+                url,
+                "--ready-file",
+                str(ready),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=open(Path(tmp) / "server.log", "wb"),  # noqa: SIM115

@@ -25,7 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import bench_server  # noqa: E402
+from _server import bench_server
 
 SHAPES = ("fanout", "layered")
 LAYERS = 10
@@ -66,7 +66,7 @@ def _server_url() -> str:
 
 def run_case(shape: str, n: int) -> dict[str, float]:
     """One case, in this process: build, then bind; report times and client RSS."""
-    import herdsman  # noqa: F401  (imports count towards the baseline, not the tasks)
+    import herdsman
     import herdsman.client.bind  # noqa: F401
 
     baseline = psutil.Process().memory_info().rss
@@ -95,8 +95,10 @@ def main() -> None:
     if args.case:
         print(json.dumps(run_case(args.case[0], int(args.case[1]))))
         return
-    print(f"{'shape':8} {'N':>9} {'tasks/s bind':>12} {'build s':>8} {'bind s':>8} "
-          f"{'client MiB':>10} {'B/task':>7} {'server MiB':>10}")
+    print(
+        f"{'shape':8} {'N':>9} {'tasks/s bind':>12} {'build s':>8} {'bind s':>8} "
+        f"{'client MiB':>10} {'B/task':>7} {'server MiB':>10}"
+    )
     for n in args.sizes:
         for shape in args.shapes:
             with bench_server() as server:

@@ -8,7 +8,7 @@ most tasks of a template share their resources and resolve with two dictionary l
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +124,7 @@ class Resolver:
                 return value
         return DEFAULT_MAX_ATTEMPTS
 
-    def resource_scales(self, task: Task) -> dict[str, Any]:
+    def resource_scales(self, task: Task) -> Mapping[str, Any]:
         template = task.template_version.template
         for value in (
             task.resource_scales,

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import yaml
@@ -31,7 +32,8 @@ __all__ = [
 
 ResourcesByCluster = dict[str, dict[str, Any]]
 
-DEFAULT_RESOURCE_SCALES: dict[str, float] = {"memory": 0.5, "runtime": 0.5}
+# Read-only: it is shared by every task that sets no scales of its own.
+DEFAULT_RESOURCE_SCALES: Mapping[str, float] = MappingProxyType({"memory": 0.5, "runtime": 0.5})
 
 # Keys every plugin understands; others pass through to the plugin unchanged.
 _INT_KEYS = ("cores",)
@@ -119,12 +121,23 @@ def load_resources_yaml(
           fit_model:
             slurm: {memory: 8G}
     """
-    with Path(path).open() as stream:
-        content = yaml.safe_load(stream) or {}
+    try:
+        with Path(path).open() as stream:
+            content = yaml.safe_load(stream) or {}
+    except yaml.YAMLError as error:
+        raise InvalidResourceError(
+            f"resources file {str(path)!r} is not valid YAML: {error}"
+        ) from None
     if not isinstance(content, dict):
         raise InvalidResourceError(
             f"resources file {str(path)!r} must hold a mapping with 'tool_resources' and/or "
             "'task_template_resources'"
+        )
+    unknown = sorted(set(content) - {"tool_resources", "task_template_resources"})
+    if unknown:
+        raise InvalidResourceError(
+            f"resources file {str(path)!r} has unknown keys {unknown}; it may hold "
+            "'tool_resources' and 'task_template_resources'"
         )
     tool = _by_cluster(content.get("tool_resources") or {}, f"{path}: tool_resources")
     templates_raw = content.get("task_template_resources") or {}

@@ -52,6 +52,7 @@ class TaskTemplateVersion:
         self._positional_command = _positional(
             command_template, self.node_args + self.task_args + self.op_args
         )
+        self._check_renders()
         self._name_format = _name_format(template.name, self.node_args)
         self.id: int | None = None
         self.arg_ids: dict[str, int] = {}
@@ -93,6 +94,22 @@ class TaskTemplateVersion:
                 f"template {self.template.name!r}: command template {self.command_template!r} "
                 + " and ".join(problems)
             )
+
+    def _check_renders(self) -> None:
+        """Refuse templates that only fail later, when a task's command is rendered.
+
+        Argument values are strings, so attribute access (``{path.stem}``), numeric formats
+        (``{x:.2f}``) and fields nested in a format spec (``{a:>{width}}``) cannot work.
+        """
+        sample = ("x",) * len(self.arg_names)
+        try:
+            self._positional_command.format(*sample)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
+            raise WorkflowValidationError(
+                f"template {self.template.name!r}: command template {self.command_template!r} "
+                f"cannot be filled with argument values, which are strings ({error!r}); use "
+                "plain fields like '{name}', or a string format such as '{name:>10}'"
+            ) from None
 
     def share(self, values: tuple[str, ...]) -> tuple[str, ...]:
         """Reuse the previous equal tuple, so an array's identical task args cost one tuple."""

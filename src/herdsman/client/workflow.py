@@ -73,6 +73,14 @@ class Workflow:
         self.default_resource_scales = (
             None if default_resource_scales is None else dict(default_resource_scales)
         )
+        if default_max_attempts is not None and (
+            isinstance(default_max_attempts, bool)
+            or not isinstance(default_max_attempts, int)
+            or default_max_attempts < 1
+        ):
+            raise WorkflowValidationError(
+                f"default_max_attempts {default_max_attempts!r} must be a whole number >= 1"
+            )
         self.default_max_attempts = default_max_attempts
         self.chunk_size = chunk_size
         self.user = getpass.getuser()
@@ -104,7 +112,6 @@ class Workflow:
                 "give the tasks different node args"
             )
         self._tasks[key] = task
-        self._resolver = None
         return task
 
     def add_tasks(self, tasks: Iterable[Task]) -> None:
@@ -112,11 +119,11 @@ class Workflow:
             self.add_task(task)
 
     def add_array(self, array: Array) -> None:
-        self.add_tasks(array.tasks)
         if array.max_concurrently_running is not None:
             self.set_task_template_max_concurrency_limit(
                 array.template_version.template.name, array.max_concurrently_running
             )
+        self.add_tasks(array.tasks)
 
     def set_task_template_max_concurrency_limit(self, task_template_name: str, limit: int) -> None:
         """At most ``limit`` tasks of this template run at once in this workflow."""
@@ -133,18 +140,21 @@ class Workflow:
         """Tasks of the template whose node args include these values."""
         wanted = {name: str(value) for name, value in node_args.items()}
         found = []
+        known: set[str] = set()
         for (version, values), task in self._tasks.items():
             if version.template.name != task_template_name:
                 continue
+            known.update(version.node_args)
             if not set(wanted) <= set(version.node_args):
-                unknown = sorted(set(wanted) - set(version.node_args))
-                raise WorkflowValidationError(
-                    f"template {task_template_name!r} has no node args {unknown}; its node args "
-                    f"are {list(version.node_args)}"
-                )
+                continue  # another version of the template, with other node args
             mapping = dict(zip(version.node_args, values, strict=True))
             if all(mapping[name] == value for name, value in wanted.items()):
                 found.append(task)
+        if known and not set(wanted) <= known:
+            raise WorkflowValidationError(
+                f"template {task_template_name!r} has no node args "
+                f"{sorted(set(wanted) - known)}; its node args are {sorted(known)}"
+            )
         return found
 
     # --- validation ---------------------------------------------------------------------------
@@ -155,12 +165,15 @@ class Workflow:
             raise WorkflowValidationError("the workflow has no tasks; add some with add_tasks()")
         self._check_upstreams()
         self._check_acyclic()
-        resolver = self.resolver()
+        # A fresh resolver each time: defaults may have changed since the last validation.
+        resolver = Resolver(self, self._get_cluster)
         for task in self._tasks.values():
             resolver.resources(task)
+        self._resolver = resolver
         logger.info("workflow_validated", tasks=len(self._tasks))
 
     def resolver(self) -> Resolver:
+        """The resolver of the last validation (bind uses it); a new one if none ran yet."""
         if self._resolver is None:
             self._resolver = Resolver(self, self._get_cluster)
         return self._resolver
