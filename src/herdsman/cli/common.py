@@ -47,7 +47,10 @@ error_console = Console(stderr=True)
 
 # What to do next, by the kind of error (first match in this order wins).
 _HINTS: tuple[tuple[type[BaseException], str], ...] = (
-    (ConfigurationError, "check your settings with `herdsman config show`"),
+    (
+        ConfigurationError,
+        "fix the config file (`herdsman config show` names it) or the HERDSMAN_* variables",
+    ),
     (ServerUnavailableError, "check the server with `herdsman server status`"),
     (ServerError, "the server failed; its log says why (run again with --debug for details)"),
     (NotFoundError, "check the name or id"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from herdsman.cli.common import (
     console,
@@ -68,8 +69,13 @@ def start(
         ready_file=ready_file,
         log_level=log_level or settings.log_level,
         access_log=access_log,
-        on_ready=lambda listening: print(f"herdsman server listening on {listening}", flush=True),
+        on_ready=_announce,
     )
+
+
+def _announce(url: str) -> None:
+    # No markup: an IPv6 URL's brackets would be read as rich markup.
+    console.print(f"herdsman server listening on {url}", markup=False, highlight=False)
 
 
 server.add_command(start)
@@ -80,16 +86,20 @@ def status() -> None:
     """Show the server clients use; exit status 1 if it does not answer."""
     settings = load_settings()
     if settings.server_url:
-        console.print(f"configured server: {settings.server_url}", highlight=False)
+        console.print(f"configured server: {escape(settings.server_url)}", highlight=False)
         _report_health(settings.server_url)
         return
     embedded = embedded_server_status(settings)
     if embedded is None:
-        console.print(f"no embedded server has been started (data_dir: {settings.data_dir})")
+        console.print(
+            f"no embedded server has been started (data_dir: {escape(str(settings.data_dir))})"
+        )
         exit_with(1)
-    console.print(f"embedded server: {embedded.url}", highlight=False)
+    console.print(f"embedded server: {escape(embedded.url)}", highlight=False)
     console.print(f"pid: {embedded.pid}", highlight=False)
-    console.print(f"database: {redact_database_url(embedded.database_url)}", highlight=False)
+    console.print(
+        f"database: {escape(redact_database_url(embedded.database_url))}", highlight=False
+    )
     _report_health(embedded.url if embedded.running else None)
 
 
@@ -99,7 +109,7 @@ def _report_health(url: str | None) -> None:
         console.print("running: [red]no[/] (it does not answer)")
         exit_with(1)
     console.print(
-        f"running: [green]yes[/] (herdsman {health.version} on {health.database})",
+        f"running: [green]yes[/] (herdsman {escape(health.version)} on {escape(health.database)})",
         highlight=False,
     )
 
@@ -107,14 +117,17 @@ def _report_health(url: str | None) -> None:
 @server.command()
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait.")
 def stop(timeout: float) -> None:
-    """Stop the embedded server (a configured server_url is not affected)."""
+    """Stop the embedded server.
+
+    A server at a configured server_url is not affected: stop it where it was started.
+    """
     settings = load_settings()
     if stop_embedded_server(settings, timeout=timeout):
         console.print("embedded server stopped")
     else:
         console.print("no embedded server was running")
     if settings.server_url:
-        console.print(f"note: clients use the configured server {settings.server_url}")
+        console.print(f"note: clients use the configured server {escape(settings.server_url)}")
 
 
 @server.group()
@@ -133,4 +146,4 @@ def db_upgrade(database_url: str | None) -> None:
         upgrade(database)
     finally:
         database.dispose()
-    console.print(f"database {redact_database_url(url)} is up to date", highlight=False)
+    console.print(f"database {escape(redact_database_url(url))} is up to date", highlight=False)

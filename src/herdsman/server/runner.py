@@ -15,6 +15,7 @@ accepting connections, lets running requests finish for up to
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -98,7 +99,10 @@ def serve(
             on_ready=on_ready,
         )
         logger.info("server_starting", url=url, pid=os.getpid())
-        server.run(sockets=[sock])
+        # uvicorn re-raises the SIGINT it handled once the server has stopped cleanly; Ctrl-C
+        # is how a foreground server is meant to end, not an error.
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run(sockets=[sock])
     finally:
         sock.close()
 
