@@ -17,6 +17,20 @@ from herdsman.core.errors import (
     WorkflowValidationError,
 )
 
+
+def _set_up_logging() -> None:
+    from herdsman.core.config import Settings
+    from herdsman.core.logs import configure_library_logging
+
+    try:
+        level = Settings().log_level
+    except ValueError:  # a malformed setting is reported where settings are used
+        level = "warning"
+    configure_library_logging(level)
+
+
+_set_up_logging()
+
 __all__ = [
     "Array",
     "HerdsmanError",

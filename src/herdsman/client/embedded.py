@@ -37,7 +37,8 @@ import structlog
 
 from herdsman.core.config import Settings
 from herdsman.core.errors import ServerUnavailableError
-from herdsman.core.requester import API_PREFIX, Requester
+from herdsman.core.requester import Requester
+from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.client import HealthOut
 from herdsman.server.runner import ServerInfo, read_ready_file
 

@@ -14,7 +14,7 @@ from typing import TextIO, cast
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["configure_library_logging", "configure_logging"]
 
 
 def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
@@ -39,6 +39,29 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(target),
+        cache_logger_on_first_use=False,
+    )
+
+
+def configure_library_logging(level: str) -> None:
+    """Defaults for herdsman used as a library, in a user's script.
+
+    structlog unconfigured would print every event, debug included, to stdout, in the middle
+    of the user's own output. When the application has not configured structlog itself,
+    herdsman's events go to stderr from ``level`` up (the ``log_level`` setting, default
+    warning).
+    """
+    if structlog.is_configured():
+        return
+    numeric = logging.getLevelNamesMapping()[level.upper()]
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
 

@@ -24,12 +24,12 @@ from tenacity import (
 )
 
 from herdsman.core.errors import ServerUnavailableError, error_class_by_name
+from herdsman.core.schemas import API_PREFIX
 
-__all__ = ["API_PREFIX", "Requester"]
+__all__ = ["Requester"]
 
 logger = structlog.get_logger(__name__)
 
-API_PREFIX = "/api/v1"
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -18,15 +18,14 @@ from sqlalchemy.exc import IntegrityError
 
 from herdsman import __version__
 from herdsman.core.errors import HerdsmanError
+from herdsman.core.schemas import API_PREFIX
 from herdsman.server.database import Database, make_database
 from herdsman.server.migrate import upgrade
 from herdsman.server.routes import client, gui
 
-__all__ = ["API_PREFIX", "create_app"]
+__all__ = ["create_app", "database_of"]
 
 logger = structlog.get_logger(__name__)
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(database_url: str, *, upgrade_schema: bool = True) -> FastAPI:
@@ -66,6 +65,9 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
+            if error.get("type") == "json_invalid":
+                problems.append(f"body: not valid JSON ({error['msg']})")
+                continue
             location = ".".join(str(part) for part in error["loc"] if part != "body")
             problems.append(f"{location or 'body'}: {error['msg']}")
         message = "invalid request: " + "; ".join(problems[:5])
@@ -78,8 +80,21 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
-        # Get-or-create routes ignore duplicates, so what remains is a reference to a row
-        # that does not exist (a foreign key) or a value the schema forbids.
+        # Get-or-create routes ignore duplicates, so this is mostly a reference to a row that
+        # does not exist (a foreign key): the caller's input is wrong. A unique violation means
+        # a concurrent writer won a race the route did not expect: a conflict, worth a retry.
         logger.info("integrity_error", error=str(exc.orig))
+        if _is_unique_violation(exc):
+            message = f"the request conflicts with data written at the same time: {exc.orig}"
+            return JSONResponse(_error_body("ConflictError", message, {}), status_code=409)
         message = f"the request refers to something that does not exist: {exc.orig}"
         return JSONResponse(_error_body("InvalidInputError", message, {}), status_code=422)
+
+
+# SQLSTATE 23505 (PostgreSQL), MySQL error 1062, SQLite's message: a duplicate key.
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == "23505":
+        return True
+    args = tuple(getattr(original, "args", ()))
+    return (len(args) > 0 and args[0] == 1062) or "UNIQUE constraint failed" in str(original)

@@ -36,9 +36,16 @@ def upgrade(database: Database, revision: str = "head") -> None:
         if database.dialect == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
         elif database.dialect == "mysql":
-            connection.execute(text("SELECT GET_LOCK('herdsman_migrate', 300)"))
+            got = connection.execute(text("SELECT GET_LOCK('herdsman_migrate', 300)")).scalar()
+            if got != 1:
+                raise RuntimeError(
+                    "another process held the schema migration lock for 300 s; is a "
+                    "'herdsman server db upgrade' stuck?"
+                )
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-        if database.dialect == "mysql":
-            connection.execute(text("SELECT RELEASE_LOCK('herdsman_migrate')"))
+        try:
+            command.upgrade(config, revision)
+        finally:
+            if database.dialect == "mysql":
+                connection.execute(text("SELECT RELEASE_LOCK('herdsman_migrate')"))
     logger.info("database_upgraded", revision=revision, dialect=database.dialect)
