@@ -14,7 +14,7 @@ Keys (also shown by ``herdsman config show``):
 ``server.port``             its port (default 0: a free port, for the embedded server)
 ``http.timeout``            seconds one HTTP request may take (default 120)
 ``http.retries``            attempts for a request that failed in transport (default 5)
-``bind.chunk_size``         tasks per bind request (default 5000)
+``bind.chunk_size``         tasks per bind request (default 10000)
 ``log_level``               debug, info, warning or error (default warning)
 ==========================  ==================================================================
 """
@@ -102,7 +102,7 @@ class HttpSettings(BaseModel):
 class BindSettings(BaseModel):
     """How a workflow is written to the server."""
 
-    chunk_size: int = Field(default=5000, ge=1, le=100_000)
+    chunk_size: int = Field(default=10_000, ge=1, le=100_000)
 
 
 class Settings(BaseSettings):

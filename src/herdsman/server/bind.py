@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.errors import ConflictError, NotFoundError, WorkflowAlreadyExists
 from herdsman.core.schemas import client as schemas
 from herdsman.server import models
-from herdsman.server.bulk import db_timestamp, insert_ignore, lookup_ids
+from herdsman.server.bulk import db_timestamp, insert_ignore, lookup_ids, lookup_rows
 
 __all__ = [
     "bind_arrays",
@@ -362,16 +362,15 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
 def _task_ids_and_statuses(
     session: Session, workflow_id: int, node_ids: Sequence[int]
 ) -> dict[int, tuple[int, str]]:
-    found: dict[int, tuple[int, str]] = {}
-    task = models.Task
-    for start in range(0, len(node_ids), 2000):
-        part = node_ids[start : start + 2000]
-        query = select(task.node_id, task.id, task.status).where(
-            task.workflow_id == workflow_id, task.node_id.in_(part)
-        )
-        for node_id, task_id, status in session.execute(query).tuples():
-            found[node_id] = (task_id, status)
-    return found
+    rows = lookup_rows(
+        session,
+        models.Task,
+        "node_id",
+        node_ids,
+        ("id", "status"),
+        where=("workflow_id", workflow_id),
+    )
+    return {node_id: (row[0], row[1]) for node_id, row in rows.items()}
 
 
 def _insert_task_args(session: Session, request: schemas.TasksIn, task_ids: list[int]) -> None:

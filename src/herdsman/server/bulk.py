@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from herdsman.server.models import Base
 
-__all__ = ["IN_CHUNK", "chunked", "db_timestamp", "insert_ignore", "lookup_ids"]
+__all__ = ["IN_CHUNK", "chunked", "db_timestamp", "insert_ignore", "lookup_ids", "lookup_rows"]
 
 # Bound parameters per IN (...) clause: far below SQLite's 32,766 and fast on every engine.
 IN_CHUNK = 2000
@@ -61,23 +61,37 @@ def lookup_ids(
     keys: Sequence[Any],
     *,
     where: tuple[str, Any] | None = None,
-    id_column: str = "id",
 ) -> dict[Any, int]:
     """Map each of ``keys`` (values of ``key_column``) to its row's id, within ``where``."""
+    rows = lookup_rows(session, model, key_column, keys, ("id",), where=where)
+    return {key: row[0] for key, row in rows.items()}
+
+
+def lookup_rows(
+    session: Session,
+    model: type[Base],
+    key_column: str,
+    keys: Sequence[Any],
+    columns: Sequence[str],
+    *,
+    where: tuple[str, Any] | None = None,
+) -> dict[Any, tuple[Any, ...]]:
+    """Map each of ``keys`` (values of ``key_column``) to its row's ``columns``."""
     dialect = _dialect(session)
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    table = quote(_table(model).name)
-    head = f"SELECT {quote(key_column)}, {quote(id_column)} FROM {table} WHERE "
+    selected = ", ".join(quote(column) for column in (key_column, *columns))
+    head = f"SELECT {selected} FROM {quote(_table(model).name)} WHERE "
     prefix: tuple[Any, ...] = ()
     if where is not None:
         head += f"{quote(where[0])} = {mark} AND "
         prefix = (where[1],)
-    found: dict[Any, int] = {}
+    found: dict[Any, tuple[Any, ...]] = {}
     connection = session.connection()
     for part in chunked(keys, IN_CHUNK):
         sql = f"{head}{quote(key_column)} IN ({', '.join([mark] * len(part))})"
-        found.update(connection.exec_driver_sql(sql, (*prefix, *part)).tuples().all())
+        for row in connection.exec_driver_sql(sql, (*prefix, *part)):
+            found[row[0]] = tuple(row[1:])
     return found
 
 

@@ -319,7 +319,7 @@ class Task(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"))
     node_id: Mapped[int] = mapped_column(ForeignKey("node.id"))
-    array_id: Mapped[int] = mapped_column(ForeignKey("array.id"), index=True)
+    array_id: Mapped[int] = mapped_column(ForeignKey("array.id"))
     task_args_hash: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str] = mapped_column(NAME)
     command: Mapped[str] = mapped_column(Text)

@@ -338,7 +338,6 @@ def upgrade() -> None:
         sa.UniqueConstraint("workflow_id", "node_id", name=op.f("uq_task_workflow_id_node_id")),
     )
     with op.batch_alter_table("task", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_task_array_id"), ["array_id"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_task_workflow_id_status"), ["workflow_id", "status"], unique=False
         )
@@ -491,7 +490,6 @@ def downgrade() -> None:
     op.drop_table("task_arg")
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_task_workflow_id_status"))
-        batch_op.drop_index(batch_op.f("ix_task_array_id"))
 
     op.drop_table("task")
     op.drop_table("node_arg")
