@@ -1,0 +1,140 @@
+"""Wire schemas of the swarm's routes: runs, heartbeats, queueing, the change feed, sync."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+__all__ = [
+    "ChangeOut",
+    "ChangesOut",
+    "ConcurrencyOut",
+    "QueueTasksIn",
+    "RunHeartbeatIn",
+    "RunHeartbeatOut",
+    "RunStatusIn",
+    "RunStatusOut",
+    "SwarmEdgesOut",
+    "SwarmTaskOut",
+    "SwarmTasksOut",
+    "TaskStatusesOut",
+    "WorkflowRunIn",
+    "WorkflowRunOut",
+]
+
+Letter = Annotated[str, StringConstraints(min_length=1, max_length=1)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkflowRunIn(_In):
+    """Start a run of a bound workflow. ``resume`` lets it take over from an older live run."""
+
+    user: Annotated[str, StringConstraints(max_length=255)] = ""
+    host: Annotated[str, StringConstraints(max_length=255)] = ""
+    pid: int | None = None
+    herdsman_version: Annotated[str, StringConstraints(max_length=32)] = ""
+    resume: bool = False
+    reset_running_jobs: bool = True
+
+
+class WorkflowRunOut(BaseModel):
+    workflow_run_id: int
+    workflow_id: int
+    status: str
+    # Change-feed position when the run started: changes after it are news to the swarm.
+    last_seq: int
+
+
+class RunStatusIn(_In):
+    status: Letter
+    message: str = ""
+
+
+class RunStatusOut(BaseModel):
+    workflow_run_id: int
+    workflow_id: int
+    status: str
+    workflow_status: str
+
+
+class RunHeartbeatIn(_In):
+    """``next_report_seconds``: the run is reaped if no beat arrives within this many."""
+
+    next_report_seconds: float = Field(gt=0)
+
+
+class ConcurrencyOut(BaseModel):
+    """Limits in force: the workflow's and each array's ``max_concurrently_running``."""
+
+    max_concurrently_running: int
+    array_limits: dict[int, int]
+
+
+class RunHeartbeatOut(BaseModel):
+    status: str
+    concurrency: ConcurrencyOut
+
+
+class QueueTasksIn(_In):
+    """Tasks to queue; each gets one new task instance unless it is already queued or active.
+
+    ``task_resources_ids[i]``, when given, replaces task i's resources (an adjustment after a
+    resource kill); 0 keeps the current ones.
+    """
+
+    task_ids: list[int]
+    task_resources_ids: list[int] | None = None
+
+
+class TaskStatusesOut(BaseModel):
+    """Current status of each task asked about, aligned with the request."""
+
+    task_ids: list[int]
+    statuses: list[str]
+
+
+class ChangeOut(BaseModel):
+    """One status change. ``kind``: T task, I task instance, R workflow run."""
+
+    seq: int
+    kind: Literal["T", "I", "R"]
+    id: int
+    status: str
+    task_id: int | None = None
+
+
+class ChangesOut(BaseModel):
+    """Changes after the requested sequence number, in order; ``last_seq`` to ask next."""
+
+    last_seq: int
+    changes: list[ChangeOut]
+
+
+class SwarmTaskOut(BaseModel):
+    task_id: int
+    array_id: int
+    status: str
+    num_upstreams: int
+    task_resources_id: int
+    max_attempts: int
+    num_attempts: int
+    resource_scales: str
+    fallback_queues: str
+
+
+class SwarmTasksOut(BaseModel):
+    """A page of a workflow's tasks for loading a run from the database."""
+
+    tasks: list[SwarmTaskOut]
+    next_task_id: int | None
+
+
+class SwarmEdgesOut(BaseModel):
+    """A page of dependencies as (upstream task id, downstream task id)."""
+
+    edges: list[tuple[int, int]]
+    next_offset: int | None
