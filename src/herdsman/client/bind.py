@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -326,7 +326,8 @@ class Binder:
         found = self._json_cache.get(id(value))
         if found is None:
             try:
-                found = json.dumps(value, sort_keys=True)
+                plain = dict(value) if isinstance(value, Mapping) else value
+                found = json.dumps(plain, sort_keys=True)
             except TypeError:
                 found = ""
             self._json_cache[id(value)] = found

@@ -20,8 +20,9 @@ from herdsman import __version__
 from herdsman.core.errors import HerdsmanError
 from herdsman.core.schemas import API_PREFIX
 from herdsman.server.database import Database, make_database
+from herdsman.server.feed import ChangeNotifier
 from herdsman.server.migrate import upgrade
-from herdsman.server.routes import client, gui
+from herdsman.server.routes import client, distributor, gui, swarm, worker
 
 __all__ = ["create_app", "database_of"]
 
@@ -40,8 +41,9 @@ def create_app(database_url: str, *, upgrade_schema: bool = True) -> FastAPI:
         docs_url=f"{API_PREFIX}/docs",
     )
     app.state.database = database
-    app.include_router(client.router, prefix=API_PREFIX)
-    app.include_router(gui.router, prefix=API_PREFIX)
+    app.state.notifier = ChangeNotifier()
+    for routes in (client, swarm, distributor, worker, gui):
+        app.include_router(routes.router, prefix=API_PREFIX)
     _add_error_handlers(app)
     return app
 

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
 
 from herdsman.server.database import Database
+from herdsman.server.feed import ChangeNotifier, ChangeRecorder
 
-__all__ = ["DatabaseDep", "json_body", "parse_json_body"]
+__all__ = [
+    "DatabaseDep",
+    "FeedWriter",
+    "FeedWriterDep",
+    "NotifierDep",
+    "json_body",
+    "parse_json_body",
+]
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def _database(request: Request) -> Database:
@@ -21,6 +32,40 @@ def _database(request: Request) -> Database:
 
 
 DatabaseDep = Annotated[Database, Depends(_database)]
+
+
+def _notifier(request: Request) -> ChangeNotifier:
+    notifier: ChangeNotifier = request.app.state.notifier
+    return notifier
+
+
+NotifierDep = Annotated[ChangeNotifier, Depends(_notifier)]
+
+
+class FeedWriter:
+    """Runs a unit of work that changes statuses, then wakes the followers of the feed."""
+
+    def __init__(self, database: Database, notifier: ChangeNotifier) -> None:
+        self.database = database
+        self.notifier = notifier
+
+    def __call__(self, work: Callable[[Session, ChangeRecorder], T]) -> T:
+        def unit(session: Session) -> tuple[T, list[int]]:
+            recorder = ChangeRecorder()  # fresh on every attempt of a retried transaction
+            result = work(session, recorder)
+            return result, recorder.flush(session)
+
+        result, workflow_ids = self.database.write(unit)
+        # After the commit, never before: a woken follower must find the changes.
+        self.notifier.notify(workflow_ids)
+        return result
+
+
+def _feed_writer(database: DatabaseDep, notifier: NotifierDep) -> FeedWriter:
+    return FeedWriter(database, notifier)
+
+
+FeedWriterDep = Annotated[FeedWriter, Depends(_feed_writer)]
 
 
 async def parse_json_body(request: Request, model: type[M]) -> M:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -39,6 +40,7 @@ __all__ = [
     "Node",
     "NodeArg",
     "Queue",
+    "StatusChange",
     "Task",
     "TaskArg",
     "TaskAttribute",
@@ -240,6 +242,8 @@ class Workflow(Base):
     user: Mapped[str] = mapped_column(NAME, default="")
     max_concurrently_running: Mapped[int] = mapped_column(Integer, default=10_000)
     num_tasks: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The last change-feed sequence number given out; see herdsman.server.feed.
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # Set once every task is written; a workflow without it is still being bound.
     bound_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     status: Mapped[str] = mapped_column(STATUS, default="G", index=True)
@@ -389,3 +393,21 @@ class TaskInstanceErrorLog(Base):
     task_instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"), index=True)
     error_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     description: Mapped[str] = mapped_column(Text)
+
+
+class StatusChange(Base):
+    """One status change in a workflow's change feed, numbered per workflow without gaps.
+
+    ``kind`` is T (task), I (task instance) or R (workflow run); ``task_id`` is set for task
+    instances so a follower can map them without another read.
+    """
+
+    __tablename__ = "status_change"
+    __table_args__ = WITHOUT_ROWID
+
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(1))
+    object_id: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(STATUS)
+    task_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -1,0 +1,41 @@
+"""Routes the worker wrapper calls from the compute node: running, heartbeat, done, error."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from herdsman.core.schemas import worker as schemas
+from herdsman.server import instances
+from herdsman.server.deps import DatabaseDep, FeedWriterDep
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["worker"])
+
+
+@router.post("/task_instances/{instance_id}/running")
+def post_running(
+    instance_id: int, request: schemas.InstanceRunningIn, write: FeedWriterDep
+) -> schemas.InstanceRunningOut:
+    return write(lambda s, changes: instances.instance_running(s, instance_id, request, changes))
+
+
+@router.post("/task_instances/{instance_id}/heartbeat")
+def post_heartbeat(
+    instance_id: int, request: schemas.InstanceHeartbeatIn, db: DatabaseDep
+) -> schemas.InstanceStatusOut:
+    return db.write(lambda s: instances.instance_heartbeat(s, instance_id, request))
+
+
+@router.post("/task_instances/{instance_id}/done")
+def post_done(
+    instance_id: int, request: schemas.InstanceDoneIn, write: FeedWriterDep
+) -> schemas.InstanceStatusOut:
+    return write(lambda s, changes: instances.instance_done(s, instance_id, request, changes))
+
+
+@router.post("/task_instances/{instance_id}/error")
+def post_error(
+    instance_id: int, request: schemas.InstanceErrorIn, write: FeedWriterDep
+) -> schemas.InstanceStatusOut:
+    return write(lambda s, changes: instances.instance_error(s, instance_id, request, changes))
