@@ -254,6 +254,7 @@ class Binder:
                 for task, task_id, status in zip(tasks, reply.ids, reply.statuses, strict=True):
                     task.task_id = task_id
                     task.status = status
+                    task.array_id = array_ids[task.template_version]
 
             return on_reply
 

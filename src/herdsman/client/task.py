@@ -52,6 +52,7 @@ class Task:
         "_mark",
         "_name",
         "_upstream",
+        "array_id",
         "cluster_name",
         "compute_resources",
         "compute_resources_callable",
@@ -100,6 +101,7 @@ class Task:
         self._downstream: set[Task] | None = None
         self._mark = 0  # scratch counter for graph checks (see Workflow._check_acyclic)
         self.node_id: int | None = None
+        self.array_id: int | None = None
         self.task_id: int | None = None
         self.status: str | None = None
 

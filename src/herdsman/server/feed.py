@@ -24,6 +24,7 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
 from herdsman.server import models
 from herdsman.server.bulk import insert_ignore
@@ -94,25 +95,20 @@ def read_changes(session: Session, workflow_id: int, after: int, kinds: str) -> 
         .limit(MAX_CHANGES_PER_READ)
     )
     rows = session.execute(query).tuples().all()
-    last_seq = rows[-1][0] if rows else after
-    if len(rows) < MAX_CHANGES_PER_READ:
-        # Everything up to the workflow's counter was examined, filtered or not.
-        last_seq = max(last_seq, _current_seq(session, workflow_id))
+    if not rows and session.get(models.Workflow, workflow_id) is None:
+        raise NotFoundError(
+            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+        )
+    # Only rows this read returned may advance the cursor: a second query for the counter could
+    # see commits made after the first (each statement has its own snapshot in READ COMMITTED).
     return ChangesOut(
-        last_seq=last_seq,
+        last_seq=rows[-1][0] if rows else after,
         changes=[
             ChangeOut(seq=seq, kind=kind, id=object_id, status=status, task_id=task_id)
             for seq, kind, object_id, status, task_id in rows
             if kind in kinds
         ],
     )
-
-
-def _current_seq(session: Session, workflow_id: int) -> int:
-    value = session.scalars(
-        select(models.Workflow.change_seq).where(models.Workflow.id == workflow_id)
-    ).first()
-    return int(value or 0)
 
 
 class ChangeNotifier:

@@ -61,10 +61,12 @@ def queue_tasks(
     task = models.Task
     adjusted = dict(zip(request.task_ids, request.task_resources_ids or (), strict=False))
     rows: list[Any] = []
-    for part in chunked(request.task_ids, _CHUNK):
+    # Rows are locked in id order, so two requests queueing overlapping tasks cannot deadlock.
+    for part in chunked(sorted(set(request.task_ids)), _CHUNK):
         rows += session.execute(
             select(task.id, task.status, task.array_id, task.task_resources_id)
             .where(task.workflow_id == workflow_id, task.id.in_(part))
+            .order_by(task.id)
             .with_for_update()
         ).all()
     found = {row[0]: row for row in rows}
@@ -141,7 +143,10 @@ def claim(
         .where(instance.workflow_run_id == run_id, instance.status == "Q")
         .order_by(instance.id)
         .limit(limit)
-        .with_for_update()
+        # Lock only the instances (their tasks and shared resource rows stay free), and skip
+        # those another claimer holds: two distributors never block each other or take the
+        # same instance.
+        .with_for_update(of=instance, skip_locked=True)
     ).all()
     now = models.utcnow()
     instance_ids = [row[0] for row in rows]
@@ -398,7 +403,7 @@ def _instance(session: Session, instance_id: int) -> models.TaskInstance:
 
 def _instances(session: Session, instance_ids: Sequence[int]) -> list[models.TaskInstance]:
     rows: list[models.TaskInstance] = []
-    for part in chunked(instance_ids, _CHUNK):
+    for part in chunked(sorted(set(instance_ids)), _CHUNK):  # lock in id order: no deadlocks
         rows += session.scalars(
             select(models.TaskInstance)
             .where(models.TaskInstance.id.in_(part))
