@@ -1,7 +1,9 @@
 """A small workflow: prepare data per location, fit two models each, then summarize.
 
 Run it with no set-up at all: herdsman starts its embedded server on SQLite in your data
-directory. Binding the same script again finds the same workflow and task ids.
+directory and runs the tasks on this machine (the ``multiprocess`` cluster). Each run is a new
+workflow (``workflow_args`` carries the time); with fixed ``workflow_args`` a second run would
+find the finished workflow and say so.
 
     python examples/quickstart.py
 """
@@ -9,12 +11,12 @@ directory. Binding the same script again finds the same workflow and task ids.
 from __future__ import annotations
 
 import sys
+import time
 
-from herdsman import Tool
-from herdsman.core.schemas.gui import WorkflowDetailOut
+from herdsman import Tool, Workflow
 
 
-def build(locations: list[str]) -> object:
+def build(locations: list[str]) -> Workflow:
     tool = Tool("quickstart")
     tool.set_default_cluster_name("multiprocess")
     tool.set_default_compute_resources_from_dict("multiprocess", {"cores": 1, "memory": "1G"})
@@ -28,7 +30,7 @@ def build(locations: list[str]) -> object:
     )
 
     workflow = tool.create_workflow(
-        name="quickstart", workflow_args="quickstart-v1", max_concurrently_running=4
+        name="quickstart", workflow_args=f"quickstart-{time.time()}", max_concurrently_running=4
     )
     prepared = prepare.create_tasks(location=locations)
     fits = []
@@ -46,15 +48,11 @@ def build(locations: list[str]) -> object:
 
 def main() -> int:
     workflow = build(["kenya", "peru", "norway"])
-    workflow_id = workflow.bind()  # type: ignore[attr-defined]
-    detail = workflow.requester.get(  # type: ignore[attr-defined]
-        f"/workflows/{workflow_id}", WorkflowDetailOut
-    )
-    print(f"workflow {workflow_id} '{detail.name}': {detail.num_tasks} tasks bound")
-    for status, count in sorted(detail.task_status_counts.items()):
-        print(f"  status {status}: {count}")
-    print(f"server: {workflow.requester.base_url}")  # type: ignore[attr-defined]
-    return 0
+    status = workflow.run(progress=True)
+    print(f"workflow {workflow.workflow_id} finished with status {status}")
+    for task_id, failure in workflow.get_errors().items():
+        print(f"  task {task_id} {failure.name}: {failure.errors[0].description}")
+    return 0 if status == "D" else 1
 
 
 if __name__ == "__main__":

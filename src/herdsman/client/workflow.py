@@ -21,6 +21,7 @@ from herdsman.client.task_template import TaskTemplateVersion
 from herdsman.core.errors import WorkflowValidationError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
+from herdsman.core.schemas.gui import FailedTaskOut, WorkflowErrorsOut
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool
@@ -231,6 +232,46 @@ class Workflow:
         self.validate()
         self.workflow_id = Binder(self).bind()
         return self.workflow_id
+
+    def run(
+        self,
+        fail_fast: bool = False,
+        seconds_until_timeout: int = 36_000,
+        resume: bool = False,
+        reset_running_jobs: bool = True,
+        distributor_startup_timeout: float = 180.0,
+        progress: bool = False,
+        **swarm_options: Any,
+    ) -> str:
+        """Bind, run every task to the end, and return the run's final status.
+
+        "D" when every task is done, "E" otherwise (also after ``seconds_until_timeout``, when
+        jobs already submitted keep running). Afterwards each task's ``status`` is final and
+        :meth:`get_errors` reports the failed tasks. ``resume`` continues a workflow that ran
+        before; ``reset_running_jobs`` then kills what the old run left running.
+        ``swarm_options`` go to :class:`herdsman.client.swarm.workflow_run.WorkflowRun`.
+        """
+        from herdsman.client.execution import run_workflow
+
+        return run_workflow(
+            self,
+            fail_fast=fail_fast,
+            seconds_until_timeout=seconds_until_timeout,
+            resume=resume,
+            reset_running_jobs=reset_running_jobs,
+            distributor_startup_timeout=distributor_startup_timeout,
+            progress=progress,
+            swarm_options=swarm_options,
+        )
+
+    def get_errors(self, limit: int = 1000) -> dict[int, FailedTaskOut]:
+        """Fatal tasks of the workflow: task id -> its last errors and output tails."""
+        if self.workflow_id is None:
+            raise WorkflowValidationError("the workflow is not bound yet; bind() or run() it first")
+        reply = self.requester.get(
+            f"/workflows/{self.workflow_id}/errors", WorkflowErrorsOut, params={"limit": limit}
+        )
+        return {task.task_id: task for task in reply.tasks}
 
     def __repr__(self) -> str:
         return (

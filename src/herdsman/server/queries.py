@@ -11,7 +11,13 @@ from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas import gui as schemas
 from herdsman.server import models
 
-__all__ = ["task_detail", "workflow_detail", "workflow_edges", "workflow_tasks"]
+__all__ = [
+    "task_detail",
+    "workflow_detail",
+    "workflow_edges",
+    "workflow_errors",
+    "workflow_tasks",
+]
 
 
 def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:
@@ -159,4 +165,52 @@ def _resources(session: Session, resources_id: int) -> schemas.ResourcesOut:
         raise NotFoundError(f"task resources {resources_id} do not exist")
     return schemas.ResourcesOut(
         id=row.id, kind=row.kind, queue_id=row.queue_id, requested=json.loads(row.requested)
+    )
+
+
+ERRORS_PER_TASK = 3
+
+
+def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.WorkflowErrorsOut:
+    """Fatal tasks with their last errors and output tails, for a report after a failed run."""
+    if session.get(models.Workflow, workflow_id) is None:
+        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    task = models.Task
+    where = (task.workflow_id == workflow_id, task.status == "F")
+    count = session.scalar(select(func.count()).select_from(task).where(*where))
+    failed = session.scalars(select(task).where(*where).order_by(task.id).limit(limit)).all()
+    return schemas.WorkflowErrorsOut(
+        workflow_id=workflow_id,
+        count=count or 0,
+        tasks=[_failed_task(session, row) for row in failed],
+    )
+
+
+def _failed_task(session: Session, task: models.Task) -> schemas.FailedTaskOut:
+    instance, log = models.TaskInstance, models.TaskInstanceErrorLog
+    errors = session.execute(
+        select(log.task_instance_id, log.error_time, log.description, instance.exit_code)
+        .join(instance, instance.id == log.task_instance_id)
+        .where(instance.task_id == task.id)
+        .order_by(log.id.desc())
+        .limit(ERRORS_PER_TASK)
+    ).all()
+    last = session.scalars(
+        select(instance).where(instance.task_id == task.id).order_by(instance.id.desc()).limit(1)
+    ).first()
+    return schemas.FailedTaskOut(
+        task_id=task.id,
+        name=task.name,
+        num_attempts=task.num_attempts,
+        errors=[
+            schemas.ErrorOut(
+                task_instance_id=instance_id,
+                error_time=when.isoformat(),
+                description=description,
+                exit_code=exit_code,
+            )
+            for instance_id, when, description, exit_code in errors
+        ],
+        stdout_tail=(last.stdout_tail or "") if last else "",
+        stderr_tail=(last.stderr_tail or "") if last else "",
     )

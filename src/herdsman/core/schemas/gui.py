@@ -6,11 +6,14 @@ from pydantic import BaseModel
 
 __all__ = [
     "EdgesOut",
+    "ErrorOut",
+    "FailedTaskOut",
     "ResourcesOut",
     "TaskDetailOut",
     "TaskOut",
     "TasksPageOut",
     "WorkflowDetailOut",
+    "WorkflowErrorsOut",
 ]
 
 
@@ -67,3 +70,27 @@ class TaskDetailOut(TaskOut):
     resources: ResourcesOut
     upstream_task_ids: list[int]
     downstream_task_ids: list[int]
+
+
+class ErrorOut(BaseModel):
+    task_instance_id: int
+    error_time: str
+    description: str
+    exit_code: int | None
+
+
+class FailedTaskOut(BaseModel):
+    """A fatal task: its last errors (newest first) and its last attempt's output tails."""
+
+    task_id: int
+    name: str
+    num_attempts: int
+    errors: list[ErrorOut]
+    stdout_tail: str
+    stderr_tail: str
+
+
+class WorkflowErrorsOut(BaseModel):
+    workflow_id: int
+    count: int
+    tasks: list[FailedTaskOut]

@@ -40,3 +40,10 @@ def get_workflow_edges(
 @router.get("/tasks/{task_id}")
 def get_task(task_id: int, db: DatabaseDep) -> schemas.TaskDetailOut:
     return db.read(lambda s: queries.task_detail(s, task_id))
+
+
+@router.get("/workflows/{workflow_id}/errors")
+def get_workflow_errors(
+    workflow_id: int, db: DatabaseDep, limit: Limit = 1000
+) -> schemas.WorkflowErrorsOut:
+    return db.read(lambda s: queries.workflow_errors(s, workflow_id, limit))
