@@ -71,27 +71,27 @@ def test_one_task(tool: Tool, server: Any) -> None:
 
 @pytest.mark.parametrize("shape", ["chain", "fork_join", "bushy"])
 def test_dags_run_in_dependency_order(tool: Tool, server: Any, shape: str) -> None:
-    step = tool.get_task_template("step", "true {name}", node_args=["name"])
+    step = tool.get_task_template("step", "true {label}", node_args=["label"])
     tasks: list[Task] = []
     if shape == "chain":
-        a, b, c = (step.create_task(name=n) for n in "abc")
+        a, b, c = (step.create_task(label=n) for n in "abc")
         b.add_upstream(a)
         c.add_upstream(b)
         tasks = [a, b, c]
     elif shape == "fork_join":
-        a = step.create_task(name="a")
-        bs = [step.create_task(name=f"b{i}", upstream_tasks=[a]) for i in range(3)]
-        cs = [step.create_task(name=f"c{i}", upstream_tasks=[b]) for i, b in enumerate(bs)]
-        d = step.create_task(name="d", upstream_tasks=cs)
+        a = step.create_task(label="a")
+        bs = [step.create_task(label=f"b{i}", upstream_tasks=[a]) for i in range(3)]
+        cs = [step.create_task(label=f"c{i}", upstream_tasks=[b]) for i, b in enumerate(bs)]
+        d = step.create_task(label="d", upstream_tasks=cs)
         tasks = [a, *bs, *cs, d]
     else:
-        roots = [step.create_task(name=f"r{i}") for i in range(4)]
+        roots = [step.create_task(label=f"r{i}") for i in range(4)]
         mids = [
-            step.create_task(name=f"m{i}", upstream_tasks=roots[i % 4 : i % 4 + 2])
+            step.create_task(label=f"m{i}", upstream_tasks=roots[i % 4 : i % 4 + 2])
             for i in range(6)
         ]
-        leaves = [step.create_task(name=f"l{i}", upstream_tasks=mids[i::3]) for i in range(3)]
-        tasks = [*roots, *mids, *leaves, step.create_task(name="end", upstream_tasks=leaves)]
+        leaves = [step.create_task(label=f"l{i}", upstream_tasks=mids[i::3]) for i in range(3)]
+        tasks = [*roots, *mids, *leaves, step.create_task(label="end", upstream_tasks=leaves)]
     workflow = _workflow(tool, tasks)
     assert workflow.run() == "D"
     assert {task.status for task in tasks} == {"D"}
@@ -115,11 +115,13 @@ def test_task_failing_once_is_retried(tool: Tool, server: Any, tmp_path: Path) -
 
 
 def test_always_failing_task_is_fatal_and_blocks_only_its_branch(tool: Tool, server: Any) -> None:
-    template = tool.get_task_template("t", "{command}", node_args=["name"], op_args=["command"])
-    bad = template.create_task(name="bad", command="echo oops >&2; exit 7", max_attempts=3)
-    after_bad = template.create_task(name="after-bad", command="true", upstream_tasks=[bad])
-    good = template.create_task(name="good", command="true")
-    after_good = template.create_task(name="after-good", command="true", upstream_tasks=[good])
+    template = tool.get_task_template(
+        "t", "{command} # {label}", node_args=["label"], op_args=["command"]
+    )
+    bad = template.create_task(label="bad", command="echo oops >&2; exit 7", max_attempts=3)
+    after_bad = template.create_task(label="after-bad", command="true", upstream_tasks=[bad])
+    good = template.create_task(label="good", command="true")
+    after_good = template.create_task(label="after-good", command="true", upstream_tasks=[good])
     workflow = _workflow(tool, [bad, after_bad, good, after_good])
     assert workflow.run() == "E"
     assert (bad.status, good.status, after_good.status) == ("F", "D", "D")

@@ -24,6 +24,22 @@ if TYPE_CHECKING:
 __all__ = ["TaskTemplate", "TaskTemplateVersion"]
 
 _MAX_DEFAULT_NAME = 255
+
+# Keyword parameters of create_task/create_tasks/create_array; template args cannot use them.
+RESERVED_ARGUMENT_NAMES = frozenset(
+    {
+        "name",
+        "upstream_tasks",
+        "task_attributes",
+        "max_attempts",
+        "compute_resources",
+        "compute_resources_callable",
+        "resource_scales",
+        "fallback_queues",
+        "cluster_name",
+        "max_concurrently_running",
+    }
+)
 _ITERABLE_TYPES = (list, tuple, range, set, frozenset)
 
 
@@ -60,6 +76,12 @@ class TaskTemplateVersion:
 
     def _check_arguments(self) -> None:
         declared = self.node_args + self.task_args + self.op_args
+        clashing = sorted(set(declared) & RESERVED_ARGUMENT_NAMES)
+        if clashing:
+            raise WorkflowValidationError(
+                f"template {self.template.name!r}: argument(s) {clashing} have the names of "
+                "create_task's own parameters and could never be passed; rename them"
+            )
         duplicated = sorted({name for name in declared if declared.count(name) > 1})
         if duplicated:
             raise WorkflowValidationError(
