@@ -1,1 +1,28 @@
-"""herdsman.client.swarm."""
+"""The swarm: the scheduling loop of one workflow run.
+
+A functional core with an imperative shell: :mod:`~herdsman.client.swarm.state` (pure, in
+memory), :mod:`~herdsman.client.swarm.gateway` (the only code that knows the routes),
+:mod:`~herdsman.client.swarm.services` (one unit of work per ``tick``),
+:mod:`~herdsman.client.swarm.orchestrator` (the loop) and
+:mod:`~herdsman.client.swarm.workflow_run` (the documented facade).
+:mod:`~herdsman.client.swarm.values` holds the value objects the state takes and gives, and
+:mod:`~herdsman.client.swarm.fake` an in-memory server for tests.
+"""
+
+from herdsman.client.swarm.gateway import HttpSwarmGateway, SwarmGateway
+from herdsman.client.swarm.orchestrator import SwarmConfig, SwarmOrchestrator, SwarmResult
+from herdsman.client.swarm.state import QueueBatch, StateUpdate, SwarmState, TaskRow
+from herdsman.client.swarm.workflow_run import WorkflowRun
+
+__all__ = [
+    "HttpSwarmGateway",
+    "QueueBatch",
+    "StateUpdate",
+    "SwarmConfig",
+    "SwarmGateway",
+    "SwarmOrchestrator",
+    "SwarmResult",
+    "SwarmState",
+    "TaskRow",
+    "WorkflowRun",
+]

@@ -1,0 +1,140 @@
+"""The swarm's only door to the server: one method per HTTP call, typed replies.
+
+Services depend on the :class:`SwarmGateway` protocol, never on HTTP, so tests swap in
+:class:`herdsman.client.swarm.fake.InMemorySwarmGateway` without patching anything. This module
+is the only swarm code that knows the routes.
+
+Failures surface as :mod:`herdsman.core.errors` exceptions raised by the requester: transport
+failures and 503s have already been retried when :class:`ServerUnavailableError` arrives.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+from typing import Protocol
+
+from herdsman.core.requester import Requester
+from herdsman.core.schemas.swarm import (
+    ChangesOut,
+    QueueTasksIn,
+    RunHeartbeatIn,
+    RunHeartbeatOut,
+    RunStatusIn,
+    RunStatusOut,
+    SwarmEdgesOut,
+    SwarmTasksOut,
+    TaskStatusesOut,
+    WorkflowRunIn,
+    WorkflowRunOut,
+)
+
+__all__ = ["MAX_POLL_SECONDS", "HttpSwarmGateway", "SwarmGateway"]
+
+MAX_POLL_SECONDS = 10.0
+"""Longest long-poll the swarm asks for.
+
+The requester's HTTP timeout is fixed per client (120 s by default, ``http.timeout``), so the
+server's wait must stay well below it or a quiet feed would look like a dead server. The
+server caps waits at 30 s; 10 s leaves room for a slow answer on a loaded server.
+"""
+
+
+class SwarmGateway(Protocol):
+    """The HTTP calls of one workflow run. Every state-changing call is idempotent."""
+
+    def create_run(
+        self, workflow_id: int, *, resume: bool, reset_running_jobs: bool
+    ) -> WorkflowRunOut:
+        """Start a run; ConflictError if another live run holds the workflow and not resume."""
+        ...
+
+    def get_run(self, run_id: int) -> RunStatusOut: ...
+
+    def set_run_status(self, run_id: int, status: str, message: str = "") -> RunStatusOut:
+        """Move the run to ``status``; TransitionRefused carries the current status."""
+        ...
+
+    def heartbeat(self, run_id: int, next_report_seconds: float) -> RunHeartbeatOut:
+        """Promise the next beat within ``next_report_seconds``; answers status and limits."""
+        ...
+
+    def queue_tasks(self, run_id: int, task_ids: tuple[int, ...]) -> TaskStatusesOut:
+        """Queue REGISTERING / ADJUSTING_RESOURCES tasks; answers every task's status."""
+        ...
+
+    def changes(
+        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+    ) -> ChangesOut:
+        """Changes with seq > ``after``; waits up to ``timeout`` seconds when there are none."""
+        ...
+
+    def tasks_page(self, workflow_id: int, after_task_id: int, limit: int) -> SwarmTasksOut:
+        """Tasks with id > ``after_task_id`` in id order."""
+        ...
+
+    def edges_page(self, workflow_id: int, offset: int, limit: int) -> SwarmEdgesOut:
+        """Dependencies ``offset`` to ``offset + limit``, in a stable order."""
+        ...
+
+
+class HttpSwarmGateway:
+    """:class:`SwarmGateway` over a :class:`Requester` (thread-safe, as the requester is)."""
+
+    def __init__(self, requester: Requester) -> None:
+        self._requester = requester
+
+    def create_run(
+        self, workflow_id: int, *, resume: bool, reset_running_jobs: bool
+    ) -> WorkflowRunOut:
+        from herdsman import __version__  # at call time: herdsman imports client modules
+
+        body = WorkflowRunIn(
+            user=getpass.getuser()[:255],
+            host=socket.gethostname()[:255],
+            pid=os.getpid(),
+            herdsman_version=__version__,
+            resume=resume,
+            reset_running_jobs=reset_running_jobs,
+        )
+        return self._requester.post(f"/workflows/{workflow_id}/runs", body, WorkflowRunOut)
+
+    def get_run(self, run_id: int) -> RunStatusOut:
+        return self._requester.get(f"/workflow_runs/{run_id}", RunStatusOut)
+
+    def set_run_status(self, run_id: int, status: str, message: str = "") -> RunStatusOut:
+        body = RunStatusIn(status=status, message=message)
+        return self._requester.put(f"/workflow_runs/{run_id}/status", body, RunStatusOut)
+
+    def heartbeat(self, run_id: int, next_report_seconds: float) -> RunHeartbeatOut:
+        body = RunHeartbeatIn(next_report_seconds=next_report_seconds)
+        return self._requester.post(f"/workflow_runs/{run_id}/heartbeat", body, RunHeartbeatOut)
+
+    def queue_tasks(self, run_id: int, task_ids: tuple[int, ...]) -> TaskStatusesOut:
+        body = QueueTasksIn(task_ids=list(task_ids))
+        return self._requester.post(f"/workflow_runs/{run_id}/queue", body, TaskStatusesOut)
+
+    def changes(
+        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+    ) -> ChangesOut:
+        wait = min(max(timeout, 0.0), MAX_POLL_SECONDS)
+        return self._requester.get(
+            f"/workflows/{workflow_id}/changes",
+            ChangesOut,
+            params={"after": after, "timeout": wait, "kinds": kinds},
+        )
+
+    def tasks_page(self, workflow_id: int, after_task_id: int, limit: int) -> SwarmTasksOut:
+        return self._requester.get(
+            f"/workflows/{workflow_id}/swarm_tasks",
+            SwarmTasksOut,
+            params={"after_task_id": after_task_id, "limit": limit},
+        )
+
+    def edges_page(self, workflow_id: int, offset: int, limit: int) -> SwarmEdgesOut:
+        return self._requester.get(
+            f"/workflows/{workflow_id}/swarm_edges",
+            SwarmEdgesOut,
+            params={"offset": offset, "limit": limit},
+        )

@@ -1,0 +1,380 @@
+"""The swarm's loop: it only sequences the state and the services, and decides when to stop.
+
+One pass of :meth:`SwarmOrchestrator.run`'s loop, top to bottom:
+
+1. stop if the work is over: every task done, fail_fast after a failure, every remaining task
+   blocked behind a fatal one, the ``fail_after_n_executions`` testing hook, or the timeout;
+2. heartbeat if due, and stop if the server says the run is no longer running;
+3. stop if the distributor died (nothing would launch the queued tasks);
+4. queue every ready task the limits allow (none before the limits are known);
+5. read the change feed, waiting at most until the next heartbeat or sync is due -- the
+   long-poll answers the moment a change exists, so a finished task's downstream tasks are
+   queued on the very next pass, not at a polling tick;
+6. run the full sync if due.
+
+Every way out logs one line with the reason, and the final run status is recorded on the
+server in ``finally``, on errors too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from herdsman.client.swarm.gateway import MAX_POLL_SECONDS, SwarmGateway
+from herdsman.client.swarm.services.follower import FollowerService
+from herdsman.client.swarm.services.heartbeat import (
+    DEFAULT_HEARTBEAT_INTERVAL,
+    DEFAULT_REPORT_BY_BUFFER,
+    MAX_CONSECUTIVE_FAILURES,
+    Beat,
+    ConsecutiveFailures,
+    HeartbeatService,
+)
+from herdsman.client.swarm.services.scheduler import SchedulerService
+from herdsman.client.swarm.services.synchronizer import SynchronizerService
+from herdsman.client.swarm.state import StateUpdate, SwarmState
+from herdsman.core.errors import ConfigurationError, HerdsmanError, ServerUnavailableError
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
+
+__all__ = [
+    "SwarmConfig",
+    "SwarmOrchestrator",
+    "SwarmResult",
+    "SwarmServices",
+    "build_services",
+]
+
+logger = structlog.get_logger(__name__)
+
+_R = WorkflowRunStatus
+
+# Run statuses, as the server reports them, that end this run's scheduling.
+_STOP_STATUSES = frozenset({_R.DONE, _R.ERROR, _R.STOPPED, _R.TERMINATED, _R.ABORTED})
+_RESUME_STATUSES = frozenset({_R.COLD_RESUME, _R.HOT_RESUME})
+
+
+@dataclass(frozen=True)
+class SwarmConfig:
+    """How one run is driven. Seconds throughout.
+
+    ``max_poll_seconds`` bounds how long the loop waits on a quiet feed, and so how late it
+    notices a dead distributor or a timeout; it does not delay task changes, which end the
+    wait at once. It must stay below the requester's HTTP timeout (see ``MAX_POLL_SECONDS``).
+    ``fail_after_n_executions`` ends the run with E after that many tasks finished in it: a
+    testing hook for resumes.
+    """
+
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_report_by_buffer: float = DEFAULT_REPORT_BY_BUFFER
+    fail_fast: bool = False
+    wedged_workflow_sync_interval: float = 600.0
+    fail_after_n_executions: int = 1_000_000_000
+    seconds_until_timeout: float = 36_000.0
+    max_poll_seconds: float = 5.0
+    server_retry_pause: float = 1.0
+    max_heartbeat_failures: int = MAX_CONSECUTIVE_FAILURES
+
+    def __post_init__(self) -> None:
+        positive = {
+            "heartbeat_interval": self.heartbeat_interval,
+            "wedged_workflow_sync_interval": self.wedged_workflow_sync_interval,
+            "seconds_until_timeout": self.seconds_until_timeout,
+            "max_poll_seconds": self.max_poll_seconds,
+        }
+        for name, value in positive.items():
+            if not value > 0:
+                raise ConfigurationError(f"{name} must be > 0, not {value!r}")
+        if self.heartbeat_report_by_buffer < 1:
+            raise ConfigurationError(
+                f"heartbeat_report_by_buffer must be >= 1 (the deadline cannot precede the next "
+                f"beat), not {self.heartbeat_report_by_buffer!r}"
+            )
+        if self.max_poll_seconds > MAX_POLL_SECONDS:
+            raise ConfigurationError(f"max_poll_seconds must be <= {MAX_POLL_SECONDS}")
+        if self.fail_after_n_executions < 1 or self.max_heartbeat_failures < 1:
+            raise ConfigurationError("fail_after_n_executions and max_heartbeat_failures >= 1")
+        if self.server_retry_pause < 0:
+            raise ConfigurationError("server_retry_pause must be >= 0")
+
+
+@dataclass(frozen=True)
+class SwarmResult:
+    """How a run ended; read this, not the state, after the run."""
+
+    status: WorkflowRunStatus
+    done_task_ids: frozenset[int]
+    failed_task_ids: frozenset[int]
+    num_tasks: int
+    elapsed_seconds: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class SwarmServices:
+    """The services of one run, shared by the loop and the facade's manual calls."""
+
+    heartbeat: HeartbeatService
+    follower: FollowerService
+    scheduler: SchedulerService
+    synchronizer: SynchronizerService
+
+
+def build_services(
+    gateway: SwarmGateway,
+    state: SwarmState,
+    *,
+    workflow_id: int,
+    run_id: int,
+    last_seq: int,
+    config: SwarmConfig,
+) -> SwarmServices:
+    """The services for a run whose feed position, when its state was loaded, is ``last_seq``."""
+    return SwarmServices(
+        heartbeat=HeartbeatService(
+            gateway,
+            run_id=run_id,
+            interval=config.heartbeat_interval,
+            report_by_buffer=config.heartbeat_report_by_buffer,
+        ),
+        follower=FollowerService(gateway, workflow_id=workflow_id, run_id=run_id, after=last_seq),
+        scheduler=SchedulerService(gateway, state, run_id=run_id),
+        synchronizer=SynchronizerService(
+            gateway, state, workflow_id=workflow_id, interval=config.wedged_workflow_sync_interval
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: WorkflowRunStatus
+    reason: str
+    record: bool  # set ``status`` on the server: False when the server reported it to us
+
+
+class SwarmOrchestrator:
+    """Runs one workflow run to its end. ``clock`` and ``sleep`` are injectable for tests."""
+
+    def __init__(
+        self,
+        *,
+        state: SwarmState,
+        gateway: SwarmGateway,
+        run_id: int,
+        services: SwarmServices,
+        config: SwarmConfig,
+        distributor_alive: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._state = state
+        self._gateway = gateway
+        self._run_id = run_id
+        self._services = services
+        self._config = config
+        self._distributor_alive = distributor_alive
+        self._clock = clock
+        self._sleep = sleep
+        self._beat_failures = ConsecutiveFailures(config.max_heartbeat_failures)
+
+    def run(self) -> SwarmResult:
+        """Loop until the run ends; returns how. Exceptions propagate after the run is ended."""
+        started = self._clock()
+        outcome = _Outcome(_R.ERROR, "the swarm loop failed", record=True)
+        try:
+            outcome = self._loop(started)
+        except KeyboardInterrupt:
+            outcome = _Outcome(_R.STOPPED, "interrupted; submitted jobs keep running", True)
+            raise
+        except Exception as error:
+            outcome = _Outcome(_R.ERROR, f"the swarm loop failed: {error!r}", True)
+            raise
+        finally:
+            self._conclude(outcome, started)
+        return SwarmResult(
+            status=outcome.status,
+            done_task_ids=self._state.done_ids(),
+            failed_task_ids=self._state.failed_ids(),
+            num_tasks=self._state.num_tasks,
+            elapsed_seconds=self._clock() - started,
+            reason=outcome.reason,
+        )
+
+    def _loop(self, started: float) -> _Outcome:
+        deadline = started + self._config.seconds_until_timeout
+        self._services.synchronizer.start(started)
+        while True:
+            now = self._clock()
+            if (outcome := self._check_end(now, deadline)) is not None:
+                return outcome
+            if (outcome := self._heartbeat_if_due(now)) is not None:
+                return outcome
+            if not self._distributor_alive():
+                reason = "the distributor is not running, so queued tasks would never launch"
+                return _Outcome(_R.ERROR, reason, record=True)
+            self._schedule()
+            if (outcome := self._follow(self._poll_timeout(deadline))) is not None:
+                return outcome
+            self._sync_if_due()
+
+    # --- the steps, in loop order ---------------------------------------------------------------
+
+    def _check_end(self, now: float, deadline: float) -> _Outcome | None:
+        state = self._state
+        counts = state.counts()
+        failed = counts[TaskStatus.ERROR_FATAL]
+        if state.is_finished() and not failed:
+            return _Outcome(_R.DONE, f"all {state.num_tasks} tasks are done", record=True)
+        if failed and self._config.fail_fast:
+            return _Outcome(_R.ERROR, f"fail_fast: {failed} task(s) failed", record=True)
+        if state.is_settled():
+            blocked = state.num_tasks - counts[TaskStatus.DONE] - failed
+            reason = f"{failed} task(s) failed and {blocked} task(s) wait on failed upstreams"
+            return _Outcome(_R.ERROR, reason, record=True)
+        limit = self._config.fail_after_n_executions
+        if state.num_newly_done >= limit:
+            reason = f"fail_after_n_executions: {limit} task(s) finished in this run"
+            return _Outcome(_R.ERROR, reason, record=True)
+        if now >= deadline:
+            reason = (
+                f"not finished after seconds_until_timeout={self._config.seconds_until_timeout}"
+                "; jobs already submitted keep running, and a resume picks up their results"
+            )
+            return _Outcome(_R.ERROR, reason, record=True)
+        return None
+
+    def _heartbeat_if_due(self, now: float) -> _Outcome | None:
+        heartbeat = self._services.heartbeat
+        if not heartbeat.due(now):
+            return None
+        try:
+            beat = heartbeat.tick(now)
+        except HerdsmanError as error:
+            if self._beat_failures.record_failure():
+                reason = (
+                    f"{self._beat_failures.count} heartbeats in a row failed (last: {error}); "
+                    "the server no longer considers this run alive"
+                )
+                return _Outcome(_R.ERROR, reason, record=True)
+            logger.warning(
+                "swarm_heartbeat_failed",
+                workflow_run_id=self._run_id,
+                failures=self._beat_failures.count,
+                error=str(error),
+            )
+            return None
+        self._beat_failures.record_success()
+        self._set_limits(beat)
+        return self._server_says(beat.run_status)
+
+    def _schedule(self) -> None:
+        if not self._state.limits_known:
+            # A state loaded from the server learns its limits from the first heartbeat that
+            # answers; scheduling before then could exceed them.
+            return
+        result = self._services.scheduler.tick()
+        self._apply(result.update)
+        if result.interrupted:
+            self._sleep(self._config.server_retry_pause)
+
+    def _poll_timeout(self, deadline: float) -> float:
+        now = self._clock()
+        return max(
+            0.0,
+            min(
+                self._config.max_poll_seconds,
+                self._services.heartbeat.seconds_until_due(now),
+                self._services.synchronizer.seconds_until_due(now),
+                deadline - now,
+            ),
+        )
+
+    def _follow(self, timeout: float) -> _Outcome | None:
+        try:
+            news = self._services.follower.tick(timeout)
+        except ServerUnavailableError as error:
+            logger.warning("swarm_feed_unavailable", workflow_run_id=self._run_id, error=str(error))
+            self._sleep(self._config.server_retry_pause)
+            return None
+        self._apply(news.update)
+        return None if news.run_status is None else self._server_says(news.run_status)
+
+    def _sync_if_due(self) -> None:
+        now = self._clock()
+        synchronizer = self._services.synchronizer
+        if not synchronizer.due(now):
+            return
+        try:
+            update = synchronizer.tick(now)
+        except ServerUnavailableError as error:
+            logger.warning("swarm_sync_unavailable", workflow_run_id=self._run_id, error=str(error))
+            return
+        self._apply(update)
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _apply(self, update: StateUpdate) -> None:
+        if not update:
+            return
+        changed = self._state.apply(update)
+        for task_id in changed:
+            if update.statuses[task_id] is TaskStatus.ERROR_FATAL:
+                logger.info("swarm_task_failed", workflow_run_id=self._run_id, task_id=task_id)
+        logger.debug(
+            "swarm_update_applied",
+            workflow_run_id=self._run_id,
+            reported=len(update),
+            changed=len(changed),
+        )
+
+    def _set_limits(self, beat: Beat) -> None:
+        state = self._state
+        if (
+            state.workflow_limit == beat.max_concurrently_running
+            and state.array_limits == beat.array_limits
+        ):
+            return
+        state.set_limits(beat.max_concurrently_running, beat.array_limits)
+        logger.info(
+            "swarm_limits_changed",
+            workflow_run_id=self._run_id,
+            max_concurrently_running=beat.max_concurrently_running,
+            array_limits=dict(beat.array_limits),
+        )
+
+    def _server_says(self, status: WorkflowRunStatus) -> _Outcome | None:
+        if status in _RESUME_STATUSES:
+            # A new run is taking the workflow over; this one acknowledges by terminating.
+            reason = f"the server set the run to {status.name}: a new run resumes the workflow"
+            return _Outcome(_R.TERMINATED, reason, record=True)
+        if status in _STOP_STATUSES:
+            return _Outcome(status, f"the server set the run to {status.name}", record=False)
+        return None
+
+    def _conclude(self, outcome: _Outcome, started: float) -> None:
+        counts = self._state.counts()
+        logger.info(
+            "swarm_run_ended",
+            workflow_run_id=self._run_id,
+            status=outcome.status.value,
+            reason=outcome.reason,
+            done=counts[TaskStatus.DONE],
+            failed=counts[TaskStatus.ERROR_FATAL],
+            tasks=self._state.num_tasks,
+            elapsed_seconds=round(self._clock() - started, 3),
+        )
+        if not outcome.record:
+            return
+        try:
+            self._gateway.set_run_status(self._run_id, outcome.status.value, outcome.reason)
+        except HerdsmanError as error:
+            # Do not mask the loop's own exit or exception; the server's reaper ends the run.
+            logger.warning(
+                "swarm_final_status_not_recorded",
+                workflow_run_id=self._run_id,
+                status=outcome.status.value,
+                error=str(error),
+            )

@@ -1,0 +1,84 @@
+"""The values going in and out of :class:`~herdsman.client.swarm.state.SwarmState`.
+
+Frozen, so a reply turned into an update can be merged, logged and applied without anyone
+changing it underneath. Letters from the wire become :class:`TaskStatus` members here, at the
+edge, so no letter reaches the state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import NamedTuple
+
+from herdsman.core.schemas.swarm import ChangesOut, SwarmTasksOut, TaskStatusesOut
+from herdsman.core.statuses import TaskStatus
+
+__all__ = ["QueueBatch", "StateUpdate", "TaskRow"]
+
+
+@dataclass(frozen=True, slots=True)
+class StateUpdate:
+    """New task statuses, task id -> status; a later report about a task replaces an earlier.
+
+    Letters from the wire are converted to :class:`TaskStatus` by the ``from_*`` constructors,
+    so no letter reaches the state. The mapping is read-only.
+    """
+
+    statuses: Mapping[int, TaskStatus] = field(default_factory=lambda: MappingProxyType({}))
+
+    @classmethod
+    def of(cls, statuses: Mapping[int, TaskStatus | str]) -> StateUpdate:
+        """An update from a mapping whose values are statuses or their letters."""
+        return cls(MappingProxyType({tid: TaskStatus(s) for tid, s in statuses.items()}))
+
+    @classmethod
+    def from_changes(cls, reply: ChangesOut) -> StateUpdate:
+        """The task changes (kind T) of a change-feed page; later changes win."""
+        return cls(
+            MappingProxyType({c.id: TaskStatus(c.status) for c in reply.changes if c.kind == "T"})
+        )
+
+    @classmethod
+    def from_task_statuses(cls, reply: TaskStatusesOut) -> StateUpdate:
+        """The statuses a queue request answered with."""
+        pairs = zip(reply.task_ids, reply.statuses, strict=True)
+        return cls(MappingProxyType({tid: TaskStatus(s) for tid, s in pairs}))
+
+    @classmethod
+    def from_swarm_tasks(cls, reply: SwarmTasksOut) -> StateUpdate:
+        """The statuses of one page of a full sync."""
+        return cls(MappingProxyType({t.task_id: TaskStatus(t.status) for t in reply.tasks}))
+
+    def merge(self, later: StateUpdate) -> StateUpdate:
+        """One update holding both; where both name a task, ``later`` wins."""
+        if not later.statuses:
+            return self
+        if not self.statuses:
+            return later
+        return StateUpdate(MappingProxyType({**self.statuses, **later.statuses}))
+
+    def __len__(self) -> int:
+        return len(self.statuses)
+
+    def __bool__(self) -> bool:
+        return bool(self.statuses)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueBatch:
+    """Ready tasks of one array with identical resources: one queue request, one job array."""
+
+    array_id: int
+    task_resources_id: int
+    task_ids: tuple[int, ...]
+
+
+class TaskRow(NamedTuple):
+    """One task to load. ``task_resources_id`` 0 means "not known to the client"."""
+
+    task_id: int
+    array_id: int
+    status: TaskStatus
+    task_resources_id: int = 0
