@@ -1,0 +1,234 @@
+"""Starting and stopping a distributor process, and its ``main``.
+
+The client starts one distributor per workflow run::
+
+    with DistributorProcess(run_id, "multiprocess", server_url).start(timeout=60) as distributor:
+        ...  # the swarm's loop
+
+Handshake: the distributor writes exactly one line to its stdout, ``HERDSMAN_DISTRIBUTOR_READY
+{"pid": ...}``, once its plugin has started (a multiprocess pool is up, a Slurm connection
+is open); :meth:`DistributorProcess.start` reads lines until it sees it. Nothing else reaches
+that pipe: the distributor points its own stdout at stderr first, so its plugin's children
+cannot fill a pipe nobody reads any more. Logs go to stderr: a file of the caller's choosing,
+or the caller's own stderr.
+
+The distributor runs in its own session, so a Ctrl-C meant for the client does not hit it
+directly; the client stops it with :meth:`DistributorProcess.stop`. If the client dies without
+stopping it, the distributor still ends when the run reaches a final status (the server's
+reaper ends a run whose swarm stopped heart-beating).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import psutil
+import structlog
+
+from herdsman.core.errors import HerdsmanError
+
+__all__ = ["READY_MARKER", "DistributorProcess", "DistributorStartError"]
+
+logger = structlog.get_logger(__name__)
+
+READY_MARKER = "HERDSMAN_DISTRIBUTOR_READY"
+LOG_TAIL_CHARACTERS = 4_000
+# After the distributor itself is gone, how long its pool processes get to kill their commands
+# (they watch their parent; a command gets its own kill grace) before they are killed.
+TREE_DRAIN_SECONDS = 15.0
+
+
+class DistributorStartError(HerdsmanError):
+    """The distributor exited or stayed silent before it was ready; the message has its log."""
+
+
+class DistributorProcess:
+    """A distributor process for one workflow run. Start it, use it, stop it.
+
+    ``log_file``: where its stderr (its logs) is appended; None inherits this process's.
+    ``log_level``: its log level; None uses the ``log_level`` setting. ``after_seq``: the
+    change-feed position to follow from (the run's ``last_seq`` when it was created).
+    """
+
+    def __init__(
+        self,
+        workflow_run_id: int,
+        cluster_name: str,
+        server_url: str,
+        *,
+        log_file: Path | None = None,
+        log_level: str | None = None,
+        after_seq: int = 0,
+    ) -> None:
+        self.workflow_run_id = workflow_run_id
+        self.cluster_name = cluster_name
+        self.server_url = server_url
+        self.log_file = log_file
+        self.log_level = log_level
+        self.after_seq = after_seq
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def command(self) -> list[str]:
+        """The command line that starts the distributor."""
+        command = [
+            sys.executable,
+            "-m",
+            "herdsman.distributor",
+            "--workflow-run-id",
+            str(self.workflow_run_id),
+            "--cluster-name",
+            self.cluster_name,
+            "--server-url",
+            self.server_url,
+            "--after-seq",
+            str(self.after_seq),
+        ]
+        if self.log_level:
+            command += ["--log-level", self.log_level]
+        return command
+
+    def start(self, timeout: float = 60.0) -> DistributorProcess:
+        """Start the process and wait until it is ready; returns self.
+
+        Raises :class:`DistributorStartError` (with the end of its log) when it exits first or
+        is not ready within ``timeout`` seconds; it is stopped in that case.
+        """
+        if self._process is not None:
+            raise RuntimeError("this distributor process was started already")
+        stderr = self.log_file.open("ab") if self.log_file is not None else None
+        try:
+            self._process = subprocess.Popen(
+                self.command(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                start_new_session=True,
+                close_fds=True,
+            )
+        finally:
+            if stderr is not None:
+                stderr.close()
+        log = logger.bind(workflow_run_id=self.workflow_run_id, pid=self._process.pid)
+        log.info("distributor_starting", cluster=self.cluster_name)
+        try:
+            self._await_ready(timeout)
+        except DistributorStartError:
+            self.stop(timeout=5.0)
+            raise
+        log.info("distributor_started")
+        return self
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait ``timeout`` s, SIGKILL; returns the exit code. Idempotent.
+
+        After a SIGKILL the distributor's pool processes notice their parent's death and kill
+        their commands; whatever of its process tree is still there after
+        ``TREE_DRAIN_SECONDS`` is killed. A distributor that already exited on its own is
+        left alone: it stopped its plugin on the way out.
+        """
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            tree = _process_tree(process.pid)
+            _signal(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                logger.warning("distributor_killed", pid=process.pid, timeout=timeout)
+                _signal(process.pid, signal.SIGKILL)
+                process.wait()
+            _, alive = psutil.wait_procs(tree, timeout=TREE_DRAIN_SECONDS)
+            for straggler in alive:
+                logger.warning("distributor_straggler_killed", pid=straggler.pid)
+                with contextlib.suppress(psutil.Error):
+                    straggler.kill()
+            logger.info("distributor_stopped", pid=process.pid, exit_code=process.returncode)
+        if process.stdout is not None:
+            process.stdout.close()
+        return process.returncode
+
+    def __enter__(self) -> DistributorProcess:
+        if self._process is None:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _await_ready(self, timeout: float) -> None:
+        """Read the distributor's stdout until the ready line; raise if it never comes."""
+        process = self._process
+        assert process is not None and process.stdout is not None
+        deadline = time.monotonic() + timeout
+        buffer = b""
+        ended = False
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            while not ended and (remaining := deadline - time.monotonic()) > 0:
+                if not selector.select(min(remaining, 1.0)):
+                    continue
+                chunk = os.read(process.stdout.fileno(), 65_536)
+                ended = not chunk  # end of file: the distributor is exiting
+                *lines, buffer = (buffer + chunk).split(b"\n")
+                if any(line.startswith(READY_MARKER.encode()) for line in lines):
+                    return
+        try:
+            status = process.wait(timeout=5.0) if ended else process.poll()
+        except subprocess.TimeoutExpired:
+            status = None
+        reason = (
+            f"exited with status {status} before it was ready"
+            if status is not None
+            else f"was not ready within {timeout:.0f} s"
+        )
+        raise DistributorStartError(
+            f"the herdsman distributor for workflow run {self.workflow_run_id} {reason}; "
+            + self._log_tail(),
+            details={"workflow_run_id": self.workflow_run_id, "exit_status": status},
+        )
+
+    def _log_tail(self) -> str:
+        if self.log_file is None:
+            return "its log went to this process's stderr"
+        try:
+            with self.log_file.open("rb") as stream:
+                stream.seek(0, os.SEEK_END)
+                stream.seek(max(0, stream.tell() - LOG_TAIL_CHARACTERS))
+                tail = stream.read().decode(errors="replace")
+        except OSError as error:
+            return f"its log {self.log_file} cannot be read: {error}"
+        return f"the end of its log {self.log_file}:\n{tail}"
+
+
+def _signal(pid: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signum)
+
+
+def _process_tree(pid: int) -> list[psutil.Process]:
+    """The descendants of ``pid`` (pool processes, commands), for stop() to wait on."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []

@@ -1,0 +1,364 @@
+"""The distributor's loop: claim the run's queued instances and hand them to the cluster.
+
+One distributor serves one workflow run. Each pass of :meth:`DistributorService.run` reads:
+
+1. a stop was requested (SIGTERM/SIGINT)? -> exit
+2. the run reached a final status? -> exit
+3. the safety-net poll is due? -> :meth:`~DistributorService.check_run` (the run's status)
+4. queued instances were seen, or the poll is due? -> :meth:`~DistributorService.launch_queued`:
+   claim them in bulk (Q -> I), group them into batches of one array, queue and resources,
+   submit each batch through the plugin, record the job ids (I -> O) or the refusal (I -> W)
+5. wait on the change feed (:meth:`~DistributorService.follow_changes`) for the next instance
+   or run status change, at most until the next poll is due
+
+The change feed makes a queued instance reach the cluster within milliseconds; the poll every
+``poll_interval`` seconds only catches what the feed could have missed. Every step is a method
+that does one unit of work, so tests drive them one at a time with a fake requester.
+
+Server outages: every call goes through the requester, which retries. If the server is still
+unreachable the pass is abandoned and retried after a pause; launch and failure reports that
+could not be delivered are kept and sent first next time, because the jobs they describe are
+already on the cluster. After ``max_unreachable_seconds`` without the server, the distributor
+gives up.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from herdsman.core.errors import ServerUnavailableError
+from herdsman.core.schemas.distributor import (
+    ClaimedInstance,
+    ClaimedOut,
+    ClaimIn,
+    LaunchedIn,
+    LaunchedItem,
+    SubmitFailedIn,
+    TransitionsOut,
+)
+from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
+from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
+from herdsman.distributor.plugin import ClusterPlugin, PluginRequester, SubmitBatch, SubmitError
+
+__all__ = [
+    "FINAL_RUN_STATUSES",
+    "DistributorConfig",
+    "DistributorResult",
+    "DistributorService",
+    "ExitReason",
+    "FeedUpdate",
+    "LaunchReport",
+    "group_batches",
+]
+
+logger = structlog.get_logger(__name__)
+
+_R = WorkflowRunStatus
+FINAL_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
+    {_R.DONE, _R.ERROR, _R.STOPPED, _R.TERMINATED, _R.ABORTED, _R.COLD_RESUME, _R.HOT_RESUME}
+)
+"""Run statuses after which the run schedules nothing more, so its distributor exits."""
+
+# The server answers a long poll after at most this many seconds.
+MAX_FEED_TIMEOUT = 30.0
+
+
+class ExitReason(enum.StrEnum):
+    RUN_FINISHED = "run_finished"
+    STOP_REQUESTED = "stop_requested"
+    SERVER_UNREACHABLE = "server_unreachable"
+
+
+@dataclass(frozen=True)
+class DistributorConfig:
+    """Timing of the loop, in seconds, and the claim size."""
+
+    poll_interval: float = 10.0
+    feed_timeout: float = 10.0
+    claim_limit: int = 10_000
+    unreachable_pause: float = 2.0
+    max_unreachable_seconds: float = 600.0
+
+
+@dataclass(frozen=True)
+class FeedUpdate:
+    """What one read of the change feed showed."""
+
+    queued: bool
+    run_status: WorkflowRunStatus | None
+
+
+@dataclass(frozen=True)
+class LaunchReport:
+    """What one :meth:`DistributorService.launch_queued` did: instance counts."""
+
+    claimed: int = 0
+    launched: int = 0
+    failed: int = 0
+
+
+@dataclass(frozen=True)
+class DistributorResult:
+    """Why the distributor ended, the run's last known status and the totals."""
+
+    reason: ExitReason
+    run_status: WorkflowRunStatus | None
+    claimed: int
+    launched: int
+    failed: int
+
+
+class _StopRequested(BaseException):
+    """Abandons a long poll of the change feed when a stop signal arrives.
+
+    A BaseException so that no ``except Exception`` in httpx or tenacity takes it for a
+    network error and retries. It is only raised while the loop waits on the feed, where
+    abandoning the request loses nothing: the feed is read from the same position next time.
+    """
+
+
+def group_batches(instances: Iterable[ClaimedInstance]) -> list[SubmitBatch]:
+    """Group instances by (array, queue, resources), keeping their order within each group."""
+    groups: dict[tuple[int, str, str], list[ClaimedInstance]] = {}
+    for instance in instances:
+        key = (
+            instance.array_id,
+            instance.queue,
+            json.dumps(instance.resources, sort_keys=True, default=str),
+        )
+        groups.setdefault(key, []).append(instance)
+    return [
+        SubmitBatch(
+            array_id=members[0].array_id,
+            queue=members[0].queue,
+            resources=members[0].resources,
+            instances=tuple(members),
+        )
+        for members in groups.values()
+    ]
+
+
+@dataclass
+class _Totals:
+    claimed: int = 0
+    launched: int = 0
+    failed: int = 0
+    batch_numbers: Counter[int] = field(default_factory=Counter)
+
+
+class DistributorService:
+    """Claims and submits the queued instances of workflow run ``workflow_run_id``.
+
+    Owns neither the requester nor the plugin's construction; :meth:`run` starts and stops the
+    plugin. Not thread-safe, except :meth:`request_stop` and :meth:`handle_signal`.
+    """
+
+    def __init__(
+        self,
+        requester: PluginRequester,
+        workflow_run_id: int,
+        plugin: ClusterPlugin,
+        *,
+        config: DistributorConfig | None = None,
+        after_seq: int = 0,
+    ) -> None:
+        self._requester = requester
+        self.workflow_run_id = workflow_run_id
+        self._plugin = plugin
+        self._config = config or DistributorConfig()
+        self.workflow_id: int | None = None
+        self.after_seq = after_seq
+        self._totals = _Totals()
+        self._unsent_launched: list[LaunchedItem] = []
+        self._unsent_failed: list[SubmitFailedIn] = []
+        self._stop = threading.Event()
+        self._waiting_on_feed = False
+        self._log = logger.bind(workflow_run_id=workflow_run_id)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, on_ready: Callable[[], None] | None = None) -> DistributorResult:
+        """Start the plugin, call ``on_ready``, distribute until the run ends; stop the plugin."""
+        self._plugin.start()
+        try:
+            if on_ready is not None:
+                on_ready()
+            return self._loop()
+        finally:
+            self._plugin.stop()
+
+    def _loop(self) -> DistributorResult:
+        config = self._config
+        status: WorkflowRunStatus | None = None
+        next_poll = 0.0  # claim and check the run at once: the start is a safety-net poll
+        claim_now = True
+        unreachable_since: float | None = None
+        while True:
+            if self._stop.is_set():
+                return self._exit(ExitReason.STOP_REQUESTED, status)
+            if status in FINAL_RUN_STATUSES:
+                return self._exit(ExitReason.RUN_FINISHED, status)
+            try:
+                poll_due = time.monotonic() >= next_poll
+                if poll_due:
+                    status = self.check_run()
+                    next_poll = time.monotonic() + config.poll_interval
+                    if status in FINAL_RUN_STATUSES:
+                        continue
+                if claim_now or poll_due:
+                    self.launch_queued()
+                wait = min(config.feed_timeout, max(0.0, next_poll - time.monotonic()))
+                update = self.follow_changes(wait)
+                claim_now = update.queued
+                status = update.run_status or status
+                unreachable_since = None
+            except _StopRequested:
+                continue
+            except ServerUnavailableError as error:
+                now = time.monotonic()
+                unreachable_since = unreachable_since if unreachable_since is not None else now
+                if now - unreachable_since >= config.max_unreachable_seconds:
+                    return self._exit(ExitReason.SERVER_UNREACHABLE, status)
+                self._log.warning("distributor_server_unreachable", error=error.message)
+                self._stop.wait(config.unreachable_pause)
+
+    def _exit(self, reason: ExitReason, status: WorkflowRunStatus | None) -> DistributorResult:
+        self._log.info(
+            "distributor_exiting",
+            reason=reason.value,
+            run_status=status,
+            claimed=self._totals.claimed,
+            launched=self._totals.launched,
+            failed=self._totals.failed,
+        )
+        return DistributorResult(
+            reason, status, self._totals.claimed, self._totals.launched, self._totals.failed
+        )
+
+    def request_stop(self) -> None:
+        """Ask the loop to exit after the current step. Thread-safe."""
+        self._stop.set()
+
+    def handle_signal(self, signum: int) -> None:
+        """For a signal handler: stop, abandoning a long poll in progress at once."""
+        self._log.info("distributor_stop_requested", signal=signum)
+        self._stop.set()
+        if self._waiting_on_feed:
+            raise _StopRequested()
+
+    # --- one step each ----------------------------------------------------------------------
+
+    def check_run(self) -> WorkflowRunStatus:
+        """The run's status on the server; learns the workflow id on first use."""
+        run = self._requester.get(f"/workflow_runs/{self.workflow_run_id}", RunStatusOut)
+        self.workflow_id = run.workflow_id
+        self._log.debug("distributor_run_checked", status=run.status)
+        return WorkflowRunStatus(run.status)
+
+    def follow_changes(self, timeout: float) -> FeedUpdate:
+        """Wait up to ``timeout`` s for instance or run changes; what they show."""
+        if self.workflow_id is None:
+            self.check_run()
+        params = {
+            "after": self.after_seq,
+            "kinds": "IR",
+            "timeout": min(timeout, MAX_FEED_TIMEOUT),
+        }
+        self._waiting_on_feed = True
+        try:
+            feed = self._requester.get(f"/workflows/{self.workflow_id}/changes", ChangesOut, params)
+        finally:
+            self._waiting_on_feed = False
+        self.after_seq = max(self.after_seq, feed.last_seq)
+        queued = False
+        run_status: WorkflowRunStatus | None = None
+        for change in feed.changes:
+            if change.kind == "I" and change.status == TaskInstanceStatus.QUEUED:
+                queued = True
+            elif change.kind == "R" and change.id == self.workflow_run_id:
+                run_status = WorkflowRunStatus(change.status)
+        return FeedUpdate(queued=queued, run_status=run_status)
+
+    def launch_queued(self) -> LaunchReport:
+        """Claim every queued instance of the run, submit them, and record the outcome."""
+        self.flush_reports()
+        claimed = launched = failed = 0
+        while True:
+            reply = self._requester.post(
+                f"/workflow_runs/{self.workflow_run_id}/claim",
+                ClaimIn(limit=self._config.claim_limit),
+                ClaimedOut,
+            )
+            claimed += len(reply.instances)
+            for batch in group_batches(reply.instances):
+                batch_launched, batch_failed = self._submit(batch)
+                launched += batch_launched
+                failed += batch_failed
+            if len(reply.instances) < self._config.claim_limit:
+                break
+        self.flush_reports()
+        self._totals.claimed += claimed
+        self._totals.launched += launched
+        self._totals.failed += failed
+        if claimed:
+            self._log.info(
+                "distributor_launched", claimed=claimed, launched=launched, failed=failed
+            )
+        return LaunchReport(claimed=claimed, launched=launched, failed=failed)
+
+    def flush_reports(self) -> None:
+        """Send launch and failure reports that are still unsent; keep them if that fails."""
+        while self._unsent_failed:
+            self._requester.post(
+                "/task_instances/submit_failed", self._unsent_failed[0], TransitionsOut
+            )
+            self._unsent_failed.pop(0)
+        if self._unsent_launched:
+            self._requester.post(
+                "/task_instances/launched", LaunchedIn(items=self._unsent_launched), TransitionsOut
+            )
+            self._unsent_launched = []
+
+    def _submit(self, batch: SubmitBatch) -> tuple[int, int]:
+        """Submit one batch; queue its launch or failure report. (launched, failed) counts."""
+        ids = [instance.task_instance_id for instance in batch.instances]
+        try:
+            job_ids = self._plugin.submit(batch)
+            if len(job_ids) != len(ids):
+                raise SubmitError(
+                    f"the plugin returned {len(job_ids)} job ids for {len(ids)} instances"
+                )
+        except SubmitError as error:
+            message = error.message
+        except Exception as error:  # a plugin bug must not strand the batch in I
+            self._log.exception("distributor_plugin_failed", array_id=batch.array_id)
+            message = f"the cluster plugin failed: {error!r}"
+        else:
+            self._queue_launched(batch, ids, job_ids)
+            return len(ids), 0
+        self._log.warning(
+            "distributor_submit_failed", array_id=batch.array_id, count=len(ids), error=message
+        )
+        self._unsent_failed.append(SubmitFailedIn(task_instance_ids=ids, message=message))
+        return 0, len(ids)
+
+    def _queue_launched(self, batch: SubmitBatch, ids: Sequence[int], job_ids: list[str]) -> None:
+        self._totals.batch_numbers[batch.array_id] += 1
+        batch_number = self._totals.batch_numbers[batch.array_id]
+        self._unsent_launched.extend(
+            LaunchedItem(
+                task_instance_id=task_instance_id,
+                distributor_id=job_id,
+                array_batch_num=batch_number,
+                array_step_id=step,
+            )
+            for step, (task_instance_id, job_id) in enumerate(zip(ids, job_ids, strict=True))
+        )

@@ -1,0 +1,175 @@
+"""Book-keeping shared by the plugins that run commands on this machine.
+
+A local job is *waiting* (submitted, not yet handed to a runner), *assigned* (a runner has
+it; its process group is known once the command started) or *finished* (its wrapper's exit
+code is remembered for triage). Cancelling a waiting job simply drops it. Cancelling an
+assigned job whose command has not started yet marks it, and the command is killed as soon as
+its start is reported: the wrapper may already have told the server it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from herdsman.core.errors import ConfigurationError
+from herdsman.worker.command import terminate_process_group
+from herdsman.worker.exit_status import ErrorStatus, describe_exit_code
+
+__all__ = [
+    "LocalJob",
+    "LocalJobs",
+    "float_parameter",
+    "kill_groups",
+    "kill_groups_in_background",
+]
+
+logger = structlog.get_logger(__name__)
+
+# Exit codes kept for triage; older ones are forgotten so a long run's memory stays bounded.
+REMEMBERED_EXIT_CODES = 100_000
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    job_id: str
+    task_instance_id: int
+
+
+class LocalJobs:
+    """Waiting, assigned and finished jobs of one local plugin. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._waiting: deque[LocalJob] = deque()
+        self._assigned: dict[str, int | None] = {}  # job id -> process group, once started
+        self._cancelled: set[str] = set()
+        self._exit_codes: OrderedDict[str, int | None] = OrderedDict()
+        self._closed = False
+
+    def add(self, jobs: Sequence[LocalJob]) -> None:
+        with self._lock:
+            self._waiting.extend(jobs)
+            self._lock.notify_all()
+
+    def take(self) -> LocalJob | None:
+        """The oldest waiting job, now assigned; None when none waits."""
+        with self._lock:
+            return self._take()
+
+    def wait_and_take(self) -> LocalJob | None:
+        """Block until a job waits (then assign it) or :meth:`close` was called (None)."""
+        with self._lock:
+            while not self._waiting and not self._closed:
+                self._lock.wait()
+            return None if self._closed else self._take()
+
+    def _take(self) -> LocalJob | None:
+        if not self._waiting:
+            return None
+        job = self._waiting.popleft()
+        self._assigned[job.job_id] = None
+        return job
+
+    def started(self, job_id: str, pgid: int) -> bool:
+        """Record the command's process group; False if the job was cancelled meanwhile."""
+        with self._lock:
+            if job_id not in self._assigned:
+                return False
+            self._assigned[job_id] = pgid
+            return job_id not in self._cancelled
+
+    def finished(self, job_id: str, exit_code: int | None) -> int | None:
+        """The job's wrapper returned ``exit_code`` (None: the runner died with it).
+
+        Returns the job's process group if its command had started: when the runner died, the
+        command may still be running, unsupervised, and the caller must kill it.
+        """
+        with self._lock:
+            pgid = self._assigned.pop(job_id, None)
+            self._cancelled.discard(job_id)
+            self._exit_codes[job_id] = exit_code
+            while len(self._exit_codes) > REMEMBERED_EXIT_CODES:
+                self._exit_codes.popitem(last=False)
+        return pgid
+
+    def active(self, job_ids: Iterable[str]) -> set[str]:
+        """Those of ``job_ids`` waiting or assigned."""
+        with self._lock:
+            live = {job.job_id for job in self._waiting} | set(self._assigned)
+        return live & set(job_ids)
+
+    def cancel(self, job_ids: Iterable[str]) -> list[int]:
+        """Drop waiting jobs; mark assigned ones. The process groups to kill now."""
+        wanted = set(job_ids)
+        with self._lock:
+            self._waiting = deque(job for job in self._waiting if job.job_id not in wanted)
+            groups = []
+            for job_id in wanted & set(self._assigned):
+                self._cancelled.add(job_id)
+                pgid = self._assigned[job_id]
+                if pgid is not None:
+                    groups.append(pgid)
+        return groups
+
+    def close(self) -> list[int]:
+        """Drop every waiting job, cancel the assigned ones; the process groups to kill."""
+        with self._lock:
+            self._closed = True
+            self._waiting.clear()
+            self._cancelled.update(self._assigned)
+            groups = [pgid for pgid in self._assigned.values() if pgid is not None]
+            self._lock.notify_all()
+        return groups
+
+    def exit_info(self, job_id: str) -> tuple[ErrorStatus, str] | None:
+        """What the job's wrapper returned, as triage wants it; None when unknown."""
+        with self._lock:
+            if job_id not in self._exit_codes:
+                return None
+            code = self._exit_codes[job_id]
+        if code is None:
+            return "U", f"the local process running job {job_id} died"
+        if code == 0:
+            return "U", f"job {job_id} ended with exit code 0 but its report never arrived"
+        return "E", f"job {job_id} ended with {describe_exit_code(code)}"
+
+
+def kill_groups(groups: Iterable[int], grace: float) -> None:
+    """Terminate several process groups in parallel (SIGTERM, ``grace`` s, SIGKILL); blocks."""
+    threads = [
+        threading.Thread(target=terminate_process_group, args=(pgid, grace), daemon=True)
+        for pgid in groups
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def kill_groups_in_background(groups: Sequence[int], grace: float) -> None:
+    """:func:`kill_groups` without waiting: the caller's loop must not stall for ``grace``."""
+    if groups:
+        threading.Thread(
+            target=kill_groups, args=(list(groups), grace), name="herdsman-kill", daemon=True
+        ).start()
+
+
+def float_parameter(parameters: dict[str, Any], key: str, default: float) -> float:
+    """``parameters[key]`` as a positive float, with a clear error for anything else."""
+    value = parameters.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if not number > 0:
+        raise ConfigurationError(
+            f"cluster parameter {key!r} must be a positive number, got {value!r}",
+            details={"parameter": key},
+        )
+    return number

@@ -1,0 +1,267 @@
+"""The ``multiprocess`` cluster: a pool of long-lived worker processes on this machine.
+
+:meth:`MultiprocessPlugin.start` starts the pool once; each pool process imports herdsman once
+and then runs job after job through :func:`~herdsman.worker.wrapper.run_task_instance`, so a
+task's command never waits for a fresh Python interpreter. The processes are started with
+``spawn``: the distributor runs threads, and forking a threaded process can copy a lock in its
+locked state into the child. Like every ``spawn`` user, the plugin must run in a process whose
+main module is safe to import again (spawned children import it): the distributor's
+(``python -m herdsman.distributor``) is; a user's unguarded script would not be.
+
+The parent (the distributor) keeps the queue of waiting jobs and hands one job at a time to an
+idle pool process through that process's own job queue; pool processes answer on one shared
+result queue (``ready``, ``started`` with the command's process group, ``finished`` with the
+wrapper's exit code). Keeping the waiting jobs in the parent is what makes cancelling a job
+that has not started a matter of dropping it. A pool process that dies is replaced; its
+command is killed and the job forgotten (triage finds it through its missing heartbeats).
+
+A pool process stops its command when the distributor dies (it watches its parent) or when it
+receives SIGTERM, so commands, which run in sessions of their own, are not left behind.
+
+Cluster parameters (all optional): ``workers`` (default: env ``HERDSMAN_MULTIPROCESS_WORKERS``,
+else the CPUs this process may use), ``heartbeat_interval`` (seconds, default 90) and
+``kill_grace_seconds`` (default 10).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from multiprocessing.queues import Queue
+from typing import Any
+
+import structlog
+
+from herdsman.core.errors import ConfigurationError, HerdsmanError
+from herdsman.distributor.plugin import PluginRequester, SubmitBatch
+from herdsman.plugins._local import (
+    LocalJob,
+    LocalJobs,
+    float_parameter,
+    kill_groups,
+    kill_groups_in_background,
+)
+from herdsman.plugins._pool import PoolConfig, PoolSlot, pool_process_main
+from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
+
+__all__ = ["MultiprocessPlugin", "PoolStartError", "default_worker_count"]
+
+logger = structlog.get_logger(__name__)
+
+JOB_ID_PREFIX = "mp-"
+WORKERS_ENV = "HERDSMAN_MULTIPROCESS_WORKERS"
+START_TIMEOUT_SECONDS = 60.0
+# How long stop() waits for a pool process to report its last job and exit.
+EXIT_TIMEOUT_SECONDS = 30.0
+_COLLECT_SECONDS = 0.5
+
+
+class PoolStartError(HerdsmanError):
+    """The pool's processes did not all become ready; the message says why."""
+
+
+def default_worker_count() -> int:
+    """Env ``HERDSMAN_MULTIPROCESS_WORKERS``, else the CPUs this process may run on.
+
+    CPU affinity counts, not the machine's CPUs: inside a cluster allocation or a container
+    only the allotted CPUs are usable.
+    """
+    raw = os.environ.get(WORKERS_ENV)
+    if raw:
+        return _positive_int(raw, WORKERS_ENV)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _positive_int(value: object, name: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {value!r}")
+    return number
+
+
+@dataclass
+class _Slot:
+    """The parent's view of one pool process."""
+
+    index: int
+    process: PoolSlot
+    ready: bool = False
+    job: LocalJob | None = None
+
+
+class MultiprocessPlugin:
+    """A :class:`~herdsman.distributor.plugin.ClusterPlugin` running a local process pool."""
+
+    def __init__(self, *, requester: PluginRequester, parameters: dict[str, Any]) -> None:
+        workers = parameters.get("workers")
+        self._size = (
+            default_worker_count() if workers is None else _positive_int(workers, "workers")
+        )
+        self._kill_grace = float_parameter(parameters, "kill_grace_seconds", 10.0)
+        self._config = PoolConfig(
+            server_url=requester.base_url,
+            heartbeat_interval=float_parameter(parameters, "heartbeat_interval", 90.0),
+            kill_grace_seconds=self._kill_grace,
+        )
+        self._context = multiprocessing.get_context("spawn")
+        self._results: Queue[tuple[Any, ...]] = self._context.Queue()
+        self._jobs = LocalJobs()
+        self._slots: list[_Slot] = []
+        self._lock = threading.Lock()  # guards _slots' ready/job fields and dispatching
+        self._all_ready = threading.Event()
+        self._stopping = threading.Event()
+        self._stopped = False
+        self._start_failure: str | None = None
+        self._collector = threading.Thread(
+            target=self._collect, name="herdsman-pool-results", daemon=True
+        )
+
+    @property
+    def size(self) -> int:
+        """Number of pool processes."""
+        return self._size
+
+    def start(self) -> None:
+        """Start the pool and wait until every process is ready to run a command.
+
+        Raises :class:`PoolStartError` (after stopping what started) when that takes more than
+        a minute or a process dies first.
+        """
+        self._slots = [_Slot(index, self._spawn(index)) for index in range(self._size)]
+        self._collector.start()
+        ready = self._all_ready.wait(START_TIMEOUT_SECONDS)
+        if not ready or self._start_failure is not None:
+            self.stop()
+            reason = self._start_failure or (
+                f"its {self._size} processes were not ready within {START_TIMEOUT_SECONDS:.0f} s"
+            )
+            raise PoolStartError(f"the multiprocess pool did not start: {reason}; see the log")
+        logger.info("multiprocess_pool_started", workers=self._size)
+
+    def stop(self) -> None:
+        """Drop waiting jobs, kill running commands, and end the pool processes. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stopping.set()
+        groups = self._jobs.close()
+        for slot in self._slots:
+            slot.process.send(None)
+        kill_groups(groups, self._kill_grace)
+        for slot in self._slots:
+            slot.process.finish(EXIT_TIMEOUT_SECONDS)
+        self._results.put(("stop",))
+        if self._collector.is_alive():
+            self._collector.join()
+        self._results.close()
+        self._results.join_thread()
+        logger.info("multiprocess_pool_stopped", killed=len(groups))
+
+    def submit(self, batch: SubmitBatch) -> list[str]:
+        jobs = [
+            LocalJob(f"{JOB_ID_PREFIX}{instance.task_instance_id}", instance.task_instance_id)
+            for instance in batch.instances
+        ]
+        self._jobs.add(jobs)
+        self._dispatch()
+        return [job.job_id for job in jobs]
+
+    def submitted_or_running(self, distributor_ids: Iterable[str]) -> set[str]:
+        return self._jobs.active(distributor_ids)
+
+    def terminate(self, distributor_ids: Iterable[str]) -> None:
+        kill_groups_in_background(self._jobs.cancel(distributor_ids), self._kill_grace)
+
+    def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
+        info = self._jobs.exit_info(distributor_id)
+        return info if info is not None else ("U", f"no record of job {distributor_id}")
+
+    def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
+        return default_exit_code_status(exit_code)
+
+    # --- the parent's side of the pool ------------------------------------------------------
+
+    def _spawn(self, index: int) -> PoolSlot:
+        return PoolSlot.spawn(self._context, pool_process_main, self._config, index, self._results)
+
+    def _dispatch(self) -> None:
+        """Hand waiting jobs to idle, ready pool processes."""
+        if self._stopping.is_set():
+            return
+        with self._lock:
+            for slot in self._slots:
+                if slot.ready and slot.job is None:
+                    job = self._jobs.take()
+                    if job is None:
+                        return
+                    slot.job = job
+                    slot.process.send(job)
+
+    def _collect(self) -> None:
+        """Apply the pool's messages; replace dead pool processes. Ends on ``("stop",)``."""
+        while True:
+            try:
+                message = self._results.get(timeout=_COLLECT_SECONDS)
+            except queue.Empty:
+                self._check_alive()
+                continue
+            kind = message[0]
+            if kind == "stop":
+                return
+            if kind == "ready":
+                self._on_ready(message[1])
+            elif kind == "started":
+                _, _index, job_id, pgid = message
+                if not self._jobs.started(job_id, pgid):
+                    kill_groups_in_background([pgid], self._kill_grace)
+            elif kind == "finished":
+                _, index, job_id, exit_code = message
+                self._jobs.finished(job_id, exit_code)
+                with self._lock:
+                    self._slots[index].job = None
+            self._dispatch()
+
+    def _on_ready(self, index: int) -> None:
+        with self._lock:
+            self._slots[index].ready = True
+            if all(slot.ready for slot in self._slots):
+                self._all_ready.set()
+
+    def _check_alive(self) -> None:
+        if self._stopping.is_set():
+            return
+        for slot in self._slots:
+            if slot.process.is_alive():
+                continue
+            with self._lock:
+                lost, slot.job, slot.ready = slot.job, None, False
+            logger.warning(
+                "multiprocess_worker_died",
+                index=slot.index,
+                exit_code=slot.process.exitcode,
+                task_instance_id=lost.task_instance_id if lost else None,
+            )
+            if lost is not None:
+                pgid = self._jobs.finished(lost.job_id, None)
+                if pgid is not None:  # its command runs on without anyone to report it
+                    kill_groups_in_background([pgid], self._kill_grace)
+            if not self._all_ready.is_set():  # it would die again: give up
+                self._start_failure = (
+                    f"pool process {slot.index} exited with code {slot.process.exitcode} "
+                    "while starting"
+                )
+                self._stopping.set()
+                self._all_ready.set()
+                return
+            slot.process.finish(0)
+            slot.process = self._spawn(slot.index)

@@ -1,0 +1,130 @@
+"""``herdsman-worker`` / ``python -m herdsman.worker``: run one task instance on this node.
+
+The cluster runs this for every job, so its start-up time is part of every task's latency:
+it uses argparse rather than click, imports only the wrapper's modules, and parses settings
+only for the values it needs. A worker never starts an embedded server: a compute node has
+no business creating a database, so without a server URL it fails with a clear message.
+
+Exit code: the command's (``128 + N`` for a signal ``N``), 0 when the server said not to run
+the instance, 1 when the wrapper failed (see :mod:`herdsman.worker.wrapper`), 2 for bad
+arguments.
+
+SIGTERM and SIGINT sent to the worker are passed on to the command's process group, so a
+cancelled cluster job still reports its end ("killed by signal SIGTERM") before exiting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import structlog
+
+__all__ = ["main"]
+
+logger = structlog.get_logger(__name__)
+
+USAGE_ERROR_EXIT_CODE = 2
+NO_SERVER_MESSAGE = (
+    "no herdsman server URL: pass --server-url or set HERDSMAN_SERVER_URL "
+    "(a worker never starts an embedded server)"
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="herdsman-worker",
+        description="Run one herdsman task instance and report it to the server.",
+    )
+    parser.add_argument("--task-instance-id", type=int, required=True)
+    parser.add_argument(
+        "--server-url",
+        default=None,
+        help="herdsman server URL (default: the server_url setting, env HERDSMAN_SERVER_URL)",
+    )
+    parser.add_argument(
+        "--distributor-id",
+        default=None,
+        help="the cluster's job id (default: the task instance id)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        type=float,
+        default=90.0,
+        help="seconds between heartbeats (default 90)",
+    )
+    parser.add_argument(
+        "--log-level",
+        default=None,
+        choices=("debug", "info", "warning", "error"),
+        help="log level on stderr (default: the log_level setting)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the task instance, and return the exit code."""
+    args = _parser().parse_args(argv)
+    if args.heartbeat_interval <= 0:
+        print("herdsman-worker: --heartbeat-interval must be positive", file=sys.stderr)
+        return USAGE_ERROR_EXIT_CODE
+
+    from herdsman.core.config import Settings
+    from herdsman.core.logs import configure_logging
+
+    try:
+        settings = Settings(**({"server_url": args.server_url} if args.server_url else {}))
+    except ValueError as error:
+        print(f"herdsman-worker: invalid settings: {error}", file=sys.stderr)
+        return USAGE_ERROR_EXIT_CODE
+    configure_logging(args.log_level or settings.log_level)
+    if not settings.server_url:
+        print(f"herdsman-worker: {NO_SERVER_MESSAGE}", file=sys.stderr)
+        return USAGE_ERROR_EXIT_CODE
+
+    from herdsman.core.requester import Requester
+    from herdsman.worker.wrapper import run_task_instance
+
+    forwarder = _SignalForwarder()
+    forwarder.install()
+    with Requester(
+        settings.server_url, timeout=settings.http.timeout, retries=settings.http.retries
+    ) as requester:
+        return run_task_instance(
+            requester,
+            args.task_instance_id,
+            distributor_id=args.distributor_id,
+            heartbeat_interval=args.heartbeat_interval,
+            on_command_start=forwarder.set_target,
+        )
+
+
+class _SignalForwarder:
+    """Passes SIGTERM/SIGINT to the command's process group once it runs.
+
+    Before the command starts, a signal ends the worker the usual way (no command to stop).
+    Afterwards the handler only forwards: the wrapper keeps waiting for the command, which is
+    then reported as killed by that signal.
+    """
+
+    def __init__(self) -> None:
+        self._pgid: int | None = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._handle)
+
+    def set_target(self, pgid: int) -> None:
+        self._pgid = pgid
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        if self._pgid is None:
+            raise SystemExit(128 + signum)
+        logger.info("worker_signal_forwarded", signal=signal.Signals(signum).name, pgid=self._pgid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self._pgid, signum)

@@ -1,0 +1,259 @@
+"""Running a task's command: the shell, its process group, its output, its resource usage.
+
+The command runs as ``/bin/bash -c COMMAND`` (``/bin/sh`` where there is no bash): task
+commands are written for the login shell of HPC systems, which is bash, and use its syntax
+(``source``, ``[[``, ``set -o pipefail``). It gets its own session and process group
+(``start_new_session``) so that one ``killpg`` reaches everything it started, and so that a
+Ctrl-C meant for the process hosting the worker does not reach it.
+
+Usage is measured for the command's process tree:
+
+* wall time from just before the start to the moment it is reaped;
+* CPU time (user + system) from ``os.wait4`` on the command's pid, which covers the command and
+  every descendant it waited for, plus the orphans the worker reaps itself (below).
+  ``RUSAGE_CHILDREN`` would not do: in a long-lived pool process it accumulates over every task
+  the process ever ran;
+* max RSS as the larger of ``wait4``'s peak of the largest process and the sampled peak of the
+  tree's sum (:mod:`herdsman.worker.usage`).
+
+When the command's main process exits, anything it left running in its process group is
+terminated (SIGTERM, then SIGKILL after the grace period), as a cluster does at the end of a
+job step. Otherwise a forgotten background process would hold the output pipes open and keep
+the worker (or a pool process) from reporting.
+
+On Linux the hosting process makes itself a *child subreaper* (``prctl``), so descendants
+orphaned by the command's shell become its children instead of init's. It reaps them by
+process group as soon as they end, adding their CPU time to the usage; left to init, they
+linger as zombies until it gets round to them (seconds, in some containers), and a process
+group counts as alive while it holds a zombie. The price: a descendant that leaves the group
+(its own ``setsid``, a daemon) is adopted too and, never reaped, stays a zombie of the hosting
+process until that exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from herdsman.core.schemas.worker import Usage
+from herdsman.worker.output import OutputCapture
+from herdsman.worker.usage import TreeMemorySampler
+
+__all__ = [
+    "SHELL",
+    "CommandResult",
+    "RunningCommand",
+    "become_subreaper",
+    "process_group_exists",
+    "terminate_process_group",
+]
+
+logger = structlog.get_logger(__name__)
+
+SHELL = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+
+# How long the output readers may take to drain the pipes once the process group is gone.
+# Only a process that escaped the group (its own setsid) can hold them open longer; its
+# output is then abandoned so the report is not held up.
+READER_DRAIN_SECONDS = 5.0
+_POLL_SECONDS = 0.05
+_PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
+# ru_maxrss is in kilobytes on Linux and in bytes on macOS.
+_MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """How a command ended.
+
+    ``exit_code`` follows :mod:`subprocess` (negative: killed by that signal) and is None only
+    when the exit status was lost (someone else reaped the process).
+    """
+
+    exit_code: int | None
+    stdout_tail: str
+    stderr_tail: str
+    stdout_path: Path | None
+    stderr_path: Path | None
+    usage: Usage
+
+
+def process_group_exists(pgid: int) -> bool:
+    """True while any process (a zombie included) is in process group ``pgid``."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # the id now belongs to another user's group: ours is gone
+        return False
+    return True
+
+
+def terminate_process_group(
+    pgid: int, grace: float, *, reap: Callable[[], None] | None = None
+) -> bool:
+    """SIGTERM process group ``pgid``, SIGKILL it if it is not empty after ``grace`` seconds.
+
+    Blocks until the group is empty or has been sent SIGKILL. Returns False when the group was
+    already empty. Somebody must reap the group's processes for it to count as gone: the
+    thread that waits for the command does, and passes ``reap`` when it is the caller.
+    """
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if reap is not None:
+            reap()
+        if not process_group_exists(pgid):
+            return True
+        time.sleep(_POLL_SECONDS)
+    logger.info("process_group_killed", pgid=pgid, grace_seconds=grace)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+    return True
+
+
+@functools.cache
+def become_subreaper() -> bool:
+    """Make this process the reaper of its orphaned descendants (Linux; once per process).
+
+    Returns whether this process is a subreaper. Elsewhere, or when ``prctl`` fails, orphans
+    go to init as usual and only the prompt reaping described in the module docstring is lost.
+    """
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        logger.debug("subreaper_unavailable", errno=ctypes.get_errno())
+        return False
+    return True
+
+
+class RunningCommand:
+    """A started command. Create with :meth:`start`; end with exactly one :meth:`wait`.
+
+    :meth:`tails` and :meth:`terminate` may be called from other threads (the heartbeat) while
+    one thread waits.
+    """
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        stdout: OutputCapture,
+        stderr: OutputCapture,
+        started: float,
+    ) -> None:
+        self._process = process
+        self._stdout = stdout
+        self._stderr = stderr
+        self._started = started
+        self._cpu_time = 0.0
+        self._wait_maxrss = 0
+        self._sampler = TreeMemorySampler(process.pid)
+        self._sampler.start()
+
+    @classmethod
+    def start(
+        cls,
+        command: str,
+        *,
+        env: Mapping[str, str],
+        stdout_path: Path | None,
+        stderr_path: Path | None,
+    ) -> RunningCommand:
+        """Start ``command`` through the shell. Raises ``OSError`` when it cannot be started."""
+        become_subreaper()
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [SHELL, "-c", command],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            start_new_session=True,
+            close_fds=True,
+        )
+        assert process.stdout is not None and process.stderr is not None  # PIPE given
+        stdout = OutputCapture(process.stdout, stdout_path, stream="stdout")
+        stderr = OutputCapture(process.stderr, stderr_path, stream="stderr")
+        stdout.start()
+        stderr.start()
+        return cls(process, stdout, stderr, started)
+
+    @property
+    def pid(self) -> int:
+        """The shell's pid, which is also the command's process-group id."""
+        return self._process.pid
+
+    def tails(self) -> tuple[str, str]:
+        """The current ends of stdout and stderr."""
+        return self._stdout.tail(), self._stderr.tail()
+
+    def terminate(self, grace: float) -> None:
+        """Stop the command's whole process group: SIGTERM, ``grace`` seconds, SIGKILL."""
+        terminate_process_group(self.pid, grace)
+
+    def wait(self, *, straggler_grace: float) -> CommandResult:
+        """Wait for the command to end, clean up its group, and collect output and usage."""
+        try:
+            _, wait_status, rusage = os.wait4(self.pid, 0)
+        except ChildProcessError:  # reaped by someone else: the status is gone
+            exit_code = None
+        else:
+            exit_code = os.waitstatus_to_exitcode(wait_status)
+            self._count(rusage)
+        wall_time = time.monotonic() - self._started
+        # Popen must not try to reap the pid again (it may be reused by then).
+        self._process.returncode = exit_code if exit_code is not None else -1
+        self._sampler.stop()
+        self._reap_group()
+        if process_group_exists(self.pid):
+            logger.info("command_stragglers_terminated", pgid=self.pid)
+            terminate_process_group(self.pid, straggler_grace, reap=self._reap_group)
+            self._reap_group()
+        for capture in (self._stdout, self._stderr):
+            if not capture.join(READER_DRAIN_SECONDS):
+                logger.warning("command_output_abandoned", pgid=self.pid)
+        max_rss = max(self._wait_maxrss, self._sampler.peak) or None
+        return CommandResult(
+            exit_code=exit_code,
+            stdout_tail=self._stdout.tail(),
+            stderr_tail=self._stderr.tail(),
+            stdout_path=self._stdout.path,
+            stderr_path=self._stderr.path,
+            usage=Usage(
+                wall_time=wall_time,
+                cpu_time=self._cpu_time if exit_code is not None else None,
+                max_rss=max_rss,
+            ),
+        )
+
+    def _reap_group(self) -> None:
+        """Reap ended processes of the command's group that are ours (orphans we adopted)."""
+        while True:
+            try:
+                pid, _, rusage = os.wait4(-self.pid, os.WNOHANG)
+            except ChildProcessError:  # none of our children is in the group
+                return
+            if pid == 0:
+                return
+            self._count(rusage)
+
+    def _count(self, rusage: resource.struct_rusage) -> None:
+        self._cpu_time += rusage.ru_utime + rusage.ru_stime
+        self._wait_maxrss = max(self._wait_maxrss, rusage.ru_maxrss * _MAXRSS_UNIT)

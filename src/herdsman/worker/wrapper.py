@@ -1,0 +1,282 @@
+"""The worker wrapper: runs one task instance and reports on it to the server.
+
+The sequence, for task instance ``N``:
+
+1. ``POST /task_instances/N/running`` with host, pid, cluster job id and herdsman version. The
+   server answers with the command and where its output goes. If the answer's status is not
+   R (the instance was told to die, or another attempt already finished it) the command is
+   *not* run and the wrapper returns 0: the server decided, nothing failed. A version mismatch
+   (409 :class:`ConflictError`) is not retried: a wrapper of another herdsman version would
+   fail the same way every time, so it is logged and the wrapper returns 1.
+2. The command runs (:mod:`herdsman.worker.command`) with ``HERDSMAN_WORKFLOW_ID``,
+   ``HERDSMAN_WORKFLOW_RUN_ID``, ``HERDSMAN_TASK_ID`` and ``HERDSMAN_TASK_INSTANCE_ID`` in its
+   environment. Meanwhile a heartbeat thread reports every ``heartbeat_interval`` seconds with
+   the output tails. The server reaps an instance whose next report is overdue by
+   ``heartbeat_interval * report_by_buffer`` seconds, so a beat or two may be lost to a busy
+   server before anyone gives up on the instance. A heartbeat answered with K kills the
+   command's process group (SIGTERM, ``kill_grace_seconds``, SIGKILL).
+3. Exit 0: ``POST .../done``. Otherwise ``POST .../error`` with the status and message from
+   ``exit_code_status`` (a plugin hook; see :mod:`herdsman.worker.exit_status`), the tails,
+   the output paths and the usage (wall time, CPU time, max RSS).
+
+The :class:`~herdsman.core.requester.Requester` retries transport failures; when a report
+still cannot be delivered the wrapper logs it and returns 1, and the distributor's triage later
+finds the instance through its missing heartbeats.
+
+Return value (what ``herdsman-worker`` exits with): the command's exit code, ``128 + N`` when a
+signal ``N`` killed it, 0 when the server said not to run, 1 when the wrapper itself failed.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+import structlog
+from pydantic import BaseModel
+
+import herdsman
+from herdsman.core.errors import ConflictError, HerdsmanError, TransitionRefused
+from herdsman.core.schemas.worker import (
+    InstanceDoneIn,
+    InstanceErrorIn,
+    InstanceHeartbeatIn,
+    InstanceRunningIn,
+    InstanceRunningOut,
+    InstanceStatusOut,
+)
+from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.worker.command import CommandResult, RunningCommand
+from herdsman.worker.exit_status import (
+    ExitCodeStatus,
+    default_exit_code_status,
+    shell_exit_code,
+)
+from herdsman.worker.output import output_file_path
+
+__all__ = ["WRAPPER_ERROR_EXIT_CODE", "WorkerRequester", "command_environment", "run_task_instance"]
+
+logger = structlog.get_logger(__name__)
+
+WRAPPER_ERROR_EXIT_CODE = 1
+"""Returned when the wrapper could not do its job: refused, unreachable server, no shell."""
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class WorkerRequester(Protocol):
+    """The part of :class:`~herdsman.core.requester.Requester` the wrapper uses."""
+
+    def post(self, path: str, body: BaseModel | dict[str, Any] | None, reply: type[M]) -> M: ...
+
+
+def command_environment(running: InstanceRunningOut, base: Mapping[str, str]) -> dict[str, str]:
+    """``base`` plus the ``HERDSMAN_*`` ids a command may use to find its place in the run."""
+    return {
+        **base,
+        "HERDSMAN_WORKFLOW_ID": str(running.workflow_id),
+        "HERDSMAN_WORKFLOW_RUN_ID": str(running.workflow_run_id),
+        "HERDSMAN_TASK_ID": str(running.task_id),
+        "HERDSMAN_TASK_INSTANCE_ID": str(running.task_instance_id),
+    }
+
+
+def run_task_instance(
+    requester: WorkerRequester,
+    task_instance_id: int,
+    *,
+    distributor_id: str | None = None,
+    heartbeat_interval: float = 90.0,
+    report_by_buffer: float = 3.1,
+    kill_grace_seconds: float = 10.0,
+    exit_code_status: ExitCodeStatus = default_exit_code_status,
+    on_command_start: Callable[[int], None] | None = None,
+) -> int:
+    """Run task instance ``task_instance_id`` and report on it; see the module docstring.
+
+    ``distributor_id`` is the cluster's job id (it names the output files; the instance id
+    stands in without one). ``on_command_start`` is called with the command's pid, which is
+    also its process-group id, as soon as it runs: pool processes pass it to their parent so
+    the parent can kill the command. Never raises for server or command trouble; the return
+    value says what happened.
+    """
+    log = logger.bind(task_instance_id=task_instance_id, distributor_id=distributor_id)
+    next_report = heartbeat_interval * report_by_buffer
+    running = _report_running(requester, task_instance_id, distributor_id, next_report, log)
+    if running is None:
+        return WRAPPER_ERROR_EXIT_CODE
+    if running.status != TaskInstanceStatus.RUNNING:
+        log.info("worker_not_running", status=running.status)
+        return 0
+    job_id = distributor_id or str(task_instance_id)
+    try:
+        command = RunningCommand.start(
+            running.command,
+            env=command_environment(running, os.environ),
+            stdout_path=output_file_path(running.stdout_dir, running.name, "o", job_id),
+            stderr_path=output_file_path(running.stderr_dir, running.name, "e", job_id),
+        )
+    except OSError as error:
+        log.error("worker_command_start_failed", error=str(error))
+        body = InstanceErrorIn(status="E", message=f"could not start the command: {error}")
+        _report(requester, task_instance_id, "error", body, log)
+        return WRAPPER_ERROR_EXIT_CODE
+    log.info("worker_command_started", pid=command.pid)
+    if on_command_start is not None:
+        try:
+            on_command_start(command.pid)
+        except Exception:  # the command runs regardless; it must still be waited for
+            log.exception("worker_start_callback_failed")
+    heartbeat = _Heartbeat(
+        requester, task_instance_id, command, heartbeat_interval, next_report, kill_grace_seconds
+    )
+    heartbeat.start()
+    try:
+        result = command.wait(straggler_grace=kill_grace_seconds)
+    finally:
+        heartbeat.stop()
+    log.info("worker_command_finished", exit_code=result.exit_code, killed=heartbeat.killed)
+    if not _report_result(requester, task_instance_id, result, heartbeat.killed, exit_code_status):
+        return WRAPPER_ERROR_EXIT_CODE
+    return (
+        WRAPPER_ERROR_EXIT_CODE if result.exit_code is None else shell_exit_code(result.exit_code)
+    )
+
+
+def _report_running(
+    requester: WorkerRequester,
+    task_instance_id: int,
+    distributor_id: str | None,
+    next_report: float,
+    log: structlog.typing.FilteringBoundLogger,
+) -> InstanceRunningOut | None:
+    """The server's answer to the running report; None when it failed (logged)."""
+    body = InstanceRunningIn(
+        host=socket.gethostname()[:255],
+        pid=os.getpid(),
+        distributor_id=distributor_id,
+        herdsman_version=herdsman.__version__,
+        next_report_seconds=next_report,
+    )
+    try:
+        return requester.post(
+            f"/task_instances/{task_instance_id}/running", body, InstanceRunningOut
+        )
+    except TransitionRefused as error:
+        log.info("worker_not_running", status=error.details.get("status"), reason=error.message)
+    except ConflictError as error:
+        log.error("worker_refused", reason=error.message, version=herdsman.__version__)
+    except HerdsmanError as error:
+        log.error("worker_running_report_failed", error=error.message)
+    return None
+
+
+def _report_result(
+    requester: WorkerRequester,
+    task_instance_id: int,
+    result: CommandResult,
+    killed: bool,
+    exit_code_status: ExitCodeStatus,
+) -> bool:
+    """POST done or error for ``result``; False when the report could not be delivered."""
+    log = logger.bind(task_instance_id=task_instance_id)
+    common: dict[str, Any] = {
+        "stdout_tail": result.stdout_tail,
+        "stderr_tail": result.stderr_tail,
+        "stdout_path": str(result.stdout_path) if result.stdout_path else None,
+        "stderr_path": str(result.stderr_path) if result.stderr_path else None,
+        "usage": result.usage,
+    }
+    if result.exit_code == 0 and not killed:
+        return _report(requester, task_instance_id, "done", InstanceDoneIn(**common), log)
+    if result.exit_code is None:
+        status, message = "U", "the command's exit status was lost"
+    elif killed:
+        # The instance is K on the server, where this report is recorded but changes nothing.
+        status, message = "E", "killed on the server's request"
+    else:
+        status, message = exit_code_status(result.exit_code)
+    body = InstanceErrorIn(status=status, exit_code=result.exit_code, message=message, **common)
+    return _report(requester, task_instance_id, "error", body, log)
+
+
+def _report(
+    requester: WorkerRequester,
+    task_instance_id: int,
+    kind: str,
+    body: BaseModel,
+    log: structlog.typing.FilteringBoundLogger,
+) -> bool:
+    try:
+        reply = requester.post(
+            f"/task_instances/{task_instance_id}/{kind}", body, InstanceStatusOut
+        )
+    except HerdsmanError as error:
+        log.error("worker_report_failed", report=kind, error=error.message)
+        return False
+    log.info("worker_reported", report=kind, status=reply.status)
+    return True
+
+
+class _Heartbeat:
+    """Reports every ``interval`` seconds until stopped; kills the command when told K.
+
+    Only this thread sends heartbeats, and a failed beat is only logged: the next one may get
+    through, and the server's deadline (``next_report`` seconds) already allows for misses.
+    """
+
+    def __init__(
+        self,
+        requester: WorkerRequester,
+        task_instance_id: int,
+        command: RunningCommand,
+        interval: float,
+        next_report: float,
+        kill_grace: float,
+    ) -> None:
+        self._requester = requester
+        self._task_instance_id = task_instance_id
+        self._command = command
+        self._interval = interval
+        self._next_report = next_report
+        self._kill_grace = kill_grace
+        self._stopped = threading.Event()
+        self._killed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="herdsman-heartbeat", daemon=True)
+
+    @property
+    def killed(self) -> bool:
+        """True once a heartbeat was answered with K and the command was told to stop."""
+        return self._killed.is_set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating; waits for a beat in flight (bounded by the requester's timeout)."""
+        self._stopped.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        log = logger.bind(task_instance_id=self._task_instance_id)
+        path = f"/task_instances/{self._task_instance_id}/heartbeat"
+        while not self._stopped.wait(self._interval):
+            stdout_tail, stderr_tail = self._command.tails()
+            body = InstanceHeartbeatIn(
+                next_report_seconds=self._next_report,
+                stdout_tail=stdout_tail,
+                stderr_tail=stderr_tail,
+            )
+            try:
+                reply = self._requester.post(path, body, InstanceStatusOut)
+            except HerdsmanError as error:
+                log.warning("worker_heartbeat_failed", error=error.message)
+                continue
+            log.debug("worker_heartbeat", status=reply.status)
+            if reply.status == TaskInstanceStatus.KILL_SELF and not self._killed.is_set():
+                log.info("worker_kill_requested", pgid=self._command.pid)
+                self._killed.set()
+                self._command.terminate(self._kill_grace)

@@ -1,0 +1,142 @@
+"""``herdsman-worker`` against a real server: reports, output files, errors, version checks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+import herdsman
+from herdsman import Tool
+from herdsman.core.requester import Requester
+from herdsman.core.schemas import distributor as dschemas
+from herdsman.core.schemas import swarm as sschemas
+from herdsman.core.schemas.gui import TaskDetailOut, WorkflowErrorsOut
+from herdsman.worker.wrapper import WRAPPER_ERROR_EXIT_CODE, run_task_instance
+
+if TYPE_CHECKING:
+    from tests.conftest import RunningServer
+
+pytestmark = pytest.mark.integration
+
+
+def _claimed_instance(
+    requester: Requester, name: str, command: str, **resources: object
+) -> tuple[int, dschemas.ClaimedInstance]:
+    """A one-task workflow whose instance is claimed (I), as a distributor leaves it."""
+    tool = Tool(name, requester=requester)
+    tool.set_default_cluster_name("multiprocess")
+    template = tool.get_task_template("step", "{command}", node_args=["command"])
+    workflow = tool.create_workflow(workflow_args=name)
+    task = template.create_task(command=command, max_attempts=1, compute_resources=resources)
+    workflow.add_tasks([task])
+    workflow_id = workflow.bind()
+    run = requester.post(
+        f"/workflows/{workflow_id}/runs", sschemas.WorkflowRunIn(), sschemas.WorkflowRunOut
+    )
+    for status in "IOR":
+        requester.put(
+            f"/workflow_runs/{run.workflow_run_id}/status",
+            sschemas.RunStatusIn(status=status),
+            sschemas.RunStatusOut,
+        )
+    assert task.task_id is not None
+    requester.post(
+        f"/workflow_runs/{run.workflow_run_id}/queue",
+        sschemas.QueueTasksIn(task_ids=[task.task_id]),
+        sschemas.TaskStatusesOut,
+    )
+    claimed = requester.post(
+        f"/workflow_runs/{run.workflow_run_id}/claim", dschemas.ClaimIn(), dschemas.ClaimedOut
+    )
+    (instance,) = claimed.instances
+    return workflow_id, instance
+
+
+def _worker(server: RunningServer, task_instance_id: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "herdsman-worker"),
+            "--task-instance-id",
+            str(task_instance_id),
+            "--server-url",
+            server.url,
+            "--distributor-id",
+            f"job{task_instance_id}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_worker_runs_the_command_and_reports_done(
+    server: RunningServer, requester: Requester, tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "out"
+    _, instance = _claimed_instance(
+        requester,
+        f"worker-done-{server.engine}-{time.time()}",
+        'echo "id=$HERDSMAN_TASK_INSTANCE_ID"',
+        stdout=str(out_dir),
+    )
+
+    done = _worker(server, instance.task_instance_id)
+
+    assert done.returncode == 0, done.stderr
+    detail = requester.get(f"/tasks/{instance.task_id}", TaskDetailOut)
+    assert detail.status == "D"
+    output = out_dir / f"{instance.name}.ojob{instance.task_instance_id}"
+    assert output.read_text() == f"id={instance.task_instance_id}\n"
+
+
+def test_a_failing_command_is_recorded_with_its_exit_code_and_tails(
+    server: RunningServer, requester: Requester
+) -> None:
+    workflow_id, instance = _claimed_instance(
+        requester, f"worker-error-{server.engine}-{time.time()}", "echo bad >&2; exit 3"
+    )
+
+    done = _worker(server, instance.task_instance_id)
+
+    assert done.returncode == 3
+    errors = requester.get(f"/workflows/{workflow_id}/errors", WorkflowErrorsOut)
+    (failed,) = errors.tasks  # one attempt allowed: the task is fatal
+    assert failed.errors[0].description == "exit code 3"
+    assert failed.errors[0].exit_code == 3
+    assert failed.stderr_tail == "bad\n"
+
+
+def test_a_replayed_worker_does_not_run_the_command_again(
+    server: RunningServer, requester: Requester, tmp_path: Path
+) -> None:
+    counter = tmp_path / "runs"
+    _, instance = _claimed_instance(
+        requester, f"worker-replay-{server.engine}-{time.time()}", f"echo x >> {counter}"
+    )
+
+    assert _worker(server, instance.task_instance_id).returncode == 0
+    assert _worker(server, instance.task_instance_id).returncode == 0  # told D: not run
+
+    assert counter.read_text() == "x\n"
+
+
+def test_a_version_mismatch_is_refused_once(
+    server: RunningServer, requester: Requester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "ran"
+    _, instance = _claimed_instance(
+        requester, f"worker-version-{server.engine}-{time.time()}", f"touch {marker}"
+    )
+    monkeypatch.setattr(herdsman, "__version__", "0.0.0-old")
+
+    exit_code = run_task_instance(requester, instance.task_instance_id)
+
+    assert exit_code == WRAPPER_ERROR_EXIT_CODE
+    assert not marker.exists()
+    assert requester.get(f"/tasks/{instance.task_id}", TaskDetailOut).status == "I"

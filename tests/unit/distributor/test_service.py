@@ -1,0 +1,344 @@
+"""The distributor service, one step at a time and as a loop, with a fake server and plugin."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import pytest
+
+from herdsman.core.errors import ServerUnavailableError
+from herdsman.core.schemas.distributor import ClaimedInstance
+from herdsman.core.statuses import WorkflowRunStatus
+from herdsman.distributor.plugin import ClusterPlugin, SubmitError
+from herdsman.distributor.service import (
+    DistributorConfig,
+    DistributorService,
+    ExitReason,
+    FeedUpdate,
+    LaunchReport,
+    group_batches,
+)
+from herdsman.plugins.dummy import DummyPlugin
+
+if TYPE_CHECKING:
+    from .conftest import FakeDistributorServer, RecordingPlugin
+
+RUN_ID = 8
+WORKFLOW_ID = 7
+CLAIM = f"/workflow_runs/{RUN_ID}/claim"
+LAUNCHED = "/task_instances/launched"
+SUBMIT_FAILED = "/task_instances/submit_failed"
+FEED = f"/workflows/{WORKFLOW_ID}/changes"
+QUICK = DistributorConfig(poll_interval=0.05, feed_timeout=0.01, unreachable_pause=0.01)
+
+MakeInstance = Callable[..., ClaimedInstance]
+
+
+def _service(
+    server: FakeDistributorServer, plugin: ClusterPlugin, config: DistributorConfig = QUICK
+) -> DistributorService:
+    return DistributorService(server, RUN_ID, plugin, config=config)
+
+
+# --- batching ---------------------------------------------------------------------------------
+
+
+def test_batches_group_by_array_queue_and_resources(make_instance: MakeInstance) -> None:
+    instances = [
+        make_instance(1, memory=1, cores=2),
+        make_instance(2, array_id=2, memory=1, cores=2),
+        make_instance(3, cores=2, memory=1),  # same resources as 1, other key order
+        make_instance(4, queue="long", memory=1, cores=2),
+        make_instance(5, memory=2, cores=2),
+    ]
+
+    batches = group_batches(instances)
+
+    assert [[i.task_instance_id for i in b.instances] for b in batches] == [[1, 3], [2], [4], [5]]
+    assert (batches[0].array_id, batches[0].queue, batches[0].resources) == (
+        1,
+        "default",
+        {"memory": 1, "cores": 2},
+    )
+
+
+# --- launching --------------------------------------------------------------------------------
+
+
+def test_launch_claims_submits_and_records_job_ids(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    fake_server.queued = [make_instance(1), make_instance(2), make_instance(3, array_id=2)]
+
+    report = _service(fake_server, plugin).launch_queued()
+
+    assert report == LaunchReport(claimed=3, launched=3, failed=0)
+    assert [len(b.instances) for b in plugin.batches] == [2, 1]
+    (launched,) = fake_server.bodies(LAUNCHED)  # one request for everything claimed
+    assert launched["items"] == [
+        {
+            "task_instance_id": 1,
+            "distributor_id": "job-1",
+            "array_batch_num": 1,
+            "array_step_id": 0,
+        },
+        {
+            "task_instance_id": 2,
+            "distributor_id": "job-2",
+            "array_batch_num": 1,
+            "array_step_id": 1,
+        },
+        {
+            "task_instance_id": 3,
+            "distributor_id": "job-3",
+            "array_batch_num": 1,
+            "array_step_id": 0,
+        },
+    ]
+
+
+def test_batch_numbers_count_up_per_array(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    service = _service(fake_server, plugin)
+    fake_server.queued = [make_instance(1)]
+    service.launch_queued()
+    fake_server.queued = [make_instance(2)]
+    service.launch_queued()
+
+    numbers = [body["items"][0]["array_batch_num"] for body in fake_server.bodies(LAUNCHED)]
+    assert numbers == [1, 2]
+
+
+def test_a_full_claim_is_followed_by_another(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    fake_server.queued = [make_instance(i) for i in range(1, 6)]
+    config = DistributorConfig(claim_limit=2)
+
+    report = _service(fake_server, plugin, config).launch_queued()
+
+    assert report.claimed == 5
+    assert fake_server.paths("POST").count(CLAIM) == 3
+
+
+def test_nothing_queued_sends_one_claim_and_no_reports(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    assert _service(fake_server, plugin).launch_queued() == LaunchReport()
+
+    assert fake_server.paths() == [CLAIM]
+
+
+@pytest.mark.parametrize(
+    ("refusal", "wrong_count", "message"),
+    [
+        (
+            SubmitError("sbatch: error: invalid partition"),
+            False,
+            "sbatch: error: invalid partition",
+        ),
+        (RuntimeError("bug"), False, "the cluster plugin failed: RuntimeError('bug')"),
+        (None, True, "the plugin returned 1 job ids for 2 instances"),
+    ],
+)
+def test_a_refused_submission_is_reported_as_failed(
+    fake_server: FakeDistributorServer,
+    plugin: RecordingPlugin,
+    make_instance: MakeInstance,
+    refusal: Exception | None,
+    wrong_count: bool,
+    message: str,
+) -> None:
+    fake_server.queued = [make_instance(1), make_instance(2)]
+    plugin.refuse, plugin.wrong_count = refusal, wrong_count
+
+    report = _service(fake_server, plugin).launch_queued()
+
+    assert report == LaunchReport(claimed=2, launched=0, failed=2)
+    assert fake_server.bodies(SUBMIT_FAILED) == [{"task_instance_ids": [1, 2], "message": message}]
+    assert fake_server.bodies(LAUNCHED) == []
+
+
+def test_undelivered_launch_reports_are_sent_next_time(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    service = _service(fake_server, plugin)
+    fake_server.queued = [make_instance(1)]
+    fake_server.fail(LAUNCHED, ServerUnavailableError("down"))
+
+    with pytest.raises(ServerUnavailableError):
+        service.launch_queued()
+    service.launch_queued()
+
+    bodies = fake_server.bodies(LAUNCHED)
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
+    assert len(plugin.batches) == 1  # submitted once
+
+
+def test_the_dummy_plugin_finishes_what_is_claimed(
+    fake_server: FakeDistributorServer, make_instance: MakeInstance
+) -> None:
+    fake_server.queued = [make_instance(1), make_instance(2)]
+    dummy = DummyPlugin(requester=fake_server, parameters={})
+
+    report = _service(fake_server, dummy).launch_queued()
+
+    assert report == LaunchReport(claimed=2, launched=2, failed=0)
+    assert fake_server.bodies("/task_instances/finish_without_running") == [
+        {"task_instance_ids": [1, 2]}
+    ]
+    ids = [item["distributor_id"] for item in fake_server.bodies(LAUNCHED)[0]["items"]]
+    assert ids == ["dummy-1", "dummy-2"]
+
+
+# --- the change feed --------------------------------------------------------------------------
+
+
+def test_the_feed_reports_queued_instances_and_the_run_status(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    fake_server.changes.append(
+        {
+            "last_seq": 42,
+            "changes": [
+                {"seq": 40, "kind": "I", "id": 5, "status": "Q", "task_id": 9},
+                {"seq": 41, "kind": "R", "id": RUN_ID + 1, "status": "D"},  # another run
+                {"seq": 42, "kind": "R", "id": RUN_ID, "status": "S"},
+            ],
+        }
+    )
+    service = _service(fake_server, plugin)
+    service.after_seq = 17
+
+    update = service.follow_changes(3.0)
+
+    assert update == FeedUpdate(queued=True, run_status=WorkflowRunStatus.STOPPED)
+    assert service.after_seq == 42
+    feed_call = next(c for c in fake_server.calls if c.path == FEED)
+    assert feed_call.params == {"after": 17, "kinds": "IR", "timeout": 3.0}
+
+
+def test_feed_changes_without_news_are_quiet(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    fake_server.changes.append(
+        {"last_seq": 3, "changes": [{"seq": 3, "kind": "I", "id": 5, "status": "R", "task_id": 9}]}
+    )
+
+    update = _service(fake_server, plugin).follow_changes(99.0)
+
+    assert update == FeedUpdate(queued=False, run_status=None)
+    assert next(c for c in fake_server.calls if c.path == FEED).params["timeout"] == 30.0
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+
+def test_the_loop_ends_when_the_run_is_final(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    fake_server.run_statuses.extend(["R", "R", "D"])
+    fake_server.queued = [make_instance(1)]
+    ready: list[bool] = []
+
+    result = _service(fake_server, plugin).run(on_ready=lambda: ready.append(True))
+
+    assert result.reason is ExitReason.RUN_FINISHED
+    assert result.run_status is WorkflowRunStatus.DONE
+    assert (result.claimed, result.launched) == (1, 1)
+    assert ready == [True]
+    assert plugin.events == ["start", "stop"]
+
+
+def test_a_queued_change_triggers_a_claim_at_once(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    slow = DistributorConfig(poll_interval=60.0, feed_timeout=0.01)
+
+    def queue_then_stop() -> None:
+        feed_reads = fake_server.paths().count(FEED)
+        if feed_reads == 1:
+            fake_server.queued = [make_instance(1)]
+            fake_server.changes.append(
+                {"last_seq": 1, "changes": [{"seq": 1, "kind": "I", "id": 1, "status": "Q"}]}
+            )
+        elif feed_reads == 2:
+            fake_server.changes.append(
+                {"last_seq": 2, "changes": [{"seq": 2, "kind": "R", "id": RUN_ID, "status": "E"}]}
+            )
+
+    fake_server.on_feed_wait = queue_then_stop
+
+    result = _service(fake_server, plugin, slow).run()
+
+    assert result.reason is ExitReason.RUN_FINISHED
+    assert result.run_status is WorkflowRunStatus.ERROR
+    assert result.launched == 1
+    # Only one run check: the claim came from the feed, not from the minute-long poll.
+    assert fake_server.paths("GET").count(f"/workflow_runs/{RUN_ID}") == 1
+
+
+def test_a_stop_request_ends_the_loop(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    service = _service(fake_server, plugin)
+    fake_server.on_feed_wait = service.request_stop
+
+    result = service.run()
+
+    assert result.reason is ExitReason.STOP_REQUESTED
+    assert plugin.events == ["start", "stop"]
+
+
+def test_a_signal_abandons_the_long_poll(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    service = _service(fake_server, plugin)
+    # As if SIGTERM arrived while the feed request waits for the server's answer.
+    fake_server.on_feed_wait = lambda: service.handle_signal(signal.SIGTERM)
+
+    result = service.run()
+
+    assert result.reason is ExitReason.STOP_REQUESTED
+    assert fake_server.paths().count(FEED) == 1
+
+
+def test_the_loop_rides_out_a_short_outage(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    fake_server.fail(CLAIM, ServerUnavailableError("down"), ServerUnavailableError("down"))
+    fake_server.run_statuses.extend(["R", "R", "R", "D"])
+
+    result = _service(fake_server, plugin).run()
+
+    assert result.reason is ExitReason.RUN_FINISHED
+    assert fake_server.paths().count(CLAIM) >= 3
+
+
+def test_the_loop_gives_up_on_a_server_that_stays_away(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    fake_server.fail(f"/workflow_runs/{RUN_ID}", *[ServerUnavailableError("down")] * 1000)
+    config = DistributorConfig(unreachable_pause=0.01, max_unreachable_seconds=0.1)
+
+    result = _service(fake_server, plugin, config).run()
+
+    assert result.reason is ExitReason.SERVER_UNREACHABLE
+    assert plugin.events == ["start", "stop"]
+
+
+def test_request_stop_is_thread_safe(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    service = _service(fake_server, plugin, DistributorConfig(poll_interval=0.01))
+    timer = threading.Timer(0.2, service.request_stop)
+    timer.start()
+
+    result = service.run()
+
+    timer.join()
+    assert result.reason is ExitReason.STOP_REQUESTED

@@ -1,0 +1,170 @@
+"""The multiprocess plugin: a pool of long-lived processes running real commands.
+
+Pool processes talk to the fake server over HTTP, as they would to a real one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+import psutil
+import pytest
+
+from herdsman.core.errors import ConfigurationError
+from herdsman.distributor.plugin import SubmitBatch
+from herdsman.plugins.multiprocess import MultiprocessPlugin, default_worker_count
+from herdsman.worker.command import process_group_exists
+
+if TYPE_CHECKING:
+    from .conftest import FakeServer
+
+FAST = {"heartbeat_interval": 0.2, "kill_grace_seconds": 1.0}
+
+
+def _pool_pids() -> set[int]:
+    return {child.pid for child in psutil.Process().children() if "python" in child.name()}
+
+
+@pytest.fixture
+def start_pool(fake_http_server: FakeServer) -> Iterator[Callable[[int], MultiprocessPlugin]]:
+    started: list[MultiprocessPlugin] = []
+
+    def start(workers: int) -> MultiprocessPlugin:
+        plugin = MultiprocessPlugin(
+            requester=fake_http_server, parameters={"workers": workers, **FAST}
+        )
+        plugin.start()
+        started.append(plugin)
+        return plugin
+
+    try:
+        yield start
+    finally:
+        for plugin in started:
+            plugin.stop()
+
+
+def test_commands_run_in_parallel_in_warm_processes(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(2)
+    for task_instance_id in (1, 2):
+        fake_http_server.add(task_instance_id, "sleep 1.5", status="I")
+
+    submitted = time.monotonic()
+    job_ids = pool.submit(make_batch(1, 2))
+    assert pool.submitted_or_running(job_ids) == set(job_ids)
+    done = [fake_http_server.wait_for(i, "done") for i in (1, 2)]
+
+    assert job_ids == ["mp-1", "mp-2"]
+    assert max(report.at for report in done) - submitted < 2.9  # together, not one by one
+    for task_instance_id in (1, 2):
+        # A warm process reports running at once; a fresh interpreter would take longer.
+        assert fake_http_server.first(task_instance_id, "running").at - submitted < 1.0
+    pids = {fake_http_server.first(i, "running").body["pid"] for i in (1, 2)}
+    assert len(pids) == 2 and os.getpid() not in pids
+    time.sleep(0.3)
+    assert pool.submitted_or_running(job_ids) == set()
+
+
+def test_a_batch_larger_than_the_pool_is_worked_off(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(2)
+    ids = list(range(1, 8))
+    for task_instance_id in ids:
+        fake_http_server.add(task_instance_id, f"exit $(( {task_instance_id} % 2 ))", status="I")
+
+    pool.submit(make_batch(*ids))
+
+    for task_instance_id in ids:
+        kind = "error" if task_instance_id % 2 else "done"
+        fake_http_server.wait_for(task_instance_id, kind)
+    time.sleep(0.3)
+    assert pool.remote_exit_info("mp-3") == ("E", "job mp-3 ended with exit code 1")
+
+
+def test_terminate_kills_a_sleeping_process_tree(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(1)
+    fake_http_server.add(1, "echo $$; sleep 60 & sleep 60; wait", status="I")
+    fake_http_server.add(2, "true", status="I")
+    pool.submit(make_batch(1, 2))
+    fake_http_server.wait_for(1, "running")
+    time.sleep(0.5)  # the command starts and its process group reaches the parent
+
+    began = time.monotonic()
+    pool.terminate(["mp-1", "mp-2"])
+    error = fake_http_server.wait_for(1, "error")
+
+    assert time.monotonic() - began < 5
+    assert error.body["message"] == "killed by signal SIGTERM"
+    assert not process_group_exists(int(error.body["stdout_tail"]))
+    time.sleep(0.5)
+    assert fake_http_server.kinds(2) == []  # queued, never started: dropped
+
+
+def test_stop_kills_running_commands_and_ends_the_pool(
+    fake_http_server: FakeServer, make_batch: Callable[..., SubmitBatch]
+) -> None:
+    before = _pool_pids()
+    pool = MultiprocessPlugin(requester=fake_http_server, parameters={"workers": 2, **FAST})
+    pool.start()
+    fake_http_server.add(1, "echo $$; sleep 60", status="I")
+    pool.submit(make_batch(1))
+    fake_http_server.wait_for(1, "running")
+    time.sleep(0.5)
+
+    began = time.monotonic()
+    pool.stop()
+
+    assert time.monotonic() - began < 10
+    error = fake_http_server.first(1, "error")
+    assert not process_group_exists(int(error.body["stdout_tail"]))
+    assert _pool_pids() <= before
+    pool.stop()  # idempotent
+
+
+def test_a_dead_pool_process_is_replaced(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(1)
+    fake_http_server.add(1, "echo $$; sleep 60", status="I")
+    fake_http_server.add(2, "echo second", status="I")
+    pool.submit(make_batch(1))
+    running = fake_http_server.wait_for(1, "running")
+
+    time.sleep(0.5)  # the command's process group reaches the parent
+    (command,) = psutil.Process(running.body["pid"]).children()
+    os.kill(running.body["pid"], signal.SIGKILL)  # the pool process, not the command
+    time.sleep(2.0)
+    # The orphaned command was killed too. Whoever adopted it may not have reaped it yet.
+    assert not command.is_running() or command.status() == psutil.STATUS_ZOMBIE
+    assert pool.submitted_or_running(["mp-1"]) == set()
+    assert pool.remote_exit_info("mp-1")[0] == "U"
+    pool.submit(make_batch(2))
+
+    assert fake_http_server.wait_for(2, "done").body["stdout_tail"] == "second\n"
+
+
+def test_the_pool_size_defaults_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HERDSMAN_MULTIPROCESS_WORKERS", "3")
+    assert default_worker_count() == 3
+    monkeypatch.setenv("HERDSMAN_MULTIPROCESS_WORKERS", "many")
+    with pytest.raises(ConfigurationError):
+        default_worker_count()
+    monkeypatch.delenv("HERDSMAN_MULTIPROCESS_WORKERS")
+    assert default_worker_count() >= 1
