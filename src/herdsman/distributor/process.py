@@ -44,6 +44,7 @@ LOG_TAIL_CHARACTERS = 4_000
 # After the distributor itself is gone, how long its pool processes get to kill their commands
 # (they watch their parent; a command gets its own kill grace) before they are killed.
 TREE_DRAIN_SECONDS = 15.0
+_EXIT_POLL_SECONDS = 0.02
 
 
 class DistributorStartError(HerdsmanError):
@@ -153,8 +154,7 @@ class DistributorProcess:
                 logger.warning("distributor_killed", pid=process.pid, timeout=timeout)
                 _signal(process.pid, signal.SIGKILL)
                 process.wait()
-            _, alive = psutil.wait_procs(tree, timeout=TREE_DRAIN_SECONDS)
-            for straggler in alive:
+            for straggler in _wait_until_gone(tree, TREE_DRAIN_SECONDS):
                 logger.warning("distributor_straggler_killed", pid=straggler.pid)
                 with contextlib.suppress(psutil.Error):
                     straggler.kill()
@@ -232,3 +232,27 @@ def _process_tree(pid: int) -> list[psutil.Process]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+def _wait_until_gone(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until each process has exited; return those still running after ``timeout``.
+
+    An exited grandchild stays a zombie until init reaps it, which on some hosts takes a
+    second or more; it is gone for our purpose, so a zombie counts as exited (psutil's
+    ``wait_procs`` would wait for the reaping).
+    """
+    deadline = time.monotonic() + timeout
+    alive = list(processes)
+    while alive:
+        alive = [process for process in alive if _running(process)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        time.sleep(_EXIT_POLL_SECONDS)
+    return alive
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

@@ -269,7 +269,9 @@ class DistributorService:
             self.check_run()
         params = {
             "after": self.after_seq,
-            "kinds": "IR",
+            # New work (Q), kill requests (K) and every run change; not the instances'
+            # progress through launch, run and finish, which the distributor does not act on.
+            "kinds": "I:QK,R",
             "timeout": min(timeout, MAX_FEED_TIMEOUT),
         }
         self._waiting_on_feed = True

@@ -50,14 +50,14 @@ class FeedWriter:
         self.notifier = notifier
 
     def __call__(self, work: Callable[[Session, ChangeRecorder], T]) -> T:
-        def unit(session: Session) -> tuple[T, list[int]]:
+        def unit(session: Session) -> tuple[T, dict[int, frozenset[tuple[str, str]]]]:
             recorder = ChangeRecorder()  # fresh on every attempt of a retried transaction
             result = work(session, recorder)
             return result, recorder.flush(session)
 
-        result, workflow_ids = self.database.write(unit)
+        result, written = self.database.write(unit)
         # After the commit, never before: a woken follower must find the changes.
-        self.notifier.notify(workflow_ids)
+        self.notifier.notify(written)
         return result
 
 

@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from herdsman.core.changes import ChangeFilter
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
-from herdsman.server import models
-from herdsman.server.bulk import insert_ignore
+from herdsman.server import sql
 
-__all__ = ["ChangeNotifier", "ChangeRecorder", "read_changes"]
+__all__ = [
+    "ChangeNotifier",
+    "ChangeRecorder",
+    "read_changes",
+]
 
 logger = structlog.get_logger(__name__)
 
@@ -58,44 +60,57 @@ class ChangeRecorder:
     def run(self, workflow_id: int, run_id: int, status: str) -> None:
         self.record(workflow_id, "R", run_id, status)
 
-    def flush(self, session: Session) -> list[int]:
-        """Number and insert the changes; call last in the transaction. Returns workflow ids."""
+    def flush(self, session: Session) -> dict[int, frozenset[tuple[str, str]]]:
+        """Number and insert the changes; call last in the transaction.
+
+        Returns, per workflow, the (kind, status) pairs written, for waking followers.
+        """
         workflows = sorted(self._pending)  # a fixed order, so two writers cannot deadlock
         for workflow_id in workflows:
             changes = self._pending[workflow_id]
-            session.execute(
-                update(models.Workflow)
-                .where(models.Workflow.id == workflow_id)
-                .values(change_seq=models.Workflow.change_seq + len(changes))
-            )
-            last = session.scalars(
-                select(models.Workflow.change_seq).where(models.Workflow.id == workflow_id)
-            ).one()
-            first = last - len(changes) + 1
-            insert_ignore(
+            sql.execute(
                 session,
-                models.StatusChange,
-                ("workflow_id", "seq", "kind", "object_id", "status", "task_id"),
+                "UPDATE workflow SET change_seq = change_seq + ? WHERE id = ?",
+                (len(changes), workflow_id),
+            )
+            row = sql.fetch_one(
+                session, "SELECT change_seq FROM workflow WHERE id = ?", (workflow_id,)
+            )
+            assert row is not None
+            first = int(row[0]) - len(changes) + 1
+            sql.execute_many(
+                session,
+                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (workflow_id, first + offset, kind, object_id, status, task_id)
                     for offset, (kind, object_id, status, task_id) in enumerate(changes)
                 ],
             )
+        written = {
+            workflow_id: frozenset(
+                (kind, status) for kind, _, status, _ in self._pending[workflow_id]
+            )
+            for workflow_id in workflows
+        }
         self._pending.clear()
-        return workflows
+        return written
 
 
-def read_changes(session: Session, workflow_id: int, after: int, kinds: str) -> ChangesOut:
-    """Changes of ``kinds`` with seq > ``after``, oldest first, at most 10,000."""
-    change = models.StatusChange
-    query = (
-        select(change.seq, change.kind, change.object_id, change.status, change.task_id)
-        .where(change.workflow_id == workflow_id, change.seq > after)
-        .order_by(change.seq)
-        .limit(MAX_CHANGES_PER_READ)
+def read_changes(
+    session: Session, workflow_id: int, after: int, wanted: ChangeFilter
+) -> ChangesOut:
+    """Wanted changes with seq > ``after``, oldest first, examining at most 10,000."""
+    rows = sql.fetch_all(
+        session,
+        "SELECT seq, kind, object_id, status, task_id FROM status_change "
+        "WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (workflow_id, after, MAX_CHANGES_PER_READ),
     )
-    rows = session.execute(query).tuples().all()
-    if not rows and session.get(models.Workflow, workflow_id) is None:
+    if (
+        not rows
+        and sql.fetch_one(session, "SELECT id FROM workflow WHERE id = ?", (workflow_id,)) is None
+    ):
         raise NotFoundError(
             f"workflow {workflow_id} does not exist", details={"value": workflow_id}
         )
@@ -106,31 +121,40 @@ def read_changes(session: Session, workflow_id: int, after: int, kinds: str) -> 
         changes=[
             ChangeOut(seq=seq, kind=kind, id=object_id, status=status, task_id=task_id)
             for seq, kind, object_id, status, task_id in rows
-            if kind in kinds
+            if (kind, status) in wanted
         ],
     )
 
 
 class ChangeNotifier:
-    """Wakes long-poll requests of this server process when their workflow changed.
+    """Wakes long-poll requests of this server process when a change they want committed.
 
-    ``notify`` is called from worker threads after a commit; waiters are coroutines on the
-    event loop. Each workflow has one event, replaced when it fires, so a waiter can never
-    miss a notification that happened after it started waiting.
+    ``notify`` is called from worker threads after a commit, with the kinds and statuses that
+    were written; waiters are coroutines on the event loop, each with its filter. Only a waiter
+    whose filter matches is woken, so a follower that wants finished tasks is not woken (to
+    read nothing) by every launch and start. A waiter registers before it reads the feed, so a
+    commit between its read and its wait still wakes it.
     """
 
     def __init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._events: dict[int, asyncio.Event] = {}
+        self._waiters: dict[int, list[tuple[ChangeFilter, asyncio.Event]]] = defaultdict(list)
 
-    def watch(self, workflow_id: int) -> asyncio.Event:
-        """The event the next change of the workflow sets; take it *before* reading changes,
-        so a commit between the read and the wait still wakes the waiter. Call on the loop."""
+    def watch(self, workflow_id: int, wanted: ChangeFilter) -> asyncio.Event:
+        """Register interest before reading the feed; the event is set by a wanted change."""
         self._loop = asyncio.get_running_loop()
-        event = self._events.get(workflow_id)
-        if event is None:
-            event = self._events[workflow_id] = asyncio.Event()
+        event = asyncio.Event()
+        self._waiters[workflow_id].append((wanted, event))
         return event
+
+    def forget(self, workflow_id: int, event: asyncio.Event) -> None:
+        """Drop a waiter that stopped waiting (it answered, or its request ended)."""
+        waiters = self._waiters.get(workflow_id)
+        if waiters is None:
+            return
+        waiters[:] = [(wanted, other) for wanted, other in waiters if other is not event]
+        if not waiters:
+            del self._waiters[workflow_id]
 
     @staticmethod
     async def wait(event: asyncio.Event, timeout: float) -> bool:
@@ -141,14 +165,14 @@ class ChangeNotifier:
             return False
         return True
 
-    def notify(self, workflow_ids: Iterable[int]) -> None:
+    def notify(self, written: dict[int, frozenset[tuple[str, str]]]) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
             return  # nobody has waited yet: nobody to wake
-        for workflow_id in workflow_ids:
-            loop.call_soon_threadsafe(self._fire, workflow_id)
+        for workflow_id, changes in written.items():
+            loop.call_soon_threadsafe(self._fire, workflow_id, changes)
 
-    def _fire(self, workflow_id: int) -> None:
-        event = self._events.pop(workflow_id, None)
-        if event is not None:
-            event.set()
+    def _fire(self, workflow_id: int, changes: frozenset[tuple[str, str]]) -> None:
+        for wanted, event in self._waiters.get(workflow_id, ()):
+            if any(change in wanted for change in changes):
+                event.set()

@@ -50,6 +50,11 @@ class TreeMemorySampler:
         self._thread.join(5.0)
 
     def _run(self) -> None:
+        # The first sample waits one interval: listing a process tree reads every process in
+        # /proc, which costs more than a short command itself, and wait4's figure covers
+        # commands that end sooner.
+        if self._stopped.wait(self._interval):
+            return
         import psutil
 
         try:

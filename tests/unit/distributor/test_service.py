@@ -219,7 +219,7 @@ def test_the_feed_reports_queued_instances_and_the_run_status(
     assert update == FeedUpdate(queued=True, run_status=WorkflowRunStatus.STOPPED)
     assert service.after_seq == 42
     feed_call = next(c for c in fake_server.calls if c.path == FEED)
-    assert feed_call.params == {"after": 17, "kinds": "IR", "timeout": 3.0}
+    assert feed_call.params == {"after": 17, "kinds": "I:QK,R", "timeout": 3.0}
 
 
 def test_feed_changes_without_news_are_quiet(

@@ -56,11 +56,10 @@ def test_feed_filters_kinds_and_pages() -> None:
     start = gateway.last_seq
     gateway.queue_tasks(run_id, tuple(range(1, FEED_PAGE_SIZE + 6)))
     gateway.set_server_run_status(run_id, WorkflowRunStatus.STOPPED)
-    first = gateway.changes(3, after=start, timeout=0, kinds="R")
-    assert [c.kind for c in first.changes] == []  # the R change is beyond the first page
-    assert first.last_seq == start + FEED_PAGE_SIZE
-    second = gateway.changes(3, after=first.last_seq, timeout=0, kinds="R")
-    assert [(c.kind, c.status) for c in second.changes] == [("R", "S")]
+    # Like the server, one call passes over pages holding nothing wanted.
+    found = gateway.changes(3, after=start, timeout=0, kinds="R")
+    assert [(c.kind, c.status) for c in found.changes] == [("R", "S")]
+    assert found.last_seq > start + FEED_PAGE_SIZE
 
 
 def test_failed_attempts_are_retried_until_attempts_are_spent() -> None:

@@ -25,6 +25,7 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from herdsman.core.changes import ChangeFilter
 from herdsman.core.errors import (
     HerdsmanError,
     NotFoundError,
@@ -313,12 +314,18 @@ class InMemorySwarmGateway:
         self._check_workflow(workflow_id)
         if self.cluster is not None:
             self.cluster(self)
-        examined = self._log[after : after + FEED_PAGE_SIZE]
-        found = [
-            ChangeOut(seq=after + offset + 1, kind=kind, id=id_, status=status, task_id=task_id)
-            for offset, (kind, id_, status, task_id) in enumerate(examined)
-            if kind in kinds
-        ]
+        wanted = ChangeFilter.parse(kinds)
+        # Like the server: pages with nothing wanted are passed over within the same call.
+        while True:
+            examined = self._log[after : after + FEED_PAGE_SIZE]
+            found = [
+                ChangeOut(seq=after + offset + 1, kind=kind, id=id_, status=status, task_id=task_id)
+                for offset, (kind, id_, status, task_id) in enumerate(examined)
+                if (kind, status) in wanted
+            ]
+            if found or len(examined) < FEED_PAGE_SIZE:
+                break
+            after += len(examined)
         if not found and timeout > 0 and self.wait is not None:
             self.wait(timeout)
         return ChangesOut(last_seq=max(after, after + len(examined)), changes=found)

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from herdsman.core.changes import CHANGE_FILTER_PATTERN, ChangeFilter
 from herdsman.core.schemas import swarm as schemas
 from herdsman.server import instances, runs, swarm_reads
 from herdsman.server.deps import DatabaseDep, FeedWriterDep, NotifierDep
@@ -65,23 +66,34 @@ async def get_changes(
     notifier: NotifierDep,
     after: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_POLL_SECONDS)] = 0.0,
-    kinds: Annotated[str, Query(pattern="^[TIR]{1,3}$")] = "TIR",
+    kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = "TIR",
 ) -> schemas.ChangesOut:
-    """Changes after ``after``; waits up to ``timeout`` seconds while there are none."""
+    """Changes after ``after``; waits up to ``timeout`` seconds while there are none.
+
+    ``kinds``: ``T`` tasks, ``I`` instances, ``R`` runs, optionally limited to some statuses:
+    ``T:DFGA,R`` is every task that finished, failed or returned to be queued, and every run
+    change. ``last_seq`` covers filtered-out changes too.
+    """
+    wanted = ChangeFilter.parse(kinds)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
-        woken = notifier.watch(workflow_id)  # before the read: a commit after it still wakes us
-        reply = await run_in_threadpool(db.read, _reader(workflow_id, after, kinds))
-        remaining = deadline - loop.time()
-        if reply.changes or remaining <= 0:
-            return reply
-        after = reply.last_seq
-        await notifier.wait(woken, min(remaining, CROSS_PROCESS_RECHECK_SECONDS))
+        woken = notifier.watch(workflow_id, wanted)  # before the read, so no commit slips by
+        try:
+            reply = await run_in_threadpool(db.read, _reader(workflow_id, after, wanted))
+            remaining = deadline - loop.time()
+            if reply.changes or remaining <= 0:
+                return reply
+            after = reply.last_seq
+            await notifier.wait(woken, min(remaining, CROSS_PROCESS_RECHECK_SECONDS))
+        finally:
+            notifier.forget(workflow_id, woken)
 
 
-def _reader(workflow_id: int, after: int, kinds: str) -> Callable[[Session], schemas.ChangesOut]:
-    return lambda session: read_changes(session, workflow_id, after, kinds)
+def _reader(
+    workflow_id: int, after: int, wanted: ChangeFilter
+) -> Callable[[Session], schemas.ChangesOut]:
+    return lambda session: read_changes(session, workflow_id, after, wanted)
 
 
 @router.get("/workflows/{workflow_id}/swarm_tasks")

@@ -21,6 +21,11 @@ __all__ = ["FeedNews", "FollowerService"]
 
 logger = structlog.get_logger(__name__)
 
+# The task statuses that change what the swarm may schedule: finished (D), fatal (F), back to
+# be queued (G, A). Q/I/O/R of a task it queued itself change nothing it counts, and waking
+# for each of them would cost a read per status change. Every run change matters.
+FOLLOWED = "T:DFGA,R"
+
 
 @dataclass(frozen=True, slots=True)
 class FeedNews:
@@ -51,7 +56,7 @@ class FollowerService:
         A page holds at most the server's page size; the next tick continues after it and
         returns at once, since the remaining changes already exist.
         """
-        reply = self._gateway.changes(self._workflow_id, self._last_seq, timeout, kinds="TR")
+        reply = self._gateway.changes(self._workflow_id, self._last_seq, timeout, kinds=FOLLOWED)
         run_status: WorkflowRunStatus | None = None
         for change in reply.changes:
             if change.kind == "R" and change.id == self._run_id:

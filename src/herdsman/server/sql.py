@@ -1,0 +1,79 @@
+"""Plain SQL for the hot paths: the statements every task's attempt runs several times.
+
+A chain of tasks waits on a handful of small writes per step (queue, claim, launch, running,
+done), so their cost is the latency users see. Through the ORM each costs milliseconds of
+Python; as prepared statement text handed to the driver it costs a fraction of one. Statements
+are written with ``?`` placeholders and adapted once per dialect; they use only plain column
+names that need no quoting on any engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Dialect
+from sqlalchemy.orm import Session
+
+__all__ = [
+    "execute",
+    "execute_many",
+    "fetch_all",
+    "fetch_one",
+    "for_update",
+    "in_list",
+    "timestamp",
+]
+
+
+def _dialect(session: Session) -> Dialect:
+    return session.get_bind().dialect
+
+
+@functools.lru_cache(maxsize=512)
+def _adapt(sql: str, paramstyle: str) -> str:
+    return sql if paramstyle == "qmark" else sql.replace("?", "%s")
+
+
+def _text(session: Session, sql: str) -> str:
+    return _adapt(sql, _dialect(session).paramstyle)
+
+
+def for_update(session: Session) -> str:
+    """The row-lock clause of a SELECT: none on SQLite, whose writers are serialised anyway."""
+    return "" if _dialect(session).name == "sqlite" else " FOR UPDATE"
+
+
+def timestamp(session: Session, value: dt.datetime) -> Any:
+    """``value`` as the driver stores it in a DateTime column (text on SQLite)."""
+    if _dialect(session).name == "sqlite":
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def execute(session: Session, sql: str, params: Sequence[Any] = ()) -> int:
+    """Run one statement; the number of rows it changed."""
+    result = session.connection().exec_driver_sql(_text(session, sql), tuple(params))
+    return int(result.rowcount)
+
+
+def execute_many(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    if rows:
+        session.connection().exec_driver_sql(_text(session, sql), [tuple(row) for row in rows])
+
+
+def fetch_all(session: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    result = session.connection().exec_driver_sql(_text(session, sql), tuple(params))
+    return [tuple(row) for row in result]
+
+
+def fetch_one(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+    rows = fetch_all(session, sql, params)
+    return rows[0] if rows else None
+
+
+def in_list(count: int) -> str:
+    """``(?, ?, ...)`` for an IN clause of ``count`` values."""
+    return "(" + ", ".join("?" * count) + ")"
