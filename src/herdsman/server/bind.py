@@ -167,18 +167,18 @@ def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
             session,
             models.Node,
             ("task_template_version_id", "node_args_hash"),
-            [(version_id, h) for h in new],
+            [(version_id, h) for h in sorted(new)],
         )
         created = lookup_ids(session, models.Node, "node_args_hash", list(new), where=where)
         insert_ignore(
             session,
             models.NodeArg,
             ("node_id", "arg_id", "value"),
-            [
+            sorted(
                 (created[h], arg_id, value)
                 for h, values in new.items()
                 for arg_id, value in zip(request.arg_ids, values, strict=True)
-            ],
+            ),
         )
         existing.update(created)
     return [existing[h] for h in hashes]
@@ -199,7 +199,12 @@ def bind_edges(session: Session, dag_id: int, request: schemas.EdgesIn) -> int:
         session,
         models.Edge,
         ("dag_id", "upstream_node_id", "downstream_node_id"),
-        [(dag_id, up, down) for up, down in zip(request.upstream, request.downstream, strict=True)],
+        # Sorted, like every bulk insert here: concurrent binders of one workflow then take row
+        # locks in the same order and cannot deadlock each other.
+        sorted(
+            (dag_id, up, down)
+            for up, down in zip(request.upstream, request.downstream, strict=True)
+        ),
     )
     return len(request.upstream)
 
@@ -349,7 +354,10 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
         strict=True,
     )
     insert_ignore(
-        session, models.Task, _TASK_COLUMNS, [(workflow_id, *row, "G", now, 0) for row in rows]
+        session,
+        models.Task,
+        _TASK_COLUMNS,
+        sorted(((workflow_id, *row, "G", now, 0) for row in rows), key=lambda row: row[1]),
     )
     found = _task_ids_and_statuses(session, workflow_id, request.node_ids)
     task_ids = [found[node_id][0] for node_id in request.node_ids]
@@ -381,7 +389,7 @@ def _insert_task_args(session: Session, request: schemas.TasksIn, task_ids: list
         if values:
             arg_ids = request.task_arg_ids[array_id]
             arg_rows.extend(zip([task_id] * len(values), arg_ids, values, strict=True))
-    insert_ignore(session, models.TaskArg, ("task_id", "arg_id", "value"), arg_rows)
+    insert_ignore(session, models.TaskArg, ("task_id", "arg_id", "value"), sorted(arg_rows))
     insert_ignore(
         session,
         models.TaskAttribute,

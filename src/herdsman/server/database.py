@@ -10,6 +10,7 @@ readers never queue behind writers. On the server engines both are the same engi
 from __future__ import annotations
 
 import functools
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,7 +29,7 @@ logger = structlog.get_logger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 SQLITE_CACHE_KIB = 64 * 1024  # per connection
-DEADLOCK_RETRIES = 5
+DEADLOCK_RETRIES = 8
 
 T = TypeVar("T")
 
@@ -82,7 +83,8 @@ class Database:
                 if attempt == DEADLOCK_RETRIES or not _is_retryable(error):
                     raise
                 logger.info("transaction_retried", attempt=attempt, error=str(error.orig))
-                time.sleep(0.01 * attempt)
+                # Jittered back-off, so the transactions that collided do not collide again.
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
         raise AssertionError("unreachable")
 
     def read(self, work: Callable[[Session], T]) -> T:
