@@ -26,7 +26,9 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 
-def _database(request: Request) -> Database:
+# Dependencies are coroutines although they do no I/O: FastAPI runs plain functions in its
+# thread pool, one hop per dependency per request, which cost more than the routes' queries.
+async def _database(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
@@ -34,7 +36,7 @@ def _database(request: Request) -> Database:
 DatabaseDep = Annotated[Database, Depends(_database)]
 
 
-def _notifier(request: Request) -> ChangeNotifier:
+async def _notifier(request: Request) -> ChangeNotifier:
     notifier: ChangeNotifier = request.app.state.notifier
     return notifier
 
@@ -61,7 +63,7 @@ class FeedWriter:
         return result
 
 
-def _feed_writer(database: DatabaseDep, notifier: NotifierDep) -> FeedWriter:
+async def _feed_writer(database: DatabaseDep, notifier: NotifierDep) -> FeedWriter:
     return FeedWriter(database, notifier)
 
 
