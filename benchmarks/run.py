@@ -98,10 +98,16 @@ def build(kind: str, n: int) -> Workflow:
             workflow.add_tasks(current)
             previous = current
     elif kind == "chain":
-        link = tool.get_task_template("link", "true {i}", node_args=["i"])
+        # Each link writes the time its command started: hop = gap between consecutive links.
+        stamps = Path(tempfile.mkdtemp(prefix="herdsman-chain-"))
+        link = tool.get_task_template(
+            "link", "date +%s.%N > {dir}/{i}", node_args=["i"], task_args=["dir"]
+        )
         previous = None
         for i in range(n):
-            task = link.create_task(i=i, upstream_tasks=[previous] if previous else [])
+            task = link.create_task(
+                i=i, dir=str(stamps), upstream_tasks=[previous] if previous else []
+            )
             workflow.add_task(task)
             previous = task
     else:
@@ -132,7 +138,10 @@ def run_case(kind: str, n: int) -> dict[str, float]:
         "distributor_peak_mib": children.peak_mib,
     }
     if kind == "chain":
-        result["s_per_hop"] = elapsed / n
+        result["s_per_hop_with_startup"] = elapsed / n
+        stamps = Path(workflow.tasks[next(iter(workflow.tasks))].task_args["dir"])
+        times = sorted(float(path.read_text()) for path in stamps.iterdir())
+        result["s_per_hop"] = (times[-1] - times[0]) / (len(times) - 1)
     return result
 
 

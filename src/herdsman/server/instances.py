@@ -375,15 +375,34 @@ def submit_failed(
 def finish_without_running(
     session: Session, request: dschemas.FinishIn, recorder: ChangeRecorder
 ) -> dschemas.TransitionsOut:
-    """The dummy cluster: instances (and tasks) go to D as if their command had succeeded."""
+    """The dummy cluster: instances (and tasks) go to D as if their command had succeeded.
+
+    Done in bulk, since scale tests send tens of thousands at a time: instances in I or O, and
+    their tasks, pass through R to D in two statements; anything else is left as it is.
+    """
     rows = _load(session, request.task_instance_ids)
-    now = models.utcnow()
-    finished = []
-    for row in rows:
-        _move(session, row, _I.RUNNING, recorder, now=now)
-        if _move(session, row, _I.DONE, recorder, now=now) is Transition.VALID:
-            finished.append((row.id,))
-    sql.execute_many(session, "UPDATE task_instance SET exit_code = 0 WHERE id = ?", finished)
+    movable = [
+        row
+        for row in rows
+        if decide(_I(row.status), _I.RUNNING) is Transition.VALID
+        and decide(_T(row.task_status), _T.RUNNING) is Transition.VALID
+    ]
+    stamp = sql.timestamp(session, models.utcnow())
+    sql.execute_many(
+        session,
+        "UPDATE task_instance SET status = 'D', status_date = ?, exit_code = 0 WHERE id = ?",
+        [(stamp, row.id) for row in movable],
+    )
+    sql.execute_many(
+        session,
+        "UPDATE task SET status = 'D', status_date = ? WHERE id = ?",
+        [(stamp, row.task_id) for row in movable],
+    )
+    for row in movable:
+        for status in ("R", "D"):
+            recorder.instance(row.workflow_id, row.id, status, row.task_id)
+            recorder.task(row.workflow_id, row.task_id, status)
+        row.status = row.task_status = "D"
     return _transitions(request.task_instance_ids, rows)
 
 
