@@ -57,7 +57,10 @@ def run_workflow(
         distributors = []
         for cluster in clusters:
             distributor = DistributorProcess(
-                swarm.workflow_run_id, cluster, workflow.requester.base_url
+                swarm.workflow_run_id,
+                cluster,
+                workflow.requester.base_url,
+                after_seq=swarm.feed_position,
             )
             stack.callback(distributor.stop)
             distributor.start(timeout=distributor_startup_timeout)

@@ -202,6 +202,15 @@ class WorkflowRun:
     # --- queries ----------------------------------------------------------------------------------
 
     @property
+    def feed_position(self) -> int:
+        """The change-feed position when the run was created: later changes are its own.
+
+        A distributor for this run follows the feed from here instead of reading the workflow's
+        whole history (which a resumed workflow may have a lot of).
+        """
+        return self._last_seq
+
+    @property
     def status(self) -> WorkflowRunStatus | None:
         """The run's status as last learnt (a ``str`` enum: compares equal to its letter)."""
         return self._status
