@@ -40,13 +40,20 @@ def __getattr__(name: str) -> Any:
 
 
 def _set_up_logging() -> None:
-    from herdsman.core.config import Settings
+    """Library defaults for herdsman's logs: stderr, from ``HERDSMAN_LOG_LEVEL`` (warning).
+
+    Only the environment is read here, not the settings file: loading the settings machinery
+    costs a tenth of a second in every process that imports herdsman, worker and pool processes
+    included, and processes that log on purpose (server, CLI, distributor) configure logging
+    themselves from the full settings.
+    """
+    import os
+
     from herdsman.core.logs import configure_library_logging
 
-    try:
-        level = Settings().log_level
-    except ValueError:  # a malformed setting is reported where settings are used
-        level = "warning"
+    level = os.environ.get("HERDSMAN_LOG_LEVEL", "warning").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        level = "warning"  # a malformed setting is reported where settings are used
     configure_library_logging(level)
 
 
