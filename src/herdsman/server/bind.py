@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, NotFoundError, WorkflowAlreadyExists
 from herdsman.core.schemas import client as schemas
-from herdsman.server import models
-from herdsman.server.bulk import db_timestamp, insert_ignore, lookup_ids, lookup_rows
+from herdsman.server import models, sql
+from herdsman.server.bulk import insert_ignore, lookup_ids, lookup_rows
 
 __all__ = [
     "bind_arrays",
@@ -70,7 +70,7 @@ def get_cluster(session: Session, name: str) -> schemas.ClusterOut:
 
 def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
     """The tool called ``name`` with its versions; a new tool gets its first version."""
-    now = db_timestamp(session, models.utcnow())
+    now = sql.timestamp(session, models.utcnow())
     insert_ignore(session, models.Tool, ("name", "created_date"), [(name, now)])
     tool_id = session.scalars(select(models.Tool.id).where(models.Tool.name == name)).one()
     versions = _tool_version_ids(session, tool_id)
@@ -129,7 +129,7 @@ def get_or_create_template_version(
                 request.task_template_id,
                 request.command_template,
                 version_hash,
-                db_timestamp(session, models.utcnow()),
+                sql.timestamp(session, models.utcnow()),
             )
         ],
     )
@@ -185,7 +185,7 @@ def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
 
 
 def get_or_create_dag(session: Session, dag_hash: str) -> schemas.DagOut:
-    now = db_timestamp(session, models.utcnow())
+    now = sql.timestamp(session, models.utcnow())
     insert_ignore(session, models.Dag, ("hash", "created_date"), [(dag_hash, now)])
     dag = session.scalars(select(models.Dag).where(models.Dag.hash == dag_hash)).one()
     return schemas.DagOut(id=dag.id, complete=dag.completed_date is not None)
@@ -256,7 +256,7 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
 
 
 def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
-    now = db_timestamp(session, models.utcnow())
+    now = sql.timestamp(session, models.utcnow())
     row = request.model_dump(exclude={"attributes"})
     row.update(status="G", status_date=now, created_date=now)
     insert_ignore(session, models.Workflow, tuple(row), [tuple(row.values())])
@@ -264,7 +264,7 @@ def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
 
 def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.ArrayIn]) -> list[int]:
     _require(session, models.Workflow, workflow_id, "workflow_id")
-    now = db_timestamp(session, models.utcnow())
+    now = sql.timestamp(session, models.utcnow())
     insert_ignore(
         session,
         models.Array,
@@ -338,7 +338,7 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
     reset work that was done.
     """
     _require(session, models.Workflow, workflow_id, "workflow_id")
-    now = db_timestamp(session, models.utcnow())
+    now = sql.timestamp(session, models.utcnow())
     rows = zip(
         request.node_ids,
         request.array_ids,

@@ -32,7 +32,7 @@ def _dialect(session: Session) -> Dialect:
     return session.get_bind().dialect
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=4096)  # IN lists of every length up to a chunk
 def _adapt(sql: str, paramstyle: str) -> str:
     return sql if paramstyle == "qmark" else sql.replace("?", "%s")
 
