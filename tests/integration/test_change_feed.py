@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from herdsman import Tool
+from herdsman.core.errors import NotFoundError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
@@ -174,3 +175,8 @@ def test_long_poll_wakes_within_the_timeout(server: Any, requester: Requester) -
     )
     thread.join()
     assert [(c.kind, c.status, c.task_id) for c in reply.changes] == [("I", "Q", task_ids[0])]
+
+
+def test_the_feed_of_an_unknown_workflow_is_not_found(requester: Requester) -> None:
+    with pytest.raises(NotFoundError, match="workflow 999999 does not exist"):
+        requester.get("/workflows/999999/changes", sschemas.ChangesOut, params={"timeout": 5})

@@ -97,6 +97,15 @@ class ChangeRecorder:
         return written
 
 
+def require_workflow(session: Session, workflow_id: int) -> None:
+    """Raise NotFoundError for an unknown workflow (checked once per feed request, not per
+    re-read: a waiting follower re-reads every fraction of a second)."""
+    if sql.fetch_one(session, "SELECT id FROM workflow WHERE id = ?", (workflow_id,)) is None:
+        raise NotFoundError(
+            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+        )
+
+
 def read_changes(
     session: Session, workflow_id: int, after: int, wanted: ChangeFilter
 ) -> ChangesOut:
@@ -107,13 +116,6 @@ def read_changes(
         "WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
         (workflow_id, after, MAX_CHANGES_PER_READ),
     )
-    if (
-        not rows
-        and sql.fetch_one(session, "SELECT id FROM workflow WHERE id = ?", (workflow_id,)) is None
-    ):
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
-        )
     # Only rows this read returned may advance the cursor: a second query for the counter could
     # see commits made after the first (each statement has its own snapshot in READ COMMITTED).
     return ChangesOut(

@@ -14,7 +14,7 @@ from herdsman.core.changes import CHANGE_FILTER_PATTERN, ChangeFilter
 from herdsman.core.schemas import swarm as schemas
 from herdsman.server import instances, runs, swarm_reads
 from herdsman.server.deps import DatabaseDep, FeedWriterDep, NotifierDep
-from herdsman.server.feed import read_changes
+from herdsman.server.feed import read_changes, require_workflow
 
 __all__ = ["router"]
 
@@ -75,6 +75,7 @@ async def get_changes(
     change. ``last_seq`` covers filtered-out changes too.
     """
     wanted = ChangeFilter.parse(kinds)
+    await run_in_threadpool(db.read, lambda s: require_workflow(s, workflow_id))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
