@@ -14,6 +14,7 @@ import string
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from herdsman.client import checks
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, ResourcesCallable, Task, validate_task_name
 from herdsman.core.errors import WorkflowValidationError
@@ -275,7 +276,7 @@ class TaskTemplate:
         self.default_resource_scales = dict(resource_scales)
 
     def set_default_max_attempts(self, max_attempts: int) -> None:
-        self.default_max_attempts = _check_max_attempts(max_attempts)
+        self.default_max_attempts = checks.whole_number(max_attempts, "max_attempts", 1)
 
     # --- tasks --------------------------------------------------------------------------------
 
@@ -302,13 +303,15 @@ class TaskTemplate:
             version.share(tuple(_as_str(kwargs[arg]) for arg in version.task_args)),
             tuple(_as_str(kwargs[arg]) for arg in version.op_args),
             name=None if name is None else validate_task_name(name),
-            compute_resources=_check_resources(compute_resources),
+            compute_resources=checks.compute_resources(compute_resources),
             compute_resources_callable=compute_resources_callable,
             resource_scales=resource_scales,
-            fallback_queues=_check_queues(fallback_queues),
-            max_attempts=None if max_attempts is None else _check_max_attempts(max_attempts),
+            fallback_queues=checks.fallback_queues(fallback_queues),
+            max_attempts=None
+            if max_attempts is None
+            else checks.whole_number(max_attempts, "max_attempts", 1),
             cluster_name=cluster_name,
-            task_attributes=_attributes(task_attributes),
+            task_attributes=_task_attributes(task_attributes),
         )
         if upstream_tasks:
             task.add_upstreams(upstream_tasks)
@@ -373,10 +376,10 @@ class TaskTemplate:
         task_values = tuple(_as_str(kwargs[arg]) for arg in version.task_args)
         op_values = tuple(_as_str(kwargs[arg]) for arg in version.op_args)
         upstreams = list(upstream_tasks or ())
-        resources = _check_resources(compute_resources)
-        queues = _check_queues(fallback_queues)
-        attempts = None if max_attempts is None else _check_max_attempts(max_attempts)
-        attributes = _attributes(task_attributes)
+        resources = checks.compute_resources(compute_resources)
+        queues = checks.fallback_queues(fallback_queues)
+        attempts = checks.optional_whole_number(max_attempts, "max_attempts", 1)
+        attributes = _task_attributes(task_attributes)
         tasks = []
         for node_values in itertools.product(*axes):
             task = Task(
@@ -401,36 +404,6 @@ class TaskTemplate:
         return f"TaskTemplate(name={self.name!r}, versions={len(self.versions)})"
 
 
-def _check_max_attempts(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise WorkflowValidationError(f"max_attempts {value!r} must be a whole number >= 1")
-    return value
-
-
-def _check_resources(value: object) -> dict[str, Any] | None:
-    if value is not None and not isinstance(value, dict):
-        raise WorkflowValidationError(
-            f"compute_resources must be a dict like {{'memory': '2G', 'cores': 1}}, not "
-            f"{type(value).__name__}"
-        )
-    return value
-
-
-def _check_queues(value: object) -> list[str] | None:
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple) or not all(isinstance(q, str) for q in value):
-        raise WorkflowValidationError(f"fallback_queues {value!r} must be a list of queue names")
-    return list(value)
-
-
-def _attributes(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, str] | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        return {str(name): _as_str(v) for name, v in value.items()}
-    if isinstance(value, str):
-        raise WorkflowValidationError(
-            f"task_attributes {value!r} must be a dict of name -> value or a list of names"
-        )
-    return {str(name): "" for name in value}
+def _task_attributes(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, str] | None:
+    """None stays None: a task without attributes keeps no dict (a million tasks are many)."""
+    return None if value is None else checks.attributes(value, "task_attributes")

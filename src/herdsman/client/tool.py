@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from herdsman.client import checks
 from herdsman.client.resources import ResourcesByCluster, load_resources_yaml
 from herdsman.client.task_template import TaskTemplate
 from herdsman.client.workflow import Workflow
@@ -125,9 +126,7 @@ class Tool:
         self.default_resource_scales = dict(resource_scales)
 
     def set_default_max_attempts(self, max_attempts: int) -> None:
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise WorkflowValidationError(f"max_attempts {max_attempts!r} must be >= 1")
-        self.default_max_attempts = max_attempts
+        self.default_max_attempts = checks.whole_number(max_attempts, "max_attempts", 1)
 
     # --- templates and workflows --------------------------------------------------------------
 

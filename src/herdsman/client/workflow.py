@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from herdsman.client import checks
 from herdsman.client.resolution import Resolver
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, Task
@@ -53,20 +54,14 @@ class Workflow:
         description: str = "",
         chunk_size: int | None = None,
     ) -> None:
-        if (
-            isinstance(max_concurrently_running, bool)
-            or not isinstance(max_concurrently_running, int)
-            or max_concurrently_running < 0
-        ):
-            raise WorkflowValidationError(
-                f"max_concurrently_running {max_concurrently_running!r} must be a whole number >= 0"
-            )
         self.tool = tool
         self.name = name
         self.description = description
         self.workflow_args = str(workflow_args)
-        self.max_concurrently_running = max_concurrently_running
-        self.workflow_attributes = _attributes(workflow_attributes)
+        self.max_concurrently_running = checks.whole_number(
+            max_concurrently_running, "max_concurrently_running", 0
+        )
+        self.workflow_attributes = checks.attributes(workflow_attributes, "workflow_attributes")
         self.default_cluster_name = default_cluster_name
         self.default_compute_resources_set: ResourcesByCluster = dict(
             default_compute_resources_set or {}
@@ -74,15 +69,9 @@ class Workflow:
         self.default_resource_scales = (
             None if default_resource_scales is None else dict(default_resource_scales)
         )
-        if default_max_attempts is not None and (
-            isinstance(default_max_attempts, bool)
-            or not isinstance(default_max_attempts, int)
-            or default_max_attempts < 1
-        ):
-            raise WorkflowValidationError(
-                f"default_max_attempts {default_max_attempts!r} must be a whole number >= 1"
-            )
-        self.default_max_attempts = default_max_attempts
+        self.default_max_attempts = checks.optional_whole_number(
+            default_max_attempts, "default_max_attempts", 1
+        )
         self.chunk_size = chunk_size
         self.user = getpass.getuser()
         self.workflow_id: int | None = None
@@ -128,11 +117,7 @@ class Workflow:
 
     def set_task_template_max_concurrency_limit(self, task_template_name: str, limit: int) -> None:
         """At most ``limit`` tasks of this template run at once in this workflow."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise WorkflowValidationError(
-                f"concurrency limit {limit!r} must be a whole number >= 0"
-            )
-        self._array_limits[task_template_name] = limit
+        self._array_limits[task_template_name] = checks.whole_number(limit, "concurrency limit", 0)
 
     def array_limit(self, version: TaskTemplateVersion) -> int:
         return self._array_limits.get(version.template.name, self.max_concurrently_running)
@@ -297,15 +282,3 @@ def _a_cycle(unordered: Iterable[Task]) -> list[Task]:
     cycle = path[position[task] :]
     cycle.reverse()
     return [*cycle, cycle[0]]
-
-
-def _attributes(value: Mapping[str, Any] | Iterable[str] | None) -> dict[str, str]:
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return {str(name): str(v) for name, v in value.items()}
-    if isinstance(value, str):
-        raise WorkflowValidationError(
-            f"workflow_attributes {value!r} must be a dict of name -> value or a list of names"
-        )
-    return {str(name): "" for name in value}
