@@ -1,18 +1,23 @@
-"""A throw-away herdsman server for benchmarks: a fresh database, a free port, its peak RSS."""
+"""A throw-away embedded herdsman server for benchmarks: a fresh data directory, its peak RSS.
+
+The server is started exactly the way a user's first client starts it (the embedded default,
+SQLite in the data directory), so the figures are those of the zero-set-up path.
+"""
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from herdsman.client.embedded import (
+    embedded_server_status,
+    ensure_server_url,
+    stop_embedded_server,
+)
+from herdsman.core.config import Settings
 
 __all__ = ["BenchServer", "bench_server", "peak_rss_mib"]
 
@@ -35,40 +40,15 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def bench_server(database_url: str | None = None) -> Iterator[BenchServer]:
-    """A server on ``database_url`` (default: SQLite in a temporary directory)."""
+def bench_server() -> Iterator[BenchServer]:
+    """The embedded server of a new, temporary data directory; stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="herdsman-bench-") as tmp:
-        url = database_url or f"sqlite:///{tmp}/herdsman.sqlite"
-        ready = Path(tmp) / "ready.json"
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "herdsman.server",
-                "--port",
-                "0",
-                "--database-url",
-                url,
-                "--ready-file",
-                str(ready),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=open(Path(tmp) / "server.log", "wb"),  # noqa: SIM115
-        )
+        settings = Settings(data_dir=Path(tmp), server_url=None)
+        url = ensure_server_url(settings)
+        status = embedded_server_status(settings)
+        if status is None:
+            raise RuntimeError(f"the embedded server in {tmp} did not record itself")
         try:
-            deadline = time.monotonic() + 60
-            while not ready.exists():
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log = (Path(tmp) / "server.log").read_text()[-2000:]
-                    raise RuntimeError(f"benchmark server did not start:\n{log}")
-                time.sleep(0.05)
-            yield BenchServer(url=json.loads(ready.read_text())["url"], pid=process.pid)
+            yield BenchServer(url=url, pid=status.pid)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            os.environ.pop("HERDSMAN_SERVER_URL", None)
+            stop_embedded_server(settings)
