@@ -24,15 +24,20 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-def _claimed_instance(
-    requester: Requester, name: str, command: str, **resources: object
+def claimed_instance(
+    requester: Requester, name: str, command: str, *, max_attempts: int = 1, **resources: object
 ) -> tuple[int, dschemas.ClaimedInstance]:
-    """A one-task workflow whose instance is claimed (I), as a distributor leaves it."""
+    """A one-task workflow whose instance is claimed (I), as a distributor leaves it.
+
+    ``resources`` are the task's compute resources on the ``multiprocess`` cluster.
+    """
     tool = Tool(name, requester=requester)
     tool.set_default_cluster_name("multiprocess")
     template = tool.get_task_template("step", "{command}", node_args=["command"])
     workflow = tool.create_workflow(workflow_args=name)
-    task = template.create_task(command=command, max_attempts=1, compute_resources=resources)
+    task = template.create_task(
+        command=command, max_attempts=max_attempts, compute_resources=resources
+    )
     workflow.add_tasks([task])
     workflow_id = workflow.bind()
     run = requester.post(
@@ -57,7 +62,10 @@ def _claimed_instance(
     return workflow_id, instance
 
 
-def _worker(server: RunningServer, task_instance_id: int) -> subprocess.CompletedProcess[str]:
+def run_worker(
+    server: RunningServer, task_instance_id: int, *options: str
+) -> subprocess.CompletedProcess[str]:
+    """``herdsman-worker`` for the instance, with more command-line ``options``."""
     return subprocess.run(
         [
             str(Path(sys.executable).parent / "herdsman-worker"),
@@ -67,6 +75,7 @@ def _worker(server: RunningServer, task_instance_id: int) -> subprocess.Complete
             server.url,
             "--distributor-id",
             f"job{task_instance_id}",
+            *options,
         ],
         capture_output=True,
         text=True,
@@ -79,14 +88,14 @@ def test_the_worker_runs_the_command_and_reports_done(
     server: RunningServer, requester: Requester, tmp_path: Path
 ) -> None:
     out_dir = tmp_path / "out"
-    _, instance = _claimed_instance(
+    _, instance = claimed_instance(
         requester,
         f"worker-done-{server.engine}-{time.time()}",
         'echo "id=$HERDSMAN_TASK_INSTANCE_ID"',
         stdout=str(out_dir),
     )
 
-    done = _worker(server, instance.task_instance_id)
+    done = run_worker(server, instance.task_instance_id)
 
     assert done.returncode == 0, done.stderr
     detail = requester.get(f"/tasks/{instance.task_id}", TaskDetailOut)
@@ -98,11 +107,11 @@ def test_the_worker_runs_the_command_and_reports_done(
 def test_a_failing_command_is_recorded_with_its_exit_code_and_tails(
     server: RunningServer, requester: Requester
 ) -> None:
-    workflow_id, instance = _claimed_instance(
+    workflow_id, instance = claimed_instance(
         requester, f"worker-error-{server.engine}-{time.time()}", "echo bad >&2; exit 3"
     )
 
-    done = _worker(server, instance.task_instance_id)
+    done = run_worker(server, instance.task_instance_id)
 
     assert done.returncode == 3
     errors = requester.get(f"/workflows/{workflow_id}/errors", WorkflowErrorsOut)
@@ -116,12 +125,12 @@ def test_a_replayed_worker_does_not_run_the_command_again(
     server: RunningServer, requester: Requester, tmp_path: Path
 ) -> None:
     counter = tmp_path / "runs"
-    _, instance = _claimed_instance(
+    _, instance = claimed_instance(
         requester, f"worker-replay-{server.engine}-{time.time()}", f"echo x >> {counter}"
     )
 
-    assert _worker(server, instance.task_instance_id).returncode == 0
-    assert _worker(server, instance.task_instance_id).returncode == 0  # told D: not run
+    assert run_worker(server, instance.task_instance_id).returncode == 0
+    assert run_worker(server, instance.task_instance_id).returncode == 0  # told D: not run
 
     assert counter.read_text() == "x\n"
 
@@ -130,7 +139,7 @@ def test_a_version_mismatch_is_refused_once(
     server: RunningServer, requester: Requester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     marker = tmp_path / "ran"
-    _, instance = _claimed_instance(
+    _, instance = claimed_instance(
         requester, f"worker-version-{server.engine}-{time.time()}", f"touch {marker}"
     )
     monkeypatch.setattr(herdsman, "__version__", "0.0.0-old")

@@ -24,6 +24,7 @@ from herdsman.worker.exit_status import ErrorStatus, describe_exit_code
 __all__ = [
     "LocalJob",
     "LocalJobs",
+    "bool_parameter",
     "float_parameter",
     "kill_groups",
     "kill_groups_in_background",
@@ -173,3 +174,31 @@ def float_parameter(parameters: dict[str, Any], key: str, default: float) -> flo
             details={"parameter": key},
         )
     return number
+
+
+_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
+_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
+
+
+def bool_parameter(parameters: dict[str, Any], key: str, default: bool) -> bool:
+    """``parameters[key]`` as a bool; also from the words a config file or CLI may hold.
+
+    Parameters arrive as JSON from the server, but were perhaps typed as text (``"false"``),
+    and ``bool("false")`` is True: a flag that silently means the opposite is worse than an
+    error.
+    """
+    value = parameters.get(key, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+    raise ConfigurationError(
+        f"cluster parameter {key!r} must be true or false, got {value!r}",
+        details={"parameter": key},
+    )

@@ -45,6 +45,7 @@ class PoolConfig:
     server_url: str
     heartbeat_interval: float
     kill_grace_seconds: float
+    enforce_limits: bool  # see the multiprocess module docstring
 
 
 class PoolSlot:
@@ -169,6 +170,7 @@ def pool_process_main(
                     heartbeat_interval=config.heartbeat_interval,
                     kill_grace_seconds=config.kill_grace_seconds,
                     on_command_start=started,
+                    enforce_limits=config.enforce_limits,
                 )
             except Exception:  # a bug must not take the pool process down with the job
                 log.exception("pool_job_failed", task_instance_id=job.task_instance_id)

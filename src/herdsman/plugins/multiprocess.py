@@ -19,8 +19,16 @@ A pool process stops its command when the distributor dies (it watches its paren
 receives SIGTERM, so commands, which run in sessions of their own, are not left behind.
 
 Cluster parameters (all optional): ``workers`` (default: env ``HERDSMAN_MULTIPROCESS_WORKERS``,
-else the CPUs this process may use), ``heartbeat_interval`` (seconds, default 90) and
-``kill_grace_seconds`` (default 10).
+else the CPUs this process may use), ``heartbeat_interval`` (seconds, default 90),
+``kill_grace_seconds`` (default 10) and ``enforce_limits`` (default true).
+
+``enforce_limits``: there is no scheduler here to hold a task to its ``memory`` and
+``runtime`` requests, so the worker wrapper does it (:mod:`herdsman.worker.limits`). A command
+whose process tree's summed RSS goes above its memory request, or that runs longer than its
+runtime request, is killed and reported as a resource error (Z), and the task is retried with
+more, as on Slurm. This keeps a workflow tested here honest about what it will need on the
+cluster, and keeps one runaway task from taking the memory of the others. Set it to false to
+let commands use whatever the machine has; tasks without those requests are never limited.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
     LocalJob,
     LocalJobs,
+    bool_parameter,
     float_parameter,
     kill_groups,
     kill_groups_in_background,
@@ -112,6 +121,7 @@ class MultiprocessPlugin:
             server_url=requester.base_url,
             heartbeat_interval=float_parameter(parameters, "heartbeat_interval", 90.0),
             kill_grace_seconds=self._kill_grace,
+            enforce_limits=bool_parameter(parameters, "enforce_limits", True),
         )
         self._context = multiprocessing.get_context("spawn")
         self._results: Queue[tuple[Any, ...]] = self._context.Queue()

@@ -5,8 +5,16 @@ Commands run one after the other in a background thread of the distributor, each
 per task, so a task's command begins within milliseconds of its submission. Useful for
 debugging (one command at a time, in order) and for machines where parallel runs would fight.
 
-Cluster parameters (all optional): ``heartbeat_interval`` (seconds, default 90) and
-``kill_grace_seconds`` (default 10).
+Cluster parameters (all optional): ``heartbeat_interval`` (seconds, default 90),
+``kill_grace_seconds`` (default 10) and ``enforce_limits`` (default true).
+
+``enforce_limits``: with no scheduler to hold a task to its ``memory`` and ``runtime``
+requests, the worker wrapper does it (:mod:`herdsman.worker.limits`). A command whose process
+tree's summed RSS goes above its memory request, or that runs longer than its runtime request,
+is killed and reported as a resource error (Z), and the task is retried with more, as on
+Slurm; a workflow debugged here then fails here, not hours later on the cluster, when its
+requests are too small. Set it to false to let commands run unlimited; tasks without those
+requests are never limited.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
     LocalJob,
     LocalJobs,
+    bool_parameter,
     float_parameter,
     kill_groups,
     kill_groups_in_background,
@@ -43,6 +52,7 @@ class SequentialPlugin:
         self._requester = requester
         self._heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
         self._kill_grace = float_parameter(parameters, "kill_grace_seconds", 10.0)
+        self._enforce_limits = bool_parameter(parameters, "enforce_limits", True)
         self._jobs = LocalJobs()
         self._thread = threading.Thread(target=self._run, name="herdsman-sequential", daemon=True)
 
@@ -91,6 +101,7 @@ class SequentialPlugin:
                     kill_grace_seconds=self._kill_grace,
                     exit_code_status=self.exit_code_status,
                     on_command_start=functools.partial(self._started, job),
+                    enforce_limits=self._enforce_limits,
                 )
             except Exception:  # a bug must not end the runner: later jobs would never run
                 logger.exception("sequential_job_failed", task_instance_id=job.task_instance_id)

@@ -11,6 +11,11 @@ arguments.
 
 SIGTERM and SIGINT sent to the worker are passed on to the command's process group, so a
 cancelled cluster job still reports its end ("killed by signal SIGTERM") before exiting.
+
+``--enforce-limits`` makes the worker itself kill a command that outgrows its task's memory or
+runtime request and report it as a resource error (Z), as a scheduler would. It is off by
+default: where this command runs as a cluster job, the scheduler already enforces both, and a
+second, sampled enforcement could only kill a job the scheduler would have let finish.
 """
 
 from __future__ import annotations
@@ -59,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds between heartbeats (default 90)",
     )
     parser.add_argument(
+        "--enforce-limits",
+        action="store_true",
+        help="kill the command when it exceeds its task's memory or runtime request "
+        "(default off: cluster schedulers enforce them)",
+    )
+    parser.add_argument(
         "--log-level",
         default=None,
         choices=("debug", "info", "warning", "error"),
@@ -101,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             distributor_id=args.distributor_id,
             heartbeat_interval=args.heartbeat_interval,
             on_command_start=forwarder.set_target,
+            enforce_limits=args.enforce_limits,
         )
 
 

@@ -48,7 +48,7 @@ import structlog
 
 from herdsman.core.schemas.worker import Usage
 from herdsman.worker.output import OutputCapture
-from herdsman.worker.usage import TreeMemorySampler
+from herdsman.worker.usage import SAMPLE_SECONDS, TreeMemorySampler
 
 __all__ = [
     "SHELL",
@@ -157,6 +157,7 @@ class RunningCommand:
         stdout: OutputCapture,
         stderr: OutputCapture,
         started: float,
+        sampler: TreeMemorySampler,
     ) -> None:
         self._process = process
         self._stdout = stdout
@@ -164,7 +165,7 @@ class RunningCommand:
         self._started = started
         self._cpu_time = 0.0
         self._wait_maxrss = 0
-        self._sampler = TreeMemorySampler(process.pid)
+        self._sampler = sampler
         self._sampler.start()
 
     @classmethod
@@ -175,8 +176,14 @@ class RunningCommand:
         env: Mapping[str, str],
         stdout_path: Path | None,
         stderr_path: Path | None,
+        sample_interval: float = SAMPLE_SECONDS,
+        on_memory_sample: Callable[[int], None] | None = None,
     ) -> RunningCommand:
-        """Start ``command`` through the shell. Raises ``OSError`` when it cannot be started."""
+        """Start ``command`` through the shell. Raises ``OSError`` when it cannot be started.
+
+        The tree's memory is sampled every ``sample_interval`` seconds and each summed RSS
+        (bytes) passed to ``on_memory_sample`` (see :class:`TreeMemorySampler`).
+        """
         become_subreaper()
         started = time.monotonic()
         process = subprocess.Popen(
@@ -193,7 +200,10 @@ class RunningCommand:
         stderr = OutputCapture(process.stderr, stderr_path, stream="stderr")
         stdout.start()
         stderr.start()
-        return cls(process, stdout, stderr, started)
+        sampler = TreeMemorySampler(
+            process.pid, interval=sample_interval, listener=on_memory_sample
+        )
+        return cls(process, stdout, stderr, started, sampler)
 
     @property
     def pid(self) -> int:
@@ -204,9 +214,12 @@ class RunningCommand:
         """The current ends of stdout and stderr."""
         return self._stdout.tail(), self._stderr.tail()
 
-    def terminate(self, grace: float) -> None:
-        """Stop the command's whole process group: SIGTERM, ``grace`` seconds, SIGKILL."""
-        terminate_process_group(self.pid, grace)
+    def terminate(self, grace: float) -> bool:
+        """Stop the command's whole process group: SIGTERM, ``grace`` seconds, SIGKILL.
+
+        Returns False when the group was already gone: the command had ended by itself.
+        """
+        return terminate_process_group(self.pid, grace)
 
     def wait(self, *, straggler_grace: float) -> CommandResult:
         """Wait for the command to end, clean up its group, and collect output and usage."""

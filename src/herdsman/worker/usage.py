@@ -5,6 +5,11 @@ so a task that forks eight 1 GiB workers would be reported at 1 GiB. The sampler
 resident memory of the whole tree every half second and keeps the peak; the worker reports the
 larger of the two. Short spikes between samples are missed; that is the price of sampling.
 
+A listener may be given every sum as it is taken: the limit watcher
+(:mod:`herdsman.worker.limits`) uses the same samples to enforce a memory request, with a
+shorter interval, rather than listing the tree a second time in a thread of its own. The
+listener is called in the sampler's thread and must return at once.
+
 psutil is imported in the sampler's own thread, after the command has started, so the worker's
 start-up does not pay for it.
 """
@@ -12,6 +17,7 @@ start-up does not pay for it.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -27,11 +33,21 @@ SAMPLE_SECONDS = 0.5
 
 
 class TreeMemorySampler:
-    """Samples the summed RSS (bytes) of process ``pid`` and its descendants until stopped."""
+    """Samples the summed RSS (bytes) of process ``pid`` and its descendants until stopped.
 
-    def __init__(self, pid: int, *, interval: float = SAMPLE_SECONDS) -> None:
+    ``listener``, when given, is called with each sum (see the module docstring).
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        *,
+        interval: float = SAMPLE_SECONDS,
+        listener: Callable[[int], None] | None = None,
+    ) -> None:
         self._pid = pid
         self._interval = interval
+        self._listener = listener
         self._peak = 0
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="herdsman-rss", daemon=True)
@@ -66,8 +82,17 @@ class TreeMemorySampler:
             if total is None:
                 return
             self._peak = max(self._peak, total)
+            self._notify(total)
             if self._stopped.wait(self._interval):
                 return
+
+    def _notify(self, total: int) -> None:
+        if self._listener is None:
+            return
+        try:
+            self._listener(total)
+        except Exception:  # a faulty listener must not end the sampling of the usage
+            logger.exception("tree_memory_listener_failed", pid=self._pid)
 
 
 def _tree_rss(root: psutil.Process) -> int | None:

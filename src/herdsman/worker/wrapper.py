@@ -15,9 +15,16 @@ The sequence, for task instance ``N``:
    ``heartbeat_interval * report_by_buffer`` seconds, so a beat or two may be lost to a busy
    server before anyone gives up on the instance. A heartbeat answered with K kills the
    command's process group (SIGTERM, ``kill_grace_seconds``, SIGKILL).
+   With ``enforce_limits`` (asked for by clusters without a scheduler to do it), the
+   command's memory and runtime requests from the running answer are enforced while it runs
+   (:mod:`herdsman.worker.limits`): a command that outgrows one has its process group
+   terminated, as on a kill request.
 3. Exit 0: ``POST .../done``. Otherwise ``POST .../error`` with the status and message from
    ``exit_code_status`` (a plugin hook; see :mod:`herdsman.worker.exit_status`), the tails,
-   the output paths and the usage (wall time, CPU time, max RSS).
+   the output paths and the usage (wall time, CPU time, max RSS). A command killed for a
+   limit is reported as Z whatever its exit code, with a message naming the request it
+   outgrew, so its task is retried with more of it: a command that catches SIGTERM and exits
+   0 (saving a checkpoint, say) did not finish its work.
 
 The :class:`~herdsman.core.requester.Requester` retries transport failures; when a report
 still cannot be delivered the wrapper logs it and returns 1, and the distributor's triage later
@@ -29,6 +36,7 @@ signal ``N`` killed it, 0 when the server said not to run, 1 when the wrapper it
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -51,10 +59,12 @@ from herdsman.core.schemas.worker import (
 from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.worker.command import CommandResult, RunningCommand
 from herdsman.worker.exit_status import (
+    ErrorStatus,
     ExitCodeStatus,
     default_exit_code_status,
     shell_exit_code,
 )
+from herdsman.worker.limits import LimitExceeded, LimitWatcher, ResourceLimits
 from herdsman.worker.output import output_file_path
 
 __all__ = ["WRAPPER_ERROR_EXIT_CODE", "WorkerRequester", "command_environment", "run_task_instance"]
@@ -94,14 +104,17 @@ def run_task_instance(
     kill_grace_seconds: float = 10.0,
     exit_code_status: ExitCodeStatus = default_exit_code_status,
     on_command_start: Callable[[int], None] | None = None,
+    enforce_limits: bool = False,
 ) -> int:
     """Run task instance ``task_instance_id`` and report on it; see the module docstring.
 
     ``distributor_id`` is the cluster's job id (it names the output files; the instance id
     stands in without one). ``on_command_start`` is called with the command's pid, which is
     also its process-group id, as soon as it runs: pool processes pass it to their parent so
-    the parent can kill the command. Never raises for server or command trouble; the return
-    value says what happened.
+    the parent can kill the command. ``enforce_limits`` makes the wrapper kill a command that
+    outgrows its task's memory or runtime request; off by default, because a cluster's
+    scheduler does that where there is one. Never raises for server or command trouble; the
+    return value says what happened.
     """
     log = logger.bind(task_instance_id=task_instance_id, distributor_id=distributor_id)
     next_report = heartbeat_interval * report_by_buffer
@@ -112,19 +125,33 @@ def run_task_instance(
         log.info("worker_not_running", status=running.status)
         return 0
     job_id = distributor_id or str(task_instance_id)
+    limits = (
+        ResourceLimits.from_request(running.memory, running.runtime)
+        if enforce_limits
+        else ResourceLimits()
+    )
+    watcher = LimitWatcher(limits)
     try:
         command = RunningCommand.start(
             running.command,
             env=command_environment(running, os.environ),
             stdout_path=output_file_path(running.stdout_dir, running.name, "o", job_id),
             stderr_path=output_file_path(running.stderr_dir, running.name, "e", job_id),
+            sample_interval=watcher.sample_interval,
+            on_memory_sample=watcher.memory_listener,
         )
     except OSError as error:
         log.error("worker_command_start_failed", error=str(error))
         body = InstanceErrorIn(status="E", message=f"could not start the command: {error}")
         _report(requester, task_instance_id, "error", body, log)
         return WRAPPER_ERROR_EXIT_CODE
-    log.info("worker_command_started", pid=command.pid)
+    watcher.start(functools.partial(command.terminate, kill_grace_seconds))
+    log.info(
+        "worker_command_started",
+        pid=command.pid,
+        memory_limit=limits.memory_bytes,
+        runtime_limit=limits.runtime_seconds,
+    )
     if on_command_start is not None:
         try:
             on_command_start(command.pid)
@@ -138,8 +165,17 @@ def run_task_instance(
         result = command.wait(straggler_grace=kill_grace_seconds)
     finally:
         heartbeat.stop()
-    log.info("worker_command_finished", exit_code=result.exit_code, killed=heartbeat.killed)
-    if not _report_result(requester, task_instance_id, result, heartbeat.killed, exit_code_status):
+        watcher.stop()
+    exceeded = watcher.exceeded
+    log.info(
+        "worker_command_finished",
+        exit_code=result.exit_code,
+        killed=heartbeat.killed,
+        limit_exceeded=exceeded.resource if exceeded else None,
+    )
+    if not _report_result(
+        requester, task_instance_id, result, heartbeat.killed, exceeded, exit_code_status
+    ):
         return WRAPPER_ERROR_EXIT_CODE
     return (
         WRAPPER_ERROR_EXIT_CODE if result.exit_code is None else shell_exit_code(result.exit_code)
@@ -179,9 +215,13 @@ def _report_result(
     task_instance_id: int,
     result: CommandResult,
     killed: bool,
+    exceeded: LimitExceeded | None,
     exit_code_status: ExitCodeStatus,
 ) -> bool:
-    """POST done or error for ``result``; False when the report could not be delivered."""
+    """POST done or error for ``result``; False when the report could not be delivered.
+
+    ``killed``: on the server's request; ``exceeded``: by the wrapper, for a limit.
+    """
     log = logger.bind(task_instance_id=task_instance_id)
     common: dict[str, Any] = {
         "stdout_tail": result.stdout_tail,
@@ -190,9 +230,12 @@ def _report_result(
         "stderr_path": str(result.stderr_path) if result.stderr_path else None,
         "usage": result.usage,
     }
-    if result.exit_code == 0 and not killed:
+    if result.exit_code == 0 and not killed and exceeded is None:
         return _report(requester, task_instance_id, "done", InstanceDoneIn(**common), log)
-    if result.exit_code is None:
+    status: ErrorStatus
+    if exceeded is not None and not killed:  # the reason is known even if the status was lost
+        status, message = "Z", exceeded.message
+    elif result.exit_code is None:
         status, message = "U", "the command's exit status was lost"
     elif killed:
         # The instance is K on the server, where this report is recorded but changes nothing.

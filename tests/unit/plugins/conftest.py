@@ -169,6 +169,8 @@ class FakeServer:
                 "command": instance.command,
                 "stdout_dir": None,
                 "stderr_dir": None,
+                "memory": instance.resources.get("memory"),
+                "runtime": instance.resources.get("runtime"),
             }
         if kind in ("done", "error") and instance.status == "R":
             instance.status = "D" if kind == "done" else data["status"]

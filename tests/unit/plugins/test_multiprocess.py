@@ -9,7 +9,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pytest
@@ -26,16 +26,31 @@ FAST = {"heartbeat_interval": 0.2, "kill_grace_seconds": 1.0}
 
 
 def _pool_pids() -> set[int]:
-    return {child.pid for child in psutil.Process().children() if "python" in child.name()}
+    """This process's Python children, minus multiprocessing's resource tracker.
+
+    The tracker starts with the first ``spawn`` queue of the process and outlives every pool
+    by design, so it would count as a leftover of whichever test happened to start it.
+    """
+    pids = set()
+    for child in psutil.Process().children():
+        try:
+            if "python" in child.name() and not any(
+                "resource_tracker" in part for part in child.cmdline()
+            ):
+                pids.add(child.pid)
+        except psutil.Error:  # ended while we looked: not a leftover
+            continue
+    return pids
 
 
 @pytest.fixture
-def start_pool(fake_http_server: FakeServer) -> Iterator[Callable[[int], MultiprocessPlugin]]:
+def start_pool(fake_http_server: FakeServer) -> Iterator[Callable[..., MultiprocessPlugin]]:
+    """Starts a pool of ``workers`` with fast heartbeats and more ``parameters``; stops it."""
     started: list[MultiprocessPlugin] = []
 
-    def start(workers: int) -> MultiprocessPlugin:
+    def start(workers: int, **parameters: Any) -> MultiprocessPlugin:
         plugin = MultiprocessPlugin(
-            requester=fake_http_server, parameters={"workers": workers, **FAST}
+            requester=fake_http_server, parameters={"workers": workers, **FAST, **parameters}
         )
         plugin.start()
         started.append(plugin)
@@ -168,3 +183,36 @@ def test_the_pool_size_defaults_from_the_environment(monkeypatch: pytest.MonkeyP
         default_worker_count()
     monkeypatch.delenv("HERDSMAN_MULTIPROCESS_WORKERS")
     assert default_worker_count() >= 1
+
+
+def test_requests_are_enforced_by_default(
+    fake_http_server: FakeServer,
+    start_pool: Callable[..., MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(1)
+    fake_http_server.add(1, "sleep 30", status="I", resources={"runtime": 1})
+
+    pool.submit(make_batch(1))
+    error = fake_http_server.wait_for(1, "error")
+
+    assert error.body["status"] == "Z"
+    assert "more than its runtime request of 1 s" in error.body["message"]
+
+
+def test_enforcement_can_be_turned_off(
+    fake_http_server: FakeServer,
+    start_pool: Callable[..., MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(1, enforce_limits=False)
+    fake_http_server.add(1, "sleep 1.5", status="I", resources={"runtime": 1})
+
+    pool.submit(make_batch(1))
+
+    fake_http_server.wait_for(1, "done")
+
+
+def test_a_bad_enforce_limits_is_refused(fake_http_server: FakeServer) -> None:
+    with pytest.raises(ConfigurationError, match="enforce_limits"):
+        MultiprocessPlugin(requester=fake_http_server, parameters={"enforce_limits": "maybe"})

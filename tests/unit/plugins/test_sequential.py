@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from herdsman.core.errors import ConfigurationError
 from herdsman.distributor.plugin import SubmitBatch
 from herdsman.plugins.sequential import SequentialPlugin
 from herdsman.worker.command import process_group_exists
@@ -94,3 +95,38 @@ def test_stop_kills_what_runs(
     assert time.monotonic() - began < 5
     error = fake_server.first(1, "error")
     assert not process_group_exists(int(error.body["stdout_tail"]))
+
+
+def test_requests_are_enforced_by_default(
+    fake_server: FakeServer, plugin: SequentialPlugin, make_batch: Callable[..., SubmitBatch]
+) -> None:
+    fake_server.add(1, "sleep 30", status="I", resources={"runtime": 1})
+    fake_server.add(2, "echo next", status="I")
+
+    plugin.submit(make_batch(1, 2))
+    error = fake_server.wait_for(1, "error")
+
+    assert error.body["status"] == "Z"
+    assert "more than its runtime request of 1 s" in error.body["message"]
+    assert fake_server.wait_for(2, "done").body["stdout_tail"] == "next\n"
+
+
+@pytest.mark.parametrize("off", [False, "no", 0])
+def test_enforcement_can_be_turned_off(
+    fake_server: FakeServer, make_batch: Callable[..., SubmitBatch], off: object
+) -> None:
+    plugin = SequentialPlugin(requester=fake_server, parameters={**FAST, "enforce_limits": off})
+    plugin.start()
+    try:
+        fake_server.add(1, "sleep 1.5", status="I", resources={"runtime": 1})
+        plugin.submit(make_batch(1))
+
+        fake_server.wait_for(1, "done")
+    finally:
+        plugin.stop()
+
+
+@pytest.mark.parametrize("bad", ["maybe", 2, None])
+def test_a_bad_enforce_limits_is_refused(fake_server: FakeServer, bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="enforce_limits"):
+        SequentialPlugin(requester=fake_server, parameters={"enforce_limits": bad})

@@ -35,6 +35,8 @@ class FakeInstance:
     status: str = "O"
     stdout_dir: str | None = None
     stderr_dir: str | None = None
+    memory: float | None = None  # the task's requests, as the server sends them
+    runtime: float | None = None
 
 
 @dataclass
@@ -93,6 +95,8 @@ class FakeWorkerServer:
                 command=instance.command,
                 stdout_dir=instance.stdout_dir,
                 stderr_dir=instance.stderr_dir,
+                memory=instance.memory,
+                runtime=instance.runtime,
             ).model_dump()
         if kind in ("done", "error") and instance.status == "R":
             instance.status = "D" if kind == "done" else data["status"]

@@ -74,3 +74,39 @@ def test_the_module_runs() -> None:
 
     assert done.returncode == 0
     assert "--task-instance-id" in done.stdout
+
+
+def _serve(fake_server: FakeWorkerServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make main()'s requester the fake server."""
+
+    def fake_requester(_url: str, **_options: object) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext(fake_server)
+
+    monkeypatch.setattr("herdsman.core.requester.Requester", fake_requester)
+
+
+def test_enforce_limits_kills_a_command_past_its_runtime(
+    fake_server: FakeWorkerServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_server.add(3, "sleep 30", runtime=1)
+    _serve(fake_server, monkeypatch)
+
+    exit_code = main(
+        ["--task-instance-id", "3", "--server-url", "http://head:8000", "--enforce-limits"]
+    )
+
+    assert exit_code == 128 + 15
+    assert fake_server.last(3, "error")["status"] == "Z"
+
+
+def test_limits_are_not_enforced_by_default(
+    fake_server: FakeWorkerServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a cluster the scheduler enforces requests; the worker leaves the command alone.
+    fake_server.add(3, "sleep 1.5", runtime=1)
+    _serve(fake_server, monkeypatch)
+
+    exit_code = main(["--task-instance-id", "3", "--server-url", "http://head:8000"])
+
+    assert exit_code == 0
+    assert fake_server.kinds(3)[-1] == "done"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -302,3 +305,99 @@ def test_usage_counts_the_cpu_of_the_tree(fake_server: FakeWorkerServer) -> None
 
     usage = fake_server.last(1, "done")["usage"]
     assert usage["cpu_time"] > 0.05
+
+
+# --- enforcing the task's memory and runtime requests ---------------------------------------
+
+# Holds about 300 MiB until killed; exits 0 on its own after ``seconds``.
+_ALLOCATE = (
+    f"{shlex.quote(sys.executable)} -c "
+    "'b = bytearray(300 * 2**20); import time; time.sleep({seconds})'"
+)
+
+
+def test_a_command_above_its_memory_request_is_killed_as_a_resource_error(
+    fake_server: FakeWorkerServer,
+) -> None:
+    fake_server.add(1, _ALLOCATE.format(seconds=30), memory=0.1)
+    pgids: list[int] = []
+
+    exit_code = _run(fake_server, 1, enforce_limits=True, on_command_start=pgids.append)
+
+    assert exit_code == 128 + 15
+    assert not process_group_exists(pgids[0])
+    error = fake_server.last(1, "error")
+    assert error["status"] == "Z"
+    assert error["exit_code"] == -15
+    # The amount used depends on when a sample caught the allocation; the request's decimals
+    # on the amount used.
+    assert re.fullmatch(
+        r"the command used [0-9.]+ GiB, more than its memory request of 0\.10? GiB; "
+        "killed so it can be retried with more memory",
+        error["message"],
+    ), error["message"]
+    assert error["usage"]["max_rss"] > 0.1 * 1024**3
+    assert error["usage"]["wall_time"] > 0
+    assert fake_server.instances[1].status == "Z"
+
+
+def test_a_command_past_its_runtime_request_is_killed_as_a_resource_error(
+    fake_server: FakeWorkerServer,
+) -> None:
+    fake_server.add(1, "sleep 30", runtime=1)
+
+    began = time.monotonic()
+    exit_code = _run(fake_server, 1, enforce_limits=True)
+
+    assert time.monotonic() - began < 20  # far from the 30 s it would have slept
+    assert exit_code == 128 + 15
+    error = fake_server.last(1, "error")
+    assert error["status"] == "Z"
+    assert error["message"] == (
+        "the command ran for more than its runtime request of 1 s; "
+        "killed so it can be retried with more time"
+    )
+    assert error["usage"]["wall_time"] >= 1
+
+
+def test_a_command_that_exits_0_when_killed_for_a_limit_still_failed(
+    fake_server: FakeWorkerServer,
+) -> None:
+    # A checkpointing command: it catches SIGTERM and ends "successfully", unfinished.
+    fake_server.add(1, "trap 'exit 0' TERM; sleep 30 & wait", runtime=1)
+
+    exit_code = _run(fake_server, 1, enforce_limits=True)
+
+    assert exit_code == 0
+    assert fake_server.last(1, "error")["status"] == "Z"
+
+
+def test_a_command_within_its_requests_is_not_affected(fake_server: FakeWorkerServer) -> None:
+    fake_server.add(1, "sleep 0.5; echo fine", memory=1.0, runtime=60)
+
+    assert _run(fake_server, 1, enforce_limits=True) == 0
+
+    assert fake_server.last(1, "done")["stdout_tail"] == "fine\n"
+
+
+def test_without_enforcement_requests_are_not_limits(fake_server: FakeWorkerServer) -> None:
+    fake_server.add(1, _ALLOCATE.format(seconds=1.5), memory=0.1, runtime=1)
+
+    assert _run(fake_server, 1) == 0
+
+    done = fake_server.last(1, "done")
+    assert done["usage"]["max_rss"] > 0.1 * 1024**3
+    assert done["usage"]["wall_time"] > 1
+
+
+def test_a_kill_on_k_is_still_the_servers_kill_when_limits_are_enforced(
+    fake_server: FakeWorkerServer,
+) -> None:
+    instance = fake_server.add(1, "sleep 60", memory=1.0, runtime=3600)
+
+    def started(_pgid: int) -> None:
+        instance.status = "K"
+
+    _run(fake_server, 1, enforce_limits=True, on_command_start=started)
+
+    assert fake_server.last(1, "error")["message"] == "killed on the server's request"

@@ -35,7 +35,12 @@ class InstanceRunningIn(_In):
 
 
 class InstanceRunningOut(BaseModel):
-    """What the wrapper needs to run the task; ``status`` R, or the status that refused it."""
+    """What the wrapper needs to run the task; ``status`` R, or the status that refused it.
+
+    ``memory`` (GiB) and ``runtime`` (seconds) are the task's requests, None when it made
+    none. A cluster scheduler enforces them itself; a wrapper on a cluster without one (the
+    local plugins) may be asked to enforce them instead.
+    """
 
     status: str
     task_instance_id: int
@@ -46,6 +51,8 @@ class InstanceRunningOut(BaseModel):
     command: str
     stdout_dir: str | None
     stderr_dir: str | None
+    memory: float | None = None
+    runtime: float | None = None
 
 
 class Usage(_In):
