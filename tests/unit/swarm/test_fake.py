@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from herdsman.client.swarm.fake import FEED_PAGE_SIZE, InMemorySwarmGateway
+from herdsman.client.swarm.fake import DEFAULT_REQUEST, FEED_PAGE_SIZE, InMemorySwarmGateway
 from herdsman.core.errors import (
+    InvalidResourceError,
     NotFoundError,
     ServerUnavailableError,
     TransitionRefused,
     WorkflowAlreadyComplete,
     WorkflowAlreadyExists,
 )
+from herdsman.core.schemas.swarm import AdjustedResourcesItemIn
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 T = TaskStatus
@@ -160,3 +162,58 @@ def test_peak_active_tracks_the_most_tasks_ever_active() -> None:
     gateway.finish()
     gateway.queue_tasks(run_id, (3,))
     assert gateway.peak_active == 2 and gateway.peak_active_by_array == {1: 2}
+
+
+# --- resources -----------------------------------------------------------------------------------
+
+
+def test_tasks_get_a_default_row_and_clusters_their_queues() -> None:
+    gateway, _ = gateway_with(1)
+    gateway.add_queue("big", {"memory": (0.0, 8.0)})
+    cluster = gateway.get_cluster("dummy")
+    assert [(q.name, q.is_default) for q in cluster.queues] == [("default", True), ("big", False)]
+    assert cluster.queues[1].limits == {"memory": [0.0, 8.0]}
+    with pytest.raises(NotFoundError):
+        gateway.get_cluster("slurm")
+    read = gateway.read_resources([1], task_ids=[1])
+    assert read.task_resources_ids == [1]
+    (row,) = read.resources
+    assert (row.kind, row.cluster, row.queue, row.requested) == (
+        "validated",
+        "dummy",
+        "default",
+        dict(DEFAULT_REQUEST),
+    )
+    with pytest.raises(NotFoundError):
+        gateway.read_resources([99])
+
+
+def test_adjusted_rows_are_one_per_item_and_their_queue_is_checked() -> None:
+    gateway, _ = gateway_with(2)
+    items = [
+        AdjustedResourcesItemIn(task_id=1, requested={"queue": "default", "memory": 2.0}),
+        AdjustedResourcesItemIn(task_id=2, requested={"queue": "default", "memory": 2.0}),
+    ]
+    first, second = gateway.create_adjusted_resources(3, items).task_resources_ids
+    assert first != second and gateway.resources_row(first)[0] == "adjusted"
+    bad = AdjustedResourcesItemIn(task_id=1, requested={"queue": "gpu"})
+    with pytest.raises(InvalidResourceError, match="'gpu' does not exist in cluster 'dummy'"):
+        gateway.create_adjusted_resources(3, [bad])
+    gateway.fail_resource_writes(1)
+    with pytest.raises(ServerUnavailableError):
+        gateway.create_adjusted_resources(3, items)
+    assert gateway.num_resource_writes == 1
+
+
+def test_queueing_with_a_resources_id_gives_the_tasks_that_row() -> None:
+    gateway, run_id = gateway_with(2)
+    (new,) = gateway.create_adjusted_resources(
+        3, [AdjustedResourcesItemIn(task_id=1, requested={"queue": "default", "memory": 5.0})]
+    ).task_resources_ids
+    gateway.queue_tasks(run_id, (1,), new)
+    gateway.queue_tasks(run_id, (2,))
+    assert gateway.requests_of(1) == [{"queue": "default", "memory": 5.0}]
+    assert gateway.requests_of(2) == [dict(DEFAULT_REQUEST)]
+    assert gateway.read_resources([], task_ids=[1]).task_resources_ids == [new]
+    with pytest.raises(NotFoundError):
+        gateway.queue_tasks(run_id, (2,), 999)

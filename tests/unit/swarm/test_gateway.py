@@ -10,7 +10,11 @@ from pydantic import BaseModel
 from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.gateway import MAX_POLL_SECONDS, HttpSwarmGateway, SwarmGateway
 from herdsman.core.requester import Requester
+from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import (
+    AdjustedResourcesIn,
+    AdjustedResourcesItemIn,
+    AdjustedResourcesOut,
     ChangesOut,
     QueueTasksIn,
     RunHeartbeatIn,
@@ -19,6 +23,8 @@ from herdsman.core.schemas.swarm import (
     RunStatusOut,
     SwarmEdgesOut,
     SwarmTasksOut,
+    TaskResourcesOut,
+    TaskResourcesQueryIn,
     TaskStatusesOut,
     WorkflowRunIn,
     WorkflowRunOut,
@@ -37,6 +43,9 @@ CANNED: dict[type[BaseModel], dict[str, Any]] = {
     ChangesOut: {"last_seq": 0, "changes": []},
     SwarmTasksOut: {"tasks": [], "next_task_id": None},
     SwarmEdgesOut: {"edges": [[1, 2]], "next_offset": None},
+    ClusterOut: {"id": 1, "name": "slurm", "plugin": "slurm", "parameters": {}, "queues": []},
+    TaskResourcesOut: {"resources": [], "task_resources_ids": []},
+    AdjustedResourcesOut: {"task_resources_ids": [7]},
 }
 
 
@@ -98,6 +107,28 @@ def test_queue_tasks_posts_one_batch(gateway: HttpSwarmGateway, requester: Any) 
     assert requester.calls == [("POST", "/workflow_runs/5/queue", QueueTasksIn(task_ids=[1]))]
 
 
+def test_queue_tasks_sends_the_batchs_resources(gateway: HttpSwarmGateway, requester: Any) -> None:
+    gateway.queue_tasks(5, (1, 2), 9)
+    body = QueueTasksIn(task_ids=[1, 2], task_resources_ids=[9, 9])
+    assert requester.calls == [("POST", "/workflow_runs/5/queue", body)]
+
+
+def test_resource_routes(gateway: HttpSwarmGateway, requester: Any) -> None:
+    assert gateway.get_cluster("slurm").name == "slurm"
+    gateway.read_resources([3, 4], [10])
+    item = AdjustedResourcesItemIn(task_id=10, requested={"queue": "all.q", "memory": 2.0})
+    assert gateway.create_adjusted_resources(2, [item]).task_resources_ids == [7]
+    assert requester.calls == [
+        ("GET", "/clusters/slurm", None),
+        (
+            "POST",
+            "/task_resources/query",
+            TaskResourcesQueryIn(task_resources_ids=[3, 4], task_ids=[10]),
+        ),
+        ("POST", "/workflows/2/adjusted_resources", AdjustedResourcesIn(items=[item])),
+    ]
+
+
 def test_changes_caps_the_long_poll_below_the_http_timeout(
     gateway: HttpSwarmGateway, requester: Any
 ) -> None:
@@ -130,5 +161,8 @@ def test_both_gateways_implement_the_protocol(gateway: HttpSwarmGateway) -> None
             "changes",
             "tasks_page",
             "edges_page",
+            "get_cluster",
+            "read_resources",
+            "create_adjusted_resources",
         ):
             assert callable(getattr(implementation, name))

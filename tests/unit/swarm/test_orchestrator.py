@@ -148,6 +148,91 @@ def test_a_retried_task_is_queued_again_and_the_run_finishes(
     assert queued_ids(gateway) == [1, 2, 2, 3]
 
 
+def test_a_task_killed_for_resources_is_queued_again_with_more_each_time(
+    make_gateway: MakeGateway, orchestrate: Start
+) -> None:
+    kills = {2: 2}  # task id -> resource kills still to come
+
+    def cluster(gateway: InMemorySwarmGateway) -> None:
+        for task_id in gateway.tasks_in(*ACTIVE_TASK_STATUSES):
+            if kills.get(task_id):
+                kills[task_id] -= 1
+                gateway.fail([task_id], resource_error=True)
+            else:
+                gateway.finish([task_id])
+
+    gateway = make_gateway(3, chain(3), cluster=cluster)
+    orchestrator, _, _ = orchestrate(gateway)
+    assert orchestrator.run().status is RUN.DONE
+    assert queued_ids(gateway) == [1, 2, 2, 2, 3]
+    assert [r["memory"] for r in gateway.requests_of(2)] == [1.0, 1.5, 2.25]
+    assert [r["runtime"] for r in gateway.requests_of(2)] == [600, 900, 1350]
+    assert gateway.requests_of(3) == gateway.requests_of(1)  # untouched
+
+
+def test_stored_settings_move_a_killed_task_to_its_fallback_queue(
+    orchestrate: Start, clock: Any
+) -> None:
+    killed: set[int] = set()
+
+    def cluster(gateway: InMemorySwarmGateway) -> None:
+        for task_id in gateway.tasks_in(*ACTIVE_TASK_STATUSES):
+            if task_id not in killed:
+                killed.add(task_id)
+                gateway.fail([task_id], resource_error=True)
+            else:
+                gateway.finish([task_id])
+
+    gateway = InMemorySwarmGateway(cluster=cluster, wait=clock.wait)
+    gateway.add_queue("small", {"memory": [0.0, 1.0]})
+    gateway.add_queue("big", {"memory": [0.0, 8.0]})
+    gateway.add_resources(1, {"queue": "small", "memory": 1.0})
+    gateway.add_task(1, resource_scales='{"memory": 3}', fallback_queues='["big"]')
+    orchestrator, _, _ = orchestrate(gateway)
+    assert orchestrator.run().status is RUN.DONE
+    assert gateway.requests_of(1) == [
+        {"queue": "small", "memory": 1.0},
+        {"queue": "big", "memory": 4.0},
+    ]
+
+
+def test_resources_that_cannot_be_computed_end_the_run_in_error(
+    orchestrate: Start, clock: Any
+) -> None:
+    def cluster(gateway: InMemorySwarmGateway) -> None:
+        gateway.fail(gateway.tasks_in(*ACTIVE_TASK_STATUSES), resource_error=True)
+
+    gateway = InMemorySwarmGateway(cluster=cluster, wait=clock.wait)
+    gateway.add_task(1, fallback_queues='["gpu"]', resource_scales='{"memory": 10000}')
+    orchestrator, _, run_id = orchestrate(gateway)
+    result = orchestrator.run()
+    assert result.status is RUN.ERROR
+    assert "cannot give task 1 new resources" in result.reason
+    assert "'gpu' is not a queue of cluster 'dummy'" in result.reason
+    assert gateway.run_status(run_id) is RUN.ERROR
+    assert gateway.run_messages(run_id)[-1] == result.reason
+
+
+def test_an_unreachable_server_delays_the_adjustment_only(
+    make_gateway: MakeGateway, orchestrate: Start
+) -> None:
+    killed: set[int] = set()
+
+    def cluster(gateway: InMemorySwarmGateway) -> None:
+        for task_id in gateway.tasks_in(*ACTIVE_TASK_STATUSES):
+            if task_id not in killed:
+                killed.add(task_id)
+                gateway.fail([task_id], resource_error=True)
+                gateway.fail_resource_writes(3)
+            else:
+                gateway.finish([task_id])
+
+    gateway = make_gateway(1, cluster=cluster)
+    orchestrator, _, _ = orchestrate(gateway)
+    assert orchestrator.run().status is RUN.DONE
+    assert [r["memory"] for r in gateway.requests_of(1)] == [1.0, 1.5]
+
+
 def test_a_fatal_task_blocks_its_downstream_and_the_run_ends_in_error(
     make_gateway: MakeGateway, orchestrate: Start
 ) -> None:
@@ -235,14 +320,16 @@ def test_a_stop_seen_by_the_heartbeat_ends_the_run_before_scheduling(
 
 
 @pytest.mark.parametrize("resume", [RUN.COLD_RESUME, RUN.HOT_RESUME])
-def test_a_resume_by_a_new_run_terminates_this_one(
+def test_a_resume_by_a_new_run_stops_this_one_and_leaves_its_end_to_the_server(
     make_gateway: MakeGateway, orchestrate: Start, resume: WorkflowRunStatus
 ) -> None:
     gateway = make_gateway(3)
     orchestrator, _, run_id = orchestrate(gateway)
     gateway.set_server_run_status(run_id, resume)
-    assert orchestrator.run().status is RUN.TERMINATED
-    assert gateway.run_status(run_id) is RUN.TERMINATED
+    assert orchestrator.run().status is resume
+    # The server ends the run (T) once the kills the resume asked for are carried out.
+    assert gateway.run_status(run_id) is resume
+    assert gateway.queue_requests == []
 
 
 def test_a_dead_distributor_ends_the_run_in_error(
@@ -369,3 +456,49 @@ def test_tasks_finished_elsewhere_end_the_run_done(
 def test_bad_settings_are_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         SwarmConfig(**bad)
+
+
+# --- Ctrl-C ----------------------------------------------------------------------------------
+
+
+def _interrupted_once() -> Callable[[], bool]:
+    """A distributor check that raises KeyboardInterrupt once, as a Ctrl-C mid-loop would."""
+    calls = iter([True, "interrupt"])
+
+    def alive() -> bool:
+        if next(calls, True) == "interrupt":
+            raise KeyboardInterrupt
+        return True
+
+    return alive
+
+
+def test_a_declined_ctrl_c_lets_the_run_go_on(
+    make_gateway: MakeGateway, orchestrate: Start
+) -> None:
+    gateway = make_gateway(5, chain(5), cluster=finish_all)
+    asked: list[bool] = []
+
+    def decline() -> bool:
+        asked.append(True)
+        return False
+
+    orchestrator, _, _run_id = orchestrate(
+        gateway, distributor_alive=_interrupted_once(), confirm_stop=decline
+    )
+    result = orchestrator.run()
+
+    assert asked == [True]
+    assert result.status is RUN.DONE and len(result.done_task_ids) == 5
+
+
+def test_a_confirmed_ctrl_c_stops_the_run(make_gateway: MakeGateway, orchestrate: Start) -> None:
+    gateway = make_gateway(5, chain(5), cluster=finish_all)
+    orchestrator, _, run_id = orchestrate(
+        gateway, distributor_alive=_interrupted_once(), confirm_stop=lambda: True
+    )
+    with pytest.raises(KeyboardInterrupt):
+        orchestrator.run()
+
+    # Stopped (S): the server then asks the run's distributor to kill its jobs.
+    assert gateway.run_status(run_id) is RUN.STOPPED

@@ -304,14 +304,14 @@ def test_an_unchanged_answer_ends_the_request_and_requeues_the_task() -> None:
 # --- retries and failures ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("retry_status", [G, A])
-def test_a_retried_task_is_queued_again(retry_status: TaskStatus) -> None:
+def test_a_retried_task_is_queued_again() -> None:
     state = make_state([1, 2], [(1, 2)])
     take_all(state)
     state.apply(StateUpdate.of({1: R}))
     state.apply(StateUpdate.of({1: E}))
     assert state.num_active == 0 and take_all(state) == []
-    assert state.apply(StateUpdate.of({1: retry_status})) == {1}
+    assert state.apply(StateUpdate.of({1: G})) == {1}
+    assert state.tasks_needing_resources() == []
     assert take_all(state) == [1]
 
 
@@ -349,6 +349,177 @@ def test_queries_and_counts() -> None:
     assert not state.is_finished()
     finish(state, 1, 4)
     assert state.is_finished() and state.is_settled()
+
+
+# --- resources ------------------------------------------------------------------------------------
+
+
+def kill_for_resources(state: SwarmState, task_id: int) -> None:
+    """The task ran and was killed for resources: E, then A on the server."""
+    state.apply(StateUpdate.of({task_id: R}))
+    state.apply(StateUpdate.of({task_id: E}))
+    state.apply(StateUpdate.of({task_id: A}))
+
+
+def needs(state: SwarmState) -> list[tuple[int, int, bool]]:
+    return [(n.task_id, n.task_resources_id, n.initial) for n in state.tasks_needing_resources()]
+
+
+def test_a_task_killed_for_resources_waits_for_new_resources() -> None:
+    state = make_state([1, 2], [(1, 2)], resources_of={1: 7})
+    take_all(state)
+    kill_for_resources(state, 1)
+    assert take_all(state) == []
+    assert needs(state) == [(1, 7, False)]
+    assert not state.is_settled()  # its new resources will come
+    state.set_resources(1, 70)
+    assert needs(state) == []
+    assert state.resources_of(1) == 70
+    batches = state.next_batches()
+    assert batches == [QueueBatch(1, 70, (1,))]
+
+
+def test_adjusted_tasks_form_batches_of_their_own() -> None:
+    state = make_state([1, 2, 3, 4], resources_of=dict.fromkeys([1, 2, 3, 4], 5))
+    take_all(state)
+    for task_id in (1, 2, 3):
+        kill_for_resources(state, task_id)
+    state.apply(StateUpdate.of({4: G}))  # an ordinary retry keeps its resources
+    state.set_resources(1, 50)
+    state.set_resources(2, 50)
+    state.set_resources(3, 51)
+    batches = sorted(state.next_batches(), key=lambda b: b.task_resources_id)
+    assert [(b.task_resources_id, b.task_ids) for b in batches] == [
+        (5, (4,)),
+        (50, (1, 2)),
+        (51, (3,)),
+    ]
+
+
+def test_every_new_kill_needs_a_new_adjustment() -> None:
+    state = make_state([1])
+    take_all(state)
+    kill_for_resources(state, 1)
+    state.set_resources(1, 10)
+    take_all(state)
+    assert needs(state) == []
+    kill_for_resources(state, 1)
+    assert needs(state) == [(1, 10, False)]
+
+
+def test_a_repeated_report_of_adjusting_does_not_ask_for_a_second_adjustment() -> None:
+    state = make_state([1])
+    take_all(state)
+    kill_for_resources(state, 1)
+    state.set_resources(1, 10)
+    state.next_batches()
+    state.apply(StateUpdate.of({1: A}))  # the server did not queue it: the same A, no new kill
+    assert needs(state) == []
+    assert [b.task_ids for b in state.next_batches()] == [(1,)]
+
+
+def test_a_task_loaded_in_adjusting_resources_needs_adjusting_once_ready() -> None:
+    state = make_state([1, 2], [(1, 2)], statuses={2: A}, resources_of={2: 3})
+    assert needs(state) == []  # 2 waits on 1
+    take_all(state)
+    finish(state, 1)
+    assert needs(state) == [(2, 3, False)]
+
+
+def test_a_task_leaving_adjusting_resources_no_longer_needs_it() -> None:
+    state = make_state([1])
+    take_all(state)
+    kill_for_resources(state, 1)
+    state.apply(StateUpdate.of({1: G}))  # reset by a resume, say
+    assert needs(state) == []
+    assert take_all(state) == [1]
+
+
+def test_held_tasks_wait_for_their_first_resources() -> None:
+    state = make_state([1, 2, 3], [(1, 2)], seal=False)
+    state.hold_for_resources([2, 3, 99])  # unknown ids are ignored
+    state.set_initial_fringe()
+    assert needs(state) == [(3, 1, True)]
+    assert take_all(state) == [1]
+    finish(state, 1)
+    assert needs(state) == [(3, 1, True), (2, 1, True)]
+    state.set_resources(3, 30)
+    state.set_resources(2, 20)
+    assert sorted(take_all(state)) == [2, 3]
+    kill_for_resources(state, 2)
+    assert needs(state) == [(2, 20, False)]  # the callable ran once: now it is scaled
+
+
+def test_holding_after_sealing_takes_a_ready_task_back() -> None:
+    state = make_state([1, 2])
+    state.hold_for_resources([1])
+    assert needs(state) == [(1, 1, True)]
+    assert take_all(state) == [2]
+
+
+def test_done_tasks_are_not_held() -> None:
+    state = make_state([1], statuses={1: D}, seal=False)
+    state.hold_for_resources([1])
+    state.set_initial_fringe()
+    assert needs(state) == [] and state.is_finished()
+
+
+def test_needs_are_bounded_by_the_limit_and_by_the_room_left() -> None:
+    state = make_state(range(1, 6), seal=False)
+    state.hold_for_resources(range(1, 6))
+    state.set_initial_fringe()
+    assert [n.task_id for n in state.tasks_needing_resources(limit=2)] == [1, 2]
+    state.set_limits(3, {})
+    assert len(state.tasks_needing_resources()) == 3
+    state.set_resources(1, 9)
+    take_all(state)
+    assert len(state.tasks_needing_resources()) == 2
+    state.set_limits(0, {})
+    assert state.tasks_needing_resources() == []
+    assert not state.is_settled()  # paused, not over
+
+
+def test_set_resources_of_an_unknown_task_is_an_error() -> None:
+    state = make_state([1])
+    with pytest.raises(ValueError, match="not loaded"):
+        state.set_resources(2, 5)
+    assert state.resources_of(2) is None
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.integers(1, 20),
+    kills=st.lists(st.integers(1, 20), max_size=30),
+    limit=st.integers(1, 5),
+)
+def test_every_task_killed_for_resources_is_queued_again_only_with_new_resources(
+    size: int, kills: list[int], limit: int
+) -> None:
+    state = make_state(range(1, size + 1))
+    state.set_limits(limit, {})
+    killed = {tid: 0 for tid in range(1, size + 1)}
+    queued_with: dict[int, list[int]] = {tid: [] for tid in range(1, size + 1)}
+    pending_kills = [k for k in kills if k <= size]
+    next_id = 100
+    while not state.is_finished():
+        for need in state.tasks_needing_resources():
+            next_id += 1
+            state.set_resources(need.task_id, next_id)
+        for batch in state.next_batches():
+            for task_id in batch.task_ids:
+                queued_with[task_id].append(batch.task_resources_id)
+            state.apply(StateUpdate.of(dict.fromkeys(batch.task_ids, Q)))
+        active = sorted(state.active_ids())
+        assert 0 < len(active) <= limit
+        if pending_kills and pending_kills[0] in active:
+            task_id = pending_kills.pop(0)
+            kill_for_resources(state, task_id)
+            killed[task_id] += 1
+        else:
+            finish(state, active[0])
+    for task_id, ids in queued_with.items():
+        assert len(ids) == killed[task_id] + 1
+        assert len(set(ids)) == len(ids), "queued again with the resources that were killed"
 
 
 # --- properties ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from herdsman import Workflow
+from herdsman import Task, Workflow
 from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.state import QueueBatch
 from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -59,6 +59,8 @@ class StubTask:
         self.status: str | None = "G"
         self.template_version = "echo"
         self.name = f"t{task_id}"
+        self.compute_resources_callable = None
+        self.fallback_queues = None
         self._upstream = upstream or []
 
     def iter_upstream(self) -> list[StubTask]:
@@ -212,3 +214,92 @@ def test_a_hundred_thousand_tasks_run_to_completion(make_gateway: MakeGateway) -
     assert not gateway.tasks_in(*ACTIVE_TASK_STATUSES)
     assert gateway.peak_active <= 1_500
     assert sum(len(request) for request in gateway.queue_requests) == total
+
+
+# --- resources computed by the swarm ------------------------------------------------------------
+
+MakeWorkflow = Callable[..., tuple[Workflow, list[Task]]]
+
+
+def kill_once_then_finish(killed: set[int]) -> Callable[[InMemorySwarmGateway], None]:
+    """A cluster that kills every task's first attempt for resources."""
+
+    def cluster(gateway: InMemorySwarmGateway) -> None:
+        for task_id in gateway.tasks_in(*ACTIVE_TASK_STATUSES):
+            if task_id in killed:
+                gateway.finish([task_id])
+            else:
+                killed.add(task_id)
+                gateway.fail([task_id], resource_error=True)
+
+    return cluster
+
+
+def test_a_resources_callable_runs_when_its_task_becomes_ready(
+    make_workflow: MakeWorkflow,
+) -> None:
+    gateway = InMemorySwarmGateway(cluster=lambda gw: gw.finish())
+    upstream_done_when_called: list[bool] = []
+
+    def resources() -> dict[str, Any]:
+        upstream_done_when_called.append(gateway.task_status(1) is TaskStatus.DONE)
+        return {"memory": "3G", "runtime": "2h"}
+
+    workflow, tasks = make_workflow(
+        gateway, [{"compute_resources": {"memory": "1G", "cores": 2}}, {}]
+    )
+    tasks[1].compute_resources_callable = resources
+    tasks[1].add_upstream(tasks[0])
+    gateway.add_edge(1, 2)
+    swarm = WorkflowRun.from_workflow(workflow, gateway=gateway)
+    assert swarm.run(alive) == "D"
+    assert upstream_done_when_called == [True]
+    (request,) = gateway.requests_of(2)
+    assert request == {"memory": 3.0, "runtime": 7200, "queue": "default"}
+    assert gateway.requests_of(1) == [{"memory": 1.0, "cores": 2, "queue": "default"}]
+
+
+def test_a_failing_resources_callable_ends_the_run_naming_the_task(
+    make_workflow: MakeWorkflow,
+) -> None:
+    gateway = InMemorySwarmGateway(cluster=lambda gw: gw.finish())
+    workflow, _ = make_workflow(
+        gateway, [{}, {"compute_resources_callable": lambda: "8G", "name": "fit_region"}]
+    )
+    swarm = WorkflowRun.from_workflow(workflow, gateway=gateway)
+    assert swarm.run(alive) == "E"
+    message = gateway.run_messages(swarm.workflow_run_id)[-1]
+    assert "task 'fit_region' (id 2)" in message
+    assert "compute_resources_callable returned '8G' (str)" in message
+    assert gateway.requests_of(2) == []  # never queued
+
+
+def test_scales_from_the_objects_may_be_callables_and_iterators(
+    make_workflow: MakeWorkflow,
+) -> None:
+    killed: set[int] = set()
+    gateway = InMemorySwarmGateway(cluster=kill_once_then_finish(killed))
+    workflow, _ = make_workflow(
+        gateway,
+        [{"compute_resources": {"memory": "1G", "runtime": 100}}] * 2,
+        template_scales={"memory": iter(["6G"]), "runtime": lambda seconds: seconds + 5},
+    )
+    swarm = WorkflowRun.from_workflow(workflow, gateway=gateway)
+    assert swarm.run(alive) == "D"
+    for task_id in (1, 2):  # each task has its own run through the shared iterator
+        assert [(r["memory"], r["runtime"]) for r in gateway.requests_of(task_id)] == [
+            (1.0, 100),
+            (6.0, 105),
+        ]
+
+
+def test_step_by_step_adjusts_before_taking_batches(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(1)
+    swarm = WorkflowRun.from_workflow_id(1, gateway=gateway)
+    swarm.process_commands()
+    gateway.fail([1], resource_error=True)
+    swarm.synchronize_state()
+    (batch,) = swarm.get_swarm_commands()
+    assert batch.task_ids == (1,) and batch.task_resources_id != 1
+    swarm.process_commands()
+    assert [r["memory"] for r in gateway.requests_of(1)] == [1.0, 1.5]

@@ -5,18 +5,21 @@ memory), :mod:`~herdsman.client.swarm.gateway` (the only code that knows the rou
 :mod:`~herdsman.client.swarm.services` (one unit of work per ``tick``),
 :mod:`~herdsman.client.swarm.orchestrator` (the loop) and
 :mod:`~herdsman.client.swarm.workflow_run` (the documented facade).
-:mod:`~herdsman.client.swarm.values` holds the value objects the state takes and gives, and
-:mod:`~herdsman.client.swarm.fake` an in-memory server for tests.
+:mod:`~herdsman.client.swarm.values` holds the value objects the state takes and gives,
+:mod:`~herdsman.client.swarm.policies` where resource scales, fallback queues and resources
+callables come from, and :mod:`~herdsman.client.swarm.fake` an in-memory server for tests.
 """
 
 from herdsman.client.swarm.gateway import HttpSwarmGateway, SwarmGateway
 from herdsman.client.swarm.orchestrator import SwarmConfig, SwarmOrchestrator, SwarmResult
+from herdsman.client.swarm.services.adjuster import ResourceAdjustmentError
 from herdsman.client.swarm.state import QueueBatch, StateUpdate, SwarmState, TaskRow
 from herdsman.client.swarm.workflow_run import WorkflowRun
 
 __all__ = [
     "HttpSwarmGateway",
     "QueueBatch",
+    "ResourceAdjustmentError",
     "StateUpdate",
     "SwarmConfig",
     "SwarmGateway",

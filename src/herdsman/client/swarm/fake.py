@@ -16,25 +16,37 @@ of every change-feed request, lets a test drive a whole run: it is the moment th
 world acts while the swarm waits for news. ``wait`` is called with the poll timeout when a
 long-poll finds nothing, so a test's fake clock advances the way real time would.
 
-Not modelled: task instances and resource adjustment.
+Resources are modelled as the server keeps them: clusters with queues and their limits
+(:meth:`add_queue`; cluster ``dummy`` with queue ``default`` exists from the start), resource
+rows (:meth:`add_resources`; a task's row is created with :data:`DEFAULT_REQUEST` when the test
+names none), adjusted rows created one per request with their queue checked against the
+task's cluster, and queue requests that give tasks a new row. :meth:`requests_of` shows what a
+task was queued with, attempt by attempt.
+
+Not modelled: task instances.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from herdsman.core.changes import ChangeFilter
 from herdsman.core.errors import (
     HerdsmanError,
+    InvalidResourceError,
     NotFoundError,
     ServerUnavailableError,
     TransitionRefused,
     WorkflowAlreadyComplete,
     WorkflowAlreadyExists,
 )
+from herdsman.core.schemas.client import ClusterOut, QueueOut
 from herdsman.core.schemas.swarm import (
+    AdjustedResourcesItemIn,
+    AdjustedResourcesOut,
     ChangeOut,
     ChangesOut,
     ConcurrencyOut,
@@ -43,6 +55,8 @@ from herdsman.core.schemas.swarm import (
     SwarmEdgesOut,
     SwarmTaskOut,
     SwarmTasksOut,
+    TaskResourcesOut,
+    TaskResourcesRowOut,
     TaskStatusesOut,
     WorkflowRunOut,
 )
@@ -56,12 +70,19 @@ from herdsman.core.statuses import (
     WorkflowRunStatus,
 )
 
-__all__ = ["FEED_PAGE_SIZE", "InMemorySwarmGateway"]
+__all__ = ["DEFAULT_CLUSTER", "DEFAULT_REQUEST", "FEED_PAGE_SIZE", "InMemorySwarmGateway"]
 
 FEED_PAGE_SIZE = 10_000
 """Most changes one feed answer carries, as on the server."""
 
 _QUEUEABLE = frozenset({TaskStatus.REGISTERING, TaskStatus.ADJUSTING_RESOURCES})
+
+DEFAULT_CLUSTER = "dummy"
+DEFAULT_REQUEST: Mapping[str, Any] = {"queue": "default", "memory": 1.0, "runtime": 600}
+"""What a task runs with when a test gives its resources id no row of its own."""
+
+# The limits of the built-in local clusters' one queue (see the initial migration).
+_LOCAL_LIMITS = {"cores": [1.0, 1024.0], "memory": [0.0, 4096.0], "runtime": [1.0, 31536000.0]}
 
 
 @dataclass(slots=True)
@@ -71,8 +92,12 @@ class _Task:
     status: TaskStatus
     task_resources_id: int
     max_attempts: int
+    cluster: str = DEFAULT_CLUSTER
+    resource_scales: str = ""
+    fallback_queues: str = ""
     num_attempts: int = 0
     num_upstreams: int = 0
+    queued_with: list[int] = field(default_factory=list)  # resources id of each queueing
 
 
 @dataclass(slots=True)
@@ -82,6 +107,14 @@ class _Run:
     history: list[WorkflowRunStatus] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     report_by: float | None = None
+
+
+@dataclass(slots=True)
+class _Resources:
+    kind: str
+    cluster: str
+    queue: str
+    requested: dict[str, Any]
 
 
 # One feed entry: (kind, id, status letter, task id). Its seq is its position + 1.
@@ -117,6 +150,12 @@ class InMemorySwarmGateway:
         self._active_by_array: dict[int, int] = {}
         self._active_ids: set[int] = set()
         self._heartbeat_errors: list[HerdsmanError] = []
+        self._clusters: dict[str, list[QueueOut]] = {}
+        self._resources: dict[int, _Resources] = {}
+        self._resource_write_errors: list[HerdsmanError] = []
+        self.num_resource_reads = 0
+        self.num_resource_writes = 0
+        self.add_queue("default", _LOCAL_LIMITS, is_default=True)
 
     # --- the server's data ---------------------------------------------------------------------
 
@@ -128,8 +167,26 @@ class InMemorySwarmGateway:
         status: TaskStatus = TaskStatus.REGISTERING,
         task_resources_id: int = 1,
         max_attempts: int = 3,
+        resource_scales: str = "",
+        fallback_queues: str = "",
     ) -> None:
-        self._tasks[task_id] = _Task(task_id, array_id, status, task_resources_id, max_attempts)
+        """Add a task; ``resource_scales`` and ``fallback_queues`` are the stored JSON columns.
+
+        Its cluster is that of its resources row, created from :data:`DEFAULT_REQUEST` if the
+        test has not added one.
+        """
+        if task_resources_id not in self._resources:
+            self.add_resources(task_resources_id, DEFAULT_REQUEST)
+        self._tasks[task_id] = _Task(
+            task_id,
+            array_id,
+            status,
+            task_resources_id,
+            max_attempts,
+            cluster=self._resources[task_resources_id].cluster,
+            resource_scales=resource_scales,
+            fallback_queues=fallback_queues,
+        )
         self._sorted_ids = None
         if status in ACTIVE_TASK_STATUSES:
             self._active_ids.add(task_id)
@@ -139,6 +196,38 @@ class InMemorySwarmGateway:
         self._edges.append((upstream, downstream))
         self._tasks[downstream].num_upstreams += 1
 
+    def add_queue(
+        self,
+        name: str,
+        limits: Mapping[str, Sequence[float]],
+        *,
+        cluster: str = DEFAULT_CLUSTER,
+        is_default: bool = False,
+    ) -> None:
+        """Add a queue, and its cluster if new; ``limits`` maps a resource to (low, high)."""
+        queues = self._clusters.setdefault(cluster, [])
+        queue_id = sum(len(q) for q in self._clusters.values()) + 1
+        queues.append(
+            QueueOut(
+                id=queue_id,
+                name=name,
+                is_default=is_default,
+                limits={key: list(bounds) for key, bounds in limits.items()},
+            )
+        )
+
+    def add_resources(
+        self,
+        task_resources_id: int,
+        requested: Mapping[str, Any],
+        *,
+        cluster: str = DEFAULT_CLUSTER,
+        kind: str = "validated",
+    ) -> None:
+        """A stored request as bind writes it: canonical units, its queue named."""
+        queue = str(requested.get("queue", "default"))
+        self._resources[task_resources_id] = _Resources(kind, cluster, queue, dict(requested))
+
     # --- what a test observes ------------------------------------------------------------------
 
     def task_status(self, task_id: int) -> TaskStatus:
@@ -147,6 +236,15 @@ class InMemorySwarmGateway:
     def tasks_in(self, *statuses: TaskStatus) -> list[int]:
         """Ids of the tasks in any of ``statuses``, in id order."""
         return [tid for tid in self._ids() if self._tasks[tid].status in statuses]
+
+    def requests_of(self, task_id: int) -> list[dict[str, Any]]:
+        """The request the task was queued with, each time it was queued."""
+        return [dict(self._resources[rid].requested) for rid in self._tasks[task_id].queued_with]
+
+    def resources_row(self, task_resources_id: int) -> tuple[str, dict[str, Any]]:
+        """A row's kind and request."""
+        row = self._resources[task_resources_id]
+        return row.kind, dict(row.requested)
 
     def run_status(self, run_id: int) -> WorkflowRunStatus:
         return self._run(run_id).status
@@ -216,6 +314,12 @@ class InMemorySwarmGateway:
         self.max_concurrently_running = max_concurrently_running
         self.array_limits = dict(array_limits)
 
+    def fail_resource_writes(self, count: int) -> None:
+        """The next ``count`` adjusted-resources writes fail as if the server were unreachable."""
+        self._resource_write_errors.extend(
+            ServerUnavailableError("injected resources write failure") for _ in range(count)
+        )
+
     def fail_heartbeats(self, count: int) -> None:
         """The next ``count`` heartbeats fail as if the server were unreachable."""
         self._heartbeat_errors.extend(
@@ -257,6 +361,24 @@ class InMemorySwarmGateway:
             last_seq=last_seq,
         )
 
+    def link_run(self, run_id: int) -> WorkflowRunOut:
+        # Runs here let go at once, so a run is linked when it is created.
+        run = self._run(run_id)
+        return WorkflowRunOut(
+            workflow_run_id=run_id,
+            workflow_id=self.workflow_id,
+            status=run.status.value,
+            last_seq=self.last_seq,
+        )
+
+    def force_release(self, run_id: int) -> RunStatusOut:
+        if self._run(run_id).status in (
+            WorkflowRunStatus.COLD_RESUME,
+            WorkflowRunStatus.HOT_RESUME,
+        ):
+            self.set_server_run_status(run_id, WorkflowRunStatus.TERMINATED)
+        return self.get_run(run_id)
+
     def get_run(self, run_id: int) -> RunStatusOut:
         run = self._run(run_id)
         return RunStatusOut(
@@ -294,8 +416,12 @@ class InMemorySwarmGateway:
             ),
         )
 
-    def queue_tasks(self, run_id: int, task_ids: tuple[int, ...]) -> TaskStatusesOut:
+    def queue_tasks(
+        self, run_id: int, task_ids: tuple[int, ...], task_resources_id: int = 0
+    ) -> TaskStatusesOut:
         self._run(run_id)
+        if task_resources_id and task_resources_id not in self._resources:
+            raise NotFoundError(f"task resources {task_resources_id} do not exist")
         self.queue_requests.append(task_ids)
         statuses = []
         for task_id in task_ids:
@@ -304,6 +430,8 @@ class InMemorySwarmGateway:
                 raise NotFoundError(f"task {task_id} is not in workflow {self.workflow_id}")
             if task.status in _QUEUEABLE:
                 task.num_attempts += 1
+                task.task_resources_id = task_resources_id or task.task_resources_id
+                task.queued_with.append(task.task_resources_id)
                 self._set(task, TaskStatus.QUEUED)
             statuses.append(task.status.value)
         return TaskStatusesOut(task_ids=list(task_ids), statuses=statuses)
@@ -346,6 +474,63 @@ class InMemorySwarmGateway:
         page = self._edges[offset : offset + limit]
         more = offset + limit < len(self._edges)
         return SwarmEdgesOut(edges=page, next_offset=offset + limit if more else None)
+
+    def get_cluster(self, name: str) -> ClusterOut:
+        queues = self._clusters.get(name)
+        if queues is None:
+            raise NotFoundError(f"cluster {name!r} does not exist")
+        cluster_id = list(self._clusters).index(name) + 1
+        return ClusterOut(id=cluster_id, name=name, plugin=name, parameters={}, queues=list(queues))
+
+    def read_resources(
+        self, task_resources_ids: Sequence[int], task_ids: Sequence[int] = ()
+    ) -> TaskResourcesOut:
+        self.num_resource_reads += 1
+        current = []
+        for task_id in task_ids:
+            task = self._tasks.get(task_id)
+            if task is None:
+                raise NotFoundError(f"tasks [{task_id}] do not exist")
+            current.append(task.task_resources_id)
+        rows = []
+        for resources_id in dict.fromkeys([*task_resources_ids, *current]):
+            row = self._resources.get(resources_id)
+            if row is None:
+                raise NotFoundError(f"task resources [{resources_id}] do not exist")
+            rows.append(
+                TaskResourcesRowOut(
+                    id=resources_id,
+                    kind=row.kind,
+                    cluster=row.cluster,
+                    queue=row.queue,
+                    requested=dict(row.requested),
+                )
+            )
+        return TaskResourcesOut(resources=rows, task_resources_ids=current)
+
+    def create_adjusted_resources(
+        self, workflow_id: int, items: Sequence[AdjustedResourcesItemIn]
+    ) -> AdjustedResourcesOut:
+        self._check_workflow(workflow_id)
+        if self._resource_write_errors:
+            raise self._resource_write_errors.pop(0)
+        new: list[_Resources] = []
+        for item in items:
+            task = self._tasks.get(item.task_id)
+            if task is None:
+                raise NotFoundError(f"tasks [{item.task_id}] are not tasks of workflow")
+            queue = item.requested.get("queue")
+            if queue not in {q.name for q in self._clusters[task.cluster]}:
+                raise InvalidResourceError(
+                    f"queue {queue!r} does not exist in cluster {task.cluster!r} of task "
+                    f"{item.task_id}"
+                )
+            new.append(_Resources("adjusted", task.cluster, str(queue), dict(item.requested)))
+        self.num_resource_writes += 1
+        first = max(self._resources, default=0) + 1
+        ids = list(range(first, first + len(new)))
+        self._resources.update(zip(ids, new, strict=True))
+        return AdjustedResourcesOut(task_resources_ids=ids)
 
     # --- internals -------------------------------------------------------------------------------
 
@@ -394,6 +579,6 @@ class InMemorySwarmGateway:
             task_resources_id=task.task_resources_id,
             max_attempts=task.max_attempts,
             num_attempts=task.num_attempts,
-            resource_scales="",
-            fallback_queues="",
+            resource_scales=task.resource_scales,
+            fallback_queues=task.fallback_queues,
         )

@@ -13,10 +13,15 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+from collections.abc import Sequence
 from typing import Protocol
 
 from herdsman.core.requester import Requester
+from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import (
+    AdjustedResourcesIn,
+    AdjustedResourcesItemIn,
+    AdjustedResourcesOut,
     ChangesOut,
     QueueTasksIn,
     RunHeartbeatIn,
@@ -25,6 +30,8 @@ from herdsman.core.schemas.swarm import (
     RunStatusOut,
     SwarmEdgesOut,
     SwarmTasksOut,
+    TaskResourcesOut,
+    TaskResourcesQueryIn,
     TaskStatusesOut,
     WorkflowRunIn,
     WorkflowRunOut,
@@ -52,6 +59,14 @@ class SwarmGateway(Protocol):
 
     def get_run(self, run_id: int) -> RunStatusOut: ...
 
+    def link_run(self, run_id: int) -> WorkflowRunOut:
+        """Bind a registered run once the runs it waited on have let go (409 while they hold)."""
+        ...
+
+    def force_release(self, run_id: int) -> RunStatusOut:
+        """End a letting-go run whose kills nobody confirmed: its jobs are taken to be gone."""
+        ...
+
     def set_run_status(self, run_id: int, status: str, message: str = "") -> RunStatusOut:
         """Move the run to ``status``; TransitionRefused carries the current status."""
         ...
@@ -60,8 +75,13 @@ class SwarmGateway(Protocol):
         """Promise the next beat within ``next_report_seconds``; answers status and limits."""
         ...
 
-    def queue_tasks(self, run_id: int, task_ids: tuple[int, ...]) -> TaskStatusesOut:
-        """Queue REGISTERING / ADJUSTING_RESOURCES tasks; answers every task's status."""
+    def queue_tasks(
+        self, run_id: int, task_ids: tuple[int, ...], task_resources_id: int = 0
+    ) -> TaskStatusesOut:
+        """Queue REGISTERING / ADJUSTING_RESOURCES tasks; answers every task's status.
+
+        A ``task_resources_id`` other than 0 becomes the resources of every task queued.
+        """
         ...
 
     def changes(
@@ -76,6 +96,22 @@ class SwarmGateway(Protocol):
 
     def edges_page(self, workflow_id: int, offset: int, limit: int) -> SwarmEdgesOut:
         """Dependencies ``offset`` to ``offset + limit``, in a stable order."""
+        ...
+
+    def get_cluster(self, name: str) -> ClusterOut:
+        """A cluster with its queues and their limits; NotFoundError if it does not exist."""
+        ...
+
+    def read_resources(
+        self, task_resources_ids: Sequence[int], task_ids: Sequence[int] = ()
+    ) -> TaskResourcesOut:
+        """Stored requests by id, and the current ones of ``task_ids``; NotFoundError if absent."""
+        ...
+
+    def create_adjusted_resources(
+        self, workflow_id: int, items: Sequence[AdjustedResourcesItemIn]
+    ) -> AdjustedResourcesOut:
+        """Store new requests, one row each; InvalidResourceError names an unknown queue."""
         ...
 
 
@@ -103,6 +139,12 @@ class HttpSwarmGateway:
     def get_run(self, run_id: int) -> RunStatusOut:
         return self._requester.get(f"/workflow_runs/{run_id}", RunStatusOut)
 
+    def link_run(self, run_id: int) -> WorkflowRunOut:
+        return self._requester.post(f"/workflow_runs/{run_id}/link", None, WorkflowRunOut)
+
+    def force_release(self, run_id: int) -> RunStatusOut:
+        return self._requester.post(f"/workflow_runs/{run_id}/force_release", None, RunStatusOut)
+
     def set_run_status(self, run_id: int, status: str, message: str = "") -> RunStatusOut:
         body = RunStatusIn(status=status, message=message)
         return self._requester.put(f"/workflow_runs/{run_id}/status", body, RunStatusOut)
@@ -111,8 +153,11 @@ class HttpSwarmGateway:
         body = RunHeartbeatIn(next_report_seconds=next_report_seconds)
         return self._requester.post(f"/workflow_runs/{run_id}/heartbeat", body, RunHeartbeatOut)
 
-    def queue_tasks(self, run_id: int, task_ids: tuple[int, ...]) -> TaskStatusesOut:
-        body = QueueTasksIn(task_ids=list(task_ids))
+    def queue_tasks(
+        self, run_id: int, task_ids: tuple[int, ...], task_resources_id: int = 0
+    ) -> TaskStatusesOut:
+        resources = [task_resources_id] * len(task_ids) if task_resources_id else None
+        body = QueueTasksIn(task_ids=list(task_ids), task_resources_ids=resources)
         return self._requester.post(f"/workflow_runs/{run_id}/queue", body, TaskStatusesOut)
 
     def changes(
@@ -137,4 +182,23 @@ class HttpSwarmGateway:
             f"/workflows/{workflow_id}/swarm_edges",
             SwarmEdgesOut,
             params={"offset": offset, "limit": limit},
+        )
+
+    def get_cluster(self, name: str) -> ClusterOut:
+        return self._requester.get(f"/clusters/{name}", ClusterOut)
+
+    def read_resources(
+        self, task_resources_ids: Sequence[int], task_ids: Sequence[int] = ()
+    ) -> TaskResourcesOut:
+        body = TaskResourcesQueryIn(
+            task_resources_ids=list(task_resources_ids), task_ids=list(task_ids)
+        )
+        return self._requester.post("/task_resources/query", body, TaskResourcesOut)
+
+    def create_adjusted_resources(
+        self, workflow_id: int, items: Sequence[AdjustedResourcesItemIn]
+    ) -> AdjustedResourcesOut:
+        body = AdjustedResourcesIn(items=list(items))
+        return self._requester.post(
+            f"/workflows/{workflow_id}/adjusted_resources", body, AdjustedResourcesOut
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from herdsman.client.swarm.gateway import SwarmGateway
+from herdsman.client.swarm.policies import StoredResourcePolicy
 from herdsman.client.swarm.state import SwarmState, TaskRow
 from herdsman.core.errors import InvalidInputError
 from herdsman.core.statuses import TaskStatus
@@ -44,15 +45,26 @@ def load_from_server(
     *,
     edge_chunk_size: int = DEFAULT_EDGE_CHUNK_SIZE,
     task_page_size: int = DEFAULT_TASK_PAGE_SIZE,
+    policy: StoredResourcePolicy | None = None,
 ) -> None:
-    """Load every task, then every edge, of a workflow from the server."""
-    tasks = load_tasks_from_server(state, gateway, workflow_id, page_size=task_page_size)
+    """Load every task, then every edge, of a workflow from the server.
+
+    With ``policy``, each task's stored resource scales and fallback queues go into it.
+    """
+    tasks = load_tasks_from_server(
+        state, gateway, workflow_id, page_size=task_page_size, policy=policy
+    )
     edges = load_edges_from_server(state, gateway, workflow_id, chunk_size=edge_chunk_size)
     logger.info("swarm_loaded_from_server", workflow_id=workflow_id, tasks=tasks, edges=edges)
 
 
 def load_tasks_from_server(
-    state: SwarmState, gateway: SwarmGateway, workflow_id: int, *, page_size: int
+    state: SwarmState,
+    gateway: SwarmGateway,
+    workflow_id: int,
+    *,
+    page_size: int,
+    policy: StoredResourcePolicy | None = None,
 ) -> int:
     """Load all tasks in id order, a page at a time; returns how many."""
     after, loaded = 0, 0
@@ -62,6 +74,9 @@ def load_tasks_from_server(
             TaskRow(t.task_id, t.array_id, TaskStatus(t.status), t.task_resources_id)
             for t in page.tasks
         )
+        if policy is not None:
+            for t in page.tasks:
+                policy.add(t.task_id, t.resource_scales, t.fallback_queues)
         loaded += len(page.tasks)
         if page.next_task_id is None:
             return loaded
@@ -82,26 +97,33 @@ def load_edges_from_server(
         offset = page.next_offset
 
 
-def load_from_workflow(state: SwarmState, workflow: Workflow, gateway: SwarmGateway) -> None:
+def load_from_workflow(
+    state: SwarmState,
+    workflow: Workflow,
+    gateway: SwarmGateway,
+    *,
+    statuses_from_server: bool = False,
+) -> None:
     """Load a bound workflow from its objects, and its limits from its settings.
 
     Needs each task's ``task_id``, ``status`` and ``array_id`` as set by ``workflow.bind()``;
     ``task_resources_id`` is used when present (tasks without it form one batch per array,
-    and the server queues each with its own resources). If any task has no ``array_id``, the
-    tasks are read from the server instead and only the edges come from the objects.
+    and the server queues each with its own resources). If any task has no ``array_id``, or
+    ``statuses_from_server`` (a resume changed them since the bind), the tasks are read from
+    the server instead and only the edges come from the objects.
     """
     workflow_id = workflow.workflow_id
     if workflow_id is None:
         raise InvalidInputError("the workflow is not bound: call workflow.bind() first")
     tasks = list(workflow.tasks.values())
     array_limits: dict[int, int] = {}
-    if all(task.array_id is not None for task in tasks):
+    for task in tasks:
+        if task.array_id is not None:
+            array_limits[task.array_id] = workflow.array_limit(task.template_version)
+    if not statuses_from_server and all(task.array_id is not None for task in tasks):
         state.add_tasks(_rows(tasks))
-        for task in tasks:
-            if task.array_id is not None:
-                array_limits[task.array_id] = workflow.array_limit(task.template_version)
     else:
-        logger.debug("swarm_array_ids_missing", workflow_id=workflow_id)
+        logger.debug("swarm_tasks_read_from_server", workflow_id=workflow_id)
         load_tasks_from_server(state, gateway, workflow_id, page_size=DEFAULT_TASK_PAGE_SIZE)
     state.add_edges(_edges(tasks))
     state.set_limits(workflow.max_concurrently_running, array_limits)

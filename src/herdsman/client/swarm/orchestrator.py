@@ -6,7 +6,9 @@ One pass of :meth:`SwarmOrchestrator.run`'s loop, top to bottom:
    blocked behind a fatal one, the ``fail_after_n_executions`` testing hook, or the timeout;
 2. heartbeat if due, and stop if the server says the run is no longer running;
 3. stop if the distributor died (nothing would launch the queued tasks);
-4. queue every ready task the limits allow (none before the limits are known);
+4. give tasks killed for resources, or with a resources callable, their new resources (a
+   request that cannot be computed ends the run), then queue every ready task the limits
+   allow (none before the limits are known);
 5. read the change feed, waiting at most until the next heartbeat or sync is due -- the
    long-poll answers the moment a change exists, so a finished task's downstream tasks are
    queued on the very next pass, not at a polling tick;
@@ -18,6 +20,7 @@ server in ``finally``, on errors too.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 import structlog
 
 from herdsman.client.swarm.gateway import MAX_POLL_SECONDS, SwarmGateway
+from herdsman.client.swarm.policies import ResourcePolicy
+from herdsman.client.swarm.services.adjuster import ResourceAdjuster, ResourceAdjustmentError
 from herdsman.client.swarm.services.follower import FollowerService
 from herdsman.client.swarm.services.heartbeat import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -46,6 +51,7 @@ __all__ = [
     "SwarmResult",
     "SwarmServices",
     "build_services",
+    "confirm_stop_on_terminal",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -121,6 +127,7 @@ class SwarmServices:
     follower: FollowerService
     scheduler: SchedulerService
     synchronizer: SynchronizerService
+    adjuster: ResourceAdjuster
 
 
 def build_services(
@@ -131,8 +138,13 @@ def build_services(
     run_id: int,
     last_seq: int,
     config: SwarmConfig,
+    policy: ResourcePolicy | None = None,
 ) -> SwarmServices:
-    """The services for a run whose feed position, when its state was loaded, is ``last_seq``."""
+    """The services for a run whose feed position, when its state was loaded, is ``last_seq``.
+
+    ``policy`` supplies resource scales, fallback queues and resources callables; without
+    one, tasks killed for resources get the default scales.
+    """
     return SwarmServices(
         heartbeat=HeartbeatService(
             gateway,
@@ -145,6 +157,7 @@ def build_services(
         synchronizer=SynchronizerService(
             gateway, state, workflow_id=workflow_id, interval=config.wedged_workflow_sync_interval
         ),
+        adjuster=ResourceAdjuster(gateway, state, workflow_id=workflow_id, policy=policy),
     )
 
 
@@ -167,6 +180,7 @@ class SwarmOrchestrator:
         services: SwarmServices,
         config: SwarmConfig,
         distributor_alive: Callable[[], bool],
+        confirm_stop: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -179,15 +193,18 @@ class SwarmOrchestrator:
         self._clock = clock
         self._sleep = sleep
         self._beat_failures = ConsecutiveFailures(config.max_heartbeat_failures)
+        self._confirm_stop = confirm_stop or confirm_stop_on_terminal
 
     def run(self) -> SwarmResult:
         """Loop until the run ends; returns how. Exceptions propagate after the run is ended."""
         started = self._clock()
         outcome = _Outcome(_R.ERROR, "the swarm loop failed", record=True)
         try:
-            outcome = self._loop(started)
+            outcome = self._loop_until_stopped(started)
         except KeyboardInterrupt:
-            outcome = _Outcome(_R.STOPPED, "interrupted; submitted jobs keep running", True)
+            outcome = _Outcome(
+                _R.STOPPED, "interrupted: the run stops and its jobs are killed", True
+            )
             raise
         except Exception as error:
             outcome = _Outcome(_R.ERROR, f"the swarm loop failed: {error!r}", True)
@@ -203,6 +220,21 @@ class SwarmOrchestrator:
             reason=outcome.reason,
         )
 
+    def _loop_until_stopped(self, started: float) -> _Outcome:
+        """The loop; a Ctrl-C the user does not confirm resumes it where it was.
+
+        Every step of the loop can be repeated after an interruption: a queue request whose
+        answer was lost is sent again (the server answers with the tasks' current statuses),
+        and the feed is re-read from the last position applied.
+        """
+        while True:
+            try:
+                return self._loop(started)
+            except KeyboardInterrupt:
+                if self._confirm_stop():
+                    raise
+                logger.info("swarm_interrupt_declined", workflow_run_id=self._run_id)
+
     def _loop(self, started: float) -> _Outcome:
         deadline = started + self._config.seconds_until_timeout
         self._services.synchronizer.start(started)
@@ -215,6 +247,10 @@ class SwarmOrchestrator:
             if not self._distributor_alive():
                 reason = "the distributor is not running, so queued tasks would never launch"
                 return _Outcome(_R.ERROR, reason, record=True)
+            try:
+                self._services.adjuster.tick()
+            except ResourceAdjustmentError as error:
+                return _Outcome(_R.ERROR, error.message, record=True)
             self._schedule()
             if (outcome := self._follow(self._poll_timeout(deadline))) is not None:
                 return outcome
@@ -347,9 +383,10 @@ class SwarmOrchestrator:
 
     def _server_says(self, status: WorkflowRunStatus) -> _Outcome | None:
         if status in _RESUME_STATUSES:
-            # A new run is taking the workflow over; this one acknowledges by terminating.
+            # A new run is taking the workflow over. This one stops scheduling; the server
+            # ends it (T) once its distributor has carried out the kills the resume asked for.
             reason = f"the server set the run to {status.name}: a new run resumes the workflow"
-            return _Outcome(_R.TERMINATED, reason, record=True)
+            return _Outcome(status, reason, record=False)
         if status in _STOP_STATUSES:
             return _Outcome(status, f"the server set the run to {status.name}", record=False)
         return None
@@ -378,3 +415,21 @@ class SwarmOrchestrator:
                 status=outcome.status.value,
                 error=str(error),
             )
+
+
+def confirm_stop_on_terminal() -> bool:
+    """After a Ctrl-C: ask at an interactive terminal whether to stop; elsewhere stop at once.
+
+    A second Ctrl-C or the end of input at the prompt counts as yes: a user pressing it again
+    wants out.
+    """
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return True
+    try:
+        answer = input(
+            "\nStop this workflow run? Its running jobs will be killed; resume it later with "
+            "run(resume=True). [y/N] "
+        )
+    except (EOFError, KeyboardInterrupt):
+        return True
+    return answer.strip().lower() in ("y", "yes")

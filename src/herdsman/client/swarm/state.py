@@ -14,6 +14,12 @@ Contracts the orchestrator relies on:
   downstream counters are decremented exactly once, whatever order reports arrive in.
 * A task is *ready* when all its upstream tasks are DONE and it is REGISTERING (new or retried
   by the server) or ADJUSTING_RESOURCES. Ready tasks wait in one FIFO queue per array.
+* A ready task that *needs resources* is not queued until :meth:`SwarmState.set_resources`
+  gives it a new resources id: a task that has just entered ADJUSTING_RESOURCES (killed for
+  resources, so the same request would fail again), and a task held by
+  :meth:`SwarmState.hold_for_resources` (its ``compute_resources_callable`` has not run yet).
+  :meth:`SwarmState.tasks_needing_resources` lists them. A flag bit per task marks the need;
+  only the tasks ready and waiting for their resources sit in a separate ordered set.
 * A task handed out by :meth:`SwarmState.next_batches` is *requested*: it counts as active
   and is not handed out again until the server's answer (or any report about it) arrives
   through :meth:`SwarmState.apply`, or the request is given up with :meth:`SwarmState.release`.
@@ -26,13 +32,14 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
-from herdsman.client.swarm.values import QueueBatch, StateUpdate, TaskRow
+from herdsman.client.swarm.values import QueueBatch, ResourceNeed, StateUpdate, TaskRow
 from herdsman.core.statuses import ACTIVE_TASK_STATUSES, TaskStatus
 
 # The value objects going in and out are re-exported: callers of the state need them too.
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
     "QueueBatch",
+    "ResourceNeed",
     "StateUpdate",
     "SwarmState",
     "TaskRow",
@@ -46,10 +53,14 @@ _CODE: dict[TaskStatus, int] = {status: code for code, status in enumerate(_STAT
 _ACTIVE = frozenset(_CODE[status] for status in ACTIVE_TASK_STATUSES)
 _READY = frozenset({_CODE[TaskStatus.REGISTERING], _CODE[TaskStatus.ADJUSTING_RESOURCES]})
 _DONE = _CODE[TaskStatus.DONE]
+_ADJUSTING = _CODE[TaskStatus.ADJUSTING_RESOURCES]
 
 # Bits of the per-task flags byte.
 _IN_READY = 1  # the task's index sits in its array's ready queue
 _REQUESTED = 2  # handed out for queueing; the server has not answered yet
+_HELD = 4  # waits for its first resources (a compute_resources_callable to evaluate)
+_ADJUST = 8  # entered ADJUSTING_RESOURCES and has no new resources yet
+_NEEDS_RESOURCES = _HELD | _ADJUST
 
 
 class SwarmState:
@@ -73,6 +84,7 @@ class SwarmState:
         "_index",
         "_newly_done",
         "_ready",
+        "_resource_waiters",
         "_resources_of",
         "_rotation",
         "_sealed",
@@ -93,6 +105,9 @@ class SwarmState:
         self._downstream: dict[int, list[int]] = {}
         self._buckets: dict[TaskStatus, set[int]] = {status: set() for status in TaskStatus}
         self._ready: dict[int, deque[int]] = {}  # array id -> FIFO of ready indexes
+        # Indexes ready but for their resources, in the order they became so (a dict as an
+        # ordered set). Only these few tasks cost more than their flag bit.
+        self._resource_waiters: dict[int, None] = {}
         self._active_total = 0  # active or requested tasks
         self._active_by_array: dict[int, int] = {}
         self._workflow_limit: int | None = None  # None: not known yet, so not limited
@@ -115,7 +130,7 @@ class SwarmState:
             self._array_of.append(row.array_id)
             self._resources_of.append(row.task_resources_id)
             self._status.append(_CODE[row.status])
-            self._flags.append(0)
+            self._flags.append(_ADJUST if row.status is TaskStatus.ADJUSTING_RESOURCES else 0)
             self._waiting.append(0)
             self._buckets[row.status].add(row.task_id)
             if _CODE[row.status] in _ACTIVE:
@@ -222,6 +237,31 @@ class SwarmState:
             batches.extend(self._group(array_id, taken, max_batch_size))
         return batches
 
+    def hold_for_resources(self, task_ids: Iterable[int]) -> None:
+        """Hold tasks back until :meth:`set_resources` gives them resources (unknown ids: none).
+
+        For tasks whose resources are computed when they become ready (a
+        ``compute_resources_callable``). DONE tasks are never held: they will not run again.
+        """
+        for task_id in task_ids:
+            index = self._index.get(task_id)
+            if index is not None and self._status[index] != _DONE:
+                self._flags[index] |= _HELD
+                self._enqueue(index)
+
+    def set_resources(self, task_id: int, task_resources_id: int) -> None:
+        """Record the resources the task is queued with next; it may be queued from now on.
+
+        Batches group tasks by resources id, so adjusted tasks form batches of their own.
+        """
+        index = self._index.get(task_id)
+        if index is None:
+            raise ValueError(f"task {task_id} is not loaded")
+        self._resources_of[index] = task_resources_id
+        self._flags[index] &= ~_NEEDS_RESOURCES & 0xFF
+        self._resource_waiters.pop(index, None)
+        self._enqueue(index)
+
     def release(self, task_ids: Iterable[int]) -> None:
         """Give up requests that never reached the server: the tasks are ready again, first."""
         for task_id in reversed(list(task_ids)):
@@ -235,6 +275,30 @@ class SwarmState:
                 self._ready.setdefault(self._array_of[index], deque()).appendleft(index)
 
     # --- queries ------------------------------------------------------------------------------
+
+    def tasks_needing_resources(self, limit: int | None = None) -> list[ResourceNeed]:
+        """Ready tasks waiting for :meth:`set_resources`, oldest first.
+
+        At most ``limit`` of them, and no more than the workflow limit leaves room for:
+        computing resources for tasks that cannot be queued yet would only run users'
+        callables and store requests early.
+        """
+        room = self._room() if limit is None else min(limit, self._room())
+        needs: list[ResourceNeed] = []
+        for index in list(self._resource_waiters):
+            if len(needs) >= room:
+                break
+            if not self._waits_for_resources(index):
+                del self._resource_waiters[index]  # moved on since; a new need re-adds it
+                continue
+            held = bool(self._flags[index] & _HELD)
+            needs.append(ResourceNeed(self._ids[index], self._resources_of[index], held))
+        return needs
+
+    def resources_of(self, task_id: int) -> int | None:
+        """The resources id the task is queued with next (0: unknown), or None if not loaded."""
+        index = self._index.get(task_id)
+        return None if index is None else self._resources_of[index]
 
     @property
     def num_tasks(self) -> int:
@@ -277,7 +341,8 @@ class SwarmState:
 
         Every unfinished task is then waiting on an upstream that will never be DONE: no task
         is active, requested, in error on its way to a retry, or ready (a ready task held back
-        by a zero limit counts as something that can still happen).
+        by a zero limit, or waiting for its new resources, counts as something that can still
+        happen).
         """
         if self.is_finished():
             return True
@@ -311,6 +376,10 @@ class SwarmState:
         is_counted = code in _ACTIVE
         if is_counted != bool(was_counted):
             self._count_active(self._array_of[index], 1 if is_counted else -1)
+        if code != _ADJUSTING:
+            self._flags[index] &= ~_ADJUST & 0xFF
+        elif old != _ADJUSTING:
+            self._flags[index] |= _ADJUST  # the request that was killed would fail again
         if code == _DONE:
             self._newly_done += 1
             for downstream in self._downstream.pop(index, ()):
@@ -321,15 +390,26 @@ class SwarmState:
             self._enqueue(index)
         return code != old
 
-    def _eligible(self, index: int) -> bool:
+    def _ready_but_for_resources(self, index: int) -> bool:
         return (
             self._status[index] in _READY
             and self._waiting[index] == 0
             and not self._flags[index] & _REQUESTED
         )
 
+    def _eligible(self, index: int) -> bool:
+        return self._ready_but_for_resources(index) and not self._flags[index] & _NEEDS_RESOURCES
+
+    def _waits_for_resources(self, index: int) -> bool:
+        return self._ready_but_for_resources(index) and bool(self._flags[index] & _NEEDS_RESOURCES)
+
     def _enqueue(self, index: int) -> bool:
-        if not self._sealed or self._flags[index] & _IN_READY or not self._eligible(index):
+        if not self._sealed:
+            return False
+        if self._waits_for_resources(index):
+            self._resource_waiters[index] = None
+            return False
+        if self._flags[index] & _IN_READY or not self._eligible(index):
             return False
         self._flags[index] |= _IN_READY
         self._ready.setdefault(self._array_of[index], deque()).append(index)
@@ -376,6 +456,9 @@ class SwarmState:
             self._active_by_array[array_id] = self._active_by_array.get(array_id, 0) + delta
 
     def _has_ready(self) -> bool:
+        """True if a task is ready, or ready but for its resources (which will come)."""
+        if any(self._waits_for_resources(index) for index in self._resource_waiters):
+            return True
         # Drops stale heads on the way, so repeated calls stay cheap.
         for array_id in list(self._ready):
             queue = self._ready[array_id]

@@ -15,7 +15,7 @@ from typing import NamedTuple
 from herdsman.core.schemas.swarm import ChangesOut, SwarmTasksOut, TaskStatusesOut
 from herdsman.core.statuses import TaskStatus
 
-__all__ = ["QueueBatch", "StateUpdate", "TaskRow"]
+__all__ = ["QueueBatch", "ResourceNeed", "StateUpdate", "TaskRow"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,15 @@ class TaskRow(NamedTuple):
     array_id: int
     status: TaskStatus
     task_resources_id: int = 0
+
+
+class ResourceNeed(NamedTuple):
+    """A ready task that waits for new resources before it can be queued.
+
+    ``initial``: its ``compute_resources_callable`` has not run yet; else it was killed for
+    resources and ``task_resources_id`` (0 if unknown to the client) is what it last ran with.
+    """
+
+    task_id: int
+    task_resources_id: int
+    initial: bool

@@ -9,6 +9,10 @@ debugging and tests.
 The facade owns the objects of one run -- the state, the gateway, the services -- and builds
 them lazily: a run created elsewhere (a detached swarm given only its id) loads its tasks from
 the server the first time they are needed.
+
+Where resources of tasks killed for resources are computed from depends on how the run was
+built: from the workflow's objects, every setting applies (scales that are functions or
+iterators, ``compute_resources_callable``); from the database, the stored numbers only.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import structlog
 from typing_extensions import Unpack
 
 from herdsman.client.swarm.gateway import HttpSwarmGateway, SwarmGateway
+from herdsman.client.swarm.handover import DEFAULT_RESUME_TIMEOUT, take_over
 from herdsman.client.swarm.loader import (
     DEFAULT_EDGE_CHUNK_SIZE,
     load_from_server,
@@ -33,6 +38,11 @@ from herdsman.client.swarm.orchestrator import (
     SwarmResult,
     SwarmServices,
     build_services,
+)
+from herdsman.client.swarm.policies import (
+    ResourcePolicy,
+    StoredResourcePolicy,
+    WorkflowResourcePolicy,
 )
 from herdsman.client.swarm.services.heartbeat import (
     DEFAULT_HEARTBEAT_INTERVAL,
@@ -137,6 +147,10 @@ class WorkflowRun:
         self._services: SwarmServices | None = None
         self._pending: list[QueueBatch] = []
         self._result: SwarmResult | None = None
+        # Filled with the tasks' stored settings when they are loaded from the server;
+        # from_workflow replaces it with the workflow's own objects.
+        self._stored_policy = StoredResourcePolicy()
+        self._policy: ResourcePolicy = self._stored_policy
 
     # --- construction -----------------------------------------------------------------------------
 
@@ -147,6 +161,7 @@ class WorkflowRun:
         *,
         resume: bool = False,
         reset_running_jobs: bool = True,
+        resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
         **options: Unpack[RunOptions],
     ) -> WorkflowRun:
         """Create a run of a bound workflow; the DAG is loaded from its objects, no reads.
@@ -160,9 +175,15 @@ class WorkflowRun:
         run = gateway.create_run(
             workflow.workflow_id, resume=resume, reset_running_jobs=reset_running_jobs
         )
+        run = take_over(gateway, run, timeout=resume_timeout)
         swarm = cls(run.workflow_run_id, status=run.status, gateway=gateway, **_settings(options))
         swarm._attach(run)
-        load_from_workflow(swarm._state, workflow, gateway)
+        # A resume changed statuses on the server (unfinished tasks restart); the objects
+        # still hold those of the bind.
+        load_from_workflow(swarm._state, workflow, gateway, statuses_from_server=resume)
+        policy = WorkflowResourcePolicy(workflow)
+        swarm._policy = policy
+        swarm._state.hold_for_resources(policy.held_task_ids())
         swarm._loaded = True
         return swarm
 
@@ -174,6 +195,7 @@ class WorkflowRun:
         *,
         resume: bool = False,
         reset_running_jobs: bool = True,
+        resume_timeout: float = DEFAULT_RESUME_TIMEOUT,
         **options: Unpack[RunOptions],
     ) -> WorkflowRun:
         """Create a run of a workflow in the database and load its DAG from the server.
@@ -183,6 +205,7 @@ class WorkflowRun:
         """
         gateway = _gateway(options, default=None)
         run = gateway.create_run(workflow_id, resume=resume, reset_running_jobs=reset_running_jobs)
+        run = take_over(gateway, run, timeout=resume_timeout)
         swarm = cls(run.workflow_run_id, status=run.status, gateway=gateway, **_settings(options))
         swarm._attach(run)
         swarm._edge_chunk_size = edge_chunk_size
@@ -250,11 +273,14 @@ class WorkflowRun:
         """Take the ready batches the limits allow; :meth:`process_commands` sends them.
 
         Without known limits (a run loaded from the server), one heartbeat fetches them.
+        Tasks waiting for new resources get them first (ResourceAdjustmentError if a
+        task's request cannot be computed).
         """
         self.set_initial_fringe()
         if not self._state.limits_known:
             beat = self._services_().heartbeat.tick(time.monotonic())
             self._state.set_limits(beat.max_concurrently_running, beat.array_limits)
+        self._services_().adjuster.tick()
         batches = self._state.next_batches()
         self._pending.extend(batches)
         return batches
@@ -350,7 +376,11 @@ class WorkflowRun:
             if self._status is None:
                 self._status = WorkflowRunStatus(run.status)
         load_from_server(
-            self._state, self._gateway, self.workflow_id, edge_chunk_size=self._edge_chunk_size
+            self._state,
+            self._gateway,
+            self.workflow_id,
+            edge_chunk_size=self._edge_chunk_size,
+            policy=self._stored_policy,
         )
         self._loaded = True
 
@@ -365,6 +395,7 @@ class WorkflowRun:
                 run_id=self.workflow_run_id,
                 last_seq=self._last_seq,
                 config=self._config,
+                policy=self._policy,
             )
         return self._services
 

@@ -49,11 +49,13 @@ class FlakyGateway(InMemorySwarmGateway):
         self.good = good
         self.error = error
 
-    def queue_tasks(self, run_id: int, task_ids: tuple[int, ...]) -> TaskStatusesOut:
+    def queue_tasks(
+        self, run_id: int, task_ids: tuple[int, ...], task_resources_id: int = 0
+    ) -> TaskStatusesOut:
         if self.good == 0:
             raise self.error
         self.good -= 1
-        return super().queue_tasks(run_id, task_ids)
+        return super().queue_tasks(run_id, task_ids, task_resources_id)
 
 
 def flaky_setup(error: Exception) -> tuple[FlakyGateway, SwarmState, int]:

@@ -1,7 +1,8 @@
 """The scheduler: hands ready tasks to the server, one queue request per batch.
 
 Each batch holds tasks of one array with identical resources, which the distributor turns into
-one cluster job array. The server answers with every task's current status; those answers are
+one cluster job array; the batch's resources id goes with it, so tasks given new resources by
+the adjuster run with them. The server answers with every task's current status; those answers are
 the update the caller applies, so a task the server did not queue (already queued by an older
 run, say) is known at once instead of waiting for the feed.
 """
@@ -58,7 +59,9 @@ class SchedulerService:
         sent = 0
         for position, batch in enumerate(batches):
             try:
-                reply = self._gateway.queue_tasks(self._run_id, batch.task_ids)
+                reply = self._gateway.queue_tasks(
+                    self._run_id, batch.task_ids, batch.task_resources_id
+                )
             except ServerUnavailableError as error:
                 self._release(batches[position:])
                 logger.warning(
