@@ -80,6 +80,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated database engines for integration tests "
         f"(default: env HERDSMAN_TEST_ENGINES or {','.join(ALL_ENGINES)})",
     )
+    faults = parser.getgroup("faults", "fault-injection trials (tests/faults)")
+    faults.addoption(
+        "--fault-trials",
+        type=int,
+        default=1,
+        help="trials of each fault kind per engine (default 1)",
+    )
+    faults.addoption(
+        "--fault-seed",
+        type=int,
+        default=None,
+        help="seed of the first trial; trial i uses seed + i (default: random, in the header)",
+    )
+    faults.addoption(
+        "--fault-engines",
+        default="sqlite",
+        help="engines (of --engines) the fault trials run on, or 'all' (default: sqlite)",
+    )
+    faults.addoption(
+        "--fault-report",
+        default=None,
+        help="append one JSON line per fault trial to this file",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Choose the fault-injection seed once: xdist workers take their controller's choice."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "fault_seed" in workerinput:
+        config.option.fault_seed = workerinput["fault_seed"]
+    elif config.option.fault_seed is None:
+        config.option.fault_seed = secrets.randbelow(1_000_000)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """xdist: hand the controller's fault seed to each worker."""
+    node.workerinput["fault_seed"] = node.config.option.fault_seed  # type: ignore[attr-defined]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"fault seed: {config.option.fault_seed} (reproduce with --fault-seed)"
 
 
 def _selected_engines(config: pytest.Config) -> list[str]:
@@ -104,7 +146,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     root = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(root).parts if item.path.is_relative_to(root) else ()
-        if parts and parts[0] in ("integration", "e2e"):
+        if parts and parts[0] in ("integration", "e2e", "faults"):
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 
@@ -224,15 +266,21 @@ def start_server_process(
     database_url: str,
     state_dir: Path,
     extra_args: tuple[str, ...] = (),
+    port: int = 0,
+    extra_env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], ServerInfo]:
     """Start ``python -m herdsman.server`` and wait for its ready file; its log is in state_dir.
 
+    ``port`` 0 picks a free one; a fixed port lets a test restart the server at the same URL
+    (a ready file left by a killed server is removed first). ``extra_env`` adds settings.
     Fails the test with the server's log if it exits or stays silent.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
     ready_file = state_dir / "ready.json"
+    ready_file.unlink(missing_ok=True)
     log_file = state_dir / "server.log"
     env = _clean_environment()
+    env.update(extra_env or {})
     env["HERDSMAN_DATA_DIR"] = str(state_dir / "data")
     env["HERDSMAN_CONFIG_FILE"] = str(state_dir / "no-config.yaml")
     command = [
@@ -240,7 +288,7 @@ def start_server_process(
         "-m",
         "herdsman.server",
         "--port",
-        "0",
+        str(port),
         "--database-url",
         database_url,
         "--ready-file",
@@ -417,7 +465,13 @@ def server(
 ) -> Iterator[RunningServer]:
     """A real server process on ``engine``'s test database, for the whole session."""
     state_dir = tmp_path_factory.mktemp(f"server-{engine}")
-    process, info = start_server_process(processes, database_url=database_url, state_dir=state_dir)
+    # A reaper pass every second, so tests of lost swarms wait seconds, not half a minute.
+    process, info = start_server_process(
+        processes,
+        database_url=database_url,
+        state_dir=state_dir,
+        extra_env={"HERDSMAN_REAPER__INTERVAL": "1"},
+    )
     url = info.url
     try:
         httpx.get(f"{url}/api/v1/health", timeout=10).raise_for_status()

@@ -25,15 +25,24 @@ from herdsman.core.errors import (
 
 if TYPE_CHECKING:
     from herdsman.client import Array, Task, TaskTemplate, TaskTemplateVersion, Tool, Workflow
+    from herdsman.client.control import set_max_concurrently_running
+    from herdsman.client.execution import resume_workflow_from_id
 
-_CLIENT_NAMES = frozenset(
-    {"Array", "Task", "TaskTemplate", "TaskTemplateVersion", "Tool", "Workflow"}
-)
+# Public names imported on first use, and the module that defines each.
+_LAZY_NAMES = {
+    **dict.fromkeys(
+        ("Array", "Task", "TaskTemplate", "TaskTemplateVersion", "Tool", "Workflow"),
+        "herdsman.client",
+    ),
+    "set_max_concurrently_running": "herdsman.client.control",
+    "resume_workflow_from_id": "herdsman.client.execution",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CLIENT_NAMES:
-        value = getattr(importlib.import_module("herdsman.client"), name)
+    module = _LAZY_NAMES.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'herdsman' has no attribute {name!r}")
@@ -72,4 +81,6 @@ __all__ = [
     "WorkflowAlreadyExists",
     "WorkflowValidationError",
     "__version__",
+    "resume_workflow_from_id",
+    "set_max_concurrently_running",
 ]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from tests.e2e.conftest import query_rows
 
 from herdsman import Tool
 from herdsman.client.task import Task
@@ -30,18 +30,9 @@ def _workflow(tool: Tool, tasks: list[Task], **options: Any) -> Workflow:
     return workflow
 
 
-def _rows(database_url: str, sql: str, **params: Any) -> list[Any]:
-    engine = create_engine(database_url)
-    try:
-        with engine.connect() as connection:
-            return list(connection.execute(text(sql), params).all())
-    finally:
-        engine.dispose()
-
-
 def assert_upstreams_done_first(database_url: str, workflow: Workflow) -> None:
     """From the change feed: no task was queued before every upstream of it was done."""
-    changes = _rows(
+    changes = query_rows(
         database_url,
         "SELECT seq, object_id, status FROM status_change "
         "WHERE workflow_id = :w AND kind = 'T' ORDER BY seq",
@@ -106,7 +97,7 @@ def test_task_failing_once_is_retried(tool: Tool, server: Any, tmp_path: Path) -
     task = flaky.create_task(marker=str(marker))
     workflow = _workflow(tool, [task])
     assert workflow.run() == "D"
-    attempts = _rows(
+    attempts = query_rows(
         server.database_url,
         "SELECT status, exit_code FROM task_instance WHERE task_id = :t ORDER BY id",
         t=task.task_id,
@@ -126,14 +117,14 @@ def test_always_failing_task_is_fatal_and_blocks_only_its_branch(tool: Tool, ser
     assert workflow.run() == "E"
     assert (bad.status, good.status, after_good.status) == ("F", "D", "D")
     assert after_bad.status not in ("D", "F")
-    attempts = _rows(
+    attempts = query_rows(
         server.database_url,
         "SELECT status, exit_code FROM task_instance WHERE task_id = :t ORDER BY id",
         t=bad.task_id,
     )
     assert [tuple(row) for row in attempts] == [("E", 7)] * 3
     assert (
-        _rows(
+        query_rows(
             server.database_url,
             "SELECT id FROM task_instance WHERE task_id = :t",
             t=after_bad.task_id,

@@ -1,10 +1,14 @@
-"""``herdsman server ...``: run, inspect and stop a server, and migrate its database."""
+"""``herdsman server ...``: run, inspect and stop a server, run its reaper, migrate its database."""
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from pathlib import Path
 
 import click
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from rich.markup import escape
 
 from herdsman.cli.common import (
@@ -15,8 +19,10 @@ from herdsman.cli.common import (
     redact_database_url,
 )
 from herdsman.client.embedded import embedded_server_status, probe_health, stop_embedded_server
-from herdsman.server.database import make_database
-from herdsman.server.migrate import upgrade
+from herdsman.core.logs import configure_logging
+from herdsman.server.database import Database, make_database
+from herdsman.server.migrate import alembic_config, upgrade
+from herdsman.server.reaper import reap, reap_periodically
 from herdsman.server.runner import serve
 
 __all__ = ["server", "start"]
@@ -147,3 +153,76 @@ def db_upgrade(database_url: str | None) -> None:
     finally:
         database.dispose()
     console.print(f"database {escape(redact_database_url(url))} is up to date", highlight=False)
+
+
+@server.command("reaper")
+@database_url_option
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds between passes [default: reaper.interval setting].",
+)
+@click.option("--once", is_flag=True, help="Do one pass now, print what it did, and exit.")
+@click.option("--log-level", type=_LOG_LEVELS, default=None, help="[default: log_level setting]")
+def reaper_command(
+    database_url: str | None, interval: float | None, once: bool, log_level: str | None
+) -> None:
+    """End runs whose swarm stopped heartbeating; settle resumed runs and finished workflows.
+
+    Every server does this in the background unless the reaper.enabled setting is false.
+    Deployments that disable it in their servers run one of these against the same database
+    instead; several at once are safe. Runs until SIGTERM or Ctrl-C; the first pass comes one
+    interval after the start, so swarms cut off by an outage can heartbeat again first.
+    """
+    settings = load_settings()
+    url = database_url or settings.resolved_database_url()
+    database = make_database(url)
+    try:
+        _require_current_schema(database)
+        if once:
+            report = reap(database)
+            for run in (*report.lapsed, *report.terminated):
+                console.print(
+                    f"workflow run {run.workflow_run_id} (workflow {run.workflow_id}): "
+                    f"{run.previous.value} -> {run.status.value}",
+                    highlight=False,
+                )
+            for workflow_id in report.completed_workflows:
+                console.print(f"workflow {workflow_id}: -> D", highlight=False)
+            console.print(f"reaper: {report.summary()}", highlight=False)
+            return
+        configure_logging(log_level or settings.log_level)
+        every = interval if interval is not None else settings.reaper.interval
+        console.print(
+            f"herdsman reaper on {escape(redact_database_url(url))}, every {every:g} s",
+            highlight=False,
+        )
+        asyncio.run(_reap_until_signalled(database, every))
+    finally:
+        database.dispose()
+
+
+async def _reap_until_signalled(database: Database, interval: float) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await reap_periodically(database, interval=interval, stop=stop)
+
+
+def _require_current_schema(database: Database) -> None:
+    """Refuse to reap a database whose schema is older (or newer) than this herdsman's.
+
+    The reaper never migrates: servers (or ``herdsman server db upgrade``) own the schema.
+    """
+    heads = set(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
+    with database.read_engine.connect() as connection:
+        current = set(MigrationContext.configure(connection).get_current_heads())
+    if current != heads:
+        shown = ", ".join(sorted(current)) or "none (an empty database)"
+        raise click.ClickException(
+            f"the database schema is at revision {shown}, but this herdsman needs "
+            f"{', '.join(sorted(heads))}; run `herdsman server db upgrade` with the same "
+            "database URL (or upgrade herdsman) first"
+        )

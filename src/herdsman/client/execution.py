@@ -9,22 +9,30 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from herdsman.core.schemas.gui import WorkflowDetailOut
+from herdsman.core.schemas.swarm import RunStatusOut
 
 if TYPE_CHECKING:
+    from herdsman.client.swarm.workflow_run import WorkflowRun
     from herdsman.client.workflow import Workflow
+    from herdsman.core.requester import Requester
+    from herdsman.distributor.process import DistributorProcess
 
-__all__ = ["ProgressReporter", "run_workflow"]
+__all__ = ["ProgressReporter", "drive_run", "resume_workflow_from_id", "run_workflow"]
 
 logger = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 5.0
+_RELEASE_POLL_SECONDS = 0.2
+# Statuses a run ends with when a new run takes its workflow over (T once it has let go).
+_TAKEN_OVER = frozenset({"C", "H", "T"})
 
 
 def run_workflow(
@@ -40,7 +48,6 @@ def run_workflow(
 ) -> str:
     """Run ``workflow`` to the end and return the run's final status letter."""
     from herdsman.client.swarm.workflow_run import WorkflowRun
-    from herdsman.distributor.process import DistributorProcess
 
     workflow.bind()
     resolver = workflow.resolver()
@@ -53,27 +60,110 @@ def run_workflow(
         requester=workflow.requester,
         **swarm_options,
     )
+    status = drive_run(
+        swarm,
+        clusters,
+        workflow.requester,
+        seconds_until_timeout=seconds_until_timeout,
+        distributor_startup_timeout=distributor_startup_timeout,
+        progress=progress,
+    )
+    _record_final_statuses(workflow, swarm.done_tasks, swarm.failed_tasks)
+    logger.info("workflow_run_finished", workflow_id=workflow.workflow_id, status=status)
+    return status
+
+
+def resume_workflow_from_id(
+    workflow_id: int,
+    *,
+    reset_running_jobs: bool = True,
+    fail_fast: bool = False,
+    seconds_until_timeout: int = 36_000,
+    distributor_startup_timeout: float = 180.0,
+    progress: bool = False,
+    resume_timeout: float = 300.0,
+    requester: Requester | None = None,
+    **swarm_options: Any,
+) -> str:
+    """Resume a workflow from the database alone, without the script that built it.
+
+    The DAG, resources and limits come from the server; a task's ``compute_resources_callable``
+    and callable or iterator resource scales, which live only in the script, are not
+    available, so numeric scales apply. Returns the new run's final status.
+    """
+    from herdsman.client.embedded import default_requester
+    from herdsman.client.swarm.workflow_run import WorkflowRun
+
+    requester = requester or default_requester()
+    detail = requester.get(f"/workflows/{workflow_id}", WorkflowDetailOut)
+    swarm = WorkflowRun.from_workflow_id(
+        workflow_id,
+        resume=True,
+        reset_running_jobs=reset_running_jobs,
+        resume_timeout=resume_timeout,
+        fail_fast=fail_fast,
+        requester=requester,
+        **swarm_options,
+    )
+    status = drive_run(
+        swarm,
+        detail.clusters,
+        requester,
+        seconds_until_timeout=seconds_until_timeout,
+        distributor_startup_timeout=distributor_startup_timeout,
+        progress=progress,
+    )
+    logger.info("workflow_run_finished", workflow_id=workflow_id, status=status)
+    return status
+
+
+def drive_run(
+    swarm: WorkflowRun,
+    clusters: Sequence[str],
+    requester: Requester,
+    *,
+    seconds_until_timeout: float,
+    distributor_startup_timeout: float,
+    progress: bool,
+) -> str:
+    """Start a distributor per cluster, run the swarm, and stop the distributors.
+
+    A run that a resume took over (C, H or T) waits for its distributors to leave on their own:
+    they carry out the kills the resume asked for, or (hot) watch running jobs to their end,
+    and the server then ends the run (T).
+    """
+    from herdsman.distributor.process import DistributorProcess
+
+    started = time.monotonic()
     with ExitStack() as stack:
         distributors = []
         for cluster in clusters:
             distributor = DistributorProcess(
-                swarm.workflow_run_id,
-                cluster,
-                workflow.requester.base_url,
-                after_seq=swarm.feed_position,
+                swarm.workflow_run_id, cluster, requester.base_url, after_seq=swarm.feed_position
             )
             stack.callback(distributor.stop)
             distributor.start(timeout=distributor_startup_timeout)
             distributors.append(distributor)
-        if progress:
-            stack.enter_context(ProgressReporter(workflow))
+        if progress and swarm.workflow_id is not None:
+            stack.enter_context(ProgressReporter(requester, swarm.workflow_id))
         status = swarm.run(
             lambda: all(d.is_alive() for d in distributors),
-            seconds_until_timeout=seconds_until_timeout,
+            seconds_until_timeout=int(seconds_until_timeout),
         )
-    _record_final_statuses(workflow, swarm.done_tasks, swarm.failed_tasks)
-    logger.info("workflow_run_finished", workflow_id=workflow.workflow_id, status=status)
+        if status in _TAKEN_OVER:
+            remaining = max(0.0, seconds_until_timeout - (time.monotonic() - started))
+            status = _wait_for_release(swarm.workflow_run_id, distributors, requester, remaining)
     return status
+
+
+def _wait_for_release(
+    run_id: int, distributors: Sequence[DistributorProcess], requester: Requester, timeout: float
+) -> str:
+    deadline = time.monotonic() + timeout
+    logger.info("workflow_run_letting_go", workflow_run_id=run_id, timeout=round(timeout, 1))
+    while any(d.is_alive() for d in distributors) and time.monotonic() < deadline:
+        time.sleep(_RELEASE_POLL_SECONDS)
+    return requester.get(f"/workflow_runs/{run_id}", RunStatusOut).status
 
 
 def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int]) -> None:
@@ -90,11 +180,13 @@ class ProgressReporter:
 
     def __init__(
         self,
-        workflow: Workflow,
+        requester: Requester,
+        workflow_id: int,
         interval: float = PROGRESS_INTERVAL_SECONDS,
         write: Callable[[str], None] | None = None,
     ) -> None:
-        self._workflow = workflow
+        self._requester = requester
+        self._workflow_id = workflow_id
         self._interval = interval
         self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
         self._stop = threading.Event()
@@ -115,9 +207,7 @@ class ProgressReporter:
 
     def _report(self) -> None:
         try:
-            detail = self._workflow.requester.get(
-                f"/workflows/{self._workflow.workflow_id}", WorkflowDetailOut
-            )
+            detail = self._requester.get(f"/workflows/{self._workflow_id}", WorkflowDetailOut)
         except Exception as error:  # progress is best effort; the run reports real failures
             logger.debug("progress_unavailable", error=str(error))
             return

@@ -18,7 +18,7 @@ from herdsman.client.task_template import TaskTemplate
 from herdsman.client.workflow import Workflow
 from herdsman.core.errors import WorkflowValidationError
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.client import IdOut, ToolIn, ToolOut
+from herdsman.core.schemas.client import IdOut, ToolIn, ToolOut, ToolVersionIn
 
 __all__ = ["Tool"]
 
@@ -86,7 +86,8 @@ class Tool:
 
     def get_new_tool_version(self) -> int:
         """Create a new version of this tool and make it the active one."""
-        version = self.requester.post(f"/tools/{self.id}/versions", None, IdOut)
+        body = ToolVersionIn(request_key=uuid.uuid4().hex)  # one name for all retries
+        version = self.requester.post(f"/tools/{self.id}/versions", body, IdOut)
         self._version_id = version.id
         return version.id
 

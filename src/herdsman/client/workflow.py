@@ -26,6 +26,7 @@ from herdsman.core.schemas.gui import FailedTaskOut, WorkflowErrorsOut
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool
+    from herdsman.core.schemas.swarm import ConcurrencyOut
 
 __all__ = ["Workflow"]
 
@@ -226,6 +227,7 @@ class Workflow:
         reset_running_jobs: bool = True,
         distributor_startup_timeout: float = 180.0,
         progress: bool = False,
+        resume_timeout: float = 300.0,
         **swarm_options: Any,
     ) -> str:
         """Bind, run every task to the end, and return the run's final status.
@@ -233,7 +235,10 @@ class Workflow:
         "D" when every task is done, "E" otherwise (also after ``seconds_until_timeout``, when
         jobs already submitted keep running). Afterwards each task's ``status`` is final and
         :meth:`get_errors` reports the failed tasks. ``resume`` continues a workflow that ran
-        before; ``reset_running_jobs`` then kills what the old run left running.
+        before: only one run holds a workflow, so the earlier run is told to let go first.
+        ``reset_running_jobs`` (cold) kills the jobs it left running; without it (hot) they
+        may finish and their results count. The new run waits up to ``resume_timeout``
+        seconds for the earlier run's kills to be confirmed, then takes over regardless.
         ``swarm_options`` go to :class:`herdsman.client.swarm.workflow_run.WorkflowRun`.
         """
         from herdsman.client.execution import run_workflow
@@ -246,7 +251,7 @@ class Workflow:
             reset_running_jobs=reset_running_jobs,
             distributor_startup_timeout=distributor_startup_timeout,
             progress=progress,
-            swarm_options=swarm_options,
+            swarm_options={**swarm_options, "resume_timeout": resume_timeout},
         )
 
     def get_errors(self, limit: int = 1000) -> dict[int, FailedTaskOut]:
@@ -257,6 +262,26 @@ class Workflow:
             f"/workflows/{self.workflow_id}/errors", WorkflowErrorsOut, params={"limit": limit}
         )
         return {task.task_id: task for task in reply.tasks}
+
+    def set_max_concurrently_running(
+        self, limit: int, task_template_name: str | None = None
+    ) -> ConcurrencyOut:
+        """Change the bound workflow's limit (or one template's) on the server, e.g. while it runs.
+
+        The running swarm obeys it from its next heartbeat; 0 pauses launching. This object's
+        own settings are left as they were, so binding it again (a resume) keeps the value set
+        here; a script that binds a different limit replaces it. Returns the limits in force.
+        """
+        from herdsman.client.control import set_max_concurrently_running
+
+        if self.workflow_id is None:
+            raise WorkflowValidationError("the workflow is not bound yet; bind() or run() it first")
+        return set_max_concurrently_running(
+            self.workflow_id,
+            limit,
+            task_template_name=task_template_name,
+            requester=self.requester,
+        )
 
     def __repr__(self) -> str:
         return (

@@ -15,6 +15,8 @@ Keys (also shown by ``herdsman config show``):
 ``http.timeout``            seconds one HTTP request may take (default 120)
 ``http.retries``            attempts for a request that failed in transport (default 5)
 ``bind.chunk_size``         tasks per bind request (default 10000)
+``reaper.enabled``          whether each server runs the reaper (default true)
+``reaper.interval``         seconds between the reaper's passes (default 30)
 ``log_level``               debug, info, warning or error (default warning)
 ==========================  ==================================================================
 """
@@ -37,6 +39,7 @@ from pydantic_settings import (
 __all__ = [
     "BindSettings",
     "HttpSettings",
+    "ReaperSettings",
     "ServerSettings",
     "Settings",
     "config_file_path",
@@ -105,6 +108,18 @@ class BindSettings(BaseModel):
     chunk_size: int = Field(default=10_000, ge=1, le=100_000)
 
 
+class ReaperSettings(BaseModel):
+    """How servers end what nobody heartbeats any more (see :mod:`herdsman.server.reaper`).
+
+    A run is reaped once its swarm missed its own report-by time; ``interval`` only bounds how
+    late that is noticed. Deployments with many server processes may disable it in every server
+    and run one ``herdsman server reaper`` instead.
+    """
+
+    enabled: bool = True
+    interval: float = Field(default=30.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All of herdsman's settings. Build with keyword arguments to override everything else."""
 
@@ -120,6 +135,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     bind: BindSettings = Field(default_factory=BindSettings)
+    reaper: ReaperSettings = Field(default_factory=ReaperSettings)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     @field_validator("server_url")

@@ -23,7 +23,7 @@ from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.distributor.plugin import load_plugin
 from herdsman.distributor.process import READY_MARKER
-from herdsman.distributor.service import DistributorService, ExitReason
+from herdsman.distributor.service import DistributorConfig, DistributorService, ExitReason
 
 __all__ = ["main"]
 
@@ -77,7 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.error("distributor_start_failed", error=error.message)
                 return 1
             service = DistributorService(
-                requester, args.workflow_run_id, plugin, after_seq=args.after_seq
+                requester,
+                args.workflow_run_id,
+                plugin,
+                config=DistributorConfig.from_parameters(cluster.parameters),
+                after_seq=args.after_seq,
+                cluster_name=args.cluster_name,
             )
 
             def on_signal(signum: int, _frame: FrameType | None) -> None:

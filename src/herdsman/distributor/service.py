@@ -3,13 +3,24 @@
 One distributor serves one workflow run. Each pass of :meth:`DistributorService.run` reads:
 
 1. a stop was requested (SIGTERM/SIGINT)? -> exit
-2. the run reached a final status? -> exit
+2. the run has ended and none of its instances lives any more? -> exit
 3. the safety-net poll is due? -> :meth:`~DistributorService.check_run` (the run's status)
-4. queued instances were seen, or the poll is due? -> :meth:`~DistributorService.launch_queued`:
-   claim them in bulk (Q -> I), group them into batches of one array, queue and resources,
-   submit each batch through the plugin, record the job ids (I -> O) or the refusal (I -> W)
-5. wait on the change feed (:meth:`~DistributorService.follow_changes`) for the next instance
-   or run status change, at most until the next poll is due
+4. queued instances were seen, or the poll is due, and the run has not ended? ->
+   :meth:`~DistributorService.launch_queued`: claim them in bulk (Q -> I), group them into
+   batches of one array, queue and resources, submit each batch through the plugin, record
+   the job ids (I -> O) or the refusal (I -> W)
+5. kill requests were seen, the run has ended, or triage is due? ->
+   :meth:`~DistributorService.triage`: the server moves overdue running instances to T; the
+   plugin says which launched jobs vanished (O -> X -> E), what became of the silent ones
+   (T -> Z, E or U), and kills the instances told to die (K -> F)
+6. wait on the change feed (:meth:`~DistributorService.follow_changes`) for the next instance
+   or run status change, at most until the next poll or triage is due
+
+A run that ended (error, stop, resume) schedules nothing more, but its distributor stays while
+the run still has live instances: a hot resume lets running jobs finish and count, and only
+the distributor can tell the cluster to kill jobs or notice that they vanished. When it leaves
+(the run's instances are all final, or it was told to stop), it triages once more after its
+plugin stopped, so nothing it launched is left launched without a job.
 
 The change feed makes a queued instance reach the cluster within milliseconds; the poll every
 ``poll_interval`` seconds only catches what the feed could have missed. Every step is a method
@@ -28,25 +39,33 @@ import enum
 import json
 import threading
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
-from herdsman.core.errors import ServerUnavailableError
+from herdsman.core.errors import HerdsmanError, ServerUnavailableError
 from herdsman.core.schemas.distributor import (
     ClaimedInstance,
     ClaimedOut,
     ClaimIn,
+    InstanceRef,
+    KilledIn,
     LaunchedIn,
     LaunchedItem,
     SubmitFailedIn,
     TransitionsOut,
+    TriagedIn,
+    TriagedItem,
+    TriageOut,
 )
 from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
 from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
 from herdsman.distributor.plugin import ClusterPlugin, PluginRequester, SubmitBatch, SubmitError
+from herdsman.plugins._local import float_parameter
 
 __all__ = [
     "FINAL_RUN_STATUSES",
@@ -56,6 +75,7 @@ __all__ = [
     "ExitReason",
     "FeedUpdate",
     "LaunchReport",
+    "TriageReport",
     "group_batches",
 ]
 
@@ -79,13 +99,28 @@ class ExitReason(enum.StrEnum):
 
 @dataclass(frozen=True)
 class DistributorConfig:
-    """Timing of the loop, in seconds, and the claim size."""
+    """Timing of the loop, in seconds, and the claim size.
+
+    ``triage_interval``: how often the run's launched and silent instances are checked with
+    the cluster. A lost job is noticed this late at most (a silent worker, after its
+    report-by time); each check costs one server request and one plugin query for all jobs.
+    """
 
     poll_interval: float = 10.0
     feed_timeout: float = 10.0
+    triage_interval: float = 30.0
     claim_limit: int = 10_000
     unreachable_pause: float = 2.0
     max_unreachable_seconds: float = 600.0
+
+    @classmethod
+    def from_parameters(cls, parameters: Mapping[str, Any]) -> DistributorConfig:
+        """The defaults, with ``poll_interval`` and ``triage_interval`` from the cluster's."""
+        values = dict(parameters)
+        return cls(
+            poll_interval=float_parameter(values, "poll_interval", cls.poll_interval),
+            triage_interval=float_parameter(values, "triage_interval", cls.triage_interval),
+        )
 
 
 @dataclass(frozen=True)
@@ -94,6 +129,20 @@ class FeedUpdate:
 
     queued: bool
     run_status: WorkflowRunStatus | None
+    kill: bool = False
+
+
+@dataclass(frozen=True)
+class TriageReport:
+    """What one :meth:`DistributorService.triage` did.
+
+    ``live``: the run's instances that were not final when the pass began; the distributor of
+    an ended run leaves when a pass begins with none.
+    """
+
+    live: int = 0
+    lost: int = 0
+    killed: int = 0
 
 
 @dataclass(frozen=True)
@@ -157,6 +206,8 @@ class _Totals:
 class DistributorService:
     """Claims and submits the queued instances of workflow run ``workflow_run_id``.
 
+    ``cluster_name``: claim only instances of tasks on that cluster (None: all of the run's).
+
     Owns neither the requester nor the plugin's construction; :meth:`run` starts and stops the
     plugin. Not thread-safe, except :meth:`request_stop` and :meth:`handle_signal`.
     """
@@ -169,6 +220,7 @@ class DistributorService:
         *,
         config: DistributorConfig | None = None,
         after_seq: int = 0,
+        cluster_name: str | None = None,
     ) -> None:
         self._requester = requester
         self.workflow_run_id = workflow_run_id
@@ -176,6 +228,7 @@ class DistributorService:
         self._config = config or DistributorConfig()
         self.workflow_id: int | None = None
         self.after_seq = after_seq
+        self.cluster_name = cluster_name
         self._totals = _Totals()
         self._unsent_launched: list[LaunchedItem] = []
         self._unsent_failed: list[SubmitFailedIn] = []
@@ -194,30 +247,51 @@ class DistributorService:
             return self._loop()
         finally:
             self._plugin.stop()
+            self._settle_after_stop()
+
+    def _settle_after_stop(self) -> None:
+        """Triage once more: what the stopped plugin no longer runs must not stay launched."""
+        try:
+            self.triage()
+        except HerdsmanError as error:
+            self._log.warning("distributor_final_triage_failed", error=error.message)
 
     def _loop(self) -> DistributorResult:
         config = self._config
         status: WorkflowRunStatus | None = None
-        next_poll = 0.0  # claim and check the run at once: the start is a safety-net poll
+        live: int | None = None  # the run's live instances at the last triage
+        next_poll = next_triage = 0.0  # the start is a safety-net poll and a triage
         claim_now = True
         unreachable_since: float | None = None
         while True:
+            ended = status in FINAL_RUN_STATUSES
             if self._stop.is_set():
                 return self._exit(ExitReason.STOP_REQUESTED, status)
-            if status in FINAL_RUN_STATUSES:
+            if ended and live == 0:
                 return self._exit(ExitReason.RUN_FINISHED, status)
             try:
-                poll_due = time.monotonic() >= next_poll
-                if poll_due:
-                    status = self.check_run()
-                    next_poll = time.monotonic() + config.poll_interval
-                    if status in FINAL_RUN_STATUSES:
-                        continue
-                if claim_now or poll_due:
+                now = time.monotonic()
+                if now >= next_poll:
+                    status, claim_now = self.check_run(), True
+                    next_poll = now + config.poll_interval
+                    if status in FINAL_RUN_STATUSES and not ended:
+                        next_triage = now  # the run just ended: see what still lives
+                    ended = status in FINAL_RUN_STATUSES
+                if claim_now and not ended:
                     self.launch_queued()
-                wait = min(config.feed_timeout, max(0.0, next_poll - time.monotonic()))
-                update = self.follow_changes(wait)
+                if now >= next_triage:
+                    report = self.triage()
+                    live = report.live
+                    # Look again at once after acting: a pass that finds nothing live ends it.
+                    acted = report.lost or report.killed
+                    next_triage = now if acted else now + config.triage_interval
+                    if ended and live == 0:
+                        continue
+                wait = min(config.feed_timeout, next_poll - now, next_triage - now)
+                update = self.follow_changes(max(0.0, wait))
                 claim_now = update.queued
+                if update.kill or (update.run_status in FINAL_RUN_STATUSES and not ended):
+                    next_triage = 0.0
                 status = update.run_status or status
                 unreachable_since = None
             except _StopRequested:
@@ -280,14 +354,16 @@ class DistributorService:
         finally:
             self._waiting_on_feed = False
         self.after_seq = max(self.after_seq, feed.last_seq)
-        queued = False
+        queued = kill = False
         run_status: WorkflowRunStatus | None = None
         for change in feed.changes:
             if change.kind == "I" and change.status == TaskInstanceStatus.QUEUED:
                 queued = True
+            elif change.kind == "I" and change.status == TaskInstanceStatus.KILL_SELF:
+                kill = True
             elif change.kind == "R" and change.id == self.workflow_run_id:
                 run_status = WorkflowRunStatus(change.status)
-        return FeedUpdate(queued=queued, run_status=run_status)
+        return FeedUpdate(queued=queued, run_status=run_status, kill=kill)
 
     def launch_queued(self) -> LaunchReport:
         """Claim every queued instance of the run, submit them, and record the outcome."""
@@ -296,7 +372,12 @@ class DistributorService:
         while True:
             reply = self._requester.post(
                 f"/workflow_runs/{self.workflow_run_id}/claim",
-                ClaimIn(limit=self._config.claim_limit),
+                # A fresh name per claim: the requester's retries of it reuse the name.
+                ClaimIn(
+                    limit=self._config.claim_limit,
+                    cluster_name=self.cluster_name,
+                    claim_id=uuid.uuid4().hex,
+                ),
                 ClaimedOut,
             )
             claimed += len(reply.instances)
@@ -315,6 +396,75 @@ class DistributorService:
                 "distributor_launched", claimed=claimed, launched=launched, failed=failed
             )
         return LaunchReport(claimed=claimed, launched=launched, failed=failed)
+
+    def triage(self) -> TriageReport:
+        """Check the run's launched, silent and doomed instances with the cluster; report."""
+        reply = self._requester.post(
+            f"/workflow_runs/{self.workflow_run_id}/triage", None, TriageOut
+        )
+        items = self._vanished(reply.launched) + self._silent(reply.triaging)
+        if items:
+            self._requester.post("/task_instances/triaged", TriagedIn(items=items), TransitionsOut)
+            self._log.info("distributor_triaged", instances=len(items))
+        if reply.kill:
+            jobs = [ref.distributor_id for ref in reply.kill if ref.distributor_id]
+            if jobs:
+                self._plugin.terminate(jobs)
+            ids = [ref.task_instance_id for ref in reply.kill]
+            self._requester.post(
+                "/task_instances/killed", KilledIn(task_instance_ids=ids), TransitionsOut
+            )
+            self._log.info("distributor_killed", instances=len(ids), jobs=len(jobs))
+        return TriageReport(live=reply.live, lost=len(items), killed=len(reply.kill))
+
+    def _vanished(self, launched: Sequence[InstanceRef]) -> list[TriagedItem]:
+        """Launched instances whose jobs the cluster no longer has: they never started."""
+        jobs = [ref.distributor_id for ref in launched if ref.distributor_id]
+        known = self._plugin.submitted_or_running(jobs) if jobs else set()
+        items = []
+        for ref in launched:
+            job = ref.distributor_id
+            if job is None or job in known:
+                continue
+            _, info = self._plugin.remote_exit_info(job)
+            message = (
+                f"job {job} was submitted but never reported running, and the cluster no "
+                f"longer has it ({info}); check the cluster's records of the job: was it "
+                "cancelled, did its node fail, or could the node not reach the herdsman server?"
+            )
+            items.append(
+                TriagedItem(task_instance_id=ref.task_instance_id, status="E", message=message)
+            )
+        return items
+
+    def _silent(self, triaging: Sequence[InstanceRef]) -> list[TriagedItem]:
+        """Instances that stopped heart-beating: what the cluster says became of their jobs."""
+        jobs = [ref.distributor_id for ref in triaging if ref.distributor_id]
+        running = self._plugin.submitted_or_running(jobs) if jobs else set()
+        if running:
+            # Alive on the cluster but silent: it cannot report its outcome, so it is killed
+            # and its task retried rather than left to hold a slot.
+            self._plugin.terminate(sorted(running))
+        items = []
+        for ref in triaging:
+            job = ref.distributor_id
+            if job is None:
+                status, message = "U", "it stopped reporting and has no cluster job id"
+            elif job in running:
+                status, message = (
+                    "U",
+                    (
+                        f"it stopped reporting while job {job} still ran; the job was killed so "
+                        "the task can be retried (can the node reach the herdsman server?)"
+                    ),
+                )
+            else:
+                status, info = self._plugin.remote_exit_info(job)
+                message = f"it stopped reporting; the cluster says: {info}"
+            items.append(
+                TriagedItem(task_instance_id=ref.task_instance_id, status=status, message=message)
+            )
+        return items
 
     def flush_reports(self) -> None:
         """Send launch and failure reports that are still unsent; keep them if that fails."""

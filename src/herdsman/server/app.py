@@ -8,6 +8,10 @@ sends should produce a 500.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
@@ -17,35 +21,87 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from herdsman import __version__
+from herdsman.core.config import ReaperSettings, Settings
 from herdsman.core.errors import HerdsmanError
 from herdsman.core.schemas import API_PREFIX
 from herdsman.server.database import Database, make_database
 from herdsman.server.feed import ChangeNotifier
 from herdsman.server.migrate import upgrade
-from herdsman.server.routes import client, distributor, gui, swarm, worker
+from herdsman.server.reaper import reap_periodically
+from herdsman.server.routes import client, control, distributor, gui, swarm, task_resources, worker
 
 __all__ = ["create_app", "database_of"]
 
 logger = structlog.get_logger(__name__)
 
 
-def create_app(database_url: str, *, upgrade_schema: bool = True) -> FastAPI:
-    """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first."""
+# A reaper pass under way at shutdown is given this long to finish before it is abandoned.
+REAPER_STOP_SECONDS = 10.0
+
+
+def create_app(
+    database_url: str, *, upgrade_schema: bool = True, reaper: ReaperSettings | None = None
+) -> FastAPI:
+    """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
+
+    ``reaper`` says whether and how often the app runs the reaper while it serves (from its
+    lifespan's start to its end); None takes the ``reaper`` settings. Pass
+    ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own.
+    """
+    reaper = reaper if reaper is not None else Settings().reaper
     database = make_database(database_url)
     if upgrade_schema:
         upgrade(database)
+    notifier = ChangeNotifier()
     app = FastAPI(
         title="herdsman",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
+        lifespan=_lifespan(database, notifier, reaper),
     )
     app.state.database = database
-    app.state.notifier = ChangeNotifier()
-    for routes in (client, swarm, distributor, worker, gui):
+    app.state.notifier = notifier
+    for routes in (client, swarm, task_resources, distributor, worker, gui, control):
         app.include_router(routes.router, prefix=API_PREFIX)
     _add_error_handlers(app)
     return app
+
+
+def _lifespan(
+    database: Database, notifier: ChangeNotifier, reaper: ReaperSettings
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Runs the reaper beside the routes while the app serves, when it is enabled."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not reaper.enabled:
+            logger.info("reaper_disabled")
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            reap_periodically(
+                database,
+                interval=reaper.interval,
+                stop=stop,
+                notifier=notifier,
+            ),
+            name="herdsman-reaper",
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            # A pass under way holds database connections, which the server closes next.
+            done, _ = await asyncio.wait({task}, timeout=REAPER_STOP_SECONDS)
+            if not done:
+                logger.warning("reaper_stop_timed_out", seconds=REAPER_STOP_SECONDS)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
 
 
 def database_of(app: FastAPI) -> Database:

@@ -75,13 +75,23 @@ def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
     tool_id = session.scalars(select(models.Tool.id).where(models.Tool.name == name)).one()
     versions = _tool_version_ids(session, tool_id)
     if not versions:
-        versions = [new_tool_version(session, tool_id)]
+        versions = [new_tool_version(session, tool_id, None)]
     return schemas.ToolOut(id=tool_id, name=name, version_ids=versions)
 
 
-def new_tool_version(session: Session, tool_id: int) -> int:
+def new_tool_version(session: Session, tool_id: int, request_key: str | None) -> int:
+    """A new version of the tool; the same ``request_key`` again answers the same version."""
     _require(session, models.Tool, tool_id, "tool_id")
-    version = models.ToolVersion(tool_id=tool_id)
+    if request_key is not None:
+        existing = session.scalar(
+            select(models.ToolVersion.id).where(
+                models.ToolVersion.tool_id == tool_id,
+                models.ToolVersion.request_key == request_key,
+            )
+        )
+        if existing is not None:
+            return existing
+    version = models.ToolVersion(tool_id=tool_id, request_key=request_key)
     session.add(version)
     session.flush()
     return version.id
@@ -247,6 +257,8 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
             f"or resume workflow {existing.id} with its original tasks",
             details={"workflow_id": existing.id},
         )
+    if not created and existing.bound_max_concurrently_running != request.max_concurrently_running:
+        _rebind_workflow_limit(session, existing, request.max_concurrently_running)
     return schemas.WorkflowOut(
         id=existing.id,
         status=existing.status,
@@ -258,11 +270,37 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
 def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
     now = sql.timestamp(session, models.utcnow())
     row = request.model_dump(exclude={"attributes"})
-    row.update(status="G", status_date=now, created_date=now)
+    row.update(
+        status="G",
+        status_date=now,
+        created_date=now,
+        bound_max_concurrently_running=request.max_concurrently_running,
+    )
     insert_ignore(session, models.Workflow, tuple(row), [tuple(row.values())])
 
 
+def _rebind_workflow_limit(session: Session, workflow: models.Workflow, limit: int) -> None:
+    """The client sends a limit other than the one it bound last: a new setting, which wins
+    over a limit changed while running (the same value again would keep that one)."""
+    logger.info(
+        "workflow_limit_rebound",
+        workflow_id=workflow.id,
+        previous=workflow.max_concurrently_running,
+        max_concurrently_running=limit,
+    )
+    session.execute(
+        update(models.Workflow)
+        .where(models.Workflow.id == workflow.id)
+        .values(max_concurrently_running=limit, bound_max_concurrently_running=limit)
+    )
+
+
 def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.ArrayIn]) -> list[int]:
+    """Ids of the workflow's arrays, creating those that are new.
+
+    An existing array keeps its limit in force unless the client sends a limit other than the
+    one it bound last: see ``Array.bound_max_concurrently_running``.
+    """
     _require(session, models.Workflow, workflow_id, "workflow_id")
     now = sql.timestamp(session, models.utcnow())
     insert_ignore(
@@ -273,22 +311,49 @@ def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.Arr
             "task_template_version_id",
             "name",
             "max_concurrently_running",
+            "bound_max_concurrently_running",
             "created_date",
         ),
         [
-            (workflow_id, a.task_template_version_id, a.name, a.max_concurrently_running, now)
+            (
+                workflow_id,
+                a.task_template_version_id,
+                a.name,
+                a.max_concurrently_running,
+                a.max_concurrently_running,
+                now,
+            )
             for a in arrays
         ],
     )
     version_ids = [array.task_template_version_id for array in arrays]
-    found = lookup_ids(
+    found = lookup_rows(
         session,
         models.Array,
         "task_template_version_id",
         version_ids,
+        ("id", "bound_max_concurrently_running"),
         where=("workflow_id", workflow_id),
     )
-    return [found[version_id] for version_id in version_ids]
+    for array in arrays:
+        array_id, bound = found[array.task_template_version_id]
+        if bound != array.max_concurrently_running:
+            _rebind_array_limit(session, workflow_id, array_id, array.max_concurrently_running)
+    return [found[version_id][0] for version_id in version_ids]
+
+
+def _rebind_array_limit(session: Session, workflow_id: int, array_id: int, limit: int) -> None:
+    logger.info(
+        "array_limit_rebound",
+        workflow_id=workflow_id,
+        array_id=array_id,
+        max_concurrently_running=limit,
+    )
+    session.execute(
+        update(models.Array)
+        .where(models.Array.id == array_id)
+        .values(max_concurrently_running=limit, bound_max_concurrently_running=limit)
+    )
 
 
 def resources_hash(item: schemas.ResourcesItemIn) -> str:

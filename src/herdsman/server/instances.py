@@ -33,15 +33,22 @@ from herdsman.server.bulk import chunked
 from herdsman.server.feed import ChangeRecorder
 
 __all__ = [
+    "LIVE_INSTANCE_STATUSES",
     "claim",
+    "count_kills_waiting",
     "finish_without_running",
+    "force_kills_done",
     "instance_done",
     "instance_error",
     "instance_heartbeat",
     "instance_running",
+    "kills_done",
     "launched",
     "queue_tasks",
+    "request_kills",
     "submit_failed",
+    "triage_scan",
+    "triaged",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -274,48 +281,95 @@ def queue_tasks(
 
 
 def claim(
-    session: Session, run_id: int, limit: int, recorder: ChangeRecorder
+    session: Session, run_id: int, request: dschemas.ClaimIn, recorder: ChangeRecorder
 ) -> dschemas.ClaimedOut:
-    """Move up to ``limit`` queued instances of the run to I and describe them for submission."""
+    """Move up to ``limit`` queued instances of the run to I and describe them for submission.
+
+    A replayed claim (same ``claim_id``) answers with what the first one took, so instances
+    whose claim answer was lost on the network are not stranded in I.
+    """
     workflow_id = _workflow_of_run(session, run_id)
-    # Lock only the instances (their tasks and shared resource rows stay free), and skip those
-    # another claimer holds: two distributors never block each other or take one instance.
-    lock = " FOR UPDATE SKIP LOCKED" if sql.for_update(session) else ""
-    ids = [
-        row[0]
-        for row in sql.fetch_all(
-            session,
-            "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'Q' "
-            f"ORDER BY id LIMIT ?{lock}",
-            (run_id, limit),
-        )
-    ]
+    replayed = _claimed_before(session, run_id, request.claim_id)
+    if replayed:
+        return _describe_claimed(session, run_id, workflow_id, replayed)
+    ids = _claimable(session, run_id, request)
     now = models.utcnow()
-    claimed: list[dschemas.ClaimedInstance] = []
+    stamp = sql.timestamp(session, now)
     for part in chunked(ids, _CHUNK):
-        details = sql.fetch_all(
+        tasks = sql.fetch_all(
             session,
-            "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested, t.status "
-            "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
-            "JOIN task_resources r ON r.id = ti.task_resources_id "
-            f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
+            f"SELECT ti.id, ti.task_id, t.status FROM task_instance ti JOIN task t "
+            f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
             part,
         )
-        stamp = sql.timestamp(session, now)
         sql.execute_many(
             session,
-            "UPDATE task_instance SET status = 'I', status_date = ? WHERE id = ?",
-            [(stamp, row[0]) for row in details],
+            "UPDATE task_instance SET status = 'I', status_date = ?, claim_id = ? WHERE id = ?",
+            [(stamp, request.claim_id, row[0]) for row in tasks],
         )
         sql.execute_many(
             session,
             "UPDATE task SET status = 'I', status_date = ? WHERE id = ? AND status = 'Q'",
-            [(stamp, row[1]) for row in details],
+            [(stamp, row[1]) for row in tasks],
         )
-        for instance_id, task_id, array_id, name, command, requested, task_status in details:
+        for instance_id, task_id, task_status in tasks:
             recorder.instance(workflow_id, instance_id, "I", task_id)
             if task_status == "Q":
                 recorder.task(workflow_id, task_id, "I")
+    return _describe_claimed(session, run_id, workflow_id, ids)
+
+
+def _claimed_before(session: Session, run_id: int, claim_id: str | None) -> list[int]:
+    if claim_id is None:
+        return []
+    return [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'I' "
+            "AND claim_id = ? ORDER BY id",
+            (run_id, claim_id),
+        )
+    ]
+
+
+def _claimable(session: Session, run_id: int, request: dschemas.ClaimIn) -> list[int]:
+    """The oldest queued instances of the run (on the named cluster), locked for this claim."""
+    # Lock only the instances (their tasks and shared resource rows stay free), and skip those
+    # another claimer holds: two distributors never block each other or take one instance.
+    lock = " FOR UPDATE SKIP LOCKED" if sql.for_update(session) else ""
+    where = ""
+    params: list[object] = [run_id]
+    if request.cluster_name is not None:
+        where = (
+            " AND EXISTS (SELECT 1 FROM task t JOIN cluster c ON c.id = t.cluster_id "
+            "WHERE t.id = task_instance.task_id AND c.name = ?)"
+        )
+        params.append(request.cluster_name)
+    return [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            f"SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'Q'{where} "
+            f"ORDER BY id LIMIT ?{lock}",
+            (*params, request.limit),
+        )
+    ]
+
+
+def _describe_claimed(
+    session: Session, run_id: int, workflow_id: int, ids: Sequence[int]
+) -> dschemas.ClaimedOut:
+    claimed: list[dschemas.ClaimedInstance] = []
+    for part in chunked(list(ids), _CHUNK):
+        for instance_id, task_id, array_id, name, command, requested in sql.fetch_all(
+            session,
+            "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested "
+            "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
+            "JOIN task_resources r ON r.id = ti.task_resources_id "
+            f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
+            part,
+        ):
             resources = json.loads(requested)
             claimed.append(
                 dschemas.ClaimedInstance(
@@ -445,6 +499,15 @@ def instance_running(
     assert details is not None
     name, command, requested = details
     resources = json.loads(requested)
+    # Canonical requests are positive numbers (GiB, seconds); anything else is no request the
+    # wrapper could enforce, so it is left out rather than failing the worker's start.
+    limits = {
+        key: float(value)
+        for key in ("memory", "runtime")
+        if isinstance(value := resources.get(key), int | float)
+        and not isinstance(value, bool)
+        and value > 0
+    }
     return wschemas.InstanceRunningOut(
         status=row.status,
         task_instance_id=row.id,
@@ -455,6 +518,8 @@ def instance_running(
         command=command,
         stdout_dir=resources.get("stdout"),
         stderr_dir=resources.get("stderr"),
+        memory=limits.get("memory"),
+        runtime=limits.get("runtime"),
     )
 
 
@@ -521,3 +586,165 @@ def _record_outcome(
 
 def _report_by(now: dt.datetime, seconds: float) -> dt.datetime:
     return now + dt.timedelta(seconds=seconds)
+
+
+# --- the distributor triages lost instances and carries out kills ---------------------------------
+
+# Instance statuses that still need someone: the cluster has (or may have) a job for them.
+LIVE_INSTANCE_STATUSES = ("I", "O", "R", "T", "X", "K")
+
+
+def triage_scan(session: Session, run_id: int, recorder: ChangeRecorder) -> dschemas.TriageOut:
+    """Move the run's overdue running instances to T; list what the distributor must check.
+
+    An instance is overdue when its worker's last report promised the next one by a time now
+    past. Whether it died, was killed for resources or merely lost its network is for the
+    cluster to say, so the distributor asks the plugin and reports through :func:`triaged`.
+    """
+    run = sql.fetch_one(
+        session, "SELECT workflow_id, status FROM workflow_run WHERE id = ?", (run_id,)
+    )
+    if run is None:
+        raise NotFoundError(f"workflow run {run_id} does not exist", details={"value": run_id})
+    now = models.utcnow()
+    overdue = [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'R' "
+            "AND report_by_date < ?",
+            (run_id, sql.timestamp(session, now)),
+        )
+    ]
+    for row in _load(session, overdue):
+        if _move(session, row, _I.TRIAGING, recorder, now=now) is Transition.VALID:
+            logger.info("task_instance_overdue", task_instance_id=row.id, task_id=row.task_id)
+    refs: dict[str, list[dschemas.InstanceRef]] = {"O": [], "T": [], "X": [], "K": []}
+    live = 0
+    for instance_id, distributor_id, status in sql.fetch_all(
+        session,
+        "SELECT id, distributor_id, status FROM task_instance WHERE workflow_run_id = ? "
+        f"AND status IN {sql.in_list(len(LIVE_INSTANCE_STATUSES))} ORDER BY id",
+        (run_id, *LIVE_INSTANCE_STATUSES),
+    ):
+        live += 1
+        if status in refs:
+            refs[status].append(
+                dschemas.InstanceRef(
+                    task_instance_id=instance_id, distributor_id=distributor_id, status=status
+                )
+            )
+    return dschemas.TriageOut(
+        workflow_run_id=run_id,
+        run_status=run[1],
+        launched=refs["O"],
+        triaging=refs["T"] + refs["X"],
+        kill=refs["K"],
+        live=live,
+    )
+
+
+def triaged(
+    session: Session, request: dschemas.TriagedIn, recorder: ChangeRecorder
+) -> dschemas.TransitionsOut:
+    """Record what the cluster said: T -> E/Z/U, or O -> X -> E for a job that never ran.
+
+    Each outcome is an error of the attempt, so the task moves on as after any error: a retry,
+    resource adjustment (Z) or F. An instance that reported meanwhile (it is R or final now)
+    is left alone: its own report is better evidence than the cluster's.
+    """
+    by_id = {item.task_instance_id: item for item in request.items}
+    rows = _load(session, list(by_id))
+    now = models.utcnow()
+    for row in rows:
+        item = by_id[row.id]
+        if row.status == _I.LAUNCHED.value:
+            if _move(session, row, _I.NO_HEARTBEAT, recorder, now=now) is not Transition.VALID:
+                continue
+            target = _I.ERROR
+        elif row.status == _I.NO_HEARTBEAT.value:
+            target = _I.ERROR
+        elif row.status == _I.TRIAGING.value:
+            target = _I(item.status)
+        else:
+            continue
+        if _move(session, row, target, recorder, now=now) is Transition.VALID:
+            _log_error(session, row.id, item.message, now)
+            _task_after_error(session, row, recorder, now=now)
+    return _transitions(list(by_id), rows)
+
+
+def request_kills(
+    session: Session,
+    run_id: int,
+    statuses: Sequence[str],
+    recorder: ChangeRecorder,
+) -> int:
+    """Tell the run's instances in ``statuses`` to die (-> K); how many now wait for a kill.
+
+    Queued instances have no job yet, so their kill is settled at once (K -> F); the others
+    wait for the run's distributor (or, for a running one, its worker's next heartbeat).
+    """
+    if not statuses:
+        return 0
+    ids = [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            "SELECT id FROM task_instance WHERE workflow_run_id = ? "
+            f"AND status IN {sql.in_list(len(statuses))}",
+            (run_id, *statuses),
+        )
+    ]
+    now = models.utcnow()
+    waiting = 0
+    for row in _load(session, ids):
+        was_queued = row.status == _I.QUEUED.value
+        if _move(session, row, _I.KILL_SELF, recorder, now=now) is not Transition.VALID:
+            continue
+        if was_queued:
+            _move(session, row, _I.ERROR_FATAL, recorder, now=now)
+        else:
+            waiting += 1
+    if ids:
+        logger.info("kills_requested", workflow_run_id=run_id, instances=len(ids), waiting=waiting)
+    return waiting
+
+
+def kills_done(
+    session: Session, request: dschemas.KilledIn, recorder: ChangeRecorder
+) -> tuple[dschemas.TransitionsOut, set[int]]:
+    """K -> F for each killed instance; also the ids of the runs they belong to."""
+    rows = _load(session, request.task_instance_ids)
+    now = models.utcnow()
+    for row in rows:
+        _move(session, row, _I.ERROR_FATAL, recorder, now=now)
+    return _transitions(request.task_instance_ids, rows), {row.workflow_run_id for row in rows}
+
+
+def count_kills_waiting(session: Session, run_id: int) -> int:
+    row = sql.fetch_one(
+        session,
+        "SELECT COUNT(*) FROM task_instance WHERE workflow_run_id = ? AND status = 'K'",
+        (run_id,),
+    )
+    return int(row[0]) if row else 0
+
+
+def force_kills_done(session: Session, run_id: int, message: str, recorder: ChangeRecorder) -> int:
+    """Settle every kill request of the run without its distributor; how many were settled."""
+    ids = [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'K'",
+            (run_id,),
+        )
+    ]
+    now = models.utcnow()
+    settled = 0
+    for row in _load(session, ids):
+        if _move(session, row, _I.ERROR_FATAL, recorder, now=now) is Transition.VALID:
+            _log_error(session, row.id, message, now)
+            settled += 1
+    return settled

@@ -127,9 +127,12 @@ class Tool(Base):
 
 class ToolVersion(Base):
     __tablename__ = "tool_version"
+    __table_args__ = (UniqueConstraint("tool_id", "request_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id"), index=True)
+    # The creating request's name: its replay finds this version instead of making another.
+    request_key: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -241,6 +244,11 @@ class Workflow(Base):
     workflow_args: Mapped[str] = mapped_column(Text, default="")
     user: Mapped[str] = mapped_column(NAME, default="")
     max_concurrently_running: Mapped[int] = mapped_column(Integer, default=10_000)
+    # The limit the client last bound. A re-bind that sends this value again keeps the limit in
+    # force (possibly changed while running); any other value is a new setting and replaces it.
+    bound_max_concurrently_running: Mapped[int] = mapped_column(
+        Integer, default=10_000, server_default=text("10000")
+    )
     num_tasks: Mapped[int] = mapped_column(BigInteger, default=0)
     # The last change-feed sequence number given out; see herdsman.server.feed.
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
@@ -288,6 +296,10 @@ class Array(Base):
     task_template_version_id: Mapped[int] = mapped_column(ForeignKey("task_template_version.id"))
     name: Mapped[str] = mapped_column(NAME, default="")
     max_concurrently_running: Mapped[int] = mapped_column(Integer, default=10_000)
+    # As Workflow.bound_max_concurrently_running, for this array's limit.
+    bound_max_concurrently_running: Mapped[int] = mapped_column(
+        Integer, default=10_000, server_default=text("10000")
+    )
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -370,6 +382,8 @@ class TaskInstance(Base):
     array_batch_num: Mapped[int | None] = mapped_column(Integer, nullable=True)
     array_step_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     distributor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The distributor's name for the claim that took it, so a replayed claim gets it again.
+    claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     status: Mapped[str] = mapped_column(STATUS, default="Q")
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     submitted_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -34,6 +34,17 @@ def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetai
         .where(models.Task.workflow_id == workflow_id)
         .group_by(models.Task.status)
     ).tuples()
+    clusters = session.scalars(
+        select(models.Cluster.name)
+        .where(
+            models.Cluster.id.in_(
+                select(models.Task.cluster_id)
+                .where(models.Task.workflow_id == workflow_id)
+                .distinct()
+            )
+        )
+        .order_by(models.Cluster.name)
+    ).all()
     return schemas.WorkflowDetailOut(
         id=workflow.id,
         name=workflow.name,
@@ -48,6 +59,7 @@ def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetai
         bound=workflow.bound_date is not None,
         attributes=dict(attributes.all()),
         task_status_counts=dict(counts.all()),
+        clusters=list(clusters),
     )
 
 

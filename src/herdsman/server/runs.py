@@ -30,38 +30,53 @@ from herdsman.core.statuses import (
     WorkflowStatus,
     decide,
 )
-from herdsman.server import models
+from herdsman.server import instances, models
+from herdsman.server.bulk import chunked
 from herdsman.server.feed import ChangeRecorder
 
 __all__ = [
     "concurrency",
     "create_run",
+    "force_release",
     "get_run",
+    "link_run",
+    "move_run",
+    "release_settled",
     "run_heartbeat",
     "set_run_status",
 ]
 
 logger = structlog.get_logger(__name__)
 
-_RESETTABLE_TASK_STATUSES = ("Q", "I", "O", "R", "E", "A", "F")
+_RESETTABLE_TASK_STATUSES = ("G", "Q", "I", "O", "R", "E", "A", "F")
+_R = WorkflowRunStatus
+_LETTING_GO = frozenset({_R.COLD_RESUME, _R.HOT_RESUME})
+# Instances an earlier run is told to kill: every live one (cold), or only those whose
+# command has not started (hot).
+_COLD_KILLS = ("Q", "I", "O", "R", "T", "X")
+_HOT_KILLS = ("Q", "I")
+# A new run's first heartbeat is due this long after its creation: its swarm loads the DAG
+# (minutes for millions of tasks) or waits for an earlier run to let go before it beats.
+START_GRACE_SECONDS = 600.0
 
 
 def create_run(
     session: Session, workflow_id: int, request: schemas.WorkflowRunIn, recorder: ChangeRecorder
 ) -> schemas.WorkflowRunOut:
-    """A new run holding the workflow, moved to B (bound) and ready for its swarm."""
+    """A new run of the workflow: bound (B) and ready for its swarm, or registered (G).
+
+    A resume first tells the workflow's earlier runs to let go: cold (``reset_running_jobs``)
+    kills all their jobs, hot kills only those that have not started, so running jobs may
+    finish and count. While an earlier run still waits for kills, the new run stays G and
+    names it in ``waiting_on``; the client calls :func:`link_run` once it has let go.
+    """
     workflow = _workflow_for_update(session, workflow_id)
     if workflow.bound_date is None:
         raise ConflictError(
             f"workflow {workflow_id} is not completely bound; bind it again before running it",
             details={"workflow_id": workflow_id},
         )
-    unfinished = session.scalar(
-        select(func.count())
-        .select_from(models.Task)
-        .where(models.Task.workflow_id == workflow_id, models.Task.status != "D")
-    )
-    if unfinished == 0:
+    if _count_unfinished(session, workflow_id) == 0:
         raise WorkflowAlreadyComplete(
             f"every task of workflow {workflow_id} is done; there is nothing to run",
             details={"workflow_id": workflow_id},
@@ -77,16 +92,11 @@ def create_run(
             f"{earlier[-1].status}); resume it with run(resume=True) to continue where it stopped",
             details={"workflow_id": workflow_id, "workflow_run_id": earlier[-1].id},
         )
-    for old in earlier:
-        if WorkflowRunStatus(old.status) in LIVE_WORKFLOW_RUN_STATUSES:
-            target = (
-                WorkflowRunStatus.COLD_RESUME
-                if request.reset_running_jobs
-                else WorkflowRunStatus.HOT_RESUME
-            )
-            _move_run(session, old, target, recorder, workflow)
-    if request.resume:
-        _reset_unfinished_tasks(session, workflow_id, recorder)
+    waiting_on = [
+        old.id
+        for old in earlier
+        if _let_go(session, old, request.reset_running_jobs, recorder, workflow)
+    ]
     now = models.utcnow()
     run = models.WorkflowRun(
         workflow_id=workflow_id,
@@ -96,37 +106,204 @@ def create_run(
         herdsman_version=request.herdsman_version or __version__,
         status=WorkflowRunStatus.REGISTERED.value,
         status_date=now,
-        heartbeat_date=now,
+        heartbeat_date=now + dt.timedelta(seconds=START_GRACE_SECONDS),
         created_date=now,
     )
     session.add(run)
     session.flush()
-    for status in (WorkflowRunStatus.LINKING, WorkflowRunStatus.BOUND):
-        _move_run(session, run, status, recorder, workflow)
-    logger.info("workflow_run_created", workflow_run_id=run.id, workflow_id=workflow_id)
-    return schemas.WorkflowRunOut(
+    logger.info(
+        "workflow_run_created",
         workflow_run_id=run.id,
         workflow_id=workflow_id,
+        resume=request.resume,
+        waiting_on=waiting_on,
+    )
+    if waiting_on:
+        return _run_out(run, workflow, waiting_on)
+    return _link(session, run, workflow, recorder)
+
+
+def link_run(session: Session, run_id: int, recorder: ChangeRecorder) -> schemas.WorkflowRunOut:
+    """Bind a registered run to its workflow once no earlier run holds it any more (G -> B).
+
+    Idempotent: a run already linked answers as it is. Refused (409, naming the runs) while an
+    earlier run still waits for its kills; :func:`force_release` settles those.
+    """
+    run = _run(session, run_id)
+    workflow = _workflow_for_update(session, run.workflow_id)
+    if run.status != WorkflowRunStatus.REGISTERED.value:
+        return _replayed_link(session, run, workflow)
+    holding = [
+        old.id
+        for old in session.scalars(
+            select(models.WorkflowRun).where(
+                models.WorkflowRun.workflow_id == run.workflow_id,
+                models.WorkflowRun.id != run.id,
+                models.WorkflowRun.status.in_([s.value for s in _LETTING_GO]),
+            )
+        ).all()
+    ]
+    if holding:
+        raise ConflictError(
+            f"workflow {run.workflow_id} is still held by run(s) {holding}, whose jobs are being "
+            "killed; wait for them, or force their release if the jobs are gone",
+            details={"workflow_run_ids": holding},
+        )
+    return _link(session, run, workflow, recorder)
+
+
+def force_release(session: Session, run_id: int, recorder: ChangeRecorder) -> schemas.RunStatusOut:
+    """End a letting-go run whose kills were never confirmed: K -> F, then the run -> T.
+
+    For jobs killed outside herdsman, or a distributor that died: nobody else will ever
+    confirm those kills, and the workflow cannot be resumed until they are settled.
+    """
+    run = _run(session, run_id)
+    workflow = _workflow_for_update(session, run.workflow_id)
+    if WorkflowRunStatus(run.status) in _LETTING_GO:
+        message = (
+            "the kill was not confirmed before the resume's timeout; herdsman assumed the job "
+            "was gone (check the cluster for a job still running)"
+        )
+        settled = instances.force_kills_done(session, run.id, message, recorder)
+        move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow)
+        logger.warning("workflow_run_released_by_force", workflow_run_id=run.id, kills=settled)
+    return get_run(session, run_id)
+
+
+def release_settled(session: Session, run_ids: set[int], recorder: ChangeRecorder) -> None:
+    """Letting-go runs among ``run_ids`` whose kills are all confirmed now end (-> T)."""
+    for run_id in sorted(run_ids):
+        run = _run(session, run_id)
+        if WorkflowRunStatus(run.status) not in _LETTING_GO:
+            continue
+        if instances.count_kills_waiting(session, run_id) == 0:
+            workflow = _workflow_for_update(session, run.workflow_id)
+            move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow)
+
+
+def _let_go(
+    session: Session,
+    old: models.WorkflowRun,
+    cold: bool,
+    recorder: ChangeRecorder,
+    workflow: models.Workflow,
+) -> bool:
+    """Ask an earlier run to let go of the workflow; True while it still waits for kills."""
+    status = WorkflowRunStatus(old.status)
+    if status in (WorkflowRunStatus.REGISTERED, WorkflowRunStatus.LINKING):
+        move_run(session, old, WorkflowRunStatus.ABORTED, recorder, workflow)
+        return False
+    if status in _LETTING_GO:
+        return True
+    ended = status in (WorkflowRunStatus.ERROR, WorkflowRunStatus.STOPPED)
+    if status not in LIVE_WORKFLOW_RUN_STATUSES and not (ended and _has_live(session, old.id)):
+        return False
+    target = WorkflowRunStatus.COLD_RESUME if cold else WorkflowRunStatus.HOT_RESUME
+    if move_run(session, old, target, recorder, workflow) is not Transition.VALID:
+        return False
+    kill = _COLD_KILLS if cold else _HOT_KILLS
+    if instances.request_kills(session, old.id, kill, recorder) == 0:
+        move_run(session, old, WorkflowRunStatus.TERMINATED, recorder, workflow)
+        return False
+    return True
+
+
+def _link(
+    session: Session, run: models.WorkflowRun, workflow: models.Workflow, recorder: ChangeRecorder
+) -> schemas.WorkflowRunOut:
+    # L is the link's first change, so the position before it is the one to answer, also
+    # to a replay (see _replayed_link).
+    move_run(session, run, WorkflowRunStatus.LINKING, recorder, workflow)
+    _reset_unfinished_tasks(session, run.workflow_id, recorder)
+    move_run(session, run, WorkflowRunStatus.BOUND, recorder, workflow)
+    return _run_out(run, workflow, [])
+
+
+def _replayed_link(
+    session: Session, run: models.WorkflowRun, workflow: models.Workflow
+) -> schemas.WorkflowRunOut:
+    """The answer the link gave: the feed position just before the run's L change."""
+    linked_at = session.scalar(
+        select(models.StatusChange.seq).where(
+            models.StatusChange.workflow_id == run.workflow_id,
+            models.StatusChange.kind == "R",
+            models.StatusChange.object_id == run.id,
+            models.StatusChange.status == WorkflowRunStatus.LINKING.value,
+        )
+    )
+    out = _run_out(run, workflow, [])
+    if linked_at is not None:
+        out.last_seq = int(linked_at) - 1
+    return out
+
+
+def _run_out(
+    run: models.WorkflowRun, workflow: models.Workflow, waiting_on: list[int]
+) -> schemas.WorkflowRunOut:
+    return schemas.WorkflowRunOut(
+        workflow_run_id=run.id,
+        workflow_id=run.workflow_id,
         status=run.status,
         last_seq=workflow.change_seq,
+        waiting_on=waiting_on,
     )
 
 
+def _count_unfinished(session: Session, workflow_id: int) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(models.Task)
+            .where(models.Task.workflow_id == workflow_id, models.Task.status != "D")
+        )
+        or 0
+    )
+
+
+def _has_live(session: Session, run_id: int) -> bool:
+    live = session.scalar(
+        select(func.count())
+        .select_from(models.TaskInstance)
+        .where(
+            models.TaskInstance.workflow_run_id == run_id,
+            models.TaskInstance.status.in_(("Q", *instances.LIVE_INSTANCE_STATUSES)),
+        )
+    )
+    return bool(live)
+
+
 def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: ChangeRecorder) -> None:
-    """A resume starts every unfinished task afresh: status G, no attempts spent."""
-    task = models.Task
-    ids = session.scalars(
-        select(task.id).where(
-            task.workflow_id == workflow_id, task.status.in_(_RESETTABLE_TASK_STATUSES)
+    """Start every unfinished task afresh (G, no attempts spent), except those still running.
+
+    A task whose instance still lives (a hot resume let it run on) keeps its status: its
+    outcome counts for the new run like any other report.
+    """
+    task, instance = models.Task, models.TaskInstance
+    still_running = (
+        select(instance.task_id)
+        .where(
+            instance.task_id == task.id,
+            instance.status.in_(instances.LIVE_INSTANCE_STATUSES),
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(task.id, task.status).where(
+            task.workflow_id == workflow_id,
+            task.status.in_(_RESETTABLE_TASK_STATUSES),
+            ~still_running,
         )
     ).all()
-    if ids:
+    now = models.utcnow()
+    for part in chunked([row[0] for row in rows], 1000):
         session.execute(
             update(task)
-            .where(task.workflow_id == workflow_id, task.status.in_(_RESETTABLE_TASK_STATUSES))
-            .values(status="G", num_attempts=0, status_date=models.utcnow())
+            .where(task.id.in_(part))
+            .values(status="G", num_attempts=0, status_date=now)
         )
-        for task_id in ids:
+    for task_id, status in rows:
+        if status != "G":
             recorder.task(workflow_id, task_id, "G")
 
 
@@ -155,17 +332,21 @@ def set_run_status(
             f"{request.status!r} is not a workflow run status; use one of {known}"
         ) from None
     workflow = _workflow_for_update(session, run.workflow_id)
-    if _move_run(session, run, target, recorder, workflow) is Transition.REFUSED:
+    decision = move_run(session, run, target, recorder, workflow)
+    if decision is Transition.REFUSED:
         raise TransitionRefused(
             f"workflow run {run_id} cannot go from {run.status} to {target.value}",
             details={"status": run.status, "workflow_run_id": run_id},
         )
+    if decision is Transition.VALID and target is WorkflowRunStatus.STOPPED:
+        # A stopped run's jobs are killed; a run that ends in error leaves them running.
+        instances.request_kills(session, run.id, _COLD_KILLS, recorder)
     if request.message:
         logger.info("workflow_run_message", workflow_run_id=run_id, message=request.message)
     return get_run(session, run_id)
 
 
-def _move_run(
+def move_run(
     session: Session,
     run: models.WorkflowRun,
     target: WorkflowRunStatus,

@@ -22,6 +22,8 @@ EXPECTED_ALL = [
     "WorkflowAlreadyExists",
     "WorkflowValidationError",
     "__version__",
+    "resume_workflow_from_id",
+    "set_max_concurrently_running",
 ]
 
 

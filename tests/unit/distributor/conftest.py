@@ -60,6 +60,8 @@ class FakeDistributorServer:
     on_feed_wait: Callable[[], None] | None = None  # runs while "waiting" on the feed
     calls: list[Call] = field(default_factory=list)
     last_seq: int = 0
+    # TriageOut payload fields for successive triage calls; the last one repeats.
+    triage_replies: deque[dict[str, Any]] = field(default_factory=deque)
 
     def fail(self, path: str, *errors: Exception) -> None:
         self.failures.setdefault(path, deque()).extend(errors)
@@ -116,6 +118,17 @@ class FakeDistributorServer:
         if path == "/task_instances/finish_without_running":
             ids = body["task_instance_ids"]
             return {"task_instance_ids": ids, "statuses": ["D"] * len(ids)}
+        if path == f"/workflow_runs/{RUN_ID}/triage":
+            reply: dict[str, Any] = {"launched": [], "triaging": [], "kill": [], "live": 0}
+            if self.triage_replies:
+                reply = {**reply, **self.triage_replies[0]}
+                if len(self.triage_replies) > 1:
+                    self.triage_replies.popleft()
+            return {"workflow_run_id": RUN_ID, "run_status": self.run_statuses[0], **reply}
+        if path in ("/task_instances/triaged", "/task_instances/killed"):
+            items = body.get("items")
+            ids = [i["task_instance_id"] for i in items] if items else body["task_instance_ids"]
+            return {"task_instance_ids": ids, "statuses": ["E"] * len(ids)}
         if path == "/task_instances/submit_failed":
             ids = body["task_instance_ids"]
             return {"task_instance_ids": ids, "statuses": ["W"] * len(ids)}
@@ -130,6 +143,9 @@ class RecordingPlugin:
     refuse: Exception | None = None
     wrong_count: bool = False
     events: list[str] = field(default_factory=list)
+    alive: set[str] = field(default_factory=set)  # jobs the "cluster" still has
+    terminated: list[str] = field(default_factory=list)
+    exit_info: dict[str, tuple[ErrorStatus, str]] = field(default_factory=dict)
 
     def start(self) -> None:
         self.events.append("start")
@@ -145,13 +161,13 @@ class RecordingPlugin:
         return ids[:-1] if self.wrong_count else ids
 
     def submitted_or_running(self, distributor_ids: Iterable[str]) -> set[str]:
-        return set()
+        return self.alive & set(distributor_ids)
 
     def terminate(self, distributor_ids: Iterable[str]) -> None:
-        pass
+        self.terminated.extend(distributor_ids)
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
-        return "U", "unknown"
+        return self.exit_info.get(distributor_id, ("U", "unknown"))
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return "E", f"exit code {exit_code}"

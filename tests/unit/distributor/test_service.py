@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -342,3 +343,76 @@ def test_request_stop_is_thread_safe(
 
     timer.join()
     assert result.reason is ExitReason.STOP_REQUESTED
+
+
+# --- triage and kills ------------------------------------------------------------------------
+
+TRIAGE = f"/workflow_runs/{RUN_ID}/triage"
+TRIAGED = "/task_instances/triaged"
+KILLED = "/task_instances/killed"
+
+
+def _ref(instance_id: int, status: str, job: str | None = None) -> dict[str, object]:
+    return {"task_instance_id": instance_id, "distributor_id": job, "status": status}
+
+
+def test_a_launched_job_the_cluster_lost_is_reported_as_never_started(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    plugin.alive = {"job-1"}
+    fake_server.triage_replies.append(
+        {"launched": [_ref(1, "O", "job-1"), _ref(2, "O", "job-2")], "live": 2}
+    )
+
+    report = _service(fake_server, plugin).triage()
+
+    (body,) = fake_server.bodies(TRIAGED)
+    (item,) = body["items"]
+    assert (item["task_instance_id"], item["status"]) == (2, "E")
+    assert "job-2" in item["message"] and "never reported running" in item["message"]
+    assert (report.live, report.lost, report.killed) == (2, 1, 0)
+
+
+def test_a_silent_instance_gets_the_clusters_verdict(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    plugin.exit_info = {"job-3": ("Z", "OUT_OF_MEMORY")}
+    plugin.alive = {"job-4"}
+    fake_server.triage_replies.append(
+        {"triaging": [_ref(3, "T", "job-3"), _ref(4, "T", "job-4")], "live": 2}
+    )
+
+    _service(fake_server, plugin).triage()
+
+    items = {i["task_instance_id"]: i for i in fake_server.bodies(TRIAGED)[0]["items"]}
+    assert items[3]["status"] == "Z" and "OUT_OF_MEMORY" in items[3]["message"]
+    # Still running but silent: killed, so that its task can be retried.
+    assert items[4]["status"] == "U" and "killed" in items[4]["message"]
+    assert plugin.terminated == ["job-4"]
+
+
+def test_kill_requests_are_carried_out_and_confirmed(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    fake_server.triage_replies.append({"kill": [_ref(5, "K", "job-5"), _ref(6, "K")], "live": 2})
+
+    report = _service(fake_server, plugin).triage()
+
+    assert plugin.terminated == ["job-5"]
+    assert fake_server.bodies(KILLED) == [{"task_instance_ids": [5, 6]}]
+    assert report.killed == 2
+
+
+def test_an_ended_run_keeps_its_distributor_while_instances_live(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    fake_server.run_statuses = deque(["H"])
+    fake_server.triage_replies.extend([{"live": 1}, {"live": 1}, {"live": 0}])
+    config = DistributorConfig(poll_interval=60.0, feed_timeout=0.01, triage_interval=0.01)
+
+    result = _service(fake_server, plugin, config).run()
+
+    assert result.reason is ExitReason.RUN_FINISHED
+    # Nothing is claimed for a run that ended; it left after the pass that found nothing live.
+    assert f"/workflow_runs/{RUN_ID}/claim" not in fake_server.paths()
+    assert fake_server.paths().count(TRIAGE) >= 3 + 1  # three passes, and one after the stop

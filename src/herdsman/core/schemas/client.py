@@ -35,6 +35,7 @@ __all__ = [
     "TasksOut",
     "ToolIn",
     "ToolOut",
+    "ToolVersionIn",
     "WorkflowBoundOut",
     "WorkflowIn",
     "WorkflowOut",
@@ -93,6 +94,12 @@ class ClusterOut(BaseModel):
 
 class ToolIn(_In):
     name: Name
+
+
+class ToolVersionIn(_In):
+    """``request_key``: the caller's name for this creation; a replay gets the same version."""
+
+    request_key: Annotated[str, StringConstraints(min_length=1, max_length=36)] | None = None
 
 
 class ToolOut(BaseModel):

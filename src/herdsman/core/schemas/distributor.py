@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -11,10 +11,15 @@ __all__ = [
     "ClaimedInstance",
     "ClaimedOut",
     "FinishIn",
+    "InstanceRef",
+    "KilledIn",
     "LaunchedIn",
     "LaunchedItem",
     "SubmitFailedIn",
     "TransitionsOut",
+    "TriageOut",
+    "TriagedIn",
+    "TriagedItem",
 ]
 
 
@@ -23,9 +28,16 @@ class _In(BaseModel):
 
 
 class ClaimIn(_In):
-    """Take up to ``limit`` queued instances of the run (Q -> I), oldest first."""
+    """Take up to ``limit`` queued instances of the run (Q -> I), oldest first.
+
+    ``cluster_name``: only instances of tasks on that cluster (a workflow may span several,
+    one distributor each). ``claim_id``: the caller's name for this claim; a request replayed
+    after a lost answer gets the instances the first one took instead of taking more.
+    """
 
     limit: int = Field(default=10_000, ge=1, le=100_000)
+    cluster_name: Annotated[str, StringConstraints(max_length=255)] | None = None
+    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=36)] | None = None
 
 
 class ClaimedInstance(BaseModel):
@@ -75,5 +87,50 @@ class TransitionsOut(BaseModel):
 
 class FinishIn(_In):
     """Instances the dummy cluster "ran": they go straight to D without a process."""
+
+    task_instance_ids: list[int]
+
+
+class InstanceRef(BaseModel):
+    """An instance the distributor must look after, with its cluster job id (None: unsent)."""
+
+    task_instance_id: int
+    distributor_id: str | None
+    status: str
+
+
+class TriageOut(BaseModel):
+    """The run's instances that need the cluster's word, after overdue ones moved R -> T.
+
+    ``launched``: submitted, not yet running; still alive only while the cluster knows their
+    jobs. ``triaging``: stopped heart-beating (T) or lost before they ran (X). ``kill``: told
+    to die (K). ``live``: instances of the run not yet final (I, O, R, T, X, K); a distributor
+    whose run has ended leaves once this reaches 0.
+    """
+
+    workflow_run_id: int
+    run_status: str
+    launched: list[InstanceRef]
+    triaging: list[InstanceRef]
+    kill: list[InstanceRef]
+    live: int
+
+
+class TriagedItem(_In):
+    """What the cluster says became of one instance; ``message`` is recorded as its error."""
+
+    task_instance_id: int
+    status: Literal["E", "Z", "U"]
+    message: str
+
+
+class TriagedIn(_In):
+    """Outcomes of triage: T -> E/Z/U; a launched instance whose job vanished goes O -> X -> E."""
+
+    items: list[TriagedItem]
+
+
+class KilledIn(_In):
+    """Instances whose kill request (K) was carried out: K -> F."""
 
     task_instance_ids: list[int]

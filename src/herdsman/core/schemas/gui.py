@@ -31,6 +31,7 @@ class WorkflowDetailOut(BaseModel):
     bound: bool
     attributes: dict[str, str]
     task_status_counts: dict[str, int]
+    clusters: list[str] = []  # the clusters its tasks run on
 
 
 class TaskOut(BaseModel):

@@ -47,6 +47,8 @@ class WorkflowRunOut(BaseModel):
     status: str
     # Change-feed position when the run started: changes after it are news to the swarm.
     last_seq: int
+    # Earlier runs still letting go of the workflow (status G): link the run once they have.
+    waiting_on: list[int] = []
 
 
 class RunStatusIn(_In):
@@ -138,3 +140,63 @@ class SwarmEdgesOut(BaseModel):
 
     edges: list[tuple[int, int]]
     next_offset: int | None
+
+
+# --- resource adjustment ---------------------------------------------------------------------
+
+__all__ += [
+    "AdjustedResourcesIn",
+    "AdjustedResourcesItemIn",
+    "AdjustedResourcesOut",
+    "TaskResourcesOut",
+    "TaskResourcesQueryIn",
+    "TaskResourcesRowOut",
+]
+
+
+class AdjustedResourcesItemIn(_In):
+    """A new request for a task: scaled after a resource kill, or from its callable.
+
+    ``requested`` is in canonical units (memory GiB, runtime seconds) and names its ``queue``,
+    which must be a queue of task ``task_id``'s cluster. Tasks given the same request can
+    share one row: any one of them stands for the others.
+    """
+
+    task_id: int
+    requested: dict[str, object]
+
+
+class AdjustedResourcesIn(_In):
+    """New requests to store; each becomes a row of its own, so the history shows each try."""
+
+    items: list[AdjustedResourcesItemIn]
+
+
+class AdjustedResourcesOut(BaseModel):
+    """The new rows' ids, aligned with the request's items; queue tasks with them."""
+
+    task_resources_ids: list[int]
+
+
+class TaskResourcesQueryIn(_In):
+    """Resource rows to read: by their ids, and the current ones of tasks by the tasks' ids."""
+
+    task_resources_ids: list[int] = Field(default_factory=list)
+    task_ids: list[int] = Field(default_factory=list)
+
+
+class TaskResourcesRowOut(BaseModel):
+    """One stored request. ``kind``: original, validated or adjusted."""
+
+    id: int
+    kind: str
+    cluster: str | None
+    queue: str | None
+    requested: dict[str, object]
+
+
+class TaskResourcesOut(BaseModel):
+    """Each row asked for once; ``task_resources_ids`` are the tasks' current rows, aligned."""
+
+    resources: list[TaskResourcesRowOut]
+    task_resources_ids: list[int]

@@ -31,8 +31,11 @@ def put_tool(request: schemas.ToolIn, db: DatabaseDep) -> schemas.ToolOut:
 
 
 @router.post("/tools/{tool_id}/versions")
-def post_tool_version(tool_id: int, db: DatabaseDep) -> schemas.IdOut:
-    return schemas.IdOut(id=db.write(lambda s: bind.new_tool_version(s, tool_id)))
+def post_tool_version(
+    tool_id: int, db: DatabaseDep, request: schemas.ToolVersionIn | None = None
+) -> schemas.IdOut:
+    key = request.request_key if request is not None else None
+    return schemas.IdOut(id=db.write(lambda s: bind.new_tool_version(s, tool_id, key)))
 
 
 @router.put("/task_templates")

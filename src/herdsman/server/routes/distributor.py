@@ -1,12 +1,14 @@
-"""Routes the distributor calls: claim queued instances, record launches and failures."""
+"""Routes the distributor calls: claim, record launches and failures, triage, kill."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from herdsman.core.schemas import distributor as schemas
-from herdsman.server import instances
+from herdsman.server import instances, runs
 from herdsman.server.deps import FeedWriterDep
+from herdsman.server.feed import ChangeRecorder
 
 __all__ = ["router"]
 
@@ -15,7 +17,7 @@ router = APIRouter(tags=["distributor"])
 
 @router.post("/workflow_runs/{run_id}/claim")
 def post_claim(run_id: int, request: schemas.ClaimIn, write: FeedWriterDep) -> schemas.ClaimedOut:
-    return write(lambda s, changes: instances.claim(s, run_id, request.limit, changes))
+    return write(lambda s, changes: instances.claim(s, run_id, request, changes))
 
 
 @router.post("/task_instances/launched")
@@ -35,3 +37,23 @@ def post_finish_without_running(
     request: schemas.FinishIn, write: FeedWriterDep
 ) -> schemas.TransitionsOut:
     return write(lambda s, changes: instances.finish_without_running(s, request, changes))
+
+
+@router.post("/workflow_runs/{run_id}/triage")
+def post_triage(run_id: int, write: FeedWriterDep) -> schemas.TriageOut:
+    return write(lambda s, changes: instances.triage_scan(s, run_id, changes))
+
+
+@router.post("/task_instances/triaged")
+def post_triaged(request: schemas.TriagedIn, write: FeedWriterDep) -> schemas.TransitionsOut:
+    return write(lambda s, changes: instances.triaged(s, request, changes))
+
+
+@router.post("/task_instances/killed")
+def post_killed(request: schemas.KilledIn, write: FeedWriterDep) -> schemas.TransitionsOut:
+    def record(session: Session, changes: ChangeRecorder) -> schemas.TransitionsOut:
+        reply, run_ids = instances.kills_done(session, request, changes)
+        runs.release_settled(session, run_ids, changes)
+        return reply
+
+    return write(record)

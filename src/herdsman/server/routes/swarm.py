@@ -33,6 +33,18 @@ def post_run(
     return write(lambda s, changes: runs.create_run(s, workflow_id, request, changes))
 
 
+@router.post("/workflow_runs/{run_id}/link")
+def post_link(run_id: int, write: FeedWriterDep) -> schemas.WorkflowRunOut:
+    """Bind a registered run once the runs it waited on have let go of the workflow."""
+    return write(lambda s, changes: runs.link_run(s, run_id, changes))
+
+
+@router.post("/workflow_runs/{run_id}/force_release")
+def post_force_release(run_id: int, write: FeedWriterDep) -> schemas.RunStatusOut:
+    """End a run that is letting go but whose kills nobody confirms (its jobs are gone)."""
+    return write(lambda s, changes: runs.force_release(s, run_id, changes))
+
+
 @router.get("/workflow_runs/{run_id}")
 def get_run(run_id: int, db: DatabaseDep) -> schemas.RunStatusOut:
     return db.read(lambda s: runs.get_run(s, run_id))

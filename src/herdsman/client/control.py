@@ -1,0 +1,70 @@
+"""Changing a workflow's limits while it runs, from any process that reaches the server.
+
+The running swarm learns the new limits from its next heartbeat, so a change takes effect
+within one heartbeat interval (30 s by default): lowering a limit stops new launches until
+enough active tasks have finished; nothing running is killed. A value set here survives a
+resume of the workflow, unless the resuming script binds a limit other than the one it bound
+before (see :func:`herdsman.server.bind.bind_arrays`).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import structlog
+
+from herdsman.core.errors import InvalidInputError
+from herdsman.core.requester import Requester
+from herdsman.core.schemas.control import ConcurrencyLimitIn
+from herdsman.core.schemas.swarm import ConcurrencyOut
+
+__all__ = ["set_max_concurrently_running"]
+
+logger = structlog.get_logger(__name__)
+
+
+def set_max_concurrently_running(
+    workflow_id: int,
+    limit: int,
+    *,
+    task_template_name: str | None = None,
+    requester: Requester | None = None,
+) -> ConcurrencyOut:
+    """Set how many of the workflow's tasks may be active at once; 0 pauses launching.
+
+    With ``task_template_name`` the limit applies to the workflow's tasks of that template
+    only (their array), else to the whole workflow. Returns the limits now in force: the
+    workflow's and each array's (by array id). Raises NotFoundError for an unknown workflow or
+    a template the workflow does not use (the message lists the ones it does).
+
+    ``requester`` defaults to the configured server, or the embedded one.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInputError(
+            f"max_concurrently_running {limit!r} must be a whole number >= 0 (0 pauses launching)"
+        )
+    if requester is None:
+        from herdsman.client.embedded import default_requester
+
+        with default_requester() as owned:
+            return _send(owned, workflow_id, limit, task_template_name)
+    return _send(requester, workflow_id, limit, task_template_name)
+
+
+def _send(
+    requester: Requester, workflow_id: int, limit: int, task_template_name: str | None
+) -> ConcurrencyOut:
+    path = f"/workflows/{workflow_id}/max_concurrently_running"
+    if task_template_name is not None:
+        path = (
+            f"/workflows/{workflow_id}/task_templates/{quote(task_template_name, safe='')}"
+            "/max_concurrently_running"
+        )
+    limits = requester.put(path, ConcurrencyLimitIn(max_concurrently_running=limit), ConcurrencyOut)
+    logger.info(
+        "concurrency_limit_set",
+        workflow_id=workflow_id,
+        task_template_name=task_template_name,
+        max_concurrently_running=limit,
+    )
+    return limits
