@@ -266,8 +266,10 @@ _WORKFLOW_VALID: dict[WorkflowStatus, tuple[WorkflowStatus, ...]] = {
     _W.INSTANTIATING: (_W.LAUNCHED, _W.FAILED, _W.HALTED, _W.REGISTERING),
     _W.LAUNCHED: (_W.RUNNING, _W.FAILED, _W.HALTED, _W.REGISTERING),
     _W.RUNNING: (_W.DONE, _W.FAILED, _W.HALTED, _W.REGISTERING),
-    _W.FAILED: (_W.REGISTERING,),
-    _W.HALTED: (_W.REGISTERING,),
+    # A failed or halted workflow is done when its last tasks finish after its run ended:
+    # a hot resume's jobs, or jobs a distributor saw through after its swarm died.
+    _W.FAILED: (_W.REGISTERING, _W.DONE),
+    _W.HALTED: (_W.REGISTERING, _W.DONE),
     _W.ABORTED: (_W.REGISTERING,),
     _W.DONE: (),
 }

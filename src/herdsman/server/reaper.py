@@ -70,8 +70,8 @@ _LAPSED_TARGET: dict[WorkflowRunStatus, WorkflowRunStatus] = {
 _RESUME_STATUSES = (_R.COLD_RESUME, _R.HOT_RESUME)
 _LIVE = tuple(status.value for status in LIVE_WORKFLOW_RUN_STATUSES)
 _UNFINISHED_TASK = tuple(status.value for status in TaskStatus if status is not TaskStatus.DONE)
-# Workflows the reaper may mark done: those the workflow machine lets move to DONE (running
-# ones). Taken from the table, so the candidates follow it if it ever changes.
+# Workflows the reaper may mark done: those the workflow machine lets move to DONE (running,
+# failed, halted). Taken from the table, so the candidates follow it if it ever changes.
 _DONEABLE = tuple(
     status.value for status in WorkflowStatus if WORKFLOW.can(status, WorkflowStatus.DONE)
 )
@@ -352,7 +352,7 @@ def _move(
 
 
 def _complete_if_done(session: Session, workflow: models.Workflow) -> bool:
-    """Mark a running workflow done when every task is and no run holds it."""
+    """Mark a workflow done when every task is and no run holds it."""
     if workflow.status not in _DONEABLE or workflow.bound_date is None:
         return False
     if _has_unfinished(session, workflow.id):

@@ -55,7 +55,7 @@ WORKFLOW_VALID = """
     I->O I->F I->H I->G
     O->R O->F O->H O->G
     R->D R->F R->H R->G
-    F->G H->G A->G
+    F->G H->G A->G F->D H->D
 """
 WORKFLOW_UNTIMELY = "D->R D->F D->H"
 WORKFLOW_FINAL = "D"
