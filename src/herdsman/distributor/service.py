@@ -232,6 +232,7 @@ class DistributorService:
         self._totals = _Totals()
         self._unsent_launched: list[LaunchedItem] = []
         self._unsent_failed: list[SubmitFailedIn] = []
+        self._claim_id: str | None = None  # the claim whose answer has not arrived yet
         self._stop = threading.Event()
         self._waiting_on_feed = False
         self._log = logger.bind(workflow_run_id=workflow_run_id)
@@ -370,16 +371,19 @@ class DistributorService:
         self.flush_reports()
         claimed = launched = failed = 0
         while True:
+            # A claim keeps its name until its answer arrives: the next try, by the requester
+            # or after an outage longer than its retries, gets what the lost answer held.
+            self._claim_id = self._claim_id or uuid.uuid4().hex
             reply = self._requester.post(
                 f"/workflow_runs/{self.workflow_run_id}/claim",
-                # A fresh name per claim: the requester's retries of it reuse the name.
                 ClaimIn(
                     limit=self._config.claim_limit,
                     cluster_name=self.cluster_name,
-                    claim_id=uuid.uuid4().hex,
+                    claim_id=self._claim_id,
                 ),
                 ClaimedOut,
             )
+            self._claim_id = None
             claimed += len(reply.instances)
             for batch in group_batches(reply.instances):
                 batch_launched, batch_failed = self._submit(batch)

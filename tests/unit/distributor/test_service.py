@@ -180,6 +180,23 @@ def test_undelivered_launch_reports_are_sent_next_time(
     assert len(plugin.batches) == 1  # submitted once
 
 
+def test_a_claim_whose_answer_was_lost_is_asked_again_by_the_same_name(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin, make_instance: MakeInstance
+) -> None:
+    service = _service(fake_server, plugin)
+    fake_server.queued = [make_instance(1)]
+    fake_server.fail(CLAIM, ServerUnavailableError("down"))
+
+    with pytest.raises(ServerUnavailableError):
+        service.launch_queued()
+    service.launch_queued()
+    service.launch_queued()
+
+    names = [body["claim_id"] for body in fake_server.bodies(CLAIM)]
+    # The failed claim and its next try share a name; a claim that was answered does not.
+    assert names[0] == names[1] and names[2] != names[1]
+
+
 def test_the_dummy_plugin_finishes_what_is_claimed(
     fake_server: FakeDistributorServer, make_instance: MakeInstance
 ) -> None:
