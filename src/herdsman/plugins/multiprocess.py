@@ -37,6 +37,7 @@ import multiprocessing
 import os
 import queue
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
@@ -219,11 +220,16 @@ class MultiprocessPlugin:
 
     def _collect(self) -> None:
         """Apply the pool's messages; replace dead pool processes. Ends on ``("stop",)``."""
+        next_check = time.monotonic() + _COLLECT_SECONDS
         while True:
+            # Checked on a clock, not only when the pool is quiet: a busy pool's messages would
+            # otherwise hide a dead process, and its command would run on unsupervised.
+            if time.monotonic() >= next_check:
+                self._check_alive()
+                next_check = time.monotonic() + _COLLECT_SECONDS
             try:
                 message = self._results.get(timeout=_COLLECT_SECONDS)
             except queue.Empty:
-                self._check_alive()
                 continue
             kind = message[0]
             if kind == "stop":
