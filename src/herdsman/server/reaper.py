@@ -33,7 +33,6 @@ from sqlalchemy.orm import Mapped, Session
 from herdsman.core.statuses import (
     LIVE_WORKFLOW_RUN_STATUSES,
     WORKFLOW,
-    WORKFLOW_RUN,
     TaskInstanceStatus,
     TaskStatus,
     Transition,
@@ -44,7 +43,7 @@ from herdsman.server import models
 from herdsman.server.database import Database
 from herdsman.server.deps import FeedWriter
 from herdsman.server.feed import ChangeNotifier, ChangeRecorder
-from herdsman.server.runs import move_run
+from herdsman.server.runs import move_run, release_settled
 
 __all__ = [
     "ReapReport",
@@ -271,12 +270,6 @@ def _settle_workflow(
         ).first()
         if workflow is None:
             return [], [], False
-        latest = session.scalar(
-            select(models.WorkflowRun.id)
-            .where(models.WorkflowRun.workflow_id == workflow_id)
-            .order_by(models.WorkflowRun.id.desc())
-            .limit(1)
-        )
         lapsed = []
         for run in _runs_for_update(session, found.lapsed.get(workflow_id, ())):
             current = WorkflowRunStatus(run.status)
@@ -285,15 +278,15 @@ def _settle_workflow(
             target = _LAPSED_TARGET[current]
             if current is _R.RUNNING and not _has_unfinished(session, workflow_id):
                 target = _R.DONE  # the swarm died after the last task finished: the work is done
-            if _move(session, run, target, recorder, workflow, latest):
-                lapsed.append(ReapedRun(run.id, workflow_id, current, target))
-        terminated = []
-        for run in _runs_for_update(session, found.resumed.get(workflow_id, ())):
-            current = WorkflowRunStatus(run.status)
-            if current not in _RESUME_STATUSES or _kill_pending(session, run.id):
-                continue
-            if _move(session, run, _R.TERMINATED, recorder, workflow, latest):
-                terminated.append(ReapedRun(run.id, workflow_id, current, _R.TERMINATED))
+            if move_run(session, run, target, recorder, workflow) is Transition.VALID:
+                lapsed.append(_reaped(run, current, workflow))
+        _runs_for_update(session, found.resumed.get(workflow_id, ()))  # locked in id order
+        terminated = [
+            _reaped(run, previous, workflow)
+            for run, previous in release_settled(
+                session, found.resumed.get(workflow_id, ()), recorder
+            )
+        ]
         return lapsed, terminated, _complete_if_done(session, workflow)
 
     return work
@@ -313,42 +306,17 @@ def _has_unfinished(session: Session, workflow_id: int) -> bool:
     return bool(session.scalar(select(_has_unfinished_task(workflow_id))))
 
 
-def _kill_pending(session: Session, run_id: int) -> bool:
-    return bool(session.scalar(select(_has_kill_request(run_id))))
-
-
-def _move(
-    session: Session,
-    run: models.WorkflowRun,
-    target: WorkflowRunStatus,
-    recorder: ChangeRecorder,
-    workflow: models.Workflow,
-    latest_run_id: int | None,
-) -> bool:
-    """Move ``run`` to ``target``; the workflow follows only when this is its latest run.
-
-    An older run (told to let go by a resume) no longer speaks for the workflow: the new run
-    does, and moving the workflow to the old run's H would stall the new one.
-    """
-    previous = run.status
-    if run.id == latest_run_id:
-        applied = move_run(session, run, target, recorder, workflow) is Transition.VALID
-    else:
-        applied = WORKFLOW_RUN.can(WorkflowRunStatus(run.status), target)
-        if applied:
-            run.status = target.value
-            run.status_date = models.utcnow()
-            recorder.run(run.workflow_id, run.id, target.value)
-            session.flush()
-    if applied:
-        logger.info(
-            "workflow_run_reaped",
-            workflow_run_id=run.id,
-            workflow_id=run.workflow_id,
-            workflow_status=workflow.status,
-            **{"from": previous, "to": target.value},
-        )
-    return applied
+def _reaped(
+    run: models.WorkflowRun, previous: WorkflowRunStatus, workflow: models.Workflow
+) -> ReapedRun:
+    logger.info(
+        "workflow_run_reaped",
+        workflow_run_id=run.id,
+        workflow_id=run.workflow_id,
+        workflow_status=workflow.status,
+        **{"from": previous.value, "to": run.status},
+    )
+    return ReapedRun(run.id, run.workflow_id, previous, WorkflowRunStatus(run.status))
 
 
 def _complete_if_done(session: Session, workflow: models.Workflow) -> bool:

@@ -8,6 +8,7 @@ same workflow twice. The workflow's own status follows its run's (``WORKFLOW_STA
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 
 import structlog
 from sqlalchemy import func, select, update
@@ -173,15 +174,26 @@ def force_release(session: Session, run_id: int, recorder: ChangeRecorder) -> sc
     return get_run(session, run_id)
 
 
-def release_settled(session: Session, run_ids: set[int], recorder: ChangeRecorder) -> None:
-    """Letting-go runs among ``run_ids`` whose kills are all confirmed now end (-> T)."""
-    for run_id in sorted(run_ids):
+def release_settled(
+    session: Session, run_ids: Iterable[int], recorder: ChangeRecorder
+) -> list[tuple[models.WorkflowRun, WorkflowRunStatus]]:
+    """Letting-go runs among ``run_ids`` whose kills are all confirmed now end (-> T).
+
+    Returns each run released with the status it had. Used when a distributor confirms
+    kills and by the reaper, for runs whose last kill was settled some other way.
+    """
+    released = []
+    for run_id in sorted(set(run_ids)):
         run = _run(session, run_id)
-        if WorkflowRunStatus(run.status) not in _LETTING_GO:
+        previous = WorkflowRunStatus(run.status)
+        if previous not in _LETTING_GO or instances.count_kills_waiting(session, run_id):
             continue
-        if instances.count_kills_waiting(session, run_id) == 0:
-            workflow = _workflow_for_update(session, run.workflow_id)
-            move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow)
+        workflow = _workflow_for_update(session, run.workflow_id)
+        if move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow) is (
+            Transition.VALID
+        ):
+            released.append((run, previous))
+    return released
 
 
 def _let_go(
@@ -361,6 +373,11 @@ def move_run(
     recorder: ChangeRecorder,
     workflow: models.Workflow,
 ) -> Transition:
+    """Move the run to ``target`` if valid; the workflow follows its latest run only.
+
+    An older run (told to let go by a resume) no longer speaks for the workflow: the newer
+    run does, and the old run's end must not move the workflow under it.
+    """
     decision = decide(WorkflowRunStatus(run.status), target)
     if decision is not Transition.VALID:
         return decision
@@ -369,11 +386,20 @@ def move_run(
     run.status_date = now
     recorder.run(run.workflow_id, run.id, target.value)
     workflow_target = WORKFLOW_STATUS_FOR_RUN[target]
-    if decide(WorkflowStatus(workflow.status), workflow_target) is Transition.VALID:
+    if decide(
+        WorkflowStatus(workflow.status), workflow_target
+    ) is Transition.VALID and not _has_newer_run(session, run):
         workflow.status = workflow_target.value
         workflow.status_date = now
     session.flush()
     return decision
+
+
+def _has_newer_run(session: Session, run: models.WorkflowRun) -> bool:
+    newer = select(models.WorkflowRun.id).where(
+        models.WorkflowRun.workflow_id == run.workflow_id, models.WorkflowRun.id > run.id
+    )
+    return session.scalar(newer.limit(1)) is not None
 
 
 def run_heartbeat(
