@@ -406,7 +406,11 @@ class DistributorService:
         reply = self._requester.post(
             f"/workflow_runs/{self.workflow_run_id}/triage", None, TriageOut
         )
-        items = self._vanished(reply.launched) + self._silent(reply.triaging)
+        # One question to the cluster for all the jobs (one squeue call on Slurm, say).
+        refs = (*reply.launched, *reply.triaging)
+        jobs = [ref.distributor_id for ref in refs if ref.distributor_id is not None]
+        known = self._plugin.submitted_or_running(jobs) if jobs else set()
+        items = self._vanished(reply.launched, known) + self._silent(reply.triaging, known)
         if items:
             self._requester.post("/task_instances/triaged", TriagedIn(items=items), TransitionsOut)
             self._log.info("distributor_triaged", instances=len(items))
@@ -421,10 +425,8 @@ class DistributorService:
             self._log.info("distributor_killed", instances=len(ids), jobs=len(jobs))
         return TriageReport(live=reply.live, lost=len(items), killed=len(reply.kill))
 
-    def _vanished(self, launched: Sequence[InstanceRef]) -> list[TriagedItem]:
-        """Launched instances whose jobs the cluster no longer has: they never started."""
-        jobs = [ref.distributor_id for ref in launched if ref.distributor_id]
-        known = self._plugin.submitted_or_running(jobs) if jobs else set()
+    def _vanished(self, launched: Sequence[InstanceRef], known: set[str]) -> list[TriagedItem]:
+        """Launched instances whose jobs the cluster (``known``) no longer has: never started."""
         items = []
         for ref in launched:
             job = ref.distributor_id
@@ -441,10 +443,9 @@ class DistributorService:
             )
         return items
 
-    def _silent(self, triaging: Sequence[InstanceRef]) -> list[TriagedItem]:
+    def _silent(self, triaging: Sequence[InstanceRef], known: set[str]) -> list[TriagedItem]:
         """Instances that stopped heart-beating: what the cluster says became of their jobs."""
-        jobs = [ref.distributor_id for ref in triaging if ref.distributor_id]
-        running = self._plugin.submitted_or_running(jobs) if jobs else set()
+        running = {job for ref in triaging if (job := ref.distributor_id) in known and job}
         if running:
             # Alive on the cluster but silent: it cannot report its outcome, so it is killed
             # and its task retried rather than left to hold a slot.

@@ -619,21 +619,29 @@ def triage_scan(session: Session, run_id: int, recorder: ChangeRecorder) -> dsch
     for row in _load(session, overdue):
         if _move(session, row, _I.TRIAGING, recorder, now=now) is Transition.VALID:
             logger.info("task_instance_overdue", task_instance_id=row.id, task_id=row.task_id)
+    # Counted, not listed: a run may have a hundred thousand running instances, and only
+    # the launched, silent and doomed ones need the cluster's word.
+    live = sum(
+        count
+        for _, count in sql.fetch_all(
+            session,
+            "SELECT status, COUNT(*) FROM task_instance WHERE workflow_run_id = ? "
+            f"AND status IN {sql.in_list(len(LIVE_INSTANCE_STATUSES))} GROUP BY status",
+            (run_id, *LIVE_INSTANCE_STATUSES),
+        )
+    )
     refs: dict[str, list[dschemas.InstanceRef]] = {"O": [], "T": [], "X": [], "K": []}
-    live = 0
     for instance_id, distributor_id, status in sql.fetch_all(
         session,
         "SELECT id, distributor_id, status FROM task_instance WHERE workflow_run_id = ? "
-        f"AND status IN {sql.in_list(len(LIVE_INSTANCE_STATUSES))} ORDER BY id",
-        (run_id, *LIVE_INSTANCE_STATUSES),
+        f"AND status IN {sql.in_list(len(refs))} ORDER BY id",
+        (run_id, *refs),
     ):
-        live += 1
-        if status in refs:
-            refs[status].append(
-                dschemas.InstanceRef(
-                    task_instance_id=instance_id, distributor_id=distributor_id, status=status
-                )
+        refs[status].append(
+            dschemas.InstanceRef(
+                task_instance_id=instance_id, distributor_id=distributor_id, status=status
             )
+        )
     return dschemas.TriageOut(
         workflow_run_id=run_id,
         run_status=run[1],

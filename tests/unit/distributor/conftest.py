@@ -146,6 +146,7 @@ class RecordingPlugin:
     alive: set[str] = field(default_factory=set)  # jobs the "cluster" still has
     terminated: list[str] = field(default_factory=list)
     exit_info: dict[str, tuple[ErrorStatus, str]] = field(default_factory=dict)
+    queries: int = 0  # calls of submitted_or_running
 
     def start(self) -> None:
         self.events.append("start")
@@ -161,6 +162,7 @@ class RecordingPlugin:
         return ids[:-1] if self.wrong_count else ids
 
     def submitted_or_running(self, distributor_ids: Iterable[str]) -> set[str]:
+        self.queries += 1
         return self.alive & set(distributor_ids)
 
     def terminate(self, distributor_ids: Iterable[str]) -> None:

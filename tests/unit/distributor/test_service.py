@@ -408,6 +408,25 @@ def test_a_silent_instance_gets_the_clusters_verdict(
     assert plugin.terminated == ["job-4"]
 
 
+def test_one_triage_pass_asks_the_cluster_once(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    plugin.alive = {"job-1", "job-3"}
+    fake_server.triage_replies.append(
+        {
+            "launched": [_ref(1, "O", "job-1"), _ref(2, "O", "job-2")],
+            "triaging": [_ref(3, "T", "job-3"), _ref(4, "T", "job-4")],
+            "live": 4,
+        }
+    )
+
+    _service(fake_server, plugin).triage()
+
+    assert plugin.queries == 1
+    items = {i["task_instance_id"]: i["status"] for i in fake_server.bodies(TRIAGED)[0]["items"]}
+    assert items == {2: "E", 3: "U", 4: "U"}  # 1 is still queued on the cluster: left alone
+
+
 def test_kill_requests_are_carried_out_and_confirmed(
     fake_server: FakeDistributorServer, plugin: RecordingPlugin
 ) -> None:
