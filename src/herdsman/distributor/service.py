@@ -64,8 +64,8 @@ from herdsman.core.schemas.distributor import (
 )
 from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
 from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
+from herdsman.distributor.parameters import float_parameter
 from herdsman.distributor.plugin import ClusterPlugin, PluginRequester, SubmitBatch, SubmitError
-from herdsman.plugins._local import float_parameter
 
 __all__ = [
     "FINAL_RUN_STATUSES",

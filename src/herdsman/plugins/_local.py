@@ -13,19 +13,15 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
-from herdsman.core.errors import ConfigurationError
 from herdsman.worker.command import terminate_process_group
 from herdsman.worker.exit_status import ErrorStatus, describe_exit_code
 
 __all__ = [
     "LocalJob",
     "LocalJobs",
-    "bool_parameter",
-    "float_parameter",
     "kill_groups",
     "kill_groups_in_background",
 ]
@@ -159,46 +155,3 @@ def kill_groups_in_background(groups: Sequence[int], grace: float) -> None:
         threading.Thread(
             target=kill_groups, args=(list(groups), grace), name="herdsman-kill", daemon=True
         ).start()
-
-
-def float_parameter(parameters: dict[str, Any], key: str, default: float) -> float:
-    """``parameters[key]`` as a positive float, with a clear error for anything else."""
-    value = parameters.get(key, default)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if not number > 0:
-        raise ConfigurationError(
-            f"cluster parameter {key!r} must be a positive number, got {value!r}",
-            details={"parameter": key},
-        )
-    return number
-
-
-_TRUE_WORDS = frozenset({"true", "yes", "on", "1"})
-_FALSE_WORDS = frozenset({"false", "no", "off", "0"})
-
-
-def bool_parameter(parameters: dict[str, Any], key: str, default: bool) -> bool:
-    """``parameters[key]`` as a bool; also from the words a config file or CLI may hold.
-
-    Parameters arrive as JSON from the server, but were perhaps typed as text (``"false"``),
-    and ``bool("false")`` is True: a flag that silently means the opposite is worse than an
-    error.
-    """
-    value = parameters.get(key, default)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-    raise ConfigurationError(
-        f"cluster parameter {key!r} must be true or false, got {value!r}",
-        details={"parameter": key},
-    )

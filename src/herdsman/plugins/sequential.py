@@ -26,12 +26,11 @@ from typing import Any
 
 import structlog
 
+from herdsman.distributor.parameters import bool_parameter, float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
     LocalJob,
     LocalJobs,
-    bool_parameter,
-    float_parameter,
     kill_groups,
     kill_groups_in_background,
 )
