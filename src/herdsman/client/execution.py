@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from herdsman.core.schemas.gui import WorkflowDetailOut
+from herdsman.core.schemas.gui import WorkflowClustersOut, WorkflowDetailOut
 from herdsman.core.schemas.swarm import RunStatusOut
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def resume_workflow_from_id(
     from herdsman.client.swarm.workflow_run import WorkflowRun
 
     requester = requester or default_requester()
-    detail = requester.get(f"/workflows/{workflow_id}", WorkflowDetailOut)
+    clusters = requester.get(f"/workflows/{workflow_id}/clusters", WorkflowClustersOut).clusters
     swarm = WorkflowRun.from_workflow_id(
         workflow_id,
         resume=True,
@@ -107,7 +107,7 @@ def resume_workflow_from_id(
     )
     status = drive_run(
         swarm,
-        detail.clusters,
+        clusters,
         requester,
         seconds_until_timeout=seconds_until_timeout,
         distributor_startup_timeout=distributor_startup_timeout,

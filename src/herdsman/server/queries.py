@@ -34,17 +34,6 @@ def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetai
         .where(models.Task.workflow_id == workflow_id)
         .group_by(models.Task.status)
     ).tuples()
-    clusters = session.scalars(
-        select(models.Cluster.name)
-        .where(
-            models.Cluster.id.in_(
-                select(models.Task.cluster_id)
-                .where(models.Task.workflow_id == workflow_id)
-                .distinct()
-            )
-        )
-        .order_by(models.Cluster.name)
-    ).all()
     return schemas.WorkflowDetailOut(
         id=workflow.id,
         name=workflow.name,
@@ -59,8 +48,22 @@ def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetai
         bound=workflow.bound_date is not None,
         attributes=dict(attributes.all()),
         task_status_counts=dict(counts.all()),
-        clusters=list(clusters),
     )
+
+
+def workflow_clusters(session: Session, workflow_id: int) -> schemas.WorkflowClustersOut:
+    """The clusters the workflow's tasks run on: a resume starts a distributor for each.
+
+    Apart from the workflow's detail, which progress displays read every few seconds: this
+    reads every task of the workflow.
+    """
+    if session.get(models.Workflow, workflow_id) is None:
+        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    used = select(models.Task.cluster_id).where(models.Task.workflow_id == workflow_id).distinct()
+    names = session.scalars(
+        select(models.Cluster.name).where(models.Cluster.id.in_(used)).order_by(models.Cluster.name)
+    ).all()
+    return schemas.WorkflowClustersOut(workflow_id=workflow_id, clusters=list(names))
 
 
 def workflow_tasks(

@@ -12,6 +12,7 @@ __all__ = [
     "TaskDetailOut",
     "TaskOut",
     "TasksPageOut",
+    "WorkflowClustersOut",
     "WorkflowDetailOut",
     "WorkflowErrorsOut",
 ]
@@ -31,7 +32,13 @@ class WorkflowDetailOut(BaseModel):
     bound: bool
     attributes: dict[str, str]
     task_status_counts: dict[str, int]
-    clusters: list[str] = []  # the clusters its tasks run on
+
+
+class WorkflowClustersOut(BaseModel):
+    """The clusters a workflow's tasks run on."""
+
+    workflow_id: int
+    clusters: list[str]
 
 
 class TaskOut(BaseModel):

@@ -18,6 +18,11 @@ Offset = Annotated[int, Query(ge=0)]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
+@router.get("/workflows/{workflow_id}/clusters")
+def get_workflow_clusters(workflow_id: int, db: DatabaseDep) -> schemas.WorkflowClustersOut:
+    return db.read(lambda s: queries.workflow_clusters(s, workflow_id))
+
+
 @router.get("/workflows/{workflow_id}")
 def get_workflow(workflow_id: int, db: DatabaseDep) -> schemas.WorkflowDetailOut:
     return db.read(lambda s: queries.workflow_detail(s, workflow_id))
