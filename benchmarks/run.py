@@ -61,14 +61,28 @@ class ChildPeak:
         self._thread.join()
 
     def _sample(self) -> None:
+        # VmHWM is already a peak, so reading it often only guards against missing a short
+        # distributor; finding the children scans /proc and is done rarely, to keep the
+        # benchmark's own CPU out of the figures.
         me = psutil.Process()
+        distributors: set[int] = set()
+        next_scan = 0.0
         while not self._stop.wait(0.05):
-            for child in me.children(recursive=False):
+            if time.monotonic() >= next_scan:
+                distributors |= {child.pid for child in me.children() if _is_distributor(child)}
+                next_scan = time.monotonic() + 1.0
+            for pid in distributors:
                 try:
-                    if "herdsman.distributor" in " ".join(child.cmdline()):
-                        self.peak_mib = max(self.peak_mib, peak_rss_mib(child.pid))
-                except (psutil.Error, OSError, RuntimeError):
+                    self.peak_mib = max(self.peak_mib, peak_rss_mib(pid))
+                except (OSError, RuntimeError):
                     continue
+
+
+def _is_distributor(process: psutil.Process) -> bool:
+    try:
+        return "herdsman.distributor" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
 
 
 def _tool(cluster: str) -> Tool:
@@ -122,10 +136,14 @@ def run_case(kind: str, n: int) -> dict[str, float]:
     workflow = build(kind, n)
     workflow.bind()
     baseline = psutil.Process().memory_info().rss
+    client_cpu = _cpu_seconds(resource.RUSAGE_SELF)
     with ChildPeak() as children:
         start = time.perf_counter()
+        started_at = time.time()
         status = workflow.run()
         elapsed = time.perf_counter() - start
+        ended_at = time.time()
+    client_cpu = _cpu_seconds(resource.RUSAGE_SELF) - client_cpu
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     tasks = len(workflow.tasks)
     result = {
@@ -136,13 +154,25 @@ def run_case(kind: str, n: int) -> dict[str, float]:
         "client_peak_mib": peak / 2**20,
         "client_bytes_per_task": max(0, peak - baseline) / tasks,
         "distributor_peak_mib": children.peak_mib,
+        # CPU is steadier than wall time on a shared machine; the children are the
+        # distributor, its pool and the commands, all waited for by the time run() returns.
+        "client_cpu_ms_per_task": 1000 * client_cpu / tasks,
+        "distributor_cpu_ms_per_task": 1000 * _cpu_seconds(resource.RUSAGE_CHILDREN) / tasks,
     }
     if kind == "chain":
         result["s_per_hop_with_startup"] = elapsed / n
         stamps = Path(workflow.tasks[next(iter(workflow.tasks))].task_args["dir"])
         times = sorted(float(path.read_text()) for path in stamps.iterdir())
         result["s_per_hop"] = (times[-1] - times[0]) / (len(times) - 1)
+        # Start-up: run() called to the first command; wind-down: the last command to return.
+        result["startup_s"] = times[0] - started_at
+        result["winddown_s"] = ended_at - times[-1]
     return result
+
+
+def _cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wrapper_start() -> dict[str, float]:
@@ -187,6 +217,11 @@ def wrapper_start() -> dict[str, float]:
         return {"wrapper_to_command_s": float(stamp.read_text()) - start}
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=DEFAULT_CASES, help="KIND:N, e.g. chain:100")
@@ -199,6 +234,7 @@ def main() -> None:
     for case in args.cases:
         spec = case if ":" in case else f"{case}:{dict(c.split(':') for c in DEFAULT_CASES)[case]}"
         with bench_server() as server:
+            server_cpu = _process_cpu_seconds(server.pid)
             out = subprocess.run(
                 [sys.executable, __file__, "--case", spec],
                 env={**os.environ, "HERDSMAN_SERVER_URL": server.url},
@@ -208,6 +244,9 @@ def main() -> None:
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result["server_peak_mib"] = server.peak_rss_mib()
+            if "tasks" in result:
+                server_cpu = _process_cpu_seconds(server.pid) - server_cpu
+                result["server_cpu_ms_per_task"] = 1000 * server_cpu / result["tasks"]
         shown = ", ".join(
             f"{key}={value:,.3f}" if isinstance(value, float) else f"{key}={value}"
             for key, value in result.items()

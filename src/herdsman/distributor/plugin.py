@@ -76,9 +76,12 @@ class SubmitBatch:
     """Instances of one array with identical queue and resources: one cluster submission.
 
     ``resources`` are the server-validated values of the queue (cores, memory in GiB, runtime
-    in seconds, ...), the same for every instance of the batch.
+    in seconds, ...), the same for every instance of the batch. The workflow and run ids let
+    a plugin that runs commands itself give them their ``HERDSMAN_*`` environment.
     """
 
+    workflow_id: int
+    workflow_run_id: int
     array_id: int
     queue: str
     resources: Mapping[str, Any]

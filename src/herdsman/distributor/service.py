@@ -41,7 +41,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,10 +174,10 @@ class _StopRequested(BaseException):
     """
 
 
-def group_batches(instances: Iterable[ClaimedInstance]) -> list[SubmitBatch]:
+def group_batches(claimed: ClaimedOut) -> list[SubmitBatch]:
     """Group instances by (array, queue, resources), keeping their order within each group."""
     groups: dict[tuple[int, str, str], list[ClaimedInstance]] = {}
-    for instance in instances:
+    for instance in claimed.instances:
         key = (
             instance.array_id,
             instance.queue,
@@ -186,6 +186,8 @@ def group_batches(instances: Iterable[ClaimedInstance]) -> list[SubmitBatch]:
         groups.setdefault(key, []).append(instance)
     return [
         SubmitBatch(
+            workflow_id=claimed.workflow_id,
+            workflow_run_id=claimed.workflow_run_id,
             array_id=members[0].array_id,
             queue=members[0].queue,
             resources=members[0].resources,
@@ -385,7 +387,7 @@ class DistributorService:
             )
             self._claim_id = None
             claimed += len(reply.instances)
-            for batch in group_batches(reply.instances):
+            for batch in group_batches(reply):
                 batch_launched, batch_failed = self._submit(batch)
                 launched += batch_launched
                 failed += batch_failed

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from herdsman.core.schemas.worker import InstanceRunningOut
 from herdsman.worker.command import terminate_process_group
 from herdsman.worker.exit_status import ErrorStatus, describe_exit_code
 
@@ -34,8 +35,11 @@ REMEMBERED_EXIT_CODES = 100_000
 
 @dataclass(frozen=True)
 class LocalJob:
+    """A submitted instance; ``run`` is what it runs, where the plugin knows it up front."""
+
     job_id: str
     task_instance_id: int
+    run: InstanceRunningOut | None = None
 
 
 class LocalJobs:

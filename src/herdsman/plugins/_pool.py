@@ -2,14 +2,18 @@
 
 The main loop runs in the pool process. It imports herdsman once, tells the parent it is
 ready, then runs every job it is given through
-:func:`~herdsman.worker.wrapper.run_task_instance`, reporting the command's process group as
-soon as the command starts and the wrapper's exit code when it ends. ``None`` on its job queue
-ends it.
+:func:`~herdsman.worker.wrapper.run_reported_instance`. A job arrives with the server's answer
+to its running report, which the parent made in a batch with the other reports of the pool.
+The pool process reports to its parent, never to the server: the command's process group as
+soon as it starts, its heartbeats (answered through the process's reply queue, so a kill
+request reaches it), and at the end the wrapper's exit code together with the done or error
+report, which the parent sends on in its next batch. ``None`` on its job queue ends it.
 
 Signals: SIGINT is ignored (a Ctrl-C in the distributor's terminal is the distributor's to
 handle). SIGTERM is passed on to the running command's process group; the loop then reports
 that job and exits. A watcher thread does the same when the parent dies, so a command is never
-left running without a distributor.
+left running without a distributor; the report of the killed command then goes straight to
+the server, since no parent is left to carry it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 from collections.abc import Callable
@@ -28,32 +33,54 @@ from typing import Any
 
 import structlog
 
+from herdsman.core.errors import ServerUnavailableError
+from herdsman.core.schemas.worker import (
+    InstanceDoneIn,
+    InstanceErrorIn,
+    InstanceHeartbeatIn,
+    InstanceReportIn,
+    InstanceStatusOut,
+)
 from herdsman.worker.command import terminate_process_group
+from herdsman.worker.reporter import HttpReporter
 
-__all__ = ["PoolConfig", "PoolSlot", "pool_process_main"]
+__all__ = ["HeartbeatReply", "PoolConfig", "PoolSlot", "pool_process_main"]
 
 logger = structlog.get_logger(__name__)
 
 # After the parent died: how long the main thread may take to report the killed command.
 REPORT_SECONDS = 30.0
+# How long a heartbeat waits for its answer through the parent before it counts as failed.
+HEARTBEAT_REPLY_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
 class PoolConfig:
     """What a pool process needs; plain values, because it crosses to a spawned process."""
 
-    server_url: str
+    server_url: str  # only for reports when the parent is gone
     heartbeat_interval: float
+    next_report_seconds: float
     kill_grace_seconds: float
     enforce_limits: bool  # see the multiprocess module docstring
 
 
-class PoolSlot:
-    """The parent's handle on one pool process: its process and its job queue."""
+@dataclass(frozen=True)
+class HeartbeatReply:
+    """The parent's answer to a pool process's heartbeat: a status, or why there is none."""
 
-    def __init__(self, process: SpawnProcess, jobs: SimpleQueue[Any]) -> None:
+    task_instance_id: int
+    status: str | None
+    error: str | None = None
+
+
+class PoolSlot:
+    """The parent's handle on one pool process: its process, its job and reply queues."""
+
+    def __init__(self, process: SpawnProcess, jobs: SimpleQueue[Any], replies: Queue[Any]) -> None:
         self._process = process
         self._jobs = jobs
+        self._replies = replies
 
     @classmethod
     def spawn(
@@ -65,14 +92,19 @@ class PoolSlot:
         results: Queue[tuple[Any, ...]],
     ) -> PoolSlot:
         jobs: SimpleQueue[Any] = context.SimpleQueue()
+        replies: Queue[Any] = context.Queue()
         process = context.Process(
             target=target,
-            args=(config, index, jobs, results),
+            args=(config, index, jobs, replies, results),
             name=f"herdsman-pool-{index}",
             daemon=False,  # it must outlive a parent crash long enough to kill its command
         )
         process.start()
-        return cls(process, jobs)
+        return cls(process, jobs, replies)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
 
     @property
     def exitcode(self) -> int | None:
@@ -86,6 +118,11 @@ class PoolSlot:
         if self._process.is_alive():
             self._jobs.put(job)
 
+    def reply(self, answer: HeartbeatReply) -> None:
+        """Answer the process's heartbeat; an ended process's answer is dropped."""
+        with contextlib.suppress(ValueError, OSError):  # its queue was closed by finish()
+            self._replies.put(answer)
+
     def finish(self, timeout: float) -> None:
         """Wait ``timeout`` s for the process to exit, then SIGTERM, then SIGKILL it."""
         self._process.join(timeout)
@@ -97,6 +134,7 @@ class PoolSlot:
             self._process.kill()
             self._process.join(5.0)
         self._jobs.close()
+        self._replies.close()
 
 
 class _Current:
@@ -107,6 +145,7 @@ class _Current:
         self.stop_after_job = False
         self.kill_grace = kill_grace
         self.reported = threading.Event()  # set once the current job's outcome was reported
+        self.parent_gone = threading.Event()
 
     def forward(self, signum: int, _frame: FrameType | None) -> None:
         self.stop_after_job = True
@@ -126,6 +165,7 @@ def _watch_parent(current: _Current) -> None:
     if parent is None:
         return
     parent.join()  # waits on the parent's sentinel
+    current.parent_gone.set()
     current.stop_after_job = True
     pgid = current.pgid
     if pgid is not None:
@@ -135,10 +175,67 @@ def _watch_parent(current: _Current) -> None:
     os._exit(1)
 
 
+class _ParentReporter:
+    """The wrapper's reports of one job, handed to the parent (see the module docstring).
+
+    ``final`` keeps the done or error report for the ``finished`` message, so the parent
+    learns the job's end and its report together and can send the report in the same batch
+    as the next job's running report.
+    """
+
+    def __init__(
+        self,
+        index: int,
+        results: Queue[tuple[Any, ...]],
+        replies: Queue[Any],
+        current: _Current,
+        server_url: str,
+    ) -> None:
+        self._index = index
+        self._results = results
+        self._replies = replies
+        self._current = current
+        self._server_url = server_url
+        self.final: InstanceReportIn | None = None
+
+    def heartbeat(self, task_instance_id: int, report: InstanceHeartbeatIn) -> InstanceStatusOut:
+        self._results.put(("heartbeat", self._index, task_instance_id, report))
+        while True:
+            try:
+                answer: HeartbeatReply = self._replies.get(timeout=HEARTBEAT_REPLY_SECONDS)
+            except queue.Empty:
+                raise ServerUnavailableError("the pool's parent did not answer") from None
+            if answer.task_instance_id != task_instance_id:
+                continue  # the late answer of an earlier job's heartbeat
+            if answer.status is None:
+                raise ServerUnavailableError(answer.error or "the heartbeat was not delivered")
+            return InstanceStatusOut(task_instance_id=task_instance_id, status=answer.status)
+
+    def done(self, task_instance_id: int, report: InstanceDoneIn) -> None:
+        self._finish(InstanceReportIn(task_instance_id=task_instance_id, done=report))
+
+    def error(self, task_instance_id: int, report: InstanceErrorIn) -> None:
+        self._finish(InstanceReportIn(task_instance_id=task_instance_id, error=report))
+
+    def _finish(self, report: InstanceReportIn) -> None:
+        if not self._current.parent_gone.is_set():
+            self.final = report
+            return
+        from herdsman.core.requester import Requester  # only needed in this rare case
+
+        with Requester(self._server_url) as requester:
+            direct = HttpReporter(requester)
+            if report.done is not None:
+                direct.done(report.task_instance_id, report.done)
+            elif report.error is not None:
+                direct.error(report.task_instance_id, report.error)
+
+
 def pool_process_main(
     config: PoolConfig,
     index: int,
     jobs: SimpleQueue[Any],
+    replies: Queue[Any],
     results: Queue[tuple[Any, ...]],
 ) -> None:
     """The pool process's main loop; see the module docstring."""
@@ -148,34 +245,35 @@ def pool_process_main(
     threading.Thread(target=_watch_parent, args=(current,), daemon=True).start()
 
     # Importing herdsman also sets up its logging from the inherited HERDSMAN_LOG_LEVEL.
-    from herdsman.core.requester import Requester
-    from herdsman.worker.wrapper import WRAPPER_ERROR_EXIT_CODE, run_task_instance
+    from herdsman.worker.wrapper import WRAPPER_ERROR_EXIT_CODE, run_reported_instance
 
     log = logger.bind(pool_index=index, pid=os.getpid())
-    with Requester(config.server_url) as requester:
-        results.put(("ready", index, os.getpid()))
-        while not current.stop_after_job and (job := jobs.get()) is not None:
+    results.put(("ready", index, os.getpid()))
+    while not current.stop_after_job and (message := jobs.get()) is not None:
+        job, running = message
+        reporter = _ParentReporter(index, results, replies, current, config.server_url)
 
-            def started(pgid: int, job_id: str = job.job_id) -> None:
-                current.reported.clear()
-                current.pgid = pgid
-                results.put(("started", index, job_id, pgid))
+        def started(pgid: int, job_id: str = job.job_id) -> None:
+            current.reported.clear()
+            current.pgid = pgid
+            results.put(("started", index, job_id, pgid))
 
-            exit_code = WRAPPER_ERROR_EXIT_CODE
-            try:
-                exit_code = run_task_instance(
-                    requester,
-                    job.task_instance_id,
-                    distributor_id=job.job_id,
-                    heartbeat_interval=config.heartbeat_interval,
-                    kill_grace_seconds=config.kill_grace_seconds,
-                    on_command_start=started,
-                    enforce_limits=config.enforce_limits,
-                )
-            except Exception:  # a bug must not take the pool process down with the job
-                log.exception("pool_job_failed", task_instance_id=job.task_instance_id)
-            finally:
-                current.pgid = None
-                current.reported.set()
-                results.put(("finished", index, job.job_id, exit_code))
+        exit_code = WRAPPER_ERROR_EXIT_CODE
+        try:
+            exit_code = run_reported_instance(
+                reporter,
+                running,
+                distributor_id=job.job_id,
+                heartbeat_interval=config.heartbeat_interval,
+                next_report_seconds=config.next_report_seconds,
+                kill_grace_seconds=config.kill_grace_seconds,
+                on_command_start=started,
+                enforce_limits=config.enforce_limits,
+            )
+        except Exception:  # a bug must not take the pool process down with the job
+            log.exception("pool_job_failed", task_instance_id=job.task_instance_id)
+        finally:
+            current.pgid = None
+            current.reported.set()
+            results.put(("finished", index, job.job_id, exit_code, reporter.final))
     log.debug("pool_process_exiting")

@@ -10,10 +10,20 @@ main module is safe to import again (spawned children import it): the distributo
 
 The parent (the distributor) keeps the queue of waiting jobs and hands one job at a time to an
 idle pool process through that process's own job queue; pool processes answer on one shared
-result queue (``ready``, ``started`` with the command's process group, ``finished`` with the
-wrapper's exit code). Keeping the waiting jobs in the parent is what makes cancelling a job
-that has not started a matter of dropping it. A pool process that dies is replaced; its
-command is killed and the job forgotten (triage finds it through its missing heartbeats).
+result queue (``ready``, ``started`` with the command's process group, ``heartbeat``,
+``finished`` with the wrapper's exit code and its done or error report). Keeping the waiting
+jobs in the parent is what makes cancelling a job that has not started a matter of dropping
+it. A pool process that dies is replaced; its command is killed and the job forgotten (triage
+finds it through its missing heartbeats).
+
+The parent also carries the pool's reports to the server, in batches
+(:mod:`herdsman.plugins._reports`), so a short task costs the server a share of one request
+instead of two requests of its own. A job goes to its pool process as soon as one is idle,
+with what it runs taken from the claim, and its running report goes in the pool's next batch,
+together with the report of the job that just finished there: waiting for the server's
+answer before starting would put a round trip between any two tasks of a process. When the
+server refuses the running report (the run was stopped in that instant), the parent kills
+the command at once and its report changes nothing on the server.
 
 A pool process stops its command when the distributor dies (it watches its parent) or when it
 receives SIGTERM, so commands, which run in sessions of their own, are not left behind.
@@ -33,6 +43,7 @@ let commands use whatever the machine has; tasks without those requests are neve
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import queue
@@ -46,6 +57,14 @@ from typing import Any
 import structlog
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
+from herdsman.core.schemas.distributor import ClaimedInstance
+from herdsman.core.schemas.worker import (
+    InstanceReportIn,
+    InstanceReportOut,
+    InstanceRunningOut,
+    enforceable_limits,
+)
+from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.distributor.parameters import bool_parameter, float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
@@ -54,8 +73,10 @@ from herdsman.plugins._local import (
     kill_groups,
     kill_groups_in_background,
 )
-from herdsman.plugins._pool import PoolConfig, PoolSlot, pool_process_main
+from herdsman.plugins._pool import HeartbeatReply, PoolConfig, PoolSlot, pool_process_main
+from herdsman.plugins._reports import ReplyHandler, ReportBatcher, refusal_error
 from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
+from herdsman.worker.wrapper import DEFAULT_REPORT_BY_BUFFER, running_report
 
 __all__ = ["MultiprocessPlugin", "PoolStartError", "default_worker_count"]
 
@@ -105,7 +126,7 @@ class _Slot:
     index: int
     process: PoolSlot
     ready: bool = False
-    job: LocalJob | None = None
+    job: LocalJob | None = None  # from its running report on, until the job finished
 
 
 class MultiprocessPlugin:
@@ -117,12 +138,15 @@ class MultiprocessPlugin:
             default_worker_count() if workers is None else _positive_int(workers, "workers")
         )
         self._kill_grace = float_parameter(parameters, "kill_grace_seconds", 10.0)
+        heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
         self._config = PoolConfig(
             server_url=requester.base_url,
-            heartbeat_interval=float_parameter(parameters, "heartbeat_interval", 90.0),
+            heartbeat_interval=heartbeat_interval,
+            next_report_seconds=heartbeat_interval * DEFAULT_REPORT_BY_BUFFER,
             kill_grace_seconds=self._kill_grace,
             enforce_limits=bool_parameter(parameters, "enforce_limits", True),
         )
+        self._reports = ReportBatcher(requester.base_url)
         self._context = multiprocessing.get_context("spawn")
         self._results: Queue[tuple[Any, ...]] = self._context.Queue()
         self._jobs = LocalJobs()
@@ -148,6 +172,7 @@ class MultiprocessPlugin:
         a minute or a process dies first.
         """
         self._slots = [_Slot(index, self._spawn(index)) for index in range(self._size)]
+        self._reports.start()
         self._collector.start()
         ready = self._all_ready.wait(START_TIMEOUT_SECONDS)
         if not ready or self._start_failure is not None:
@@ -173,17 +198,22 @@ class MultiprocessPlugin:
         self._results.put(("stop",))
         if self._collector.is_alive():
             self._collector.join()
+        self._reports.stop()  # after the collector: the last jobs' reports must still go
         self._results.close()
         self._results.join_thread()
         logger.info("multiprocess_pool_stopped", killed=len(groups))
 
     def submit(self, batch: SubmitBatch) -> list[str]:
         jobs = [
-            LocalJob(f"{JOB_ID_PREFIX}{instance.task_instance_id}", instance.task_instance_id)
+            LocalJob(
+                f"{JOB_ID_PREFIX}{instance.task_instance_id}",
+                instance.task_instance_id,
+                _planned_run(batch, instance),
+            )
             for instance in batch.instances
         ]
         self._jobs.add(jobs)
-        self._dispatch()
+        self._dispatch([])
         return [job.job_id for job in jobs]
 
     def submitted_or_running(self, distributor_ids: Iterable[str]) -> set[str]:
@@ -204,18 +234,49 @@ class MultiprocessPlugin:
     def _spawn(self, index: int) -> PoolSlot:
         return PoolSlot.spawn(self._context, pool_process_main, self._config, index, self._results)
 
-    def _dispatch(self) -> None:
-        """Hand waiting jobs to idle, ready pool processes."""
-        if self._stopping.is_set():
-            return
+    def _dispatch(self, reports: list[tuple[InstanceReportIn, ReplyHandler | None]]) -> None:
+        """Give waiting jobs to idle, ready pool processes; send their running reports along
+        with ``reports`` in one batch."""
         with self._lock:
-            for slot in self._slots:
-                if slot.ready and slot.job is None:
-                    job = self._jobs.take()
-                    if job is None:
-                        return
-                    slot.job = job
-                    slot.process.send(job)
+            for slot in self._slots if not self._stopping.is_set() else ():
+                if not slot.ready or slot.job is not None:
+                    continue
+                job = self._jobs.take()
+                if job is None:
+                    break
+                assert job.run is not None  # submit() plans every job
+                slot.job = job
+                slot.process.send((job, job.run))
+                report = running_report(
+                    pid=slot.process.pid or 0,
+                    distributor_id=job.job_id,
+                    next_report_seconds=self._config.next_report_seconds,
+                )
+                running = InstanceReportIn(task_instance_id=job.task_instance_id, running=report)
+                reports.append((running, functools.partial(self._on_running, job)))
+        self._reports.send(reports)
+
+    def _on_running(self, job: LocalJob, answer: InstanceReportOut | HerdsmanError) -> None:
+        """Kill ``job``'s command unless the server accepted its running report."""
+        if isinstance(answer, InstanceReportOut) and answer.status == TaskInstanceStatus.RUNNING:
+            return
+        error = answer if isinstance(answer, HerdsmanError) else refusal_error(answer)
+        logger.info(
+            "multiprocess_job_refused",
+            task_instance_id=job.task_instance_id,
+            status=None if isinstance(answer, HerdsmanError) else answer.status,
+            reason=error.message if error else None,
+        )
+        kill_groups_in_background(self._jobs.cancel([job.job_id]), self._kill_grace)
+
+    def _on_heartbeat(
+        self, process: PoolSlot, task_instance_id: int, answer: InstanceReportOut | HerdsmanError
+    ) -> None:
+        error = answer if isinstance(answer, HerdsmanError) else refusal_error(answer)
+        if error is not None or not isinstance(answer, InstanceReportOut):
+            process.reply(HeartbeatReply(task_instance_id, None, error.message if error else None))
+            return
+        process.reply(HeartbeatReply(task_instance_id, answer.status))
 
     def _collect(self) -> None:
         """Apply the pool's messages; replace dead pool processes. Ends on ``("stop",)``."""
@@ -231,6 +292,7 @@ class MultiprocessPlugin:
             except queue.Empty:
                 continue
             kind = message[0]
+            reports: list[tuple[InstanceReportIn, ReplyHandler | None]] = []
             if kind == "stop":
                 return
             if kind == "ready":
@@ -239,12 +301,21 @@ class MultiprocessPlugin:
                 _, _index, job_id, pgid = message
                 if not self._jobs.started(job_id, pgid):
                     kill_groups_in_background([pgid], self._kill_grace)
+            elif kind == "heartbeat":
+                _, index, task_instance_id, body = message
+                handler = functools.partial(
+                    self._on_heartbeat, self._slots[index].process, task_instance_id
+                )
+                report = InstanceReportIn(task_instance_id=task_instance_id, heartbeat=body)
+                reports.append((report, handler))
             elif kind == "finished":
-                _, index, job_id, exit_code = message
+                _, index, job_id, exit_code, final = message
                 self._jobs.finished(job_id, exit_code)
                 with self._lock:
                     self._slots[index].job = None
-            self._dispatch()
+                if final is not None:
+                    reports.append((final, None))
+            self._dispatch(reports)
 
     def _on_ready(self, index: int) -> None:
         with self._lock:
@@ -280,3 +351,21 @@ class MultiprocessPlugin:
                 return
             slot.process.finish(0)
             slot.process = self._spawn(slot.index)
+
+
+def _planned_run(batch: SubmitBatch, instance: ClaimedInstance) -> InstanceRunningOut:
+    """What the server's answer to the instance's running report will say, from its claim."""
+    memory, runtime = enforceable_limits(instance.resources)
+    return InstanceRunningOut(
+        status=TaskInstanceStatus.RUNNING,
+        task_instance_id=instance.task_instance_id,
+        task_id=instance.task_id,
+        workflow_id=batch.workflow_id,
+        workflow_run_id=batch.workflow_run_id,
+        name=instance.name,
+        command=instance.command,
+        stdout_dir=instance.resources.get("stdout"),
+        stderr_dir=instance.resources.get("stderr"),
+        memory=memory,
+        runtime=runtime,
+    )

@@ -44,6 +44,7 @@ __all__ = [
     "instance_running",
     "kills_done",
     "launched",
+    "lock_instances",
     "queue_tasks",
     "request_kills",
     "submit_failed",
@@ -107,6 +108,11 @@ def _load(session: Session, instance_ids: Sequence[int]) -> list[_Instance]:
         )
         found += [_Instance(*row) for row in rows]
     return found
+
+
+def lock_instances(session: Session, instance_ids: Sequence[int]) -> None:
+    """Lock these instances and their tasks for the rest of the transaction, in id order."""
+    _load(session, instance_ids)
 
 
 def _load_one(session: Session, instance_id: int) -> _Instance:
@@ -499,15 +505,7 @@ def instance_running(
     assert details is not None
     name, command, requested = details
     resources = json.loads(requested)
-    # Canonical requests are positive numbers (GiB, seconds); anything else is no request the
-    # wrapper could enforce, so it is left out rather than failing the worker's start.
-    limits = {
-        key: float(value)
-        for key in ("memory", "runtime")
-        if isinstance(value := resources.get(key), int | float)
-        and not isinstance(value, bool)
-        and value > 0
-    }
+    memory, runtime = wschemas.enforceable_limits(resources)
     return wschemas.InstanceRunningOut(
         status=row.status,
         task_instance_id=row.id,
@@ -518,8 +516,8 @@ def instance_running(
         command=command,
         stdout_dir=resources.get("stdout"),
         stderr_dir=resources.get("stderr"),
-        memory=limits.get("memory"),
-        runtime=limits.get("runtime"),
+        memory=memory,
+        runtime=runtime,
     )
 
 

@@ -41,10 +41,9 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import structlog
-from pydantic import BaseModel
 
 import herdsman
 from herdsman.core.errors import ConflictError, HerdsmanError, TransitionRefused
@@ -54,7 +53,6 @@ from herdsman.core.schemas.worker import (
     InstanceHeartbeatIn,
     InstanceRunningIn,
     InstanceRunningOut,
-    InstanceStatusOut,
 )
 from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.worker.command import CommandResult, RunningCommand
@@ -66,21 +64,25 @@ from herdsman.worker.exit_status import (
 )
 from herdsman.worker.limits import LimitExceeded, LimitWatcher, ResourceLimits
 from herdsman.worker.output import output_file_path
+from herdsman.worker.reporter import HttpReporter, InstanceReporter, WorkerRequester
 
-__all__ = ["WRAPPER_ERROR_EXIT_CODE", "WorkerRequester", "command_environment", "run_task_instance"]
+__all__ = [
+    "DEFAULT_REPORT_BY_BUFFER",
+    "WRAPPER_ERROR_EXIT_CODE",
+    "WorkerRequester",
+    "command_environment",
+    "run_reported_instance",
+    "run_task_instance",
+    "running_report",
+]
 
 logger = structlog.get_logger(__name__)
 
 WRAPPER_ERROR_EXIT_CODE = 1
 """Returned when the wrapper could not do its job: refused, unreachable server, no shell."""
 
-M = TypeVar("M", bound=BaseModel)
-
-
-class WorkerRequester(Protocol):
-    """The part of :class:`~herdsman.core.requester.Requester` the wrapper uses."""
-
-    def post(self, path: str, body: BaseModel | dict[str, Any] | None, reply: type[M]) -> M: ...
+DEFAULT_REPORT_BY_BUFFER = 3.1
+"""Heartbeat intervals the server waits past a report before it gives up on the instance."""
 
 
 def command_environment(running: InstanceRunningOut, base: Mapping[str, str]) -> dict[str, str]:
@@ -94,13 +96,26 @@ def command_environment(running: InstanceRunningOut, base: Mapping[str, str]) ->
     }
 
 
+def running_report(
+    *, pid: int, distributor_id: str | None, next_report_seconds: float
+) -> InstanceRunningIn:
+    """The running report of a wrapper in process ``pid`` on this host."""
+    return InstanceRunningIn(
+        host=socket.gethostname()[:255],
+        pid=pid,
+        distributor_id=distributor_id,
+        herdsman_version=herdsman.__version__,
+        next_report_seconds=next_report_seconds,
+    )
+
+
 def run_task_instance(
     requester: WorkerRequester,
     task_instance_id: int,
     *,
     distributor_id: str | None = None,
     heartbeat_interval: float = 90.0,
-    report_by_buffer: float = 3.1,
+    report_by_buffer: float = DEFAULT_REPORT_BY_BUFFER,
     kill_grace_seconds: float = 10.0,
     exit_code_status: ExitCodeStatus = default_exit_code_status,
     on_command_start: Callable[[int], None] | None = None,
@@ -110,20 +125,57 @@ def run_task_instance(
 
     ``distributor_id`` is the cluster's job id (it names the output files; the instance id
     stands in without one). ``on_command_start`` is called with the command's pid, which is
-    also its process-group id, as soon as it runs: pool processes pass it to their parent so
-    the parent can kill the command. ``enforce_limits`` makes the wrapper kill a command that
-    outgrows its task's memory or runtime request; off by default, because a cluster's
+    also its process-group id, as soon as it runs: a wrapper process passes it to its signal
+    handler so the command can be killed. ``enforce_limits`` makes the wrapper kill a command
+    that outgrows its task's memory or runtime request; off by default, because a cluster's
     scheduler does that where there is one. Never raises for server or command trouble; the
     return value says what happened.
     """
+    reporter = HttpReporter(requester)
     log = logger.bind(task_instance_id=task_instance_id, distributor_id=distributor_id)
     next_report = heartbeat_interval * report_by_buffer
-    running = _report_running(requester, task_instance_id, distributor_id, next_report, log)
+    report = running_report(
+        pid=os.getpid(), distributor_id=distributor_id, next_report_seconds=next_report
+    )
+    running = _report_running(reporter, task_instance_id, report, log)
     if running is None:
         return WRAPPER_ERROR_EXIT_CODE
     if running.status != TaskInstanceStatus.RUNNING:
         log.info("worker_not_running", status=running.status)
         return 0
+    return run_reported_instance(
+        reporter,
+        running,
+        distributor_id=distributor_id,
+        heartbeat_interval=heartbeat_interval,
+        next_report_seconds=next_report,
+        kill_grace_seconds=kill_grace_seconds,
+        exit_code_status=exit_code_status,
+        on_command_start=on_command_start,
+        enforce_limits=enforce_limits,
+    )
+
+
+def run_reported_instance(
+    reporter: InstanceReporter,
+    running: InstanceRunningOut,
+    *,
+    distributor_id: str | None,
+    heartbeat_interval: float,
+    next_report_seconds: float,
+    kill_grace_seconds: float,
+    exit_code_status: ExitCodeStatus = default_exit_code_status,
+    on_command_start: Callable[[int], None] | None = None,
+    enforce_limits: bool = False,
+) -> int:
+    """Steps 2 and 3 for an instance whose running report the server accepted (``running``).
+
+    A local pool's parent makes the running report itself, in a batch, and hands a pool
+    process the answer; a wrapper of its own gets there through :func:`run_task_instance`.
+    The return value is that of :func:`run_task_instance`.
+    """
+    task_instance_id = running.task_instance_id
+    log = logger.bind(task_instance_id=task_instance_id, distributor_id=distributor_id)
     job_id = distributor_id or str(task_instance_id)
     limits = (
         ResourceLimits.from_request(running.memory, running.runtime)
@@ -143,7 +195,7 @@ def run_task_instance(
     except OSError as error:
         log.error("worker_command_start_failed", error=str(error))
         body = InstanceErrorIn(status="E", message=f"could not start the command: {error}")
-        _report(requester, task_instance_id, "error", body, log)
+        _deliver(functools.partial(reporter.error, task_instance_id, body), "error", log)
         return WRAPPER_ERROR_EXIT_CODE
     watcher.start(functools.partial(command.terminate, kill_grace_seconds))
     log.info(
@@ -158,7 +210,12 @@ def run_task_instance(
         except Exception:  # the command runs regardless; it must still be waited for
             log.exception("worker_start_callback_failed")
     heartbeat = _Heartbeat(
-        requester, task_instance_id, command, heartbeat_interval, next_report, kill_grace_seconds
+        reporter,
+        task_instance_id,
+        command,
+        heartbeat_interval,
+        next_report_seconds,
+        kill_grace_seconds,
     )
     heartbeat.start()
     try:
@@ -174,7 +231,7 @@ def run_task_instance(
         limit_exceeded=exceeded.resource if exceeded else None,
     )
     if not _report_result(
-        requester, task_instance_id, result, heartbeat.killed, exceeded, exit_code_status
+        reporter, task_instance_id, result, heartbeat.killed, exceeded, exit_code_status
     ):
         return WRAPPER_ERROR_EXIT_CODE
     return (
@@ -183,24 +240,14 @@ def run_task_instance(
 
 
 def _report_running(
-    requester: WorkerRequester,
+    reporter: HttpReporter,
     task_instance_id: int,
-    distributor_id: str | None,
-    next_report: float,
+    report: InstanceRunningIn,
     log: structlog.typing.FilteringBoundLogger,
 ) -> InstanceRunningOut | None:
     """The server's answer to the running report; None when it failed (logged)."""
-    body = InstanceRunningIn(
-        host=socket.gethostname()[:255],
-        pid=os.getpid(),
-        distributor_id=distributor_id,
-        herdsman_version=herdsman.__version__,
-        next_report_seconds=next_report,
-    )
     try:
-        return requester.post(
-            f"/task_instances/{task_instance_id}/running", body, InstanceRunningOut
-        )
+        return reporter.running(task_instance_id, report)
     except TransitionRefused as error:
         log.info("worker_not_running", status=error.details.get("status"), reason=error.message)
     except ConflictError as error:
@@ -211,14 +258,14 @@ def _report_running(
 
 
 def _report_result(
-    requester: WorkerRequester,
+    reporter: InstanceReporter,
     task_instance_id: int,
     result: CommandResult,
     killed: bool,
     exceeded: LimitExceeded | None,
     exit_code_status: ExitCodeStatus,
 ) -> bool:
-    """POST done or error for ``result``; False when the report could not be delivered.
+    """Report done or error for ``result``; False when the report could not be delivered.
 
     ``killed``: on the server's request; ``exceeded``: by the wrapper, for a limit.
     """
@@ -231,7 +278,8 @@ def _report_result(
         "usage": result.usage,
     }
     if result.exit_code == 0 and not killed and exceeded is None:
-        return _report(requester, task_instance_id, "done", InstanceDoneIn(**common), log)
+        done = InstanceDoneIn(**common)
+        return _deliver(functools.partial(reporter.done, task_instance_id, done), "done", log)
     status: ErrorStatus
     if exceeded is not None and not killed:  # the reason is known even if the status was lost
         status, message = "Z", exceeded.message
@@ -243,24 +291,18 @@ def _report_result(
     else:
         status, message = exit_code_status(result.exit_code)
     body = InstanceErrorIn(status=status, exit_code=result.exit_code, message=message, **common)
-    return _report(requester, task_instance_id, "error", body, log)
+    return _deliver(functools.partial(reporter.error, task_instance_id, body), "error", log)
 
 
-def _report(
-    requester: WorkerRequester,
-    task_instance_id: int,
-    kind: str,
-    body: BaseModel,
-    log: structlog.typing.FilteringBoundLogger,
+def _deliver(
+    send: Callable[[], None], kind: str, log: structlog.typing.FilteringBoundLogger
 ) -> bool:
     try:
-        reply = requester.post(
-            f"/task_instances/{task_instance_id}/{kind}", body, InstanceStatusOut
-        )
+        send()
     except HerdsmanError as error:
         log.error("worker_report_failed", report=kind, error=error.message)
         return False
-    log.info("worker_reported", report=kind, status=reply.status)
+    log.info("worker_reported", report=kind)
     return True
 
 
@@ -273,14 +315,14 @@ class _Heartbeat:
 
     def __init__(
         self,
-        requester: WorkerRequester,
+        reporter: InstanceReporter,
         task_instance_id: int,
         command: RunningCommand,
         interval: float,
         next_report: float,
         kill_grace: float,
     ) -> None:
-        self._requester = requester
+        self._reporter = reporter
         self._task_instance_id = task_instance_id
         self._command = command
         self._interval = interval
@@ -305,7 +347,6 @@ class _Heartbeat:
 
     def _run(self) -> None:
         log = logger.bind(task_instance_id=self._task_instance_id)
-        path = f"/task_instances/{self._task_instance_id}/heartbeat"
         while not self._stopped.wait(self._interval):
             stdout_tail, stderr_tail = self._command.tails()
             body = InstanceHeartbeatIn(
@@ -314,7 +355,7 @@ class _Heartbeat:
                 stderr_tail=stderr_tail,
             )
             try:
-                reply = self._requester.post(path, body, InstanceStatusOut)
+                reply = self._reporter.heartbeat(self._task_instance_id, body)
             except HerdsmanError as error:
                 log.warning("worker_heartbeat_failed", error=error.message)
                 continue

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from herdsman.core.errors import ServerUnavailableError
-from herdsman.core.schemas.distributor import ClaimedInstance
+from herdsman.core.schemas.distributor import ClaimedInstance, ClaimedOut
 from herdsman.core.statuses import WorkflowRunStatus
 from herdsman.distributor.plugin import ClusterPlugin, SubmitError
 from herdsman.distributor.service import (
@@ -56,7 +56,7 @@ def test_batches_group_by_array_queue_and_resources(make_instance: MakeInstance)
         make_instance(5, memory=2, cores=2),
     ]
 
-    batches = group_batches(instances)
+    batches = group_batches(ClaimedOut(workflow_run_id=7, workflow_id=3, instances=instances))
 
     assert [[i.task_instance_id for i in b.instances] for b in batches] == [[1, 3], [2], [4], [5]]
     assert (batches[0].array_id, batches[0].queue, batches[0].resources) == (
@@ -64,6 +64,7 @@ def test_batches_group_by_array_queue_and_resources(make_instance: MakeInstance)
         "default",
         {"memory": 1, "cores": 2},
     )
+    assert {(b.workflow_id, b.workflow_run_id) for b in batches} == {(3, 7)}
 
 
 # --- launching --------------------------------------------------------------------------------

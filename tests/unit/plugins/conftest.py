@@ -1,7 +1,7 @@
 """A fake herdsman server for the plugin tests: in memory, and over HTTP for pool processes.
 
-:class:`FakeServer` answers the worker routes (running, heartbeat, done, error), the
-distributor's claim / launched / finish_without_running, and nothing else. It has the
+:class:`FakeServer` answers the worker routes (running, heartbeat, done, error, and their
+batches), the distributor's claim / launched / finish_without_running, and nothing else. It has the
 requester's ``get``/``post``, so in-process plugins (dummy, sequential) use it directly; the
 ``fake_http_server`` fixture also serves it on a local port, because the multiprocess plugin's
 pool processes build requesters of their own from ``base_url``. Errors travel as the real
@@ -61,6 +61,8 @@ class FakeServer:
         self.base_url = "http://fake-server.invalid"
         self.instances: dict[int, FakeInstance] = {}
         self.reports: list[Report] = []
+        self.batch_sizes: list[int] = []  # reports per request of /task_instances/reports
+        self.batch_delay = 0.0  # seconds each batch takes, to let the next one fill up
         self._lock = threading.Condition()
 
     def add(self, task_instance_id: int, command: str, **fields: Any) -> FakeInstance:
@@ -124,6 +126,10 @@ class FakeServer:
             task_instance_id, kind = int(match[1]), match[2]
             self.reports.append(Report(time.monotonic(), task_instance_id, kind, data))
             return self._worker(self._instance(task_instance_id), kind, data)
+        if method == "POST" and path == "/task_instances/reports":
+            self.batch_sizes.append(len(data["reports"]))
+            self._lock.wait(self.batch_delay)  # releases the lock: other requests go on
+            return {"reports": [self._batched(report) for report in data["reports"]]}
         if method == "POST" and path == "/task_instances/finish_without_running":
             self.reports.append(Report(time.monotonic(), None, "finish", data))
             ids = data["task_instance_ids"]
@@ -148,6 +154,23 @@ class FakeServer:
                     instance.status = "O"
             return {"task_instance_ids": ids, "statuses": [self.instances[i].status for i in ids]}
         raise NotFoundError(f"the fake server has no route {method} {path}")
+
+    def _batched(self, report: dict[str, Any]) -> dict[str, Any]:
+        task_instance_id = report["task_instance_id"]
+        kind = next(k for k in ("running", "heartbeat", "done", "error") if report.get(k))
+        self.reports.append(Report(time.monotonic(), task_instance_id, kind, report[kind]))
+        try:
+            answer = self._worker(self._instance(task_instance_id), kind, report[kind])
+        except HerdsmanError as error:
+            refusal = {"error": type(error).__name__, "message": error.message}
+            return {"task_instance_id": task_instance_id, "refused": refusal}
+        if kind == "running":
+            return {
+                "task_instance_id": task_instance_id,
+                "status": answer["status"],
+                "running": answer,
+            }
+        return answer
 
     def _instance(self, task_instance_id: int) -> FakeInstance:
         instance = self.instances.get(task_instance_id)
@@ -250,7 +273,12 @@ def make_batch(fake_server: FakeServer) -> Callable[..., SubmitBatch]:
         )
         first = instances[0]
         return SubmitBatch(
-            array_id=first.array_id, queue=first.queue, resources={}, instances=instances
+            workflow_id=7,
+            workflow_run_id=fake_server.workflow_run_id,
+            array_id=first.array_id,
+            queue=first.queue,
+            resources={},
+            instances=instances,
         )
 
     return make

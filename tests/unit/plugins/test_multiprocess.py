@@ -151,6 +151,62 @@ def test_stop_kills_running_commands_and_ends_the_pool(
     pool.stop()  # idempotent
 
 
+def test_reports_of_a_busy_pool_share_requests(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    fake_http_server.batch_delay = 0.2  # a slow server: reports pile up meanwhile
+    pool = start_pool(2)
+    ids = list(range(1, 13))
+    for task_instance_id in ids:
+        fake_http_server.add(task_instance_id, "true", status="I")
+
+    pool.submit(make_batch(*ids))
+    for task_instance_id in ids:
+        fake_http_server.wait_for(task_instance_id, "done")
+
+    for task_instance_id in ids:  # each instance's reports arrive in order
+        assert fake_http_server.kinds(task_instance_id) == ["running", "done"]
+    assert sum(fake_http_server.batch_sizes) == 2 * len(ids)
+    assert len(fake_http_server.batch_sizes) < 2 * len(ids)
+    assert max(fake_http_server.batch_sizes) > 2
+
+
+def test_a_refused_running_report_kills_the_command(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(1)
+    # Told to die before its command could start: the server answers K, not R.
+    fake_http_server.add(1, "echo $$; sleep 60", status="K")
+
+    pool.submit(make_batch(1))
+    error = fake_http_server.wait_for(1, "error")
+
+    assert error.body["message"] == "killed by signal SIGTERM"
+    assert not process_group_exists(int(error.body["stdout_tail"]))
+
+
+def test_a_kill_request_reaches_the_command_through_the_parent(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    pool = start_pool(1)
+    fake_http_server.add(1, "echo $$; sleep 60", status="I")
+    pool.submit(make_batch(1))
+    fake_http_server.wait_for(1, "running")
+
+    fake_http_server.set_status(1, "K")  # the next heartbeat's answer
+    error = fake_http_server.wait_for(1, "error")
+
+    assert "heartbeat" in fake_http_server.kinds(1)
+    assert error.body["message"] == "killed on the server's request"
+    assert not process_group_exists(int(error.body["stdout_tail"]))
+
+
 def test_a_dead_pool_process_is_replaced(
     fake_http_server: FakeServer,
     start_pool: Callable[[int], MultiprocessPlugin],

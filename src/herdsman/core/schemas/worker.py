@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
     "InstanceDoneIn",
     "InstanceErrorIn",
     "InstanceHeartbeatIn",
+    "InstanceReportIn",
+    "InstanceReportOut",
+    "InstanceReportsIn",
+    "InstanceReportsOut",
     "InstanceRunningIn",
     "InstanceRunningOut",
     "InstanceStatusOut",
+    "ReportRefusal",
     "Usage",
+    "enforceable_limits",
 ]
 
 # The worker keeps this many characters of each of stdout and stderr for the server.
 TAIL_CHARACTERS = 10_000
+# Reports in one batch: a pool's reports since its last batch, so far fewer in practice.
+MAX_REPORTS_PER_BATCH = 10_000
 
 
 class _In(BaseModel):
@@ -53,6 +62,22 @@ class InstanceRunningOut(BaseModel):
     stderr_dir: str | None
     memory: float | None = None
     runtime: float | None = None
+
+
+def enforceable_limits(resources: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """The ``memory`` (GiB) and ``runtime`` (s) requests of validated resources, for a wrapper.
+
+    Canonical requests are positive numbers; anything else is no request a wrapper could
+    enforce, so it counts as none rather than failing the worker's start.
+    """
+
+    def limit(key: str) -> float | None:
+        value = resources.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return float(value)
+        return None
+
+    return limit("memory"), limit("runtime")
 
 
 class Usage(_In):
@@ -96,3 +121,54 @@ class InstanceErrorIn(_In):
     stdout_path: str | None = None
     stderr_path: str | None = None
     usage: Usage = Usage()
+
+
+class InstanceReportIn(_In):
+    """One report of a batch: exactly one of ``running``, ``heartbeat``, ``done``, ``error``.
+
+    Each means what the single route of the same name means; a batch is how a local pool's
+    distributor sends the reports of all its processes in one request.
+    """
+
+    task_instance_id: int
+    running: InstanceRunningIn | None = None
+    heartbeat: InstanceHeartbeatIn | None = None
+    done: InstanceDoneIn | None = None
+    error: InstanceErrorIn | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InstanceReportIn:
+        kinds = [self.running, self.heartbeat, self.done, self.error]
+        if sum(kind is not None for kind in kinds) != 1:
+            raise ValueError("a report must have exactly one of running, heartbeat, done and error")
+        return self
+
+
+class InstanceReportsIn(_In):
+    reports: list[InstanceReportIn] = Field(max_length=MAX_REPORTS_PER_BATCH)
+
+
+class ReportRefusal(BaseModel):
+    """Why the server refused one report of a batch: the error its single route would raise."""
+
+    error: str
+    message: str
+    details: dict[str, Any] = {}
+
+
+class InstanceReportOut(BaseModel):
+    """The answer to one report: the instance's status afterwards, or why it was refused.
+
+    ``running`` is set for an accepted running report: what its single route answers.
+    """
+
+    task_instance_id: int
+    status: str | None = None
+    running: InstanceRunningOut | None = None
+    refused: ReportRefusal | None = None
+
+
+class InstanceReportsOut(BaseModel):
+    """Answers aligned with the batch's reports."""
+
+    reports: list[InstanceReportOut]

@@ -1,16 +1,27 @@
-"""Routes the worker wrapper calls from the compute node: running, heartbeat, done, error."""
+"""Routes the worker wrapper calls from the compute node: running, heartbeat, done, error.
+
+``/task_instances/reports`` takes the same reports in batches, for local pools whose
+distributor reports for all of its processes (:mod:`herdsman.server.instance_reports`).
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from herdsman.core.schemas import worker as schemas
-from herdsman.server import instances
+from herdsman.server import instance_reports, instances
 from herdsman.server.deps import DatabaseDep, FeedWriterDep
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["worker"])
+
+
+@router.post("/task_instances/reports")
+def post_reports(
+    request: schemas.InstanceReportsIn, write: FeedWriterDep
+) -> schemas.InstanceReportsOut:
+    return write(lambda s, changes: instance_reports.apply_reports(s, request, changes))
 
 
 @router.post("/task_instances/{instance_id}/running")

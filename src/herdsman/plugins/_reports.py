@@ -1,0 +1,111 @@
+"""Reports of a local pool's processes, sent to the server in batches by the pool's parent.
+
+One thread sends; each batch holds the reports that arrived while the previous one was under
+way. A lone report therefore leaves at once (no timer adds latency to a chain of tasks), and
+the reports of a busy pool share requests instead of paying for one each, which is what most
+of a short task's cost on the server was.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import structlog
+
+from herdsman.core.errors import HerdsmanError, error_class_by_name
+from herdsman.core.requester import Requester
+from herdsman.core.schemas.worker import (
+    MAX_REPORTS_PER_BATCH,
+    InstanceReportIn,
+    InstanceReportOut,
+    InstanceReportsIn,
+    InstanceReportsOut,
+)
+
+__all__ = ["ReplyHandler", "ReportBatcher", "refusal_error"]
+
+logger = structlog.get_logger(__name__)
+
+ReplyHandler = Callable[[InstanceReportOut | HerdsmanError], None]
+"""Called on the sending thread with the server's answer, or the error that stopped the batch."""
+
+
+def refusal_error(answer: InstanceReportOut) -> HerdsmanError | None:
+    """The exception the single route would have raised for a refused report; else None."""
+    refusal = answer.refused
+    if refusal is None:
+        return None
+    return error_class_by_name(refusal.error)(refusal.message, details=refusal.details)
+
+
+class ReportBatcher:
+    """Sends reports in batches from a thread of its own, between :meth:`start` and :meth:`stop`.
+
+    It has its own connection to the server (``server_url``): the distributor's requester
+    belongs to the distributor's thread.
+    """
+
+    def __init__(self, server_url: str) -> None:
+        self._server_url = server_url
+        self._condition = threading.Condition()
+        self._pending: list[tuple[InstanceReportIn, ReplyHandler | None]] = []
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="herdsman-reports", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, reports: Sequence[tuple[InstanceReportIn, ReplyHandler | None]]) -> None:
+        """Queue reports for the next batch; they stay together and in this order."""
+        if not reports:
+            return
+        with self._condition:
+            self._pending.extend(reports)
+            self._condition.notify()
+
+    def stop(self) -> None:
+        """Send what is queued, then end the thread. Idempotent."""
+        with self._condition:
+            self._stopping = True
+            self._condition.notify()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        with Requester(self._server_url) as requester:
+            while (batch := self._next_batch()) is not None:
+                self._send_batch(requester, batch)
+        logger.debug("report_batcher_stopped")
+
+    def _next_batch(self) -> list[tuple[InstanceReportIn, ReplyHandler | None]] | None:
+        """The reports queued so far (waiting for one); None once stopped with none left."""
+        with self._condition:
+            while not self._pending and not self._stopping:
+                self._condition.wait()
+            if not self._pending:
+                return None
+            batch = self._pending[:MAX_REPORTS_PER_BATCH]
+            del self._pending[:MAX_REPORTS_PER_BATCH]
+            return batch
+
+    def _send_batch(
+        self, requester: Requester, batch: list[tuple[InstanceReportIn, ReplyHandler | None]]
+    ) -> None:
+        body = InstanceReportsIn(reports=[report for report, _ in batch])
+        answers: Sequence[InstanceReportOut | HerdsmanError]
+        try:
+            reply = requester.post("/task_instances/reports", body, InstanceReportsOut)
+            answers = reply.reports
+        except HerdsmanError as error:
+            # The requester already retried; the reports' instances are left to triage.
+            logger.error("report_batch_failed", reports=len(batch), error=error.message)
+            answers = [error] * len(batch)
+        logger.debug("report_batch_sent", reports=len(batch))
+        for (report, handler), answer in zip(batch, answers, strict=True):
+            if handler is None:
+                continue
+            try:
+                handler(answer)
+            except Exception:  # one handler's bug must not lose the other answers
+                logger.exception("report_reply_failed", task_instance_id=report.task_instance_id)
