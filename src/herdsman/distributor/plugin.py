@@ -76,13 +76,17 @@ class SubmitBatch:
     """Instances of one array with identical queue and resources: one cluster submission.
 
     ``resources`` are the server-validated values of the queue (cores, memory in GiB, runtime
-    in seconds, ...), the same for every instance of the batch.
+    in seconds, ...), the same for every instance of the batch. ``array_name`` and
+    ``array_limit`` (the array's ``max_concurrently_running`` when it was claimed) let a
+    cluster with job arrays name and throttle the job it submits.
     """
 
     array_id: int
     queue: str
     resources: Mapping[str, Any]
     instances: tuple[ClaimedInstance, ...]
+    array_name: str = ""
+    array_limit: int | None = None
 
 
 class ClusterPlugin(Protocol):

@@ -190,6 +190,8 @@ def group_batches(instances: Iterable[ClaimedInstance]) -> list[SubmitBatch]:
             queue=members[0].queue,
             resources=members[0].resources,
             instances=tuple(members),
+            array_name=members[0].array_name,
+            array_limit=members[0].array_limit,
         )
         for members in groups.values()
     ]

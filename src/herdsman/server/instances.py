@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from herdsman import __version__
@@ -362,7 +363,7 @@ def _describe_claimed(
 ) -> dschemas.ClaimedOut:
     claimed: list[dschemas.ClaimedInstance] = []
     for part in chunked(list(ids), _CHUNK):
-        for instance_id, task_id, array_id, name, command, requested in sql.fetch_all(
+        for row in sql.fetch_all(
             session,
             "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested "
             "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
@@ -370,6 +371,7 @@ def _describe_claimed(
             f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
             part,
         ):
+            instance_id, task_id, array_id, name, command, requested = row
             resources = json.loads(requested)
             claimed.append(
                 dschemas.ClaimedInstance(
@@ -382,7 +384,23 @@ def _describe_claimed(
                     resources=resources,
                 )
             )
+    arrays = _arrays(session, {instance.array_id for instance in claimed})
+    for instance in claimed:
+        instance.array_name, instance.array_limit = arrays.get(instance.array_id, ("", None))
     return dschemas.ClaimedOut(workflow_run_id=run_id, workflow_id=workflow_id, instances=claimed)
+
+
+def _arrays(session: Session, array_ids: set[int]) -> dict[int, tuple[str, int | None]]:
+    """Array id -> (name, max_concurrently_running), for naming and throttling job arrays."""
+    found: dict[int, tuple[str, int | None]] = {}
+    for part in chunked(sorted(array_ids), _CHUNK):
+        rows = session.execute(
+            select(models.Array.id, models.Array.name, models.Array.max_concurrently_running).where(
+                models.Array.id.in_(part)
+            )
+        ).tuples()
+        found.update({array_id: (name, limit) for array_id, name, limit in rows})
+    return found
 
 
 def launched(

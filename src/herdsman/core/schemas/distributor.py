@@ -50,6 +50,10 @@ class ClaimedInstance(BaseModel):
     command: str
     queue: str
     resources: dict[str, Any]
+    # The array's name (its template's) and its max_concurrently_running when claimed: a
+    # cluster with job arrays names and throttles the job array after them.
+    array_name: str = ""
+    array_limit: int | None = None
 
 
 class ClaimedOut(BaseModel):
