@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
 from herdsman.core.schemas.distributor import ClaimedInstance
+from herdsman.core.schemas.worker import Usage
 from herdsman.worker.exit_status import ErrorStatus
 
 __all__ = [
@@ -112,6 +113,13 @@ class ClusterPlugin(Protocol):
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         """What became of a job whose worker stopped reporting: a status and a message."""
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        """What the cluster measured of that job (wall, CPU, max RSS); None without records.
+
+        Asked after :meth:`remote_exit_info` for the same job, so a plugin may answer both
+        from one lookup. Local clusters keep no records beyond the worker's own report.
+        """
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         """Worker side: the status and message for a command's non-zero exit code."""

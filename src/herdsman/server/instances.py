@@ -696,8 +696,20 @@ def triaged(
             continue
         if _move(session, row, target, recorder, now=now) is Transition.VALID:
             _log_error(session, row.id, item.message, now)
+            if item.usage is not None:
+                _record_cluster_usage(session, row.id, item.usage)
             _task_after_error(session, row, recorder, now=now)
     return _transitions(list(by_id), rows)
+
+
+def _record_cluster_usage(session: Session, instance_id: int, usage: wschemas.Usage) -> None:
+    """The cluster's measure of a job whose worker could not report; the worker's own wins."""
+    sql.execute(
+        session,
+        "UPDATE task_instance SET wall_time = COALESCE(wall_time, ?), "
+        "cpu_time = COALESCE(cpu_time, ?), max_rss = COALESCE(max_rss, ?) WHERE id = ?",
+        (usage.wall_time, usage.cpu_time, usage.max_rss, instance_id),
+    )
 
 
 def request_kills(

@@ -43,6 +43,7 @@ from typing import Any
 import structlog
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError, InvalidResourceError
+from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.parameters import float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch, SubmitError
 from herdsman.plugins.slurm.commands import SlurmCommandError, SlurmCommands, SlurmCommandsConfig
@@ -341,6 +342,13 @@ class SlurmPlugin:
         return classify_job(
             record, distributor_id, cancelled_by_herdsman=distributor_id in self._cancelled
         )
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        """Elapsed, CPU time and MaxRSS from the job's sacct record (read for its exit info)."""
+        record = self._records.get(distributor_id)
+        if record is None:
+            return None
+        return Usage(wall_time=record.elapsed, cpu_time=record.cpu_time, max_rss=record.max_rss)
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return slurm_exit_code_status(exit_code)

@@ -236,3 +236,19 @@ def test_unreachable_slurm_stops_the_start_with_a_clear_error(clock: Clock) -> N
     plugin = SlurmPlugin(requester=Requester(), parameters={}, commands=commands, clock=clock)
     with pytest.raises(HerdsmanError, match="cannot reach Slurm"):
         plugin.start()
+
+
+def test_a_lost_jobs_usage_comes_from_its_accounting_record(clock: Clock) -> None:
+    slurm = FakeSlurm()
+    plugin = _plugin(slurm, clock)
+    jobs = plugin.submit(_batch(1))
+    clock.now += 1
+    slurm.accounting = "101_0|FAILED|0:9|00:00:02|00:02.080|\n101_0.batch|CANCELLED by 0|0:9|00:00:02|00:02.080|211992K\n"  # noqa: E501
+
+    assert plugin.submitted_or_running(jobs) == set()
+    assert plugin.remote_exit_info("101_0")[0] == "Z"
+    usage = plugin.remote_usage("101_0")
+
+    assert usage is not None
+    assert (usage.wall_time, usage.cpu_time, usage.max_rss) == (2, 2.08, 211992 * 1024)
+    assert plugin.remote_usage("999_0") is None
