@@ -272,8 +272,10 @@ class SlurmPlugin:
             for job in wanted
             if is_live(self._queued.get(job, "")) or self._recently_submitted(job)
         }
+        # Only jobs still asked about are looked up: one whose instance settled otherwise
+        # (its worker reported after all) is not worth another sacct.
         gone = wanted - alive
-        self._unaccounted |= {job for job in gone if job not in self._records}
+        self._unaccounted = {job for job in gone if job not in self._records}
         self._fetch_accounting()
         return alive
 
