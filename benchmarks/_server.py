@@ -26,6 +26,7 @@ __all__ = ["BenchServer", "bench_server", "peak_rss_mib"]
 class BenchServer:
     url: str
     pid: int
+    database_url: str
 
     def peak_rss_mib(self) -> float:
         return peak_rss_mib(self.pid)
@@ -49,6 +50,8 @@ def bench_server() -> Iterator[BenchServer]:
         if status is None:
             raise RuntimeError(f"the embedded server in {tmp} did not record itself")
         try:
-            yield BenchServer(url=url, pid=status.pid)
+            yield BenchServer(
+                url=url, pid=status.pid, database_url=settings.resolved_database_url()
+            )
         finally:
             stop_embedded_server(settings)

@@ -6,6 +6,8 @@ workflow (``workflow_args`` carries the time); with fixed ``workflow_args`` a se
 find the finished workflow and say so.
 
     python examples/quickstart.py
+
+On a Slurm cluster, set ``CLUSTER = "slurm"``: the same tasks become Slurm job arrays.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import time
 
 from herdsman import Tool, Workflow
 
+# The cluster the tasks run on: "slurm" on a Slurm cluster, nothing else changes.
+CLUSTER = "multiprocess"
+
 
 def build(locations: list[str]) -> Workflow:
     tool = Tool("quickstart")
-    tool.set_default_cluster_name("multiprocess")
-    tool.set_default_compute_resources_from_dict("multiprocess", {"cores": 1, "memory": "1G"})
+    tool.set_default_cluster_name(CLUSTER)
+    tool.set_default_compute_resources_from_dict(CLUSTER, {"cores": 1, "memory": "1G"})
 
     prepare = tool.get_task_template("prepare", "echo preparing {location}", node_args=["location"])
     fit = tool.get_task_template(

@@ -18,6 +18,7 @@ from herdsman import Tool, resume_workflow_from_id
 from herdsman.client.swarm.workflow_run import WorkflowRun
 from herdsman.client.workflow import Workflow
 from herdsman.core.requester import Requester
+from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.plugin import SubmitBatch
 from herdsman.distributor.service import DistributorConfig, DistributorService
 from herdsman.plugins.sequential import SequentialPlugin
@@ -133,6 +134,9 @@ class ForgetfulPlugin:
         if distributor_id in self.lost:
             return "U", f"no record of job {distributor_id}"
         return self.inner.remote_exit_info(distributor_id)
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        return self.inner.remote_usage(distributor_id)
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return self.inner.exit_code_status(exit_code)

@@ -674,6 +674,25 @@ def test_triaged_replay_logs_one_error(scenario: Scenario, api: httpx.Client, db
     assert task_statuses_and_attempts(result.after)[0] == ("A", 1)
 
 
+def test_triaged_usage_from_the_cluster_is_recorded_on_the_instance(
+    scenario: Scenario, api: httpx.Client, db: Engine
+) -> None:
+    [instance_id] = scenario.start(1)
+    make_overdue(db, instance_id)
+    scenario.post(f"/workflow_runs/{scenario.run_id}/triage")
+    usage = {"wall_time": 8.0, "cpu_time": 1.5, "max_rss": 110_000_000}
+    item = {"task_instance_id": instance_id, "status": "Z", "message": "OOM", "usage": usage}
+    scenario.post("/task_instances/triaged", {"items": [item]})
+    columns = (models.TaskInstance.wall_time, models.TaskInstance.cpu_time)
+    with db.connect() as connection:
+        row = connection.execute(
+            select(*columns, models.TaskInstance.max_rss).where(
+                models.TaskInstance.id == instance_id
+            )
+        ).one()
+    assert tuple(row) == (8.0, 1.5, 110_000_000)
+
+
 def test_triaged_replay_of_a_vanished_job_logs_one_error(
     scenario: Scenario, api: httpx.Client, db: Engine
 ) -> None:

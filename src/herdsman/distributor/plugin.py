@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
 from herdsman.core.schemas.distributor import ClaimedInstance
+from herdsman.core.schemas.worker import Usage
 from herdsman.worker.exit_status import ErrorStatus
 
 __all__ = [
@@ -77,7 +78,9 @@ class SubmitBatch:
 
     ``resources`` are the server-validated values of the queue (cores, memory in GiB, runtime
     in seconds, ...), the same for every instance of the batch. The workflow and run ids let
-    a plugin that runs commands itself give them their ``HERDSMAN_*`` environment.
+    a plugin that runs commands itself give them their ``HERDSMAN_*`` environment;
+    ``array_name`` and ``array_limit`` (the array's ``max_concurrently_running`` when it was
+    claimed) let a cluster with job arrays name and throttle the job it submits.
     """
 
     workflow_id: int
@@ -86,6 +89,8 @@ class SubmitBatch:
     queue: str
     resources: Mapping[str, Any]
     instances: tuple[ClaimedInstance, ...]
+    array_name: str = ""
+    array_limit: int | None = None
 
 
 class ClusterPlugin(Protocol):
@@ -111,6 +116,13 @@ class ClusterPlugin(Protocol):
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         """What became of a job whose worker stopped reporting: a status and a message."""
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        """What the cluster measured of that job (wall, CPU, max RSS); None without records.
+
+        Asked after :meth:`remote_exit_info` for the same job, so a plugin may answer both
+        from one lookup. Local clusters keep no records beyond the worker's own report.
+        """
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         """Worker side: the status and message for a command's non-zero exit code."""

@@ -192,6 +192,8 @@ def group_batches(claimed: ClaimedOut) -> list[SubmitBatch]:
             queue=members[0].queue,
             resources=members[0].resources,
             instances=tuple(members),
+            array_name=members[0].array_name,
+            array_limit=members[0].array_limit,
         )
         for members in groups.values()
     ]
@@ -435,13 +437,16 @@ class DistributorService:
             if job is None or job in known:
                 continue
             _, info = self._plugin.remote_exit_info(job)
+            usage = self._plugin.remote_usage(job)
             message = (
                 f"job {job} was submitted but never reported running, and the cluster no "
                 f"longer has it ({info}); check the cluster's records of the job: was it "
                 "cancelled, did its node fail, or could the node not reach the herdsman server?"
             )
             items.append(
-                TriagedItem(task_instance_id=ref.task_instance_id, status="E", message=message)
+                TriagedItem(
+                    task_instance_id=ref.task_instance_id, status="E", message=message, usage=usage
+                )
             )
         return items
 
@@ -455,6 +460,7 @@ class DistributorService:
         items = []
         for ref in triaging:
             job = ref.distributor_id
+            usage = None
             if job is None:
                 status, message = "U", "it stopped reporting and has no cluster job id"
             elif job in running:
@@ -467,9 +473,15 @@ class DistributorService:
                 )
             else:
                 status, info = self._plugin.remote_exit_info(job)
+                usage = self._plugin.remote_usage(job)
                 message = f"it stopped reporting; the cluster says: {info}"
             items.append(
-                TriagedItem(task_instance_id=ref.task_instance_id, status=status, message=message)
+                TriagedItem(
+                    task_instance_id=ref.task_instance_id,
+                    status=status,
+                    message=message,
+                    usage=usage,
+                )
             )
         return items
 

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 
 from herdsman.core.schemas.distributor import FinishIn, TransitionsOut
+from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
 
@@ -55,6 +56,10 @@ class DummyPlugin:
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         return "U", f"the dummy cluster runs nothing; job {distributor_id} had no process"
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        """None: a local job's usage is what its worker reported, there is no other record."""
+        return None
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return default_exit_code_status(exit_code)

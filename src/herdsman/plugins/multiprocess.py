@@ -62,6 +62,7 @@ from herdsman.core.schemas.worker import (
     InstanceReportIn,
     InstanceReportOut,
     InstanceRunningOut,
+    Usage,
     enforceable_limits,
 )
 from herdsman.core.statuses import TaskInstanceStatus
@@ -225,6 +226,10 @@ class MultiprocessPlugin:
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         info = self._jobs.exit_info(distributor_id)
         return info if info is not None else ("U", f"no record of job {distributor_id}")
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        """None: a local job's usage is what its worker reported, there is no other record."""
+        return None
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return default_exit_code_status(exit_code)

@@ -26,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.parameters import bool_parameter, float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
@@ -84,6 +85,10 @@ class SequentialPlugin:
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         info = self._jobs.exit_info(distributor_id)
         return info if info is not None else ("U", f"no record of job {distributor_id}")
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        """None: a local job's usage is what its worker reported, there is no other record."""
+        return None
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return default_exit_code_status(exit_code)

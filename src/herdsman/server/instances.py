@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from herdsman import __version__
@@ -368,7 +369,7 @@ def _describe_claimed(
 ) -> dschemas.ClaimedOut:
     claimed: list[dschemas.ClaimedInstance] = []
     for part in chunked(list(ids), _CHUNK):
-        for instance_id, task_id, array_id, name, command, requested in sql.fetch_all(
+        for row in sql.fetch_all(
             session,
             "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested "
             "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
@@ -376,6 +377,7 @@ def _describe_claimed(
             f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
             part,
         ):
+            instance_id, task_id, array_id, name, command, requested = row
             resources = json.loads(requested)
             claimed.append(
                 dschemas.ClaimedInstance(
@@ -388,7 +390,23 @@ def _describe_claimed(
                     resources=resources,
                 )
             )
+    arrays = _arrays(session, {instance.array_id for instance in claimed})
+    for instance in claimed:
+        instance.array_name, instance.array_limit = arrays.get(instance.array_id, ("", None))
     return dschemas.ClaimedOut(workflow_run_id=run_id, workflow_id=workflow_id, instances=claimed)
+
+
+def _arrays(session: Session, array_ids: set[int]) -> dict[int, tuple[str, int | None]]:
+    """Array id -> (name, max_concurrently_running), for naming and throttling job arrays."""
+    found: dict[int, tuple[str, int | None]] = {}
+    for part in chunked(sorted(array_ids), _CHUNK):
+        rows = session.execute(
+            select(models.Array.id, models.Array.name, models.Array.max_concurrently_running).where(
+                models.Array.id.in_(part)
+            )
+        ).tuples()
+        found.update({array_id: (name, limit) for array_id, name, limit in rows})
+    return found
 
 
 def launched(
@@ -676,8 +694,20 @@ def triaged(
             continue
         if _move(session, row, target, recorder, now=now) is Transition.VALID:
             _log_error(session, row.id, item.message, now)
+            if item.usage is not None:
+                _record_cluster_usage(session, row.id, item.usage)
             _task_after_error(session, row, recorder, now=now)
     return _transitions(list(by_id), rows)
+
+
+def _record_cluster_usage(session: Session, instance_id: int, usage: wschemas.Usage) -> None:
+    """The cluster's measure of a job whose worker could not report; the worker's own wins."""
+    sql.execute(
+        session,
+        "UPDATE task_instance SET wall_time = COALESCE(wall_time, ?), "
+        "cpu_time = COALESCE(cpu_time, ?), max_rss = COALESCE(max_rss, ?) WHERE id = ?",
+        (usage.wall_time, usage.cpu_time, usage.max_rss, instance_id),
+    )
 
 
 def request_kills(

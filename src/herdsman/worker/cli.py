@@ -30,6 +30,8 @@ from types import FrameType
 
 import structlog
 
+from herdsman.worker.exit_status import ExitCodeStatus, default_exit_code_status
+
 __all__ = ["main"]
 
 logger = structlog.get_logger(__name__)
@@ -78,8 +80,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv``, run the task instance, and return the exit code."""
+def main(
+    argv: Sequence[str] | None = None, *, exit_code_status: ExitCodeStatus | None = None
+) -> int:
+    """Parse ``argv``, run the task instance, and return the exit code.
+
+    ``exit_code_status``: how a cluster's worker reads a failed command's exit code (see
+    :mod:`herdsman.worker.exit_status`); the default knows no resource kills.
+    """
     args = _parser().parse_args(argv)
     if args.heartbeat_interval <= 0:
         print("herdsman-worker: --heartbeat-interval must be positive", file=sys.stderr)
@@ -113,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             heartbeat_interval=args.heartbeat_interval,
             on_command_start=forwarder.set_target,
             enforce_limits=args.enforce_limits,
+            exit_code_status=exit_code_status or default_exit_code_status,
         )
 
 

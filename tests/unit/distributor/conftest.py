@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas.distributor import ClaimedInstance
+from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.plugin import SubmitBatch
 from herdsman.worker.exit_status import ErrorStatus
 
@@ -146,6 +147,7 @@ class RecordingPlugin:
     alive: set[str] = field(default_factory=set)  # jobs the "cluster" still has
     terminated: list[str] = field(default_factory=list)
     exit_info: dict[str, tuple[ErrorStatus, str]] = field(default_factory=dict)
+    usage: dict[str, Usage] = field(default_factory=dict)  # the "cluster's" accounting
     queries: int = 0  # calls of submitted_or_running
 
     def start(self) -> None:
@@ -170,6 +172,9 @@ class RecordingPlugin:
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         return self.exit_info.get(distributor_id, ("U", "unknown"))
+
+    def remote_usage(self, distributor_id: str) -> Usage | None:
+        return self.usage.get(distributor_id)
 
     def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
         return "E", f"exit code {exit_code}"

@@ -12,6 +12,7 @@ import pytest
 
 from herdsman.core.errors import ServerUnavailableError
 from herdsman.core.schemas.distributor import ClaimedInstance, ClaimedOut
+from herdsman.core.schemas.worker import Usage
 from herdsman.core.statuses import WorkflowRunStatus
 from herdsman.distributor.plugin import ClusterPlugin, SubmitError
 from herdsman.distributor.service import (
@@ -395,6 +396,7 @@ def test_a_silent_instance_gets_the_clusters_verdict(
     fake_server: FakeDistributorServer, plugin: RecordingPlugin
 ) -> None:
     plugin.exit_info = {"job-3": ("Z", "OUT_OF_MEMORY")}
+    plugin.usage = {"job-3": Usage(wall_time=8.0, cpu_time=1.5, max_rss=110_000_000)}
     plugin.alive = {"job-4"}
     fake_server.triage_replies.append(
         {"triaging": [_ref(3, "T", "job-3"), _ref(4, "T", "job-4")], "live": 2}
@@ -404,8 +406,11 @@ def test_a_silent_instance_gets_the_clusters_verdict(
 
     items = {i["task_instance_id"]: i for i in fake_server.bodies(TRIAGED)[0]["items"]}
     assert items[3]["status"] == "Z" and "OUT_OF_MEMORY" in items[3]["message"]
+    # The worker could not report its usage; the cluster's accounting stands in for it.
+    assert items[3]["usage"] == {"wall_time": 8.0, "cpu_time": 1.5, "max_rss": 110_000_000}
     # Still running but silent: killed, so that its task can be retried.
     assert items[4]["status"] == "U" and "killed" in items[4]["message"]
+    assert items[4]["usage"] is None
     assert plugin.terminated == ["job-4"]
 
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from herdsman.core.schemas.worker import Usage
+
 __all__ = [
     "ClaimIn",
     "ClaimedInstance",
@@ -50,6 +52,10 @@ class ClaimedInstance(BaseModel):
     command: str
     queue: str
     resources: dict[str, Any]
+    # The array's name (its template's) and its max_concurrently_running when claimed: a
+    # cluster with job arrays names and throttles the job array after them.
+    array_name: str = ""
+    array_limit: int | None = None
 
 
 class ClaimedOut(BaseModel):
@@ -117,11 +123,16 @@ class TriageOut(BaseModel):
 
 
 class TriagedItem(_In):
-    """What the cluster says became of one instance; ``message`` is recorded as its error."""
+    """What the cluster says became of one instance; ``message`` is recorded as its error.
+
+    ``usage``: what the cluster measured of the job (its accounting), for an instance whose
+    worker could not report its own; None when the cluster keeps no such record.
+    """
 
     task_instance_id: int
     status: Literal["E", "Z", "U"]
     message: str
+    usage: Usage | None = None
 
 
 class TriagedIn(_In):
