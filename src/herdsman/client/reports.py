@@ -31,6 +31,7 @@ __all__ = [
     "log_paths",
     "resource_usage",
     "resources_yaml",
+    "strategy",
     "task_attempts",
     "task_dependencies",
     "task_statuses",
@@ -75,7 +76,7 @@ def task_statuses(names: Iterable[str]) -> list[str]:
         elif key in by_name.values():
             found = (key,)
         else:
-            known = ", ".join([*TASK_STATUS_GROUPS, *by_name])
+            known = ", ".join(dict.fromkeys([*TASK_STATUS_GROUPS, *by_name]))
             raise InvalidInputError(f"unknown task status {name!r}; use one of {known}")
         letters.extend(letter for letter in found if letter not in letters)
     return letters
@@ -205,6 +206,18 @@ def resources_yaml(
             "no done attempt recorded its runtime or memory, so there is nothing to write"
         )
     return yaml.safe_dump({"task_template_resources": templates}, sort_keys=True)
+
+
+def strategy(name: str) -> Strategy:
+    """A strategy name as typed (any case) checked and narrowed; InvalidInputError if unknown."""
+    lowered = name.lower()
+    if lowered == "avg":
+        return "avg"
+    if lowered == "p95":
+        return "p95"
+    if lowered == "max":
+        return "max"
+    raise InvalidInputError(f"unknown strategy {name!r}; use avg, max or p95")
 
 
 def _pick(stats: schemas.StatisticsOut, strategy: Strategy) -> float:

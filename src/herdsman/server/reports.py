@@ -70,21 +70,21 @@ def workflow_summaries(
     ).tuples():
         counts[workflow_id][status] = number
         retries[workflow_id] += int(extra or 0)
-    first_run = dict(
-        session.execute(
-            select(models.WorkflowRun.workflow_id, func.min(models.WorkflowRun.created_date))
-            .where(models.WorkflowRun.workflow_id.in_(ids))
-            .group_by(models.WorkflowRun.workflow_id)
-        )
-        .tuples()
-        .all()
-    )
+    run = models.WorkflowRun
+    run_span = {
+        workflow_id: (first, last)
+        for workflow_id, first, last in session.execute(
+            select(run.workflow_id, func.min(run.created_date), func.max(run.status_date))
+            .where(run.workflow_id.in_(ids))
+            .group_by(run.workflow_id)
+        ).tuples()
+    }
     now = models.utcnow()
     summaries = []
     for row in rows:
         by_status = counts.get(row.id, {})
-        started = first_run.get(row.id)
-        until = now if row.status in _LIVE_WORKFLOW_STATUSES else row.status_date
+        started, last_change = run_span.get(row.id, (None, None))
+        until = now if row.status in _LIVE_WORKFLOW_STATUSES else last_change
         summaries.append(
             schemas.WorkflowSummaryOut(
                 id=row.id,
@@ -99,7 +99,9 @@ def workflow_summaries(
                 retries=retries.get(row.id, 0),
                 submitted=_iso(row.created_date),
                 elapsed_seconds=(
-                    max(0.0, (until - started).total_seconds()) if started is not None else None
+                    max(0.0, (until - started).total_seconds())
+                    if started is not None and until is not None
+                    else None
                 ),
             )
         )

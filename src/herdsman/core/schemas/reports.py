@@ -31,8 +31,8 @@ class WorkflowSummaryOut(BaseModel):
 
     ``pending`` counts tasks not yet in a job (registering, queued, instantiating, launched,
     recoverable error, adjusting resources); ``retries`` counts attempts beyond each task's
-    first. ``elapsed`` runs from the first run's start to the last status change, or to now
-    while a run holds the workflow.
+    first. ``elapsed_seconds`` runs from the first run's start to its runs' last status change,
+    or to now while a run holds the workflow; None if it never ran.
     """
 
     id: int
