@@ -19,8 +19,6 @@ import pydantic
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from herdsman.core.config import Settings, normalize_database_url
 from herdsman.core.errors import (
@@ -184,6 +182,11 @@ def exit_with(status: int) -> NoReturn:
 
 def redact_database_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, fit to print."""
+    # Imported here: SQLAlchemy takes a third of a second to import, and most commands never
+    # print a database URL.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
