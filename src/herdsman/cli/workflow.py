@@ -190,9 +190,8 @@ def reset(workflow_id: int, partial: bool, as_json: bool) -> None:
         print_json(result)
         return
     console.print(
-        f"workflow {workflow_id}: tasks reset: {len(result.changed_task_ids)}; it is "
-        f"{status_name(WorkflowStatus, result.workflow_status)}. "
-        f"Run it with `herdsman workflow resume -w {workflow_id}`.",
+        f"workflow {workflow_id}: tasks reset: {len(result.changed_task_ids)}; "
+        f"run them with `herdsman workflow resume -w {workflow_id}`",
         highlight=False,
     )
 

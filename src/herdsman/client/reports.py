@@ -142,9 +142,12 @@ def error_groups(requester: Requester, workflow_id: int) -> tuple[int, list[Erro
     return found.count, group_errors(found.errors)
 
 
-# Numbers, hex ids and the like vary between otherwise identical messages: task ids, exit codes,
-# sizes, times. Exit codes are masked too; the sample shows the real one.
-_VARYING = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|\d+(?:\.\d+)?", re.IGNORECASE)
+# Numbers, hex ids and the like vary between otherwise identical messages: ids, sizes, times.
+# Exit codes and signals are kept: "exit code 1" and "exit code 137" are different failures.
+_VARYING = re.compile(
+    r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|(?<!exit code )(?<!signal )(?<![\d.])\d+(?:\.\d+)?",
+    re.IGNORECASE,
+)
 _SPACE = re.compile(r"\s+")
 _PATTERN_CHARACTERS = 300
 

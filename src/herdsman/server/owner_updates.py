@@ -52,7 +52,8 @@ def reset_workflow(
     """Set the tasks of a workflow whose last run failed back to registering, attempts unspent.
 
     A full reset runs every task again at the next resume; a partial one keeps done tasks.
-    The workflow goes back to registering (G), ready to be resumed.
+    The workflow stays failed (F) until that resume: its last run did fail, and a failed
+    workflow whose tasks the owner then marks done can still become done.
     """
     workflow = _locked_workflow(session, workflow_id)
     run = _require_owner_and_idle(session, workflow, request.user)
@@ -68,9 +69,6 @@ def reset_workflow(
         query = query.where(task.status != TaskStatus.DONE.value)
     rows = session.execute(query).tuples().all()
     changed = _set_tasks(session, workflow_id, rows, TaskStatus.REGISTERING, recorder)
-    if decide(WorkflowStatus(workflow.status), WorkflowStatus.REGISTERING) is Transition.VALID:
-        workflow.status = WorkflowStatus.REGISTERING.value
-        workflow.status_date = models.utcnow()
     logger.info(
         "workflow_reset",
         workflow_id=workflow_id,
