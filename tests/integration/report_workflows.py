@@ -26,38 +26,72 @@ SLEEPING_SCRIPT = Path(__file__).with_name("sleeping_workflow.py")
 HOLD_MEMORY = f"{sys.executable} -c 'import time; b = b\"x\" * ({{mib}} << 20); time.sleep(0.2)'"
 
 
-@dataclass(frozen=True)
-class FinishedWorkflows:
-    """Ids of a done and a failed workflow and of their interesting tasks."""
-
-    tool_name: str
-    log_dir: Path
-    done_id: int
-    done_prepare_id: int
-    done_model_ids: tuple[int, ...]
-    failed_id: int
-    failed_prepare_id: int
-    failed_model_id: int
-    flaky_id: int
-    after_id: int
-    crash_id: int
-    flaky_marker: Path
-
-
-def run_finished_workflows(requester: Requester, directory: Path, name: str) -> FinishedWorkflows:
-    """Run a done workflow (prepare -> two models) and a failed one to their end.
-
-    The failed one: prepare -> flaky (exit 3 twice: fatal) -> after (never runs), a model that
-    is done, and crash (exit 5 once: fatal). ``flaky`` succeeds once ``flaky_marker`` exists.
-    """
+def reports_tool(requester: Requester, directory: Path, name: str) -> Tool:
+    """A tool on the ``sequential`` cluster whose tasks write their output under ``directory``."""
     log_dir = directory / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    marker = directory / "flaky-may-pass"
     tool = Tool(name, requester=requester)
     tool.set_default_cluster_name("sequential")
     tool.set_default_compute_resources_from_dict(
         "sequential", {"stdout": str(log_dir), "stderr": str(log_dir)}
     )
+    return tool
+
+
+def _task_id(task: object) -> int:
+    value = getattr(task, "task_id", None)
+    assert isinstance(value, int)
+    return value
+
+
+def _log_dir(tool: Tool) -> Path:
+    return Path(tool.default_compute_resources_set["sequential"]["stdout"])
+
+
+@dataclass(frozen=True)
+class DoneWorkflow:
+    """prepare -> two models, all done."""
+
+    workflow_id: int
+    prepare_id: int
+    model_ids: tuple[int, ...]
+    log_dir: Path
+
+
+def run_done_workflow(tool: Tool) -> DoneWorkflow:
+    prepare = tool.get_task_template("prepare", "echo prepared {n}", node_args=["n"])
+    model = tool.get_task_template("model", HOLD_MEMORY, node_args=["mib"])
+    workflow = tool.create_workflow(workflow_args=f"{tool.name}-done", name=f"{tool.name}-done")
+    first = prepare.create_task(n=1)
+    models = [model.create_task(mib=mib, upstream_tasks=[first]) for mib in (64, 128)]
+    workflow.add_tasks([first, *models])
+    assert workflow.run() == "D"
+    assert workflow.workflow_id is not None
+    return DoneWorkflow(
+        workflow_id=workflow.workflow_id,
+        prepare_id=_task_id(first),
+        model_ids=tuple(_task_id(task) for task in models),
+        log_dir=_log_dir(tool),
+    )
+
+
+@dataclass(frozen=True)
+class FailedWorkflow:
+    """prepare -> flaky (exit 3 twice: fatal) -> after (never runs); models, done; crash (exit
+    5 once: fatal). ``flaky`` succeeds once ``flaky_marker`` exists."""
+
+    workflow_id: int
+    prepare_id: int
+    flaky_id: int
+    after_id: int
+    model_ids: tuple[int, ...]
+    crash_id: int
+    flaky_marker: Path
+    log_dir: Path
+
+
+def run_failed_workflow(tool: Tool, models_mib: tuple[int, ...] = (96,)) -> FailedWorkflow:
+    marker = _log_dir(tool).parent / "flaky-may-pass"
     prepare = tool.get_task_template("prepare", "echo prepared {n}", node_args=["n"])
     model = tool.get_task_template("model", HOLD_MEMORY, node_args=["mib"])
     flaky = tool.get_task_template(
@@ -66,41 +100,24 @@ def run_finished_workflows(requester: Requester, directory: Path, name: str) -> 
         node_args=["marker"],
     )
     crash = tool.get_task_template("crash", "echo {n} && exit 5", node_args=["n"])
-
-    done = tool.create_workflow(workflow_args=f"{name}-done", name=f"{name}-done")
-    first = prepare.create_task(n=1)
-    models = [model.create_task(mib=mib, upstream_tasks=[first]) for mib in (64, 128)]
-    done.add_tasks([first, *models])
-    assert done.run() == "D"
-
-    failed = tool.create_workflow(workflow_args=f"{name}-failed", name=f"{name}-failed")
-    second = prepare.create_task(n=2)
-    flaky_task = flaky.create_task(marker=str(marker), max_attempts=2, upstream_tasks=[second])
+    workflow = tool.create_workflow(workflow_args=f"{tool.name}-failed", name=f"{tool.name}-failed")
+    first = prepare.create_task(n=2)
+    flaky_task = flaky.create_task(marker=str(marker), max_attempts=2, upstream_tasks=[first])
     after = prepare.create_task(n=3, upstream_tasks=[flaky_task])
-    lone_model = model.create_task(mib=96)
+    models = [model.create_task(mib=mib) for mib in models_mib]
     crash_task = crash.create_task(n=1, max_attempts=1)
-    failed.add_tasks([second, flaky_task, after, lone_model, crash_task])
-    assert failed.run() == "E"
-
-    def task_id(task: object) -> int:
-        value = getattr(task, "task_id", None)
-        assert isinstance(value, int)
-        return value
-
-    assert done.workflow_id is not None and failed.workflow_id is not None
-    return FinishedWorkflows(
-        tool_name=name,
-        log_dir=log_dir,
-        done_id=done.workflow_id,
-        done_prepare_id=task_id(first),
-        done_model_ids=tuple(task_id(task) for task in models),
-        failed_id=failed.workflow_id,
-        failed_prepare_id=task_id(second),
-        failed_model_id=task_id(lone_model),
-        flaky_id=task_id(flaky_task),
-        after_id=task_id(after),
-        crash_id=task_id(crash_task),
+    workflow.add_tasks([first, flaky_task, after, *models, crash_task])
+    assert workflow.run() == "E"
+    assert workflow.workflow_id is not None
+    return FailedWorkflow(
+        workflow_id=workflow.workflow_id,
+        prepare_id=_task_id(first),
+        flaky_id=_task_id(flaky_task),
+        after_id=_task_id(after),
+        model_ids=tuple(_task_id(task) for task in models),
+        crash_id=_task_id(crash_task),
         flaky_marker=marker,
+        log_dir=_log_dir(tool),
     )
 
 
