@@ -58,7 +58,7 @@ _PIPE_WIDTH = 1000
 # Piped output has no terminal width; rich would assume 80 columns and squeeze tables into
 # cut-off cells, so a pipe gets room for every table at its natural width instead.
 console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
-error_console = Console(stderr=True)
+error_console = Console(stderr=True, soft_wrap=True)
 
 # What to do next, by the kind of error (first match in this order wins).
 _HINTS: tuple[tuple[type[BaseException], str], ...] = (

@@ -159,7 +159,8 @@ def _set_tasks(
     """
     moved: list[int] = []
     refreshed: list[int] = []
-    for task_id, status, attempts in rows:
+    # By id, so the change feed lists the changes in the same order on every engine.
+    for task_id, status, attempts in sorted(rows):
         decision = TASK_BY_OWNER.decide(TaskStatus(status), target)
         if decision is Transition.VALID:
             moved.append(task_id)
