@@ -14,6 +14,7 @@ worker would, so no background process is needed besides the server.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -838,3 +839,30 @@ def test_template_limit_replay_changes_nothing(
     )
     result = replay(api, db, scenario.workflow_id, "PUT", path, {"max_concurrently_running": 2})
     assert list(assert_replay_is_harmless(result)["array_limits"].values()) == [2]
+
+
+# --- control: stop, owner updates -----------------------------------------------------------------
+
+
+def test_stop_replay_answers_the_stopped_run_alike(
+    scenario: Scenario, api: httpx.Client, db: Engine
+) -> None:
+    path = f"/workflows/{scenario.workflow_id}/stop"
+    result = replay(api, db, scenario.workflow_id, "POST", path, {"user": getpass.getuser()})
+    assert assert_replay_is_harmless(result)["status"] == "S"
+
+
+def test_task_update_replay_changes_nothing_more(
+    scenario: Scenario, api: httpx.Client, db: Engine
+) -> None:
+    owner = getpass.getuser()
+    api.post(f"/workflows/{scenario.workflow_id}/stop", json={"user": owner}).raise_for_status()
+    path = f"/workflows/{scenario.workflow_id}/task_updates"
+    body = {"user": owner, "task_ids": scenario.task_ids[:1], "status": "D"}
+    result = replay(api, db, scenario.workflow_id, "POST", path, body)
+    assert result.first.is_success, result.first.text
+    assert result.first.json()["changed_task_ids"] == scenario.task_ids[:1]
+    # The replay finds the task done already: it answers success and changes nothing.
+    assert result.second.status_code == 200, result.second.text
+    assert result.second.json()["changed_task_ids"] == []
+    assert result.after == result.before

@@ -7,15 +7,18 @@ traceback is for herdsman's developers, so only ``--debug`` shows it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import getpass
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import click
 import pydantic
 from rich.console import Console
 from rich.markup import escape
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from rich.table import Table
 
 from herdsman.core.config import Settings, normalize_database_url
 from herdsman.core.errors import (
@@ -24,26 +27,38 @@ from herdsman.core.errors import (
     HerdsmanError,
     InvalidInputError,
     NotFoundError,
+    PermissionDeniedError,
     ServerError,
     ServerUnavailableError,
 )
+from herdsman.core.requester import Requester
 
 __all__ = [
     "HerdsmanGroup",
     "console",
+    "current_user",
     "database_url_option",
     "describe_validation_error",
     "error_console",
     "exit_with",
+    "json_option",
     "load_settings",
+    "new_table",
+    "print_json",
     "redact_database_url",
+    "server_requester",
+    "workflow_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_PIPE_WIDTH = 1000
+
 # Soft wrap: long values (URLs, paths) stay on one line when the output is piped or parsed.
-console = Console(soft_wrap=True)
-error_console = Console(stderr=True)
+# Piped output has no terminal width; rich would assume 80 columns and squeeze tables into
+# cut-off cells, so a pipe gets room for every table at its natural width instead.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else _PIPE_WIDTH)
+error_console = Console(stderr=True, soft_wrap=True)
 
 # What to do next, by the kind of error (first match in this order wins).
 _HINTS: tuple[tuple[type[BaseException], str], ...] = (
@@ -54,6 +69,7 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (ServerUnavailableError, "check the server with `herdsman server status`"),
     (ServerError, "the server failed; its log says why (run again with --debug for details)"),
     (NotFoundError, "check the name or id"),
+    (PermissionDeniedError, "ask the workflow's owner to do this"),
     (ConflictError, "the server's current state does not allow this"),
     (InvalidInputError, "fix the input and try again"),
 )
@@ -77,6 +93,64 @@ def describe_validation_error(error: pydantic.ValidationError) -> str:
         location = ".".join(str(part) for part in item["loc"])
         problems.append(f"{location or 'value'}: {item['msg']}")
     return "; ".join(problems)
+
+
+def json_option(command: F) -> F:
+    """``--json``: print the answer as JSON on stdout, for scripts, instead of tables."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON for scripts instead of tables."
+    )(command)
+
+
+def workflow_option(*, multiple: bool = False, required: bool = True) -> Callable[[F], F]:
+    """``-w/--workflow-id ID``; with ``multiple`` it may be repeated and arrives as a tuple."""
+    return click.option(
+        "-w",
+        "--workflow-id",
+        "workflow_ids" if multiple else "workflow_id",
+        type=click.IntRange(min=1),
+        multiple=multiple,
+        required=required,
+        metavar="ID",
+        help="Workflow id" + (" (repeat for several)." if multiple else "."),
+    )
+
+
+def print_json(value: pydantic.BaseModel | object) -> None:
+    """Write ``value`` as indented JSON on stdout, plain: no colours, no wrapping."""
+    if isinstance(value, pydantic.BaseModel):
+        text = value.model_dump_json(indent=2)
+    else:
+        text = json.dumps(value, indent=2, default=str)
+    click.echo(text)
+
+
+def new_table(*columns: str, title: str | None = None) -> Table:
+    """A borderless table with bold headers: easy to read, and to ``grep`` and ``awk``.
+
+    A column named with a leading ``>`` (``">TASKS"``) holds numbers and is right-aligned.
+    """
+    table = Table(title=title, title_justify="left", header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        if column.startswith(">"):
+            table.add_column(column[1:], justify="right")
+        else:
+            table.add_column(column)
+    return table
+
+
+def current_user() -> str:
+    """The user the server checks ownership against (as recorded when workflows are bound)."""
+    return getpass.getuser()
+
+
+@contextmanager
+def server_requester() -> Iterator[Requester]:
+    """A requester for the configured server (the embedded one starts if none is set)."""
+    from herdsman.client.embedded import default_requester
+
+    with default_requester(load_settings()) as requester:
+        yield requester
 
 
 def database_url_option(command: F) -> F:
@@ -108,6 +182,11 @@ def exit_with(status: int) -> NoReturn:
 
 def redact_database_url(url: str) -> str:
     """``url`` with any password replaced by ``***``, fit to print."""
+    # Imported here: SQLAlchemy takes a third of a second to import, and most commands never
+    # print a database URL.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -115,7 +194,30 @@ def redact_database_url(url: str) -> str:
 
 
 class HerdsmanGroup(click.Group):
-    """The root command group: turns exceptions into one red line unless ``--debug`` is on."""
+    """The root command group: turns exceptions into one red line unless ``--debug`` is on.
+
+    It also answers to older command names (``legacy_names``: old name -> path of the new
+    command), hidden from the help, with a note on stderr naming the new command; stdout
+    stays clean for ``--json``.
+    """
+
+    legacy_names: dict[str, tuple[str, ...]] = {}
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        found = super().get_command(ctx, cmd_name)
+        path = self.legacy_names.get(cmd_name)
+        if found is not None or path is None:
+            return found
+        command: click.Command | None = self
+        for part in path:
+            if not isinstance(command, click.Group):
+                return None
+            command = command.get_command(ctx, part)
+        if command is not None:
+            error_console.print(
+                f"note: `{cmd_name}` is now `herdsman {' '.join(path)}`", highlight=False
+            )
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

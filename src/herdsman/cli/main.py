@@ -7,7 +7,10 @@ import click
 from herdsman import __version__
 from herdsman.cli.common import HerdsmanGroup
 from herdsman.cli.config import config
+from herdsman.cli.resources import resources
 from herdsman.cli.server import server
+from herdsman.cli.task import task
+from herdsman.cli.workflow import workflow
 from herdsman.core.config import Settings
 from herdsman.core.logs import configure_logging
 
@@ -30,5 +33,23 @@ def _log_level_setting() -> str:
         return "warning"
 
 
+cli.add_command(workflow)
+cli.add_command(task)
+cli.add_command(resources)
 cli.add_command(server)
 cli.add_command(config)
+
+# Names of the older command set, accepted (hidden) so existing scripts keep working.
+cli.legacy_names = {
+    "workflow_status": ("workflow", "status"),
+    "workflow_tasks": ("workflow", "tasks"),
+    "workflow_resume": ("workflow", "resume"),
+    "workflow_reset": ("workflow", "reset"),
+    "concurrency_limit": ("workflow", "concurrency"),
+    "get_filepaths": ("workflow", "logs"),
+    "task_status": ("task", "status"),
+    "update_task_status": ("task", "update"),
+    "task_dependencies": ("task", "dependencies"),
+    "task_template_resources": ("resources", "usage"),
+    "create_resource_yaml": ("resources", "yaml"),
+}

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from rich.markup import escape
 
 from herdsman.cli.common import (
@@ -20,10 +19,12 @@ from herdsman.cli.common import (
 )
 from herdsman.client.embedded import embedded_server_status, probe_health, stop_embedded_server
 from herdsman.core.logs import configure_logging
-from herdsman.server.database import Database, make_database
-from herdsman.server.migrate import alembic_config, upgrade
-from herdsman.server.reaper import reap, reap_periodically
-from herdsman.server.runner import serve
+
+if TYPE_CHECKING:
+    from herdsman.server.database import Database
+
+# The server's modules (web stack, database, migrations) are imported inside the commands that
+# need them: every other herdsman command would otherwise pay seconds to import them.
 
 __all__ = ["server", "start"]
 
@@ -66,6 +67,8 @@ def start(
 
     Production servers use PostgreSQL or MariaDB/MySQL; several may serve one database.
     """
+    from herdsman.server.runner import serve
+
     settings = load_settings()
     serve(
         host=host if host is not None else settings.server.host,
@@ -145,6 +148,9 @@ def db() -> None:
 @database_url_option
 def db_upgrade(database_url: str | None) -> None:
     """Migrate the database schema to the latest version (a no-op when it is current)."""
+    from herdsman.server.database import make_database
+    from herdsman.server.migrate import upgrade
+
     settings = load_settings()
     url = database_url or settings.resolved_database_url()
     database = make_database(url)
@@ -175,6 +181,9 @@ def reaper_command(
     instead; several at once are safe. Runs until SIGTERM or Ctrl-C; the first pass comes one
     interval after the start, so swarms cut off by an outage can heartbeat again first.
     """
+    from herdsman.server.database import make_database
+    from herdsman.server.reaper import reap
+
     settings = load_settings()
     url = database_url or settings.resolved_database_url()
     database = make_database(url)
@@ -204,6 +213,8 @@ def reaper_command(
 
 
 async def _reap_until_signalled(database: Database, interval: float) -> None:
+    from herdsman.server.reaper import reap_periodically
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -216,6 +227,11 @@ def _require_current_schema(database: Database) -> None:
 
     The reaper never migrates: servers (or ``herdsman server db upgrade``) own the schema.
     """
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from herdsman.server.migrate import alembic_config
+
     heads = set(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
     with database.read_engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())

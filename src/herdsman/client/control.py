@@ -1,4 +1,5 @@
-"""Changing a workflow's limits while it runs, from any process that reaches the server.
+"""Steering a workflow from any process that reaches the server: its limits while it runs,
+stopping it, and the owner's resets and task updates.
 
 The running swarm learns the new limits from its next heartbeat, so a change takes effect
 within one heartbeat interval (30 s by default): lowering a limit stops new launches until
@@ -9,16 +10,28 @@ before (see :func:`herdsman.server.bind.bind_arrays`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import structlog
 
 from herdsman.core.errors import InvalidInputError
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.control import ConcurrencyLimitIn
-from herdsman.core.schemas.swarm import ConcurrencyOut
+from herdsman.core.schemas.control import (
+    ConcurrencyLimitIn,
+    OwnerRequestIn,
+    OwnerUpdateOut,
+    TaskUpdateIn,
+    WorkflowResetIn,
+)
+from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
 
-__all__ = ["set_max_concurrently_running"]
+__all__ = [
+    "reset_workflow",
+    "set_max_concurrently_running",
+    "stop_workflow",
+    "update_task_statuses",
+]
 
 logger = structlog.get_logger(__name__)
 
@@ -68,3 +81,70 @@ def _send(
         max_concurrently_running=limit,
     )
     return limits
+
+
+def stop_workflow(requester: Requester, workflow_id: int, *, user: str) -> RunStatusOut:
+    """Stop the run holding the workflow; its jobs are killed. Returns the run's status.
+
+    The swarm notices at its next heartbeat and ends; a stopped workflow can be resumed.
+    Raises ConflictError when no run holds the workflow.
+    """
+    stopped = requester.post(
+        f"/workflows/{workflow_id}/stop", OwnerRequestIn(user=user), RunStatusOut
+    )
+    logger.info(
+        "workflow_stopped", workflow_id=workflow_id, workflow_run_id=stopped.workflow_run_id
+    )
+    return stopped
+
+
+def reset_workflow(
+    requester: Requester, workflow_id: int, *, user: str, partial: bool
+) -> OwnerUpdateOut:
+    """Reset a workflow whose last run failed so a resume runs its tasks again.
+
+    Only its owner may; ``partial`` keeps done tasks done. Raises PermissionDeniedError for
+    anyone else and ConflictError unless the last run failed.
+    """
+    reset = requester.post(
+        f"/workflows/{workflow_id}/reset",
+        WorkflowResetIn(user=user, partial=partial),
+        OwnerUpdateOut,
+    )
+    logger.info("workflow_reset", workflow_id=workflow_id, tasks=len(reset.changed_task_ids))
+    return reset
+
+
+def update_task_statuses(
+    requester: Requester,
+    workflow_id: int,
+    task_ids: Sequence[int],
+    status: str,
+    *,
+    user: str,
+    recursive: bool,
+) -> OwnerUpdateOut:
+    """Set tasks of a workflow no run holds to done (``"D"``) or registering (``"G"``).
+
+    Resetting a task resets every task downstream of it; ``recursive`` with done marks every
+    upstream task done too. Only the workflow's owner may.
+    """
+    if status not in ("D", "G"):
+        raise InvalidInputError(f"status {status!r} must be D (done) or G (registering)")
+    updated = requester.post(
+        f"/workflows/{workflow_id}/task_updates",
+        TaskUpdateIn(
+            user=user,
+            task_ids=list(task_ids),
+            status="D" if status == "D" else "G",
+            recursive=recursive,
+        ),
+        OwnerUpdateOut,
+    )
+    logger.info(
+        "task_statuses_updated",
+        workflow_id=workflow_id,
+        status=status,
+        tasks=len(updated.changed_task_ids),
+    )
+    return updated

@@ -8,6 +8,7 @@
     │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (a cycle…)
     │   └── ConfigurationError       a setting is missing or malformed
     ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
+    ├── PermissionDeniedError        only the workflow's owner may do this (HTTP 403)
     ├── ConflictError                the server's state forbids the request (HTTP 409)
     │   ├── TransitionRefused        a status change is not allowed; carries the current status
     │   ├── WorkflowAlreadyExists    same workflow_args, different tasks
@@ -31,6 +32,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidResourceError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ServerError",
     "ServerUnavailableError",
     "TransitionRefused",
@@ -74,6 +76,12 @@ class NotFoundError(HerdsmanError, LookupError):
     """The object named by the request does not exist."""
 
     http_status = 404
+
+
+class PermissionDeniedError(HerdsmanError):
+    """The request changes a workflow its sender does not own; ask the owner to make it."""
+
+    http_status = 403
 
 
 class ConflictError(HerdsmanError):
@@ -122,6 +130,7 @@ _BY_NAME: dict[str, type[HerdsmanError]] = {
         WorkflowValidationError,
         ConfigurationError,
         NotFoundError,
+        PermissionDeniedError,
         ConflictError,
         TransitionRefused,
         WorkflowAlreadyExists,

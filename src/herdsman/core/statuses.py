@@ -26,6 +26,7 @@ __all__ = [
     "LIVE_WORKFLOW_RUN_STATUSES",
     "MACHINES",
     "TASK",
+    "TASK_BY_OWNER",
     "TASK_INSTANCE",
     "TASK_INSTANCE_ERROR_STATUSES",
     "WORKFLOW",
@@ -337,6 +338,28 @@ TASK: StateMachine[TaskStatus] = StateMachine(
     valid=_pairs(_TASK_VALID),
     untimely=_pairs(_TASK_UNTIMELY),
     final=frozenset({_T.DONE, _T.ERROR_FATAL}),
+)
+
+
+# Changes a workflow's owner makes by hand (``herdsman task update``, ``workflow reset``), on a
+# workflow that no run holds. They are not the scheduler's moves: a finished task may be reset
+# so that it runs again, and any task may be marked done when its output was made another way.
+# Nothing is running, so every status may go to either target; the scheduler's own table above
+# stays strict. Being a second table for the same enum, it is not in MACHINES/machine_for.
+
+_T_ALL = tuple(TaskStatus)
+
+TASK_BY_OWNER: StateMachine[TaskStatus] = StateMachine(
+    name="task (owner update)",
+    status_type=TaskStatus,
+    valid=_pairs(
+        {
+            status: tuple(t for t in (_T.REGISTERING, _T.DONE) if t is not status)
+            for status in _T_ALL
+        }
+    ),
+    untimely=frozenset(),
+    final=frozenset(),
 )
 
 

@@ -1,4 +1,4 @@
-"""Changing a workflow's concurrency limits while it runs.
+"""Changing a running workflow from outside its swarm: its concurrency limits, or stopping it.
 
 The limits live on the workflow and array rows; the running swarm reads them from every
 heartbeat reply (see :func:`herdsman.server.runs.run_heartbeat`), so a change here reaches it
@@ -13,12 +13,14 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from herdsman.core.errors import NotFoundError
+from herdsman.core.errors import ConflictError, NotFoundError
 from herdsman.core.schemas import swarm as schemas
+from herdsman.core.statuses import LIVE_WORKFLOW_RUN_STATUSES, WorkflowRunStatus
 from herdsman.server import models
-from herdsman.server.runs import concurrency
+from herdsman.server.feed import ChangeRecorder
+from herdsman.server.runs import concurrency, set_run_status
 
-__all__ = ["set_template_limit", "set_workflow_limit"]
+__all__ = ["latest_run", "set_template_limit", "set_workflow_limit", "stop_workflow"]
 
 logger = structlog.get_logger(__name__)
 
@@ -100,3 +102,47 @@ def _require_workflow(session: Session, workflow_id: int) -> None:
         raise NotFoundError(
             f"workflow {workflow_id} does not exist", details={"value": workflow_id}
         )
+
+
+def stop_workflow(
+    session: Session, workflow_id: int, user: str, recorder: ChangeRecorder
+) -> schemas.RunStatusOut:
+    """Stop the run that holds the workflow (-> S) and have its jobs killed.
+
+    The swarm sees the stopped status in its next heartbeat reply and ends; the distributor
+    kills the jobs. Stopping a stopped run again answers with its status, so a retried request
+    is harmless. A workflow no run holds is refused: there is nothing to stop.
+    """
+    _require_workflow(session, workflow_id)
+    run = latest_run(session, workflow_id)
+    if run is None:
+        raise ConflictError(
+            f"workflow {workflow_id} has never run; there is nothing to stop",
+            details={"workflow_id": workflow_id},
+        )
+    status = WorkflowRunStatus(run.status)
+    if status is not WorkflowRunStatus.STOPPED and status not in LIVE_WORKFLOW_RUN_STATUSES:
+        raise ConflictError(
+            f"workflow {workflow_id} is not running: its last run {run.id} ended as "
+            f"{status.name.lower()} ({status.value})",
+            details={"workflow_id": workflow_id, "status": status.value},
+        )
+    logger.info(
+        "workflow_stop_requested", workflow_id=workflow_id, workflow_run_id=run.id, user=user
+    )
+    return set_run_status(
+        session,
+        run.id,
+        schemas.RunStatusIn(status=WorkflowRunStatus.STOPPED.value, message=f"stopped by {user}"),
+        recorder,
+    )
+
+
+def latest_run(session: Session, workflow_id: int) -> models.WorkflowRun | None:
+    """The workflow's newest run, the one that speaks for it; None if it never ran."""
+    return session.scalars(
+        select(models.WorkflowRun)
+        .where(models.WorkflowRun.workflow_id == workflow_id)
+        .order_by(models.WorkflowRun.id.desc())
+        .limit(1)
+    ).first()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
@@ -12,6 +13,7 @@ from herdsman.core.schemas import gui as schemas
 from herdsman.server import models
 
 __all__ = [
+    "neighbours",
     "task_detail",
     "workflow_detail",
     "workflow_edges",
@@ -67,18 +69,22 @@ def workflow_clusters(session: Session, workflow_id: int) -> schemas.WorkflowClu
 
 
 def workflow_tasks(
-    session: Session, workflow_id: int, offset: int, limit: int
+    session: Session,
+    workflow_id: int,
+    offset: int,
+    limit: int,
+    statuses: Sequence[str] = (),
 ) -> schemas.TasksPageOut:
+    """A page of the workflow's tasks by id; ``count`` is all that match ``statuses``."""
+    if session.get(models.Workflow, workflow_id) is None:
+        raise NotFoundError(f"workflow {workflow_id} does not exist")
     task = models.Task
-    count = session.scalar(
-        select(func.count()).select_from(task).where(task.workflow_id == workflow_id)
-    )
+    where = [task.workflow_id == workflow_id]
+    if statuses:
+        where.append(task.status.in_(statuses))
+    count = session.scalar(select(func.count()).select_from(task).where(*where))
     rows = session.scalars(
-        select(task)
-        .where(task.workflow_id == workflow_id)
-        .order_by(task.id)
-        .offset(offset)
-        .limit(limit)
+        select(task).where(*where).order_by(task.id).offset(offset).limit(limit)
     ).all()
     return schemas.TasksPageOut(count=count or 0, tasks=[_task_out(row) for row in rows])
 
@@ -136,7 +142,7 @@ def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
             models.TaskAttribute.task_id == task_id
         )
     ).tuples()
-    upstream, downstream = _neighbours(session, task)
+    upstream, downstream = neighbours(session, task)
     base = _task_out(task)
     return schemas.TaskDetailOut(
         **base.model_dump(),
@@ -151,7 +157,8 @@ def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
     )
 
 
-def _neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int]]:
+def neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int]]:
+    """The ids of the task's direct upstream and downstream tasks in its workflow."""
     dag_id = session.scalar(
         select(models.Workflow.dag_id).where(models.Workflow.id == task.workflow_id)
     )

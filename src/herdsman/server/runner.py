@@ -16,14 +16,10 @@ accepting connections, lets running requests finish for up to
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import json
 import os
 import socket
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -33,6 +29,7 @@ from herdsman.core.config import Settings
 from herdsman.core.logs import configure_logging
 from herdsman.server.app import create_app
 from herdsman.server.database import Database
+from herdsman.server.ready_file import ServerInfo, read_ready_file, write_ready_file
 
 __all__ = ["ServerInfo", "connect_url", "read_ready_file", "serve", "write_ready_file"]
 
@@ -43,16 +40,6 @@ logger = structlog.get_logger(__name__)
 KEEP_ALIVE_SECONDS = 30
 # Long-poll requests may be waiting when SIGTERM arrives; don't let them hold up shutdown.
 GRACEFUL_SHUTDOWN_SECONDS = 10
-
-
-@dataclass(frozen=True)
-class ServerInfo:
-    """What a running server announces in its ready file."""
-
-    url: str
-    pid: int
-    database_url: str
-    started: str  # ISO 8601, UTC
 
 
 def serve(
@@ -122,23 +109,6 @@ def connect_url(host: str, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def write_ready_file(path: Path, info: ServerInfo) -> None:
-    """Write ``info`` as JSON to ``path`` atomically: readers see no file or the whole file.
-
-    The file may carry a database password, so only its owner can read it.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(dataclasses.asdict(info), stream)
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 class _AnnouncingServer(uvicorn.Server):
     """A uvicorn server that writes the ready file after startup and removes it at shutdown."""
 
@@ -182,23 +152,6 @@ class _AnnouncingServer(uvicorn.Server):
                 self._ready_file.unlink(missing_ok=True)
         self._database.dispose()
         logger.info("server_stopped", url=self._url, pid=os.getpid())
-
-
-def read_ready_file(path: Path) -> ServerInfo | None:
-    """The announcement in ``path``, or None when there is none or it cannot be understood."""
-    try:
-        data = json.loads(path.read_text())
-        info = ServerInfo(
-            url=data["url"],
-            pid=data["pid"],
-            database_url=data["database_url"],
-            started=data.get("started", ""),
-        )
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-    if not isinstance(info.url, str) or not isinstance(info.pid, int):
-        return None
-    return info
 
 
 def _bind_socket(host: str, port: int) -> socket.socket:

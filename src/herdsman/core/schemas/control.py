@@ -1,14 +1,22 @@
-"""Wire schemas of the control routes: changing a workflow's limits while it runs.
+"""Wire schemas of the control routes: limits while running, stopping, resets, task updates.
 
-The answer is the swarm's own :class:`~herdsman.core.schemas.swarm.ConcurrencyOut`, the limits
-in force, which is also what the running swarm reads from its next heartbeat.
+A limit change answers with the swarm's own :class:`~herdsman.core.schemas.swarm.ConcurrencyOut`,
+the limits in force, which is also what the running swarm reads from its next heartbeat.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["ConcurrencyLimitIn"]
+__all__ = [
+    "ConcurrencyLimitIn",
+    "OwnerRequestIn",
+    "OwnerUpdateOut",
+    "TaskUpdateIn",
+    "WorkflowResetIn",
+]
 
 
 class ConcurrencyLimitIn(BaseModel):
@@ -17,3 +25,38 @@ class ConcurrencyLimitIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_concurrently_running: int = Field(ge=0)
+
+
+class OwnerRequestIn(BaseModel):
+    """Who asks: the server refuses resets and task updates from anyone but the owner."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user: str = Field(min_length=1)
+
+
+class WorkflowResetIn(OwnerRequestIn):
+    """``partial`` keeps done tasks done; a full reset runs every task again."""
+
+    partial: bool = False
+
+
+class TaskUpdateIn(OwnerRequestIn):
+    """Set tasks of one workflow to done (D) or back to registering (G).
+
+    Resetting (G) always resets every task downstream too, since their results were made from
+    the old output. ``recursive`` with D marks every upstream task done as well.
+    """
+
+    task_ids: list[int] = Field(min_length=1)
+    status: Literal["D", "G"]
+    recursive: bool = False
+
+
+class OwnerUpdateOut(BaseModel):
+    """The tasks whose status changed (a repeated request changes none) and where the
+    workflow is now."""
+
+    workflow_id: int
+    workflow_status: str
+    changed_task_ids: list[int]

@@ -1,13 +1,13 @@
-"""Routes that change a workflow while it runs: its concurrency limits."""
+"""Routes that steer a workflow from outside its run: limits, stop, reset, task updates."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from herdsman.core.schemas import control as schemas
-from herdsman.core.schemas.swarm import ConcurrencyOut
-from herdsman.server import control
-from herdsman.server.deps import DatabaseDep
+from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
+from herdsman.server import control, owner_updates
+from herdsman.server.deps import DatabaseDep, FeedWriterDep
 
 __all__ = ["router"]
 
@@ -31,3 +31,27 @@ def put_template_limit(
     """Set the limit of the workflow's array(s) of this task template."""
     limit = request.max_concurrently_running
     return db.write(lambda s: control.set_template_limit(s, workflow_id, template_name, limit))
+
+
+@router.post("/workflows/{workflow_id}/stop")
+def post_stop(
+    workflow_id: int, request: schemas.OwnerRequestIn, write: FeedWriterDep
+) -> RunStatusOut:
+    """Stop the run that holds the workflow; its jobs are killed. Answers the run's status."""
+    return write(lambda s, changes: control.stop_workflow(s, workflow_id, request.user, changes))
+
+
+@router.post("/workflows/{workflow_id}/reset")
+def post_reset(
+    workflow_id: int, request: schemas.WorkflowResetIn, write: FeedWriterDep
+) -> schemas.OwnerUpdateOut:
+    """The owner resets a workflow whose last run failed, so that it runs again on resume."""
+    return write(lambda s, changes: owner_updates.reset_workflow(s, workflow_id, request, changes))
+
+
+@router.post("/workflows/{workflow_id}/task_updates")
+def post_task_updates(
+    workflow_id: int, request: schemas.TaskUpdateIn, write: FeedWriterDep
+) -> schemas.OwnerUpdateOut:
+    """The owner sets tasks done or back to registering (downstream tasks follow a reset)."""
+    return write(lambda s, changes: owner_updates.update_tasks(s, workflow_id, request, changes))

@@ -1,0 +1,293 @@
+"""``herdsman workflow ...``: watch a workflow, find its logs and errors, and steer it.
+
+Each command parses its options, calls :mod:`herdsman.client.reports` or
+:mod:`herdsman.client.control`, and prints a table (or JSON with ``--json``).
+"""
+
+from __future__ import annotations
+
+import click
+from rich.markup import escape
+
+from herdsman.cli.common import (
+    console,
+    current_user,
+    exit_with,
+    json_option,
+    new_table,
+    print_json,
+    server_requester,
+    workflow_option,
+)
+from herdsman.cli.formatting import duration, first_line, status_name, timestamp
+from herdsman.client import control, reports
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
+
+__all__ = ["workflow"]
+
+_LIMIT = click.IntRange(min=1, max=10_000)
+
+
+@click.group()
+def workflow() -> None:
+    """Watch and steer workflows."""
+
+
+@workflow.command("status")
+@workflow_option(multiple=True, required=False)
+@click.option("-u", "--user", default=None, help="Only this user's workflows [default: you].")
+@click.option("--limit", type=_LIMIT, default=5, show_default=True, help="Newest workflows shown.")
+@json_option
+def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json: bool) -> None:
+    """Per workflow: status and its tasks counted by state.
+
+    Without -w it shows your newest workflows; with -w, the workflows named (of any user
+    unless -u is given).
+    """
+    if user is None and not workflow_ids:
+        user = current_user()
+    with server_requester() as requester:
+        found = reports.workflow_summaries(requester, workflow_ids, user, limit)
+    if as_json:
+        print_json(found)
+        return
+    if not found.workflows:
+        console.print("no workflows found", highlight=False)
+        return
+    table = new_table(
+        ">WF ID",
+        "NAME",
+        "STATUS",
+        ">TASKS",
+        ">PENDING",
+        ">RUNNING",
+        ">DONE",
+        ">FATAL",
+        ">RETRIES",
+        "SUBMITTED",
+        ">ELAPSED",
+    )
+    for row in found.workflows:
+        table.add_row(
+            str(row.id),
+            escape(row.name),
+            status_name(WorkflowStatus, row.status),
+            str(row.tasks),
+            str(row.pending),
+            str(row.running),
+            str(row.done),
+            str(row.fatal),
+            str(row.retries),
+            timestamp(row.submitted),
+            duration(row.elapsed_seconds),
+        )
+    console.print(table)
+
+
+@workflow.command("tasks")
+@workflow_option()
+@click.option(
+    "-s",
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="PENDING, RUNNING, DONE, FATAL, or a task status name or letter (repeatable).",
+)
+@click.option("--limit", type=_LIMIT, default=100, show_default=True, help="Tasks shown.")
+@json_option
+def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
+    """The workflow's tasks with their status and attempts, by task id."""
+    letters = reports.task_statuses(statuses)
+    with server_requester() as requester:
+        page = reports.workflow_tasks(requester, workflow_id, letters, limit)
+    if as_json:
+        print_json(page)
+        return
+    table = new_table(">TASK ID", "NAME", "STATUS", ">ATTEMPTS")
+    for task in page.tasks:
+        table.add_row(
+            str(task.id),
+            escape(task.name),
+            status_name(TaskStatus, task.status),
+            f"{task.num_attempts}/{task.max_attempts}",
+        )
+    console.print(table)
+    console.print(f"{len(page.tasks)} of {page.count} tasks shown", highlight=False)
+
+
+@workflow.command("resume")
+@workflow_option()
+@click.option("--cold", "mode", flag_value="cold", default=True, help="Kill jobs still running.")
+@click.option("--hot", "mode", flag_value="hot", help="Let running jobs finish and count.")
+@click.option(
+    "--timeout",
+    type=click.IntRange(min=1),
+    default=36_000,
+    show_default=True,
+    help="Seconds the resumed run may take.",
+)
+@json_option
+def resume(workflow_id: int, mode: str, timeout: int, as_json: bool) -> None:
+    """Run the workflow again from the database, in this process, until it ends.
+
+    Done tasks are kept. Progress is printed every few seconds on stderr; the exit status is
+    0 only if the workflow finishes done.
+    """
+    from herdsman.client.execution import resume_workflow_from_id
+
+    with server_requester() as requester:
+        final = resume_workflow_from_id(
+            workflow_id,
+            reset_running_jobs=mode == "cold",
+            seconds_until_timeout=timeout,
+            progress=True,
+            requester=requester,
+        )
+    if as_json:
+        print_json({"workflow_id": workflow_id, "status": final})
+    else:
+        console.print(
+            f"workflow {workflow_id}: the resumed run ended "
+            f"{status_name(WorkflowRunStatus, final)} ({final})",
+            highlight=False,
+        )
+    if final != WorkflowRunStatus.DONE.value:
+        exit_with(1)
+
+
+@workflow.command("stop")
+@workflow_option()
+@json_option
+def stop(workflow_id: int, as_json: bool) -> None:
+    """Stop the workflow's run; its running jobs are killed. Resume it later to go on."""
+    with server_requester() as requester:
+        stopped = control.stop_workflow(requester, workflow_id, user=current_user())
+    if as_json:
+        print_json(stopped)
+        return
+    console.print(
+        f"workflow {workflow_id}: run {stopped.workflow_run_id} is "
+        f"{status_name(WorkflowRunStatus, stopped.status)}; its jobs are being killed",
+        highlight=False,
+    )
+
+
+@workflow.command("reset")
+@workflow_option()
+@click.option("--partial", is_flag=True, help="Keep done tasks done; reset only the others.")
+@json_option
+def reset(workflow_id: int, partial: bool, as_json: bool) -> None:
+    """Reset a workflow whose last run failed, so that a resume runs its tasks again.
+
+    Only the workflow's owner may. Without --partial every task runs again, done ones too.
+    """
+    with server_requester() as requester:
+        result = control.reset_workflow(
+            requester, workflow_id, user=current_user(), partial=partial
+        )
+    if as_json:
+        print_json(result)
+        return
+    console.print(
+        f"workflow {workflow_id}: tasks reset: {len(result.changed_task_ids)}; "
+        f"run them with `herdsman workflow resume -w {workflow_id}`",
+        highlight=False,
+    )
+
+
+@workflow.command("concurrency")
+@workflow_option()
+@click.option(
+    "-m",
+    "--max-tasks",
+    type=click.IntRange(min=0),
+    required=True,
+    help="Most tasks active at once; 0 pauses launching.",
+)
+@click.option("--template", default=None, help="Limit only this task template's tasks.")
+@json_option
+def concurrency(workflow_id: int, max_tasks: int, template: str | None, as_json: bool) -> None:
+    """Change how many tasks may run at once, while the workflow runs (or before a resume).
+
+    The running swarm applies it within one heartbeat; nothing running is killed.
+    """
+    with server_requester() as requester:
+        limits = control.set_max_concurrently_running(
+            workflow_id, max_tasks, task_template_name=template, requester=requester
+        )
+    if as_json:
+        print_json(limits)
+        return
+    what = f"task template {template!r}" if template else "the workflow"
+    console.print(
+        f"workflow {workflow_id}: at most {max_tasks} tasks of {what} at once "
+        f"(workflow limit {limits.max_concurrently_running})",
+        highlight=False,
+    )
+
+
+@workflow.command("logs")
+@workflow_option()
+@click.option("--template", default=None, help="Only this task template's attempts.")
+@click.option("--limit", type=_LIMIT, default=100, show_default=True, help="Attempts shown.")
+@json_option
+def logs(workflow_id: int, template: str | None, limit: int, as_json: bool) -> None:
+    """Where each attempt wrote its stdout and stderr, newest first."""
+    with server_requester() as requester:
+        found = reports.log_paths(requester, workflow_id, template, limit)
+    if as_json:
+        print_json(found)
+        return
+    table = new_table(">TASK ID", "TEMPLATE", ">INSTANCE", "STATUS", "STDOUT", "STDERR")
+    for row in found.instances:
+        table.add_row(
+            str(row.task_id),
+            escape(row.task_template),
+            str(row.task_instance_id),
+            row.status,
+            escape(row.stdout_path or "-"),
+            escape(row.stderr_path or "-"),
+        )
+    console.print(table)
+    console.print(f"{len(found.instances)} of {found.count} attempts shown", highlight=False)
+
+
+@workflow.command("errors")
+@workflow_option()
+@json_option
+def errors(workflow_id: int, as_json: bool) -> None:
+    """The workflow's errors, grouped by similar message, with counts and a sample."""
+    with server_requester() as requester:
+        total, groups = reports.error_groups(requester, workflow_id)
+    if as_json:
+        print_json(
+            {
+                "workflow_id": workflow_id,
+                "count": total,
+                "groups": [
+                    {
+                        "count": group.count,
+                        "task_ids": list(group.task_ids),
+                        "latest": group.latest,
+                        "pattern": group.pattern,
+                        "sample": group.sample,
+                    }
+                    for group in groups
+                ],
+            }
+        )
+        return
+    if not groups:
+        console.print(f"workflow {workflow_id} has no errors", highlight=False)
+        return
+    table = new_table(">COUNT", "TASKS", "LATEST", "SAMPLE")
+    for group in groups:
+        shown = ", ".join(str(task_id) for task_id in group.task_ids[:5])
+        if len(group.task_ids) > 5:
+            shown += f" (+{len(group.task_ids) - 5})"
+        table.add_row(
+            str(group.count), shown, timestamp(group.latest), escape(first_line(group.sample))
+        )
+    console.print(table)
+    console.print(f"{total} errors in {len(groups)} groups", highlight=False)

@@ -1,0 +1,231 @@
+"""What the ``herdsman`` command reads from the server, as typed answers, and the few things it
+derives from them: error messages grouped by likeness, and a resources file from usage.
+
+Every function takes the requester to use, so a command opens one connection for all its
+reads; :func:`herdsman.client.embedded.default_requester` gives the configured one.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import yaml
+
+from herdsman.core.errors import InvalidInputError
+from herdsman.core.requester import Requester
+from herdsman.core.schemas import gui as gui_schemas
+from herdsman.core.schemas import reports as schemas
+from herdsman.core.statuses import TaskStatus
+from herdsman.core.units import format_memory
+
+__all__ = [
+    "TASK_STATUS_GROUPS",
+    "ErrorGroup",
+    "Strategy",
+    "error_groups",
+    "group_errors",
+    "log_paths",
+    "resource_usage",
+    "resources_yaml",
+    "strategy",
+    "task_attempts",
+    "task_dependencies",
+    "task_statuses",
+    "workflow_summaries",
+    "workflow_tasks",
+]
+
+Strategy = Literal["avg", "max", "p95"]
+
+TASK_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
+    "PENDING": ("G", "Q", "I", "O", "E", "A"),
+    "RUNNING": ("R",),
+    "DONE": ("D",),
+    "FATAL": ("F",),
+}
+"""The coarse task states the summaries count, by name, as the letters they cover."""
+
+# Page size for reading a workflow's tasks: the server's largest.
+_PAGE = 10_000
+
+
+def workflow_summaries(
+    requester: Requester, workflow_ids: Sequence[int], user: str | None, limit: int
+) -> schemas.WorkflowSummariesOut:
+    params: dict[str, object] = {"limit": limit, "workflow_id": list(workflow_ids)}
+    if user is not None:
+        params["user"] = user
+    return requester.get("/workflow_summaries", schemas.WorkflowSummariesOut, params=params)
+
+
+def task_statuses(names: Iterable[str]) -> list[str]:
+    """Letters for status names given by a user: a group (PENDING, RUNNING, DONE, FATAL), a
+    task status's name (ERROR_RECOVERABLE) or its letter (E), in any case."""
+    letters: list[str] = []
+    by_name = {status.name: status.value for status in TaskStatus}
+    for name in names:
+        key = name.strip().upper()
+        if key in TASK_STATUS_GROUPS:
+            found = TASK_STATUS_GROUPS[key]
+        elif key in by_name:
+            found = (by_name[key],)
+        elif key in by_name.values():
+            found = (key,)
+        else:
+            known = ", ".join(dict.fromkeys([*TASK_STATUS_GROUPS, *by_name]))
+            raise InvalidInputError(f"unknown task status {name!r}; use one of {known}")
+        letters.extend(letter for letter in found if letter not in letters)
+    return letters
+
+
+def workflow_tasks(
+    requester: Requester, workflow_id: int, statuses: Sequence[str], limit: int
+) -> gui_schemas.TasksPageOut:
+    """The first ``limit`` tasks (by id) in ``statuses`` (letters; all when empty)."""
+    tasks: list[gui_schemas.TaskOut] = []
+    count = 0
+    while len(tasks) < limit:
+        page = requester.get(
+            f"/workflows/{workflow_id}/tasks",
+            gui_schemas.TasksPageOut,
+            params={
+                "offset": len(tasks),
+                "limit": min(_PAGE, limit - len(tasks)),
+                "status": list(statuses),
+            },
+        )
+        count = page.count
+        tasks.extend(page.tasks)
+        if not page.tasks:
+            break
+    return gui_schemas.TasksPageOut(count=count, tasks=tasks)
+
+
+def task_attempts(requester: Requester, task_id: int) -> schemas.TaskAttemptsOut:
+    return requester.get(f"/tasks/{task_id}/attempts", schemas.TaskAttemptsOut)
+
+
+def task_dependencies(requester: Requester, task_id: int) -> schemas.DependenciesOut:
+    return requester.get(f"/tasks/{task_id}/dependencies", schemas.DependenciesOut)
+
+
+def log_paths(
+    requester: Requester, workflow_id: int, task_template: str | None, limit: int
+) -> schemas.LogPathsOut:
+    params: dict[str, object] = {"limit": limit}
+    if task_template is not None:
+        params["task_template"] = task_template
+    return requester.get(f"/workflows/{workflow_id}/log_paths", schemas.LogPathsOut, params=params)
+
+
+@dataclass(frozen=True)
+class ErrorGroup:
+    """Error messages that differ only in numbers and ids; ``sample`` is the newest one."""
+
+    pattern: str
+    count: int
+    task_ids: tuple[int, ...]
+    sample: str
+    latest: str
+
+
+def error_groups(requester: Requester, workflow_id: int) -> tuple[int, list[ErrorGroup]]:
+    """The workflow's errors grouped by likeness, largest group first; with the total count.
+
+    The server hands over at most its newest 10,000 messages; the total says how many exist.
+    """
+    found = requester.get(f"/workflows/{workflow_id}/error_messages", schemas.ErrorMessagesOut)
+    return found.count, group_errors(found.errors)
+
+
+# Numbers, hex ids and the like vary between otherwise identical messages: ids, sizes, times.
+# Exit codes and signals are kept: "exit code 1" and "exit code 137" are different failures.
+_VARYING = re.compile(
+    r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|(?<!exit code )(?<!signal )(?<![\d.])\d+(?:\.\d+)?",
+    re.IGNORECASE,
+)
+_SPACE = re.compile(r"\s+")
+_PATTERN_CHARACTERS = 300
+
+
+def group_errors(errors: Iterable[schemas.ErrorMessageOut]) -> list[ErrorGroup]:
+    """Group messages whose text is the same once numbers and long hex ids are masked.
+
+    ``errors`` come newest first (as the server sends them), so each group's first message
+    is its newest and becomes the sample.
+    """
+    groups: dict[str, list[schemas.ErrorMessageOut]] = {}
+    for error in errors:
+        masked = _VARYING.sub("#", _SPACE.sub(" ", error.description.strip()))
+        groups.setdefault(masked[:_PATTERN_CHARACTERS], []).append(error)
+    result = [
+        ErrorGroup(
+            pattern=pattern,
+            count=len(members),
+            task_ids=tuple(sorted({member.task_id for member in members})),
+            sample=members[0].description,
+            latest=members[0].error_time,
+        )
+        for pattern, members in groups.items()
+    ]
+    result.sort(key=lambda group: (-group.count, group.pattern))
+    return result
+
+
+def resource_usage(
+    requester: Requester, task_template: str | None, workflow_ids: Sequence[int]
+) -> schemas.ResourceUsageOut:
+    params: dict[str, object] = {"workflow_id": list(workflow_ids)}
+    if task_template is not None:
+        params["task_template"] = task_template
+    return requester.get("/resource_usage", schemas.ResourceUsageOut, params=params)
+
+
+def resources_yaml(
+    usage: schemas.ResourceUsageOut, *, memory: Strategy = "max", runtime: Strategy = "max"
+) -> str:
+    """A resources file (``task_template_resources`` by cluster) for ``yaml_file=``.
+
+    Memory is rounded up to whole MiB and written with a unit (``"512M"``, ``"2G"``); runtime is
+    rounded up to whole seconds. Templates with no recorded usage are left out, so the file
+    never claims a value nobody measured. Raises InvalidInputError when nothing is left.
+    """
+    templates: dict[str, dict[str, dict[str, object]]] = {}
+    for entry in usage.templates:
+        resources: dict[str, object] = {}
+        if entry.memory is not None:
+            mib = max(1, math.ceil(_pick(entry.memory, memory) * 1024))
+            resources["memory"] = format_memory(mib / 1024)
+        if entry.runtime is not None:
+            resources["runtime"] = max(1, math.ceil(_pick(entry.runtime, runtime)))
+        if resources:
+            templates.setdefault(entry.task_template, {})[entry.cluster] = resources
+    if not templates:
+        raise InvalidInputError(
+            "no done attempt recorded its runtime or memory, so there is nothing to write"
+        )
+    return yaml.safe_dump({"task_template_resources": templates}, sort_keys=True)
+
+
+def strategy(name: str) -> Strategy:
+    """A strategy name as typed (any case) checked and narrowed; InvalidInputError if unknown."""
+    lowered = name.lower()
+    if lowered == "avg":
+        return "avg"
+    if lowered == "p95":
+        return "p95"
+    if lowered == "max":
+        return "max"
+    raise InvalidInputError(f"unknown strategy {name!r}; use avg, max or p95")
+
+
+def _pick(stats: schemas.StatisticsOut, strategy: Strategy) -> float:
+    if strategy == "avg":
+        return stats.mean
+    if strategy == "p95":
+        return stats.p95
+    return stats.max

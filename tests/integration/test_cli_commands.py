@@ -1,0 +1,462 @@
+"""The real ``herdsman`` executable against a real server holding done, failed and running
+workflows: every command's table and its ``--json``, errors, and the older command names.
+
+The CLI is an interface for people and scripts, so these tests read what they read: the text
+of the table and the parsed JSON. They run on SQLite only; the routes behind them are tested
+on every engine in ``test_report_routes.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from tests.conftest import DatabaseFactory, ProcessRegistry, start_server_process
+from tests.integration.report_workflows import (
+    HOLD_MEMORY,
+    DoneWorkflow,
+    FailedWorkflow,
+    RunningWorkflow,
+    reports_tool,
+    run_done_workflow,
+    run_failed_workflow,
+    start_running_workflow,
+)
+
+from herdsman import Tool
+from herdsman.client.control import stop_workflow, update_task_statuses
+from herdsman.core.errors import ConflictError
+from herdsman.core.requester import Requester
+from herdsman.core.schemas.gui import TaskDetailOut, TasksPageOut
+from herdsman.core.schemas.reports import ResourceUsageOut, WorkflowSummariesOut
+from herdsman.core.units import parse_memory
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class Cli:
+    """Runs the herdsman console script against the module's server."""
+
+    executable: str
+    env: dict[str, str]
+    server_url: str
+
+    def __call__(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = dict(self.env)
+        if user is not None:  # getpass.getuser() reads these first
+            env.update(LOGNAME=user, USER=user)
+        return subprocess.run(
+            [self.executable, *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    def ok(self, *args: str) -> str:
+        """stdout of a command that must succeed."""
+        done = self(*args)
+        assert done.returncode == 0, f"herdsman {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args, "--json"))
+
+
+@pytest.fixture(scope="module")
+def cli(
+    herdsman_executable: str,
+    processes: ProcessRegistry,
+    database_factory: DatabaseFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cli]:
+    state = tmp_path_factory.mktemp("cli-server")
+    process, info = start_server_process(
+        processes, database_url=database_factory.create("sqlite"), state_dir=state / "server"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HERDSMAN_")}
+    env.update(
+        HERDSMAN_SERVER_URL=info.url,
+        HERDSMAN_DATA_DIR=str(state / "data"),
+        HERDSMAN_CONFIG_FILE=str(state / "config.yaml"),
+    )
+    try:
+        yield Cli(herdsman_executable, env, info.url)
+    finally:
+        processes.stop(process)
+
+
+@pytest.fixture(scope="module")
+def requester(cli: Cli) -> Iterator[Requester]:
+    with Requester(cli.server_url, timeout=60, retries=3) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def tool(requester: Requester, tmp_path_factory: pytest.TempPathFactory) -> Tool:
+    return reports_tool(requester, tmp_path_factory.mktemp("finished"), "cli-reports")
+
+
+@pytest.fixture(scope="module")
+def done_wf(tool: Tool) -> DoneWorkflow:
+    return run_done_workflow(tool)
+
+
+@pytest.fixture(scope="module")
+def failed_wf(tool: Tool, done_wf: DoneWorkflow) -> FailedWorkflow:
+    return run_failed_workflow(tool)  # after the done one: workflow ids follow this order
+
+
+@pytest.fixture(scope="module")
+def running(
+    cli: Cli,
+    requester: Requester,
+    failed_wf: FailedWorkflow,  # created first, so the running workflow is the newest
+    processes: ProcessRegistry,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RunningWorkflow]:
+    env = dict(cli.env)
+    env.pop("HERDSMAN_SERVER_URL")
+    started = start_running_workflow(
+        processes, cli.server_url, tmp_path_factory.mktemp("running"), "cli-running", env
+    )
+    try:
+        yield started
+    finally:
+        with contextlib.suppress(ConflictError):  # stopped by a test already
+            stop_workflow(requester, started.workflow_id, user=getpass.getuser())
+        # Let its run end the way a stopped run does, stopping its distributor; a signal
+        # would end the script before it could.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            started.process.wait(timeout=60)
+        processes.stop(started.process)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def test_workflow_status_counts_tasks_of_done_failed_and_running_workflows(
+    cli: Cli, done_wf: DoneWorkflow, failed_wf: FailedWorkflow, running: RunningWorkflow
+) -> None:
+    ids = [running.workflow_id, failed_wf.workflow_id, done_wf.workflow_id]
+    found = cli.json("workflow", "status", *(f"-w{i}" for i in ids))
+    rows = {row["id"]: row for row in found["workflows"]}
+    assert [row["id"] for row in found["workflows"]] == sorted(ids, reverse=True)
+    counts = ("status", "tasks", "pending", "running", "done", "fatal", "retries")
+    assert {key: rows[done_wf.workflow_id][key] for key in counts} == dict(
+        status="D", tasks=3, pending=0, running=0, done=3, fatal=0, retries=0
+    )
+    # flaky failed twice (one retry) and crash once; "after" never ran.
+    assert {key: rows[failed_wf.workflow_id][key] for key in counts} == dict(
+        status="F", tasks=5, pending=1, running=0, done=2, fatal=2, retries=1
+    )
+    assert {key: rows[running.workflow_id][key] for key in counts} == dict(
+        status="R", tasks=2, pending=0, running=1, done=1, fatal=0, retries=0
+    )
+    assert all(row["elapsed_seconds"] > 0 for row in rows.values())
+
+    # Without -w: the current user's newest workflows.
+    table = cli.ok("workflow", "status", "--limit", "3")
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "WF", "ID", "NAME", "STATUS", "TASKS", "PENDING", "RUNNING", "DONE", "FATAL", "RETRIES",
+        "SUBMITTED", "ELAPSED",
+    ]  # fmt: skip
+    assert lines[1].split()[:9] == [str(running.workflow_id), "cli-running-running", "running",
+                                    "2", "0", "1", "1", "0", "0"]  # fmt: skip
+    assert lines[2].split()[:9] == [str(failed_wf.workflow_id), "cli-reports-failed", "failed",
+                                    "5", "1", "0", "2", "2", "1"]  # fmt: skip
+    assert len(lines) == 4
+    assert cli.ok("workflow", "status", "-u", "nobody-here").strip() == "no workflows found"
+
+
+def test_workflow_tasks_filters_by_status(cli: Cli, failed_wf: FailedWorkflow) -> None:
+    fatal = cli.json("workflow", "tasks", "-w", str(failed_wf.workflow_id), "-s", "FATAL")
+    assert fatal["count"] == 2
+    assert {(t["id"], t["num_attempts"]) for t in fatal["tasks"]} == {
+        (failed_wf.flaky_id, 2),
+        (failed_wf.crash_id, 1),
+    }
+
+    table = cli.ok("workflow", "tasks", "-w", str(failed_wf.workflow_id), "--limit", "4")
+    rows = {line.split()[0]: line.split() for line in table.splitlines()[1:-1]}
+    assert table.splitlines()[0].split() == ["TASK", "ID", "NAME", "STATUS", "ATTEMPTS"]
+    assert rows[str(failed_wf.flaky_id)][2:] == ["error_fatal", "2/2"]
+    assert rows[str(failed_wf.prepare_id)][2:] == ["done", "1/3"]
+    assert len(rows) == 4
+    assert table.splitlines()[-1] == "4 of 5 tasks shown"
+
+
+def test_workflow_logs_name_existing_files(cli: Cli, done_wf: DoneWorkflow) -> None:
+    found = cli.json("workflow", "logs", "-w", str(done_wf.workflow_id), "--template", "model")
+    assert found["count"] == 2
+    assert {row["task_id"] for row in found["instances"]} == set(done_wf.model_ids)
+    for row in found["instances"]:
+        assert Path(row["stdout_path"]).parent == done_wf.log_dir
+        assert Path(row["stdout_path"]).is_file() and Path(row["stderr_path"]).is_file()
+
+    table = cli.ok("workflow", "logs", "-w", str(done_wf.workflow_id))
+    assert table.splitlines()[0].split() == [
+        "TASK", "ID", "TEMPLATE", "INSTANCE", "STATUS", "STDOUT", "STDERR",
+    ]  # fmt: skip
+    for row in found["instances"]:
+        assert row["stdout_path"] in table and row["stderr_path"] in table
+    assert table.splitlines()[-1] == "3 of 3 attempts shown"
+
+
+def test_workflow_errors_are_grouped_by_message(cli: Cli, failed_wf: FailedWorkflow) -> None:
+    found = cli.json("workflow", "errors", "-w", str(failed_wf.workflow_id))
+    assert found["count"] == 3
+    assert [(g["count"], g["task_ids"], g["sample"]) for g in found["groups"]] == [
+        (2, [failed_wf.flaky_id], "exit code 3"),
+        (1, [failed_wf.crash_id], "exit code 5"),
+    ]
+    table = cli.ok("workflow", "errors", "-w", str(failed_wf.workflow_id))
+    lines = table.splitlines()
+    assert lines[0].split() == ["COUNT", "TASKS", "LATEST", "SAMPLE"]
+    assert lines[1].split()[:2] == ["2", str(failed_wf.flaky_id)]
+    assert lines[1].endswith("exit code 3")
+    assert lines[-1] == "3 errors in 2 groups"
+
+
+def test_task_status_shows_every_attempt(
+    cli: Cli, done_wf: DoneWorkflow, failed_wf: FailedWorkflow
+) -> None:
+    model_id = done_wf.model_ids[1]
+    found = cli.json("task", "status", "-t", str(failed_wf.flaky_id), "-t", str(model_id))
+    flaky, model = found
+    assert (flaky["task_id"], flaky["status"]) == (failed_wf.flaky_id, "F")
+    assert [(a["status"], a["exit_code"], a["error"]) for a in flaky["attempts"]] == [
+        ("E", 3, "exit code 3"),
+        ("E", 3, "exit code 3"),
+    ]
+    (attempt,) = model["attempts"]
+    assert (attempt["status"], attempt["exit_code"], attempt["error"]) == ("D", 0, None)
+    assert attempt["host"] and attempt["distributor_id"]
+    assert attempt["wall_time"] > 0 and attempt["max_rss"] > 128 << 20
+
+    table = cli.ok("task", "status", "-t", str(failed_wf.flaky_id))
+    lines = table.splitlines()
+    assert lines[0] == (
+        f"task {failed_wf.flaky_id} (flaky_marker-{failed_wf.flaky_marker}) of workflow "
+        f"{failed_wf.workflow_id}: error_fatal"
+    )
+    assert lines[1].split() == [
+        "INSTANCE", "RUN", "STATUS", "HOST", "JOB", "ID", "EXIT", "WALL", "CPU", "MAX", "RSS",
+        "ERROR",
+    ]  # fmt: skip
+    for line, attempt in zip(lines[2:], flaky["attempts"], strict=True):
+        cells = line.split()
+        assert cells[:3] == [str(attempt["id"]), str(attempt["workflow_run_id"]), "error"]
+        assert cells[4:6] == [attempt["distributor_id"], "3"]
+        assert line.endswith("exit code 3")
+
+
+def test_task_dependencies_with_statuses(cli: Cli, failed_wf: FailedWorkflow) -> None:
+    found = cli.json("task", "dependencies", "-t", str(failed_wf.flaky_id))
+    assert found == {
+        "task_id": failed_wf.flaky_id,
+        "upstream": [{"id": failed_wf.prepare_id, "name": "prepare_n-2", "status": "D"}],
+        "downstream": [{"id": failed_wf.after_id, "name": "prepare_n-3", "status": "G"}],
+    }
+    table = cli.ok("task", "dependencies", "-t", str(failed_wf.flaky_id))
+    assert [line.rstrip() for line in table.splitlines()] == [
+        f"upstream of task {failed_wf.flaky_id} (1)",
+        "TASK ID  NAME         STATUS",
+        f"{failed_wf.prepare_id:>7}  prepare_n-2  done",
+        f"downstream of task {failed_wf.flaky_id} (1)",
+        "TASK ID  NAME         STATUS",
+        f"{failed_wf.after_id:>7}  prepare_n-3  registering",
+    ]
+
+
+def test_resources_usage_summarises_done_attempts(
+    cli: Cli, done_wf: DoneWorkflow, requester: Requester
+) -> None:
+    found = cli.json("resources", "usage", "-t", "model", "-w", str(done_wf.workflow_id))
+    (entry,) = found["templates"]
+    assert (entry["task_template"], entry["cluster"], entry["attempts"]) == (
+        "model",
+        "sequential",
+        2,
+    )
+    memory, runtime = entry["memory"], entry["runtime"]
+    assert memory["count"] == runtime["count"] == 2
+    assert memory["min"] <= memory["median"] <= memory["p95"] <= memory["max"]
+    # The two tasks held 64 and 128 MiB on top of the same interpreter.
+    assert memory["max"] - memory["min"] == pytest.approx(64 / 1024, abs=8 / 1024)
+    assert memory["mean"] == pytest.approx((memory["min"] + memory["max"]) / 2)
+    every_workflow = requester.get(
+        "/resource_usage", ResourceUsageOut, params={"task_template": "model"}
+    )
+    assert every_workflow.templates[0].attempts == 3
+
+    table = cli.ok("resources", "usage", "-t", "model", "-w", str(done_wf.workflow_id))
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "TEMPLATE", "CLUSTER", "RESOURCE", "N", "MIN", "MEAN", "MEDIAN", "P95", "MAX",
+    ]  # fmt: skip
+    assert lines[1].split()[:4] == ["model", "sequential", "runtime", "2"]
+    assert lines[2].split()[:4] == ["model", "sequential", "memory", "2"]
+    assert lines[2].count("MiB") == 5
+
+
+def test_resources_yaml_loads_back_through_yaml_file(
+    cli: Cli, done_wf: DoneWorkflow, requester: Requester, tmp_path: Path
+) -> None:
+    text = cli.ok("resources", "yaml", "-w", str(done_wf.workflow_id))
+    content = yaml.safe_load(text)
+    assert set(content["task_template_resources"]) == {"prepare", "model"}
+    model = content["task_template_resources"]["model"]["sequential"]
+    usage = requester.get(
+        "/resource_usage",
+        ResourceUsageOut,
+        params={"task_template": "model", "workflow_id": [done_wf.workflow_id]},
+    )
+    memory = usage.templates[0].memory
+    assert memory is not None
+    assert memory.max <= parse_memory(model["memory"]) < memory.max + 1 / 1024
+    assert cli.json("resources", "yaml", "-w", str(done_wf.workflow_id)) == content
+
+    path = tmp_path / "resources.yaml"
+    cli.ok(
+        "resources", "yaml", "-t", "model", "-w", str(done_wf.workflow_id), "-o", str(path),
+        "--mem-strategy", "avg",
+    )  # fmt: skip
+    average = yaml.safe_load(path.read_text())["task_template_resources"]["model"]["sequential"]
+    assert memory.mean <= parse_memory(average["memory"]) < memory.mean + 1 / 1024
+    assert parse_memory(average["memory"]) < parse_memory(model["memory"])
+    tool = Tool("cli-yaml-round-trip", requester=requester)
+    tool.set_default_cluster_name("sequential")
+    template = tool.get_task_template("model", HOLD_MEMORY, node_args=["mib"], yaml_file=path)
+    task = template.create_task(mib=1)
+    workflow = tool.create_workflow(workflow_args="cli-yaml-round-trip")
+    workflow.add_task(task)
+    workflow.bind()
+    detail = requester.get(f"/tasks/{task.task_id}", TaskDetailOut)
+    assert detail.resources.requested["memory"] == parse_memory(average["memory"])
+    assert detail.resources.requested["runtime"] == average["runtime"]
+
+
+# --- steering --------------------------------------------------------------------------------
+
+
+def test_concurrency_of_a_running_workflow(cli: Cli, running: RunningWorkflow) -> None:
+    workflow_id = str(running.workflow_id)
+    assert cli.ok("workflow", "concurrency", "-w", workflow_id, "-m", "3").strip() == (
+        f"workflow {workflow_id}: at most 3 tasks of the workflow at once (workflow limit 3)"
+    )
+    limits = cli.json("workflow", "concurrency", "-w", workflow_id, "-m", "2", "--template", "nap")
+    assert limits["max_concurrently_running"] == 3
+    assert list(limits["array_limits"].values()) == [2]
+
+
+def test_owner_resets_and_updates_then_resumes_a_failed_workflow(
+    cli: Cli, requester: Requester, running: RunningWorkflow, tmp_path: Path
+) -> None:
+    own = run_failed_workflow(reports_tool(requester, tmp_path, "cli-steering"))
+    failed = str(own.workflow_id)
+
+    refused = cli("workflow", "reset", "-w", failed, user="intruder")
+    assert refused.returncode == 1
+    assert "Traceback" not in refused.stderr
+    assert refused.stderr.splitlines()[0].startswith(
+        f"error: only the owner of workflow {failed} ("
+    )
+    assert refused.stderr.splitlines()[1] == "hint: ask the workflow's owner to do this"
+
+    assert cli.ok("workflow", "reset", "-w", failed, "--partial").strip() == (
+        f"workflow {failed}: tasks reset: 2; run them with `herdsman workflow resume -w {failed}`"
+    )
+    again = cli.json("workflow", "reset", "-w", failed, "--partial")
+    assert again == {"workflow_id": own.workflow_id, "workflow_status": "F", "changed_task_ids": []}
+
+    done = cli.ok("task", "update", "-t", str(own.crash_id), "-w", failed, "-s", "DONE")
+    assert done.strip() == f"tasks set to done: 1 ({own.crash_id}); workflow {failed} is failed"
+    # (In-process where the CLI's output is not what is under test: each call costs a second.)
+    owner = getpass.getuser()
+    after = update_task_statuses(
+        requester, own.workflow_id, [own.after_id], "D", user=owner, recursive=False
+    )
+    assert after.changed_task_ids == [own.after_id]
+    # Resetting prepare resets everything downstream of it that is not new: "after" was done.
+    reset = cli.json("task", "update", "-t", str(own.prepare_id), "-w", failed, "-s", "REGISTERED")
+    assert reset["changed_task_ids"] == sorted([own.prepare_id, own.after_id])
+    statuses = requester.get(f"/workflows/{failed}/tasks", TasksPageOut)
+    assert {task.id: task.status for task in statuses.tasks} == {
+        own.prepare_id: "G",
+        own.flaky_id: "G",
+        own.after_id: "G",
+        own.model_ids[0]: "D",
+        own.crash_id: "D",
+    }
+
+    with pytest.raises(ConflictError, match=f"workflow {running.workflow_id} is running"):
+        update_task_statuses(requester, running.workflow_id, [1], "D", user=owner, recursive=False)
+
+    own.flaky_marker.touch()
+    resumed = cli("workflow", "resume", "-w", failed, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout) == {"workflow_id": own.workflow_id, "status": "D"}
+    assert f"workflow {failed}: 5/5 done (100%)" in resumed.stderr
+
+
+# --- errors and older names ------------------------------------------------------------------
+
+
+def test_errors_print_one_line_and_a_hint_unless_debug(cli: Cli) -> None:
+    missing = cli("workflow", "tasks", "-w", "999999")
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert missing.stderr.splitlines() == [
+        "error: workflow 999999 does not exist",
+        "hint: check the name or id",
+    ]
+    debug = cli("--debug", "task", "status", "-t", "999999")
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "NotFoundError" in debug.stderr
+
+
+def test_older_command_names_are_hidden_aliases(cli: Cli, done_wf: DoneWorkflow) -> None:
+    done = str(done_wf.workflow_id)
+    old = cli("workflow_status", "-w", done, "--json")
+    assert old.returncode == 0
+    (row,) = json.loads(old.stdout)["workflows"]
+    assert (row["id"], row["status"], row["done"]) == (done_wf.workflow_id, "D", 3)
+    assert old.stderr.strip() == "note: `workflow_status` is now `herdsman workflow status`"
+    paths = cli("get_filepaths", "-w", done)
+    assert paths.returncode == 0
+    assert paths.stdout.splitlines()[-1] == "3 of 3 attempts shown"
+    assert paths.stderr.strip() == "note: `get_filepaths` is now `herdsman workflow logs`"
+    listed = cli.ok("--help")
+    assert "workflow_status" not in listed and "get_filepaths" not in listed
+    assert "workflow" in listed and "resources" in listed
+
+
+def test_stop_kills_the_running_workflow(
+    cli: Cli, requester: Requester, running: RunningWorkflow, done_wf: DoneWorkflow
+) -> None:
+    workflow_id = str(running.workflow_id)
+    stopped = cli.ok("workflow", "stop", "-w", workflow_id)
+    assert stopped.startswith(f"workflow {workflow_id}: run ")
+    assert stopped.strip().endswith("is stopped; its jobs are being killed")
+    assert running.process.wait() == 0
+    assert running.output.read_text().split() == [workflow_id, "S"]
+    (row,) = requester.get(
+        "/workflow_summaries", WorkflowSummariesOut, params={"workflow_id": [workflow_id]}
+    ).workflows
+    assert (row.status, row.done) == ("H", 1)
+    # Stopping again changes nothing and says so.
+    assert cli.json("workflow", "stop", "-w", workflow_id)["status"] == "S"
+    done = str(done_wf.workflow_id)
+    finished_already = cli("workflow", "stop", "-w", done)
+    assert finished_already.returncode == 1
+    first_line = finished_already.stderr.splitlines()[0]
+    assert first_line.startswith(f"error: workflow {done} is not running: its last run ")
+    assert first_line.endswith(" ended as done (D)")
