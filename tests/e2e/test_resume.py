@@ -105,6 +105,21 @@ class FirstRun:
         _wait_for(lambda: pids.exists() and bool(_lines(pids)), "the long task to start")
         return int(_lines(pids)[0])
 
+    def wait_until_the_server_knows_long_runs(self) -> None:
+        """A pool starts a command before the server records it R; a hot resume keeps only
+        what the server knows to be running, so a test of it must wait for that too."""
+
+        def recorded() -> bool:
+            rows = query_rows(
+                self.server.database_url,
+                "SELECT ti.status FROM task_instance ti JOIN task t ON t.id = ti.task_id "
+                "WHERE t.command LIKE :pattern",
+                pattern=f"%{self.workdir}/long.pids%",
+            )
+            return [row[0] for row in rows] == ["R"]
+
+        _wait_for(recorded, "the server to record the long task running")
+
     def resume(self, **options: Any) -> tuple[str, Any]:
         workflow = self.flow().build(self.tool_name, self.cluster, str(self.workdir))
         return workflow.run(resume=True, resume_timeout=60, **options), workflow
@@ -174,6 +189,7 @@ def test_a_cold_resume_kills_the_running_jobs_and_reruns_only_unfinished_tasks(
 def test_a_hot_resume_lets_running_jobs_finish_and_counts_them(first_run: FirstRun) -> None:
     (first_run.workdir / "long.seconds").write_text("4")
     first_run.wait_until_long_runs()
+    first_run.wait_until_the_server_knows_long_runs()
 
     status, workflow = first_run.resume(reset_running_jobs=False)
 
