@@ -85,6 +85,16 @@ class LocalJobs:
             self._assigned[job_id] = pgid
             return job_id not in self._cancelled
 
+    def command_ended(self, job_id: str) -> None:
+        """The job's command exited but its report may still be on its way to the server.
+
+        The job stays active until :meth:`finished`, so triage does not take it for lost in
+        between; its process group is forgotten, so a cancel cannot hit a reused one.
+        """
+        with self._lock:
+            if job_id in self._assigned:
+                self._assigned[job_id] = None
+
     def finished(self, job_id: str, exit_code: int | None) -> int | None:
         """The job's wrapper returned ``exit_code`` (None: the runner died with it).
 

@@ -274,6 +274,13 @@ class MultiprocessPlugin:
         )
         kill_groups_in_background(self._jobs.cancel([job.job_id]), self._kill_grace)
 
+    def _on_final_report(
+        self, job_id: str, exit_code: int, _answer: InstanceReportOut | HerdsmanError
+    ) -> None:
+        # Delivered or not: a lost report leaves the instance to triage, which asks
+        # remote_exit_info and learns the exit code from here.
+        self._jobs.finished(job_id, exit_code)
+
     def _on_heartbeat(
         self, process: PoolSlot, task_instance_id: int, answer: InstanceReportOut | HerdsmanError
     ) -> None:
@@ -315,11 +322,16 @@ class MultiprocessPlugin:
                 reports.append((report, handler))
             elif kind == "finished":
                 _, index, job_id, exit_code, final = message
-                self._jobs.finished(job_id, exit_code)
                 with self._lock:
                     self._slots[index].job = None
-                if final is not None:
-                    reports.append((final, None))
+                if final is None:
+                    self._jobs.finished(job_id, exit_code)
+                else:
+                    # Active until the server has its report: else triage, seeing the job
+                    # gone while the server still has it launched, would take it for lost.
+                    self._jobs.command_ended(job_id)
+                    handler = functools.partial(self._on_final_report, job_id, exit_code)
+                    reports.append((final, handler))
             self._dispatch(reports)
 
     def _on_ready(self, index: int) -> None:

@@ -173,6 +173,30 @@ def test_reports_of_a_busy_pool_share_requests(
     assert max(fake_http_server.batch_sizes) > 2
 
 
+def test_a_job_stays_active_until_the_server_has_its_report(
+    fake_http_server: FakeServer,
+    start_pool: Callable[[int], MultiprocessPlugin],
+    make_batch: Callable[..., SubmitBatch],
+) -> None:
+    # Triage takes a launched job that the cluster no longer lists for lost: a finished job
+    # must stay listed while its done report is still on its way.
+    fake_http_server.batch_delay = 1.5
+    pool = start_pool(1)
+    fake_http_server.add(1, "true", status="I")
+
+    pool.submit(make_batch(1))
+    fake_http_server.wait_for(1, "running")
+    time.sleep(0.7)  # `true` has ended; its report waits behind the slow batch
+
+    assert fake_http_server.kinds(1) == ["running"]
+    assert pool.submitted_or_running(["mp-1"]) == {"mp-1"}
+    fake_http_server.wait_for(1, "done")
+    deadline = time.monotonic() + 10
+    while pool.submitted_or_running(["mp-1"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.submitted_or_running(["mp-1"]) == set()
+
+
 def test_a_refused_running_report_kills_the_command(
     fake_http_server: FakeServer,
     start_pool: Callable[[int], MultiprocessPlugin],
