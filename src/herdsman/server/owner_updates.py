@@ -38,6 +38,7 @@ from herdsman.server import models
 from herdsman.server.bulk import chunked
 from herdsman.server.control import latest_run
 from herdsman.server.feed import ChangeRecorder
+from herdsman.server.runs import workflow_for_update
 
 __all__ = ["reset_workflow", "update_tasks"]
 
@@ -55,7 +56,7 @@ def reset_workflow(
     The workflow stays failed (F) until that resume: its last run did fail, and a failed
     workflow whose tasks the owner then marks done can still become done.
     """
-    workflow = _locked_workflow(session, workflow_id)
+    workflow = workflow_for_update(session, workflow_id)
     run = _require_owner_and_idle(session, workflow, request.user)
     if run is None or run.status != WorkflowRunStatus.ERROR.value:
         ended = "never ran" if run is None else f"last run {run.id} is {run.status}"
@@ -89,7 +90,7 @@ def update_tasks(
     When the update leaves every task of a failed or halted workflow done, the workflow is
     done too.
     """
-    workflow = _locked_workflow(session, workflow_id)
+    workflow = workflow_for_update(session, workflow_id)
     _require_owner_and_idle(session, workflow, request.user)
     if workflow.status == WorkflowStatus.DONE.value:
         raise ConflictError(
@@ -223,17 +224,6 @@ def _all_done(session: Session, workflow_id: int) -> bool:
         )
     )
     return not unfinished
-
-
-def _locked_workflow(session: Session, workflow_id: int) -> models.Workflow:
-    workflow = session.scalars(
-        select(models.Workflow).where(models.Workflow.id == workflow_id).with_for_update()
-    ).first()
-    if workflow is None:
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
-        )
-    return workflow
 
 
 def _require_owner_and_idle(

@@ -45,6 +45,7 @@ __all__ = [
     "release_settled",
     "run_heartbeat",
     "set_run_status",
+    "workflow_for_update",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -71,7 +72,7 @@ def create_run(
     finish and count. While an earlier run still waits for kills, the new run stays G and
     names it in ``waiting_on``; the client calls :func:`link_run` once it has let go.
     """
-    workflow = _workflow_for_update(session, workflow_id)
+    workflow = workflow_for_update(session, workflow_id)
     if workflow.bound_date is None:
         raise ConflictError(
             f"workflow {workflow_id} is not completely bound; bind it again before running it",
@@ -133,7 +134,7 @@ def link_run(session: Session, run_id: int, recorder: ChangeRecorder) -> schemas
     earlier run still waits for its kills; :func:`force_release` settles those.
     """
     run = _run(session, run_id)
-    workflow = _workflow_for_update(session, run.workflow_id)
+    workflow = workflow_for_update(session, run.workflow_id)
     if run.status != WorkflowRunStatus.REGISTERED.value:
         return _replayed_link(session, run, workflow)
     holding = [
@@ -162,7 +163,7 @@ def force_release(session: Session, run_id: int, recorder: ChangeRecorder) -> sc
     confirm those kills, and the workflow cannot be resumed until they are settled.
     """
     run = _run(session, run_id)
-    workflow = _workflow_for_update(session, run.workflow_id)
+    workflow = workflow_for_update(session, run.workflow_id)
     if WorkflowRunStatus(run.status) in _LETTING_GO:
         message = (
             "the kill was not confirmed before the resume's timeout; herdsman assumed the job "
@@ -188,7 +189,7 @@ def release_settled(
         previous = WorkflowRunStatus(run.status)
         if previous not in _LETTING_GO or instances.count_kills_waiting(session, run_id):
             continue
-        workflow = _workflow_for_update(session, run.workflow_id)
+        workflow = workflow_for_update(session, run.workflow_id)
         if move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow) is (
             Transition.VALID
         ):
@@ -351,7 +352,7 @@ def set_run_status(
         raise ConflictError(
             f"{request.status!r} is not a workflow run status; use one of {known}"
         ) from None
-    workflow = _workflow_for_update(session, run.workflow_id)
+    workflow = workflow_for_update(session, run.workflow_id)
     decision = move_run(session, run, target, recorder, workflow)
     if decision is Transition.REFUSED:
         raise TransitionRefused(
@@ -435,7 +436,9 @@ def _run(session: Session, run_id: int) -> models.WorkflowRun:
     return run
 
 
-def _workflow_for_update(session: Session, workflow_id: int) -> models.Workflow:
+def workflow_for_update(session: Session, workflow_id: int) -> models.Workflow:
+    """The workflow, locked until the transaction ends; every change to it or its runs
+    takes this lock first, so they are applied one at a time."""
     workflow = session.scalars(
         select(models.Workflow).where(models.Workflow.id == workflow_id).with_for_update()
     ).first()
