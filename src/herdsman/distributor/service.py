@@ -264,7 +264,9 @@ class DistributorService:
     def _loop(self) -> DistributorResult:
         config = self._config
         status: WorkflowRunStatus | None = None
-        live: int | None = None  # the run's live instances at the last triage
+        # The run's live instances at the last triage that began after the run had ended: a
+        # count from before may predate the run's last launches.
+        live: int | None = None
         next_poll = next_triage = 0.0  # the start is a safety-net poll and a triage
         claim_now = True
         unreachable_since: float | None = None
@@ -286,7 +288,7 @@ class DistributorService:
                     self.launch_queued()
                 if now >= next_triage:
                     report = self.triage()
-                    live = report.live
+                    live = report.live if ended else None
                     # Look again at once after acting: a pass that finds nothing live ends it.
                     acted = report.lost or report.killed
                     next_triage = now if acted else now + config.triage_interval

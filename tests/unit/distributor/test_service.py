@@ -458,3 +458,28 @@ def test_an_ended_run_keeps_its_distributor_while_instances_live(
     # Nothing is claimed for a run that ended; it left after the pass that found nothing live.
     assert f"/workflow_runs/{RUN_ID}/claim" not in fake_server.paths()
     assert fake_server.paths().count(TRIAGE) >= 3 + 1  # three passes, and one after the stop
+
+
+def test_a_run_that_ends_is_triaged_again_before_its_distributor_leaves(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    # The first triage, while the run still ran, found nothing live; the job launched since
+    # must still be watched once a hot resume ends the run.
+    fake_server.triage_replies.extend([{"live": 0}, {"live": 1}, {"live": 0}])
+    config = DistributorConfig(poll_interval=60.0, feed_timeout=0.01, triage_interval=0.01)
+
+    def end_the_run() -> None:
+        if fake_server.paths().count(FEED) == 1:
+            fake_server.run_statuses = deque(["H"])
+            fake_server.changes.append(
+                {"last_seq": 1, "changes": [{"seq": 1, "kind": "R", "id": RUN_ID, "status": "H"}]}
+            )
+
+    fake_server.on_feed_wait = end_the_run
+
+    result = _service(fake_server, plugin, config).run()
+
+    assert result.reason is ExitReason.RUN_FINISHED
+    # One pass before the run ended, the one that found the job, the one that found nothing
+    # live, and one after the stop.
+    assert fake_server.paths().count(TRIAGE) == 4
