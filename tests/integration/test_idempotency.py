@@ -713,6 +713,11 @@ def test_killed_replay_changes_nothing(scenario: Scenario, api: httpx.Client, db
     body = {"task_instance_ids": ids}
     result = replay(api, db, scenario.workflow_id, "POST", "/task_instances/killed", body)
     assert assert_replay_is_harmless(result)["statuses"] == ["F", "F"]
+    # A kill is not the task's failure: its task waits (G) for a resume, and the log says why.
+    statuses = {row[0]: row[1] for row in result.after.tasks}
+    assert [statuses[task_id] for task_id in scenario.task_ids[:2]] == ["G", "G"]
+    assert [log[1] for log in result.after.error_logs] == ids
+    assert all(log[2].startswith("killed on request") for log in result.after.error_logs)
 
 
 def test_killed_replay_of_a_letting_go_run_releases_it_once(

@@ -196,6 +196,14 @@ def _task_after_error(
     )
 
 
+def _task_after_kill(
+    session: Session, row: _Instance, recorder: ChangeRecorder, *, now: dt.datetime
+) -> None:
+    """Back to G: a kill (a stop or a resume) is not the task's failure, and its run has ended,
+    so the task waits, unstarted, for the run that resumes the workflow."""
+    _move_task(session, row, _T.REGISTERING, recorder, now=now)
+
+
 def _log_error(session: Session, instance_id: int, description: str, now: dt.datetime) -> None:
     sql.execute(
         session,
@@ -569,10 +577,14 @@ def instance_error(
 ) -> wschemas.InstanceStatusOut:
     row = _load_one(session, instance_id)
     now = models.utcnow()
+    killed = row.status == _I.KILL_SELF.value
     if _move(session, row, _I(request.status), recorder, now=now) is Transition.VALID:
         _record_outcome(session, row.id, request.exit_code, request)
         _log_error(session, row.id, request.message, now)
-        _task_after_error(session, row, recorder, now=now)
+        if killed:
+            _task_after_kill(session, row, recorder, now=now)
+        else:
+            _task_after_error(session, row, recorder, now=now)
     return wschemas.InstanceStatusOut(task_instance_id=row.id, status=row.status)
 
 
@@ -608,6 +620,10 @@ def _report_by(now: dt.datetime, seconds: float) -> dt.datetime:
 
 # Instance statuses that still need someone: the cluster has (or may have) a job for them.
 LIVE_INSTANCE_STATUSES = ("I", "O", "R", "T", "X", "K")
+# The error log of an instance its distributor killed on request.
+_KILLED_MESSAGE = (
+    "killed on request: its workflow run was stopped, or a resume of the workflow took over"
+)
 
 
 def triage_scan(session: Session, run_id: int, recorder: ChangeRecorder) -> dschemas.TriageOut:
@@ -740,6 +756,7 @@ def request_kills(
             continue
         if was_queued:
             _move(session, row, _I.ERROR_FATAL, recorder, now=now)
+            _task_after_kill(session, row, recorder, now=now)
         else:
             waiting += 1
     if ids:
@@ -754,7 +771,9 @@ def kills_done(
     rows = _load(session, request.task_instance_ids)
     now = models.utcnow()
     for row in rows:
-        _move(session, row, _I.ERROR_FATAL, recorder, now=now)
+        if _move(session, row, _I.ERROR_FATAL, recorder, now=now) is Transition.VALID:
+            _log_error(session, row.id, _KILLED_MESSAGE, now)
+            _task_after_kill(session, row, recorder, now=now)
     return _transitions(request.task_instance_ids, rows), {row.workflow_run_id for row in rows}
 
 
@@ -782,5 +801,6 @@ def force_kills_done(session: Session, run_id: int, message: str, recorder: Chan
     for row in _load(session, ids):
         if _move(session, row, _I.ERROR_FATAL, recorder, now=now) is Transition.VALID:
             _log_error(session, row.id, message, now)
+            _task_after_kill(session, row, recorder, now=now)
             settled += 1
     return settled
