@@ -34,7 +34,7 @@ from tests.integration.report_workflows import (
 
 from herdsman import Tool
 from herdsman.client.control import stop_workflow, update_task_statuses
-from herdsman.core.errors import ConflictError
+from herdsman.core.errors import ConflictError, PermissionDeniedError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.gui import TaskDetailOut, TasksPageOut
 from herdsman.core.schemas.reports import ResourceUsageOut, WorkflowSummariesOut
@@ -443,6 +443,8 @@ def test_stop_kills_the_running_workflow(
     cli: Cli, requester: Requester, running: RunningWorkflow, done_wf: DoneWorkflow
 ) -> None:
     workflow_id = str(running.workflow_id)
+    with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {workflow_id}"):
+        stop_workflow(requester, running.workflow_id, user="intruder")
     stopped = cli.ok("workflow", "stop", "-w", workflow_id)
     assert stopped.startswith(f"workflow {workflow_id}: run ")
     assert stopped.strip().endswith("is stopped; its jobs are being killed")
@@ -451,7 +453,8 @@ def test_stop_kills_the_running_workflow(
     (row,) = requester.get(
         "/workflow_summaries", WorkflowSummariesOut, params={"workflow_id": [workflow_id]}
     ).workflows
-    assert (row.status, row.done) == ("H", 1)
+    # The killed task waits for a resume; it is not left running.
+    assert (row.status, row.done, row.running, row.pending) == ("H", 1, 0, 1)
     # Stopping again changes nothing and says so.
     assert cli.json("workflow", "stop", "-w", workflow_id)["status"] == "S"
     done = str(done_wf.workflow_id)

@@ -155,6 +155,8 @@ def test_owner_updates_are_guarded_recorded_and_idempotent(
     reset_path = f"/workflows/{failed}/reset"
     with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {failed}"):
         client.post(reset_path, WorkflowResetIn(user="intruder"), OwnerUpdateOut)
+    with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {failed}"):
+        client.post(f"/workflows/{failed}/stop", OwnerRequestIn(user="intruder"), RunStatusOut)
     with pytest.raises(ConflictError, match=f"workflow {failed} is not running"):
         client.post(f"/workflows/{failed}/stop", OwnerRequestIn(user=owner), RunStatusOut)
 

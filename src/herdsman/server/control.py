@@ -13,21 +13,28 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from herdsman.core.errors import ConflictError, NotFoundError
+from herdsman.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from herdsman.core.schemas import swarm as schemas
 from herdsman.core.statuses import LIVE_WORKFLOW_RUN_STATUSES, WorkflowRunStatus
 from herdsman.server import models
 from herdsman.server.feed import ChangeRecorder
+from herdsman.server.queries import require_workflow
 from herdsman.server.runs import concurrency, set_run_status
 
-__all__ = ["latest_run", "set_template_limit", "set_workflow_limit", "stop_workflow"]
+__all__ = [
+    "latest_run",
+    "require_owner",
+    "set_template_limit",
+    "set_workflow_limit",
+    "stop_workflow",
+]
 
 logger = structlog.get_logger(__name__)
 
 
 def set_workflow_limit(session: Session, workflow_id: int, limit: int) -> schemas.ConcurrencyOut:
     """At most ``limit`` of the workflow's tasks active at once; answers the limits in force."""
-    _require_workflow(session, workflow_id)
+    require_workflow(session, workflow_id)
     session.execute(
         update(models.Workflow)
         .where(models.Workflow.id == workflow_id)
@@ -46,7 +53,7 @@ def set_template_limit(
     has two arrays; both get the limit. Raises NotFoundError naming the workflow's templates
     when it has none called ``template_name``.
     """
-    _require_workflow(session, workflow_id)
+    require_workflow(session, workflow_id)
     array_ids = session.scalars(
         select(models.Array.id)
         .join(
@@ -96,14 +103,6 @@ def _template_names(session: Session, workflow_id: int) -> list[str]:
     return sorted(names)
 
 
-def _require_workflow(session: Session, workflow_id: int) -> None:
-    found = session.scalar(select(models.Workflow.id).where(models.Workflow.id == workflow_id))
-    if found is None:
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
-        )
-
-
 def stop_workflow(
     session: Session, workflow_id: int, user: str, recorder: ChangeRecorder
 ) -> schemas.RunStatusOut:
@@ -111,10 +110,16 @@ def stop_workflow(
 
     The swarm sees the stopped status in its next heartbeat reply and ends; the distributor
     kills the jobs. Stopping a stopped run again answers with its status, so a retried request
-    is harmless. A workflow no run holds is refused: there is nothing to stop.
+    is harmless. A workflow no run holds is refused: there is nothing to stop. Only the owner
+    may stop it: a stop kills the owner's jobs.
     """
-    _require_workflow(session, workflow_id)
+    workflow = session.get(models.Workflow, workflow_id)
+    if workflow is None:
+        raise NotFoundError(
+            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+        )
     run = latest_run(session, workflow_id)
+    require_owner(workflow, run, user)
     if run is None:
         raise ConflictError(
             f"workflow {workflow_id} has never run; there is nothing to stop",
@@ -136,6 +141,17 @@ def stop_workflow(
         schemas.RunStatusIn(status=WorkflowRunStatus.STOPPED.value, message=f"stopped by {user}"),
         recorder,
     )
+
+
+def require_owner(workflow: models.Workflow, run: models.WorkflowRun | None, user: str) -> None:
+    """Refuse (403) anyone but the workflow's owners: its binder and its latest run's user."""
+    owners = sorted({workflow.user, *([run.user] if run is not None else [])})
+    if user not in owners:
+        raise PermissionDeniedError(
+            f"only the owner of workflow {workflow.id} ({', '.join(owners)}) may change it; "
+            f"you are {user}",
+            details={"workflow_id": workflow.id, "user": user},
+        )
 
 
 def latest_run(session: Session, workflow_id: int) -> models.WorkflowRun | None:

@@ -17,13 +17,13 @@ Tasks already in the requested status are left alone, so a repeated request chan
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from herdsman.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from herdsman.core.errors import ConflictError, NotFoundError
 from herdsman.core.schemas import control as schemas
 from herdsman.core.statuses import (
     LIVE_WORKFLOW_RUN_STATUSES,
@@ -36,7 +36,7 @@ from herdsman.core.statuses import (
 )
 from herdsman.server import models
 from herdsman.server.bulk import chunked
-from herdsman.server.control import latest_run
+from herdsman.server.control import latest_run, require_owner
 from herdsman.server.feed import ChangeRecorder
 from herdsman.server.runs import workflow_for_update
 
@@ -231,13 +231,7 @@ def _require_owner_and_idle(
 ) -> models.WorkflowRun | None:
     """Refuse anyone but the owner, and any workflow a run still holds; the latest run."""
     run = latest_run(session, workflow.id)
-    owners: Sequence[str] = sorted({workflow.user, *([run.user] if run is not None else [])})
-    if user not in owners:
-        raise PermissionDeniedError(
-            f"only the owner of workflow {workflow.id} ({', '.join(owners)}) may change it; "
-            f"you are {user}",
-            details={"workflow_id": workflow.id, "user": user},
-        )
+    require_owner(workflow, run, user)
     if run is not None and WorkflowRunStatus(run.status) in LIVE_WORKFLOW_RUN_STATUSES:
         raise ConflictError(
             f"workflow {workflow.id} is running (run {run.id} is {run.status}); stop it first "

@@ -14,12 +14,22 @@ from herdsman.server import models
 
 __all__ = [
     "neighbours",
+    "require_workflow",
     "task_detail",
     "workflow_detail",
     "workflow_edges",
     "workflow_errors",
     "workflow_tasks",
 ]
+
+
+def require_workflow(session: Session, workflow_id: int) -> None:
+    """Raise NotFoundError (404) unless the workflow exists."""
+    found = session.scalar(select(models.Workflow.id).where(models.Workflow.id == workflow_id))
+    if found is None:
+        raise NotFoundError(
+            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+        )
 
 
 def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:

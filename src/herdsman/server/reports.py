@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.errors import InvalidInputError, NotFoundError
 from herdsman.core.schemas import reports as schemas
 from herdsman.server import models
-from herdsman.server.queries import neighbours
+from herdsman.server.queries import neighbours, require_workflow
 
 __all__ = [
     "error_messages",
@@ -182,7 +182,7 @@ def log_paths(
     session: Session, workflow_id: int, template: str | None, limit: int
 ) -> schemas.LogPathsOut:
     """Where the workflow's attempts wrote stdout and stderr, newest attempt first."""
-    _require_workflow(session, workflow_id)
+    require_workflow(session, workflow_id)
     instance, task = models.TaskInstance, models.Task
     template_name = models.TaskTemplate.name
     joined = (
@@ -231,7 +231,7 @@ def log_paths(
 
 def error_messages(session: Session, workflow_id: int, limit: int) -> schemas.ErrorMessagesOut:
     """The workflow's error messages, newest first; grouping them is the reader's job."""
-    _require_workflow(session, workflow_id)
+    require_workflow(session, workflow_id)
     log, instance, task = models.TaskInstanceErrorLog, models.TaskInstance, models.Task
     where = task.workflow_id == workflow_id
     base = (
@@ -293,7 +293,7 @@ def resource_usage(
         query = query.where(template_name == template)
     if workflow_ids:
         for workflow_id in workflow_ids:
-            _require_workflow(session, workflow_id)
+            require_workflow(session, workflow_id)
         query = query.where(task.workflow_id.in_(workflow_ids))
     runtimes: dict[tuple[str, str], list[float]] = defaultdict(list)
     memories: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -341,11 +341,3 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     above = min(below + 1, len(ordered) - 1)
     fraction = position - below
     return ordered[below] + (ordered[above] - ordered[below]) * fraction
-
-
-def _require_workflow(session: Session, workflow_id: int) -> None:
-    found = session.scalar(select(models.Workflow.id).where(models.Workflow.id == workflow_id))
-    if found is None:
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
-        )
