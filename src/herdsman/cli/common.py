@@ -47,6 +47,7 @@ __all__ = [
     "print_json",
     "redact_database_url",
     "server_requester",
+    "task_option",
     "workflow_option",
 ]
 
@@ -113,6 +114,20 @@ def workflow_option(*, multiple: bool = False, required: bool = True) -> Callabl
         required=required,
         metavar="ID",
         help="Workflow id" + (" (repeat for several)." if multiple else "."),
+    )
+
+
+def task_option(*, multiple: bool = False) -> Callable[[F], F]:
+    """``-t/--task-id ID`` (required); with ``multiple`` it may be repeated, as a tuple."""
+    return click.option(
+        "-t",
+        "--task-id",
+        "task_ids" if multiple else "task_id",
+        type=click.IntRange(min=1),
+        multiple=multiple,
+        required=True,
+        metavar="ID",
+        help="Task id" + (" (repeat for several)." if multiple else "."),
     )
 
 

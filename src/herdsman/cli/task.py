@@ -12,6 +12,7 @@ from herdsman.cli.common import (
     new_table,
     print_json,
     server_requester,
+    task_option,
     workflow_option,
 )
 from herdsman.cli.formatting import duration, first_line, size, status_name
@@ -31,16 +32,7 @@ def task() -> None:
 
 
 @task.command("status")
-@click.option(
-    "-t",
-    "--task-id",
-    "task_ids",
-    type=click.IntRange(min=1),
-    multiple=True,
-    required=True,
-    metavar="ID",
-    help="Task id (repeat for several).",
-)
+@task_option(multiple=True)
 @json_option
 def status(task_ids: tuple[int, ...], as_json: bool) -> None:
     """Every attempt of each task: status, host, job id, exit code, usage and error."""
@@ -85,16 +77,7 @@ def status(task_ids: tuple[int, ...], as_json: bool) -> None:
 
 
 @task.command("update")
-@click.option(
-    "-t",
-    "--task-id",
-    "task_ids",
-    type=click.IntRange(min=1),
-    multiple=True,
-    required=True,
-    metavar="ID",
-    help="Task id (repeat for several).",
-)
+@task_option(multiple=True)
 @workflow_option()
 @click.option(
     "-s",
@@ -132,7 +115,7 @@ def update(
 
 
 @task.command("dependencies")
-@click.option("-t", "--task-id", type=click.IntRange(min=1), required=True, metavar="ID")
+@task_option()
 @json_option
 def dependencies(task_id: int, as_json: bool) -> None:
     """The task's upstream and downstream tasks with their statuses."""
