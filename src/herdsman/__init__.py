@@ -10,8 +10,7 @@ pay for the client's modules (a third of a second per process).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
@@ -22,6 +21,7 @@ from herdsman.core.errors import (
     WorkflowAlreadyExists,
     WorkflowValidationError,
 )
+from herdsman.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from herdsman.client import Array, Task, TaskTemplate, TaskTemplateVersion, Tool, Workflow
@@ -39,13 +39,7 @@ _LAZY_NAMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_NAMES.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'herdsman' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY_NAMES)
 
 
 def _set_up_logging() -> None:

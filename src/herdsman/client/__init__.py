@@ -6,8 +6,9 @@ The classes are imported on first use, so that code needing only a part of the c
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from herdsman.core.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from herdsman.client.task import Array, Task
@@ -27,10 +28,4 @@ _LAZY_NAMES = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY_NAMES.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'herdsman.client' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY_NAMES)
