@@ -14,14 +14,17 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TypeVarTuple
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import InvalidInputError, NotFoundError
 from herdsman.core.schemas import reports as schemas
 from herdsman.server import models
 from herdsman.server.queries import neighbours, require_workflow
+
+_Columns = TypeVarTuple("_Columns")
 
 __all__ = [
     "error_messages",
@@ -185,7 +188,7 @@ def log_paths(
     require_workflow(session, workflow_id)
     instance, task = models.TaskInstance, models.Task
     template_name = models.TaskTemplate.name
-    joined = (
+    joined = _with_template_name(
         select(
             instance.id,
             instance.status,
@@ -194,26 +197,14 @@ def log_paths(
             task.id,
             task.name,
             template_name,
-        )
-        .join(task, task.id == instance.task_id)
-        .join(models.Array, models.Array.id == task.array_id)
-        .join(
-            models.TaskTemplateVersion,
-            models.TaskTemplateVersion.id == models.Array.task_template_version_id,
-        )
-        .join(
-            models.TaskTemplate,
-            models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
-        )
-        .where(task.workflow_id == workflow_id)
-    )
+        ).join(task, task.id == instance.task_id)
+    ).where(task.workflow_id == workflow_id)
     if template is not None:
         joined = joined.where(template_name == template)
-    count = session.scalar(select(func.count()).select_from(joined.subquery()))
-    rows = session.execute(joined.order_by(instance.id.desc()).limit(limit)).tuples()
+    count, rows = _count_and_first(session, joined.order_by(instance.id.desc()), limit)
     return schemas.LogPathsOut(
         workflow_id=workflow_id,
-        count=count or 0,
+        count=count,
         instances=[
             schemas.LogPathOut(
                 task_id=task_id,
@@ -240,11 +231,10 @@ def error_messages(session: Session, workflow_id: int, limit: int) -> schemas.Er
         .join(task, task.id == instance.task_id)
         .where(where)
     )
-    count = session.scalar(select(func.count()).select_from(base.subquery()))
-    rows = session.execute(base.order_by(log.id.desc()).limit(limit)).tuples()
+    count, rows = _count_and_first(session, base.order_by(log.id.desc()), limit)
     return schemas.ErrorMessagesOut(
         workflow_id=workflow_id,
-        count=count or 0,
+        count=count,
         errors=[
             schemas.ErrorMessageOut(
                 task_instance_id=instance_id,
@@ -269,21 +259,11 @@ def resource_usage(
         raise InvalidInputError("name a task template, one or more workflows, or both")
     instance, task = models.TaskInstance, models.Task
     template_name = models.TaskTemplate.name
-    query = (
+    query = _with_template_name(
         select(template_name, models.Cluster.name, instance.wall_time, instance.max_rss)
         .join(task, task.id == instance.task_id)
         .join(models.Cluster, models.Cluster.id == task.cluster_id)
-        .join(models.Array, models.Array.id == task.array_id)
-        .join(
-            models.TaskTemplateVersion,
-            models.TaskTemplateVersion.id == models.Array.task_template_version_id,
-        )
-        .join(
-            models.TaskTemplate,
-            models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
-        )
-        .where(instance.status == "D")
-    )
+    ).where(instance.status == "D")
     if template is not None:
         known = select(func.count()).select_from(models.TaskTemplate)
         if session.scalar(known.where(template_name == template)) == 0:
@@ -341,3 +321,26 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
     above = min(below + 1, len(ordered) - 1)
     fraction = position - below
     return ordered[below] + (ordered[above] - ordered[below]) * fraction
+
+
+def _with_template_name(query: Select[*_Columns]) -> Select[*_Columns]:
+    """``query`` (which selects from tasks) joined through arrays to their templates' names."""
+    return (
+        query.join(models.Array, models.Array.id == models.Task.array_id)
+        .join(
+            models.TaskTemplateVersion,
+            models.TaskTemplateVersion.id == models.Array.task_template_version_id,
+        )
+        .join(
+            models.TaskTemplate,
+            models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
+        )
+    )
+
+
+def _count_and_first(
+    session: Session, ordered: Select[*_Columns], limit: int
+) -> tuple[int, Sequence[tuple[*_Columns]]]:
+    """How many rows ``ordered`` matches, and the first ``limit`` of them: a page and its total."""
+    count = session.scalar(select(func.count()).select_from(ordered.order_by(None).subquery()))
+    return count or 0, session.execute(ordered.limit(limit)).tuples().all()
