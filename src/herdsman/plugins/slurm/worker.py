@@ -7,9 +7,12 @@ and the task is retried with more:
 * killed by a signal while the job's memory cgroup recorded an OOM kill: the command ran out
   of memory (cgroup enforcement kills only the largest process, often the command, and the
   worker lives on to report it);
-* killed by a signal otherwise: Slurm itself may be ending the job, and it records why before
-  it sends the signal, so the job's own ``sacct`` line tells: TIMEOUT (Z), CANCELLED by whom
-  (E), PREEMPTED or NODE_FAIL (U). One sacct call per job killed this way, never per job.
+* killed by a signal otherwise: Slurm itself may be ending the job, and the job's own
+  ``sacct`` line tells why: TIMEOUT (Z), CANCELLED by whom (E), PREEMPTED or NODE_FAIL (U).
+  slurmctld hands the job's end to the accounting daemon as it signals the job, so ``sacct``
+  may still say RUNNING for a moment: after SIGTERM or SIGKILL the worker asks again for up to
+  :data:`VERDICT_WAIT_SECONDS`, well inside the ``KillWait`` Slurm gives it before its own
+  SIGKILL. A few sacct calls per job killed this way, never per job.
 
 Where Slurm kills the worker along with the command (polling memory enforcement kills the
 whole step), the worker cannot report; the distributor's triage finds the job in sacct
@@ -22,21 +25,31 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from herdsman.plugins.slurm.parsing import SACCT_FIELDS, classify_job, parse_sacct
 from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status, describe_exit_code
 
-__all__ = ["job_oom_kills", "main", "slurm_exit_code_status"]
+__all__ = ["VERDICT_WAIT_SECONDS", "job_oom_kills", "main", "slurm_exit_code_status"]
 
 _SHELL_SIGNAL_BASE = 128
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _SACCT_TIMEOUT = 30.0
+VERDICT_WAIT_SECONDS = 3.0
+"""How long a worker whose command Slurm signalled waits for the job's end in ``sacct``."""
+_VERDICT_POLL_SECONDS = 0.25
+# The signals Slurm ends a job with (scancel's default, time limits, preemption).
+_ENDING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGKILL})
 
 
 def _killed_by_signal(exit_code: int) -> bool:
     return exit_code < 0 or 0 < exit_code - _SHELL_SIGNAL_BASE < signal.NSIG
+
+
+def _signal_number(exit_code: int) -> int:
+    return -exit_code if exit_code < 0 else exit_code - _SHELL_SIGNAL_BASE
 
 
 def job_oom_kills(proc_cgroup: Path = Path("/proc/self/cgroup"), root: Path = _CGROUP_ROOT) -> int:
@@ -84,22 +97,27 @@ def _own_job_id() -> str | None:
     return os.environ.get("SLURM_JOB_ID")
 
 
-def _own_job_verdict(job_id: str) -> tuple[ErrorStatus, str] | None:
-    """What Slurm recorded for this job, if it already ended it (a timeout, a cancel)."""
-    try:
-        done = subprocess.run(
-            ["sacct", "-n", "-P", "-X", "-o", SACCT_FIELDS, "-j", job_id],
-            capture_output=True,
-            text=True,
-            timeout=_SACCT_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    record = parse_sacct(done.stdout).get(job_id)
-    if record is None or record.state in ("RUNNING", "PENDING", "COMPLETING"):
-        return None
-    return classify_job(record, job_id)
+def _own_job_verdict(job_id: str, wait: float) -> tuple[ErrorStatus, str] | None:
+    """What Slurm recorded for this job, if it ended it (a timeout, a cancel); asked again
+    for up to ``wait`` seconds while the accounting still shows the job running."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            done = subprocess.run(
+                ["sacct", "-n", "-P", "-X", "-o", SACCT_FIELDS, "-j", job_id],
+                capture_output=True,
+                text=True,
+                timeout=_SACCT_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        record = parse_sacct(done.stdout).get(job_id)
+        if record is not None and record.state not in ("RUNNING", "PENDING", "COMPLETING"):
+            return classify_job(record, job_id)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(_VERDICT_POLL_SECONDS)
 
 
 def slurm_exit_code_status(exit_code: int) -> tuple[ErrorStatus, str]:
@@ -112,7 +130,8 @@ def slurm_exit_code_status(exit_code: int) -> tuple[ErrorStatus, str]:
             "acted in the job's memory cgroup: it used more memory than it requested"
         )
     job_id = _own_job_id()
-    verdict = _own_job_verdict(job_id) if job_id else None
+    wait = VERDICT_WAIT_SECONDS if _signal_number(exit_code) in _ENDING_SIGNALS else 0.0
+    verdict = _own_job_verdict(job_id, wait) if job_id else None
     if verdict is not None:
         status, message = verdict
         return status, f"{message}; the command was {describe_exit_code(exit_code)}"
