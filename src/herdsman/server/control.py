@@ -113,11 +113,7 @@ def stop_workflow(
     is harmless. A workflow no run holds is refused: there is nothing to stop. Only the owner
     may stop it: a stop kills the owner's jobs.
     """
-    workflow = session.get(models.Workflow, workflow_id)
-    if workflow is None:
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
-        )
+    workflow = require_workflow(session, workflow_id)
     run = latest_run(session, workflow_id)
     require_owner(workflow, run, user)
     if run is None:

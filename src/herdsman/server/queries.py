@@ -23,19 +23,18 @@ __all__ = [
 ]
 
 
-def require_workflow(session: Session, workflow_id: int) -> None:
-    """Raise NotFoundError (404) unless the workflow exists."""
-    found = session.scalar(select(models.Workflow.id).where(models.Workflow.id == workflow_id))
-    if found is None:
+def require_workflow(session: Session, workflow_id: int) -> models.Workflow:
+    """The workflow; NotFoundError (404) if there is none with this id."""
+    workflow = session.get(models.Workflow, workflow_id)
+    if workflow is None:
         raise NotFoundError(
             f"workflow {workflow_id} does not exist", details={"value": workflow_id}
         )
+    return workflow
 
 
 def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:
-    workflow = session.get(models.Workflow, workflow_id)
-    if workflow is None:
-        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    workflow = require_workflow(session, workflow_id)
     attributes = session.execute(
         select(models.WorkflowAttribute.name, models.WorkflowAttribute.value).where(
             models.WorkflowAttribute.workflow_id == workflow_id
@@ -69,8 +68,7 @@ def workflow_clusters(session: Session, workflow_id: int) -> schemas.WorkflowClu
     Apart from the workflow's detail, which progress displays read every few seconds: this
     reads every task of the workflow.
     """
-    if session.get(models.Workflow, workflow_id) is None:
-        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    require_workflow(session, workflow_id)
     used = select(models.Task.cluster_id).where(models.Task.workflow_id == workflow_id).distinct()
     names = session.scalars(
         select(models.Cluster.name).where(models.Cluster.id.in_(used)).order_by(models.Cluster.name)
@@ -86,8 +84,7 @@ def workflow_tasks(
     statuses: Sequence[str] = (),
 ) -> schemas.TasksPageOut:
     """A page of the workflow's tasks by id; ``count`` is all that match ``statuses``."""
-    if session.get(models.Workflow, workflow_id) is None:
-        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    require_workflow(session, workflow_id)
     task = models.Task
     where = [task.workflow_id == workflow_id]
     if statuses:
@@ -114,9 +111,7 @@ def _task_out(row: models.Task) -> schemas.TaskOut:
 
 def workflow_edges(session: Session, workflow_id: int, offset: int, limit: int) -> schemas.EdgesOut:
     """Dependencies as (upstream task id, downstream task id), ordered by downstream task."""
-    workflow = session.get(models.Workflow, workflow_id)
-    if workflow is None:
-        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    workflow = require_workflow(session, workflow_id)
     up, down = aliased(models.Task), aliased(models.Task)
     edge = models.Edge
     joined = (
@@ -205,8 +200,7 @@ ERRORS_PER_TASK = 3
 
 def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.WorkflowErrorsOut:
     """Fatal tasks with their last errors and output tails, for a report after a failed run."""
-    if session.get(models.Workflow, workflow_id) is None:
-        raise NotFoundError(f"workflow {workflow_id} does not exist")
+    require_workflow(session, workflow_id)
     task = models.Task
     where = (task.workflow_id == workflow_id, task.status == "F")
     count = session.scalar(select(func.count()).select_from(task).where(*where))

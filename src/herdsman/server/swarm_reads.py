@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas import swarm as schemas
 from herdsman.server import models
 from herdsman.server.bulk import chunked
+from herdsman.server.queries import require_workflow
 
 __all__ = ["swarm_edges", "swarm_tasks"]
 
@@ -17,7 +17,7 @@ def swarm_tasks(
     session: Session, workflow_id: int, after_task_id: int, limit: int
 ) -> schemas.SwarmTasksOut:
     """Tasks with ids above ``after_task_id``, in id order, with their number of upstreams."""
-    workflow = _workflow(session, workflow_id)
+    workflow = require_workflow(session, workflow_id)
     task = models.Task
     rows = session.execute(
         select(
@@ -74,7 +74,7 @@ def swarm_edges(
     Paging by downstream task keeps every page an index range scan, where an OFFSET would
     rescan all earlier edges on every page of a million-edge workflow.
     """
-    workflow = _workflow(session, workflow_id)
+    workflow = require_workflow(session, workflow_id)
     task = models.Task
     downstream = session.execute(
         select(task.node_id, task.id)
@@ -106,12 +106,3 @@ def swarm_edges(
     edges.sort(key=lambda pair: (pair[1], pair[0]))
     next_offset = downstream[-1][1] if len(downstream) == limit else None
     return schemas.SwarmEdgesOut(edges=edges, next_offset=next_offset)
-
-
-def _workflow(session: Session, workflow_id: int) -> models.Workflow:
-    workflow = session.get(models.Workflow, workflow_id)
-    if workflow is None:
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
-        )
-    return workflow
