@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from herdsman.cli.cluster import cluster
 from herdsman.cli.common import (
     console,
     database_url_option,
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 # The server's modules (web stack, database, migrations) are imported inside the commands that
 # need them: every other herdsman command would otherwise pay seconds to import them.
 
-__all__ = ["server", "start"]
+__all__ = ["require_current_schema", "server", "start"]
 
 _LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
@@ -88,6 +89,7 @@ def _announce(url: str) -> None:
 
 
 server.add_command(start)
+server.add_command(cluster)
 
 
 @server.command()
@@ -188,7 +190,7 @@ def reaper_command(
     url = database_url or settings.resolved_database_url()
     database = make_database(url)
     try:
-        _require_current_schema(database)
+        require_current_schema(database)
         if once:
             report = reap(database)
             for run in (*report.lapsed, *report.terminated):
@@ -222,10 +224,11 @@ async def _reap_until_signalled(database: Database, interval: float) -> None:
     await reap_periodically(database, interval=interval, stop=stop)
 
 
-def _require_current_schema(database: Database) -> None:
-    """Refuse to reap a database whose schema is older (or newer) than this herdsman's.
+def require_current_schema(database: Database) -> None:
+    """Refuse a database whose schema is older (or newer) than this herdsman's.
 
-    The reaper never migrates: servers (or ``herdsman server db upgrade``) own the schema.
+    The reaper and the cluster commands never migrate: servers (or ``herdsman server db
+    upgrade``) own the schema.
     """
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory

@@ -10,7 +10,11 @@ site-specific plugin is a separate package that registers itself, e.g.::
 
 The entry point names a factory (usually the class) called as
 ``factory(requester=..., parameters=...)``; ``parameters`` are the cluster's parameters
-from the server (``GET /clusters/{name}``).
+from the server (``GET /clusters/{name}``). The factory reads and checks them, raising
+:class:`~herdsman.core.errors.ConfigurationError` for a bad one, and does nothing more: no
+processes, no network, no cluster commands until :meth:`ClusterPlugin.start`. That lets
+:func:`check_parameters` refuse an operator's bad setting when it is made rather than at the
+next run's start.
 
 Threading contract: the distributor calls every method from its main loop's thread, one call
 at a time. A plugin may run its own threads or processes between :meth:`ClusterPlugin.start`
@@ -40,6 +44,7 @@ __all__ = [
     "SubmitBatch",
     "SubmitError",
     "available_plugins",
+    "check_parameters",
     "load_plugin",
 ]
 
@@ -175,3 +180,27 @@ def load_plugin(
         ) from error
     logger.debug("plugin_loaded", plugin=name, factory=entry_point.value)
     return factory(requester=requester, parameters=dict(parameters))
+
+
+class _NoServer:
+    """The requester of a plugin built only to check its parameters: it is never called."""
+
+    base_url = "http://parameters-check.invalid"
+
+    def get(self, path: str, reply: type[M], params: dict[str, Any] | None = None) -> M:
+        raise AssertionError("a plugin built to check its parameters must not call the server")
+
+    def post(self, path: str, body: BaseModel | dict[str, Any] | None, reply: type[M]) -> M:
+        raise AssertionError("a plugin built to check its parameters must not call the server")
+
+
+def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigurationError` if plugin ``name`` would refuse ``parameters``.
+
+    Builds the plugin without starting it (factories only read their parameters), and checks
+    the distributor's own ``poll_interval`` and ``triage_interval`` likewise.
+    """
+    from herdsman.distributor.service import DistributorConfig
+
+    DistributorConfig.from_parameters(parameters)
+    load_plugin(name, requester=_NoServer(), parameters=parameters)
