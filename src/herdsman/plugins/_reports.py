@@ -4,16 +4,23 @@ One thread sends; each batch holds the reports that arrived while the previous o
 way. A lone report therefore leaves at once (no timer adds latency to a chain of tasks), and
 the reports of a busy pool share requests instead of paying for one each, which is what most
 of a short task's cost on the server was.
+
+A batch the server could not be reached for is kept and sent again (with what arrived
+meanwhile) until the server is back, for up to ``max_outage_seconds``: a server restart must
+not cost the work of tasks that finished while it was down, nor kill commands whose running
+report waited. Sending a report twice is harmless; the server treats a repeated one as
+already applied.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import structlog
 
-from herdsman.core.errors import HerdsmanError, error_class_by_name
+from herdsman.core.errors import HerdsmanError, ServerUnavailableError, error_class_by_name
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.worker import (
     MAX_REPORTS_PER_BATCH,
@@ -29,6 +36,10 @@ logger = structlog.get_logger(__name__)
 
 ReplyHandler = Callable[[InstanceReportOut | HerdsmanError], None]
 """Called on the sending thread with the server's answer, or the error that stopped the batch."""
+
+MAX_OUTAGE_SECONDS = 600.0
+"""How long a batch is kept for a server that cannot be reached; the distributor's own limit."""
+RETRY_PAUSE_SECONDS = 2.0
 
 
 def refusal_error(answer: InstanceReportOut) -> HerdsmanError | None:
@@ -46,8 +57,17 @@ class ReportBatcher:
     belongs to the distributor's thread.
     """
 
-    def __init__(self, server_url: str) -> None:
+    def __init__(
+        self,
+        server_url: str,
+        *,
+        max_outage_seconds: float = MAX_OUTAGE_SECONDS,
+        retry_pause: float = RETRY_PAUSE_SECONDS,
+    ) -> None:
         self._server_url = server_url
+        self._max_outage = max_outage_seconds
+        self._retry_pause = retry_pause
+        self._unreachable_since: float | None = None
         self._condition = threading.Condition()
         self._pending: list[tuple[InstanceReportIn, ReplyHandler | None]] = []
         self._stopping = False
@@ -97,8 +117,13 @@ class ReportBatcher:
         try:
             reply = requester.post("/task_instances/reports", body, InstanceReportsOut)
             answers = reply.reports
+            self._unreachable_since = None
+        except ServerUnavailableError as error:
+            if self._keep_for_later(batch, error):
+                return
+            answers = [error] * len(batch)
         except HerdsmanError as error:
-            # The requester already retried; the reports' instances are left to triage.
+            # Refused as a whole (a server error): the reports' instances are left to triage.
             logger.error("report_batch_failed", reports=len(batch), error=error.message)
             answers = [error] * len(batch)
         logger.debug("report_batch_sent", reports=len(batch))
@@ -109,3 +134,30 @@ class ReportBatcher:
                 handler(answer)
             except Exception:  # one handler's bug must not lose the other answers
                 logger.exception("report_reply_failed", task_instance_id=report.task_instance_id)
+
+    def _keep_for_later(
+        self, batch: list[tuple[InstanceReportIn, ReplyHandler | None]], error: HerdsmanError
+    ) -> bool:
+        """Put ``batch`` back to be sent after a pause; False when the outage lasted too long
+        or the pool is stopping (its last reports then go to triage, not wait)."""
+        now = time.monotonic()
+        if self._unreachable_since is None:
+            self._unreachable_since = now
+        outage = now - self._unreachable_since
+        with self._condition:
+            if self._stopping or outage >= self._max_outage:
+                logger.error(
+                    "report_batch_failed",
+                    reports=len(batch),
+                    outage_seconds=round(outage, 1),
+                    error=error.message,
+                )
+                return False
+            self._pending[:0] = batch
+            logger.warning(
+                "report_batch_waiting_for_server",
+                reports=len(self._pending),
+                outage_seconds=round(outage, 1),
+            )
+            self._condition.wait_for(lambda: self._stopping, timeout=self._retry_pause)
+        return True

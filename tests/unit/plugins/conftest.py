@@ -247,14 +247,22 @@ def fake_server() -> FakeServer:
     return FakeServer()
 
 
+def serve_http(fake: FakeServer, port: int = 0) -> ThreadingHTTPServer:
+    """Serve ``fake`` over HTTP on ``port`` (0: any free one) from a thread; sets its base_url.
+
+    The caller shuts the returned server down (``shutdown()``, then ``server_close()``).
+    """
+    httpd = ThreadingHTTPServer(("127.0.0.1", port), _handler(fake))
+    httpd.daemon_threads = True
+    fake.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
 @pytest.fixture
 def fake_http_server(fake_server: FakeServer) -> Iterator[FakeServer]:
     """``fake_server``, also served over HTTP at its ``base_url``."""
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(fake_server))
-    httpd.daemon_threads = True
-    fake_server.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd = serve_http(fake_server)
     try:
         yield fake_server
     finally:
