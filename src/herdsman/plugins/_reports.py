@@ -39,7 +39,9 @@ ReplyHandler = Callable[[InstanceReportOut | HerdsmanError], None]
 
 MAX_OUTAGE_SECONDS = 600.0
 """How long a batch is kept for a server that cannot be reached; the distributor's own limit."""
-RETRY_PAUSE_SECONDS = 2.0
+RETRY_PAUSE_SECONDS = 0.5
+"""Between tries of a kept batch; short, so the reports (heartbeats among them) reach a server
+that is back before its triage takes their silence for lost jobs."""
 
 
 def refusal_error(answer: InstanceReportOut) -> HerdsmanError | None:
