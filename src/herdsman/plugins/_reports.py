@@ -126,6 +126,7 @@ class ReportBatcher:
             answers = [error] * len(batch)
         except HerdsmanError as error:
             # Refused as a whole (a server error): the reports' instances are left to triage.
+            self._unreachable_since = None
             logger.error("report_batch_failed", reports=len(batch), error=error.message)
             answers = [error] * len(batch)
         logger.debug("report_batch_sent", reports=len(batch))
