@@ -662,6 +662,19 @@ def test_triage_replay_moves_an_overdue_instance_once(
     assert instance_statuses(result.after) == ["T"]
 
 
+def test_triage_without_judging_silence_leaves_an_overdue_instance_running(
+    scenario: Scenario, db: Engine
+) -> None:
+    [instance_id] = scenario.start(1)
+    make_overdue(db, instance_id)
+
+    answer = scenario.post(f"/workflow_runs/{scenario.run_id}/triage", {"judge_silence": False})
+
+    assert answer["triaging"] == []
+    assert answer["live"] == 1
+    assert instance_statuses(snapshot(db, scenario.workflow_id)) == ["R"]
+
+
 def test_triaged_replay_logs_one_error(scenario: Scenario, api: httpx.Client, db: Engine) -> None:
     [instance_id] = scenario.start(1)
     make_overdue(db, instance_id)

@@ -60,6 +60,7 @@ from herdsman.core.schemas.distributor import (
     TransitionsOut,
     TriagedIn,
     TriagedItem,
+    TriageIn,
     TriageOut,
 )
 from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
@@ -104,6 +105,12 @@ class DistributorConfig:
     ``triage_interval``: how often the run's launched and silent instances are checked with
     the cluster. A lost job is noticed this late at most (a silent worker, after its
     report-by time); each check costs one server request and one plugin query for all jobs.
+
+    ``silence_grace``: after the server could not be reached, how long triage does not take
+    silent workers for lost. Their reports failed during the outage, and each reports again
+    within a heartbeat interval once the server is back; without the grace, the first triage
+    after a long outage would kill every running job. It is one and a half of the cluster's
+    ``heartbeat_interval``.
     """
 
     poll_interval: float = 10.0
@@ -112,14 +119,17 @@ class DistributorConfig:
     claim_limit: int = 10_000
     unreachable_pause: float = 2.0
     max_unreachable_seconds: float = 600.0
+    silence_grace: float = 135.0
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> DistributorConfig:
-        """The defaults, with ``poll_interval`` and ``triage_interval`` from the cluster's."""
+        """The defaults, with ``poll_interval``, ``triage_interval`` and ``silence_grace``
+        from the cluster's parameters."""
         values = dict(parameters)
         return cls(
             poll_interval=float_parameter(values, "poll_interval", cls.poll_interval),
             triage_interval=float_parameter(values, "triage_interval", cls.triage_interval),
+            silence_grace=1.5 * float_parameter(values, "heartbeat_interval", 90.0),
         )
 
 
@@ -270,6 +280,7 @@ class DistributorService:
         next_poll = next_triage = 0.0  # the start is a safety-net poll and a triage
         claim_now = True
         unreachable_since: float | None = None
+        judge_silence_from = 0.0  # silence during an outage is the outage's (silence_grace)
         while True:
             ended = status in FINAL_RUN_STATUSES
             if self._stop.is_set():
@@ -287,7 +298,8 @@ class DistributorService:
                 if claim_now and not ended:
                     self.launch_queued()
                 if now >= next_triage:
-                    report = self.triage()
+                    judge = unreachable_since is None and now >= judge_silence_from
+                    report = self.triage(judge_silence=judge)
                     live = report.live if ended else None
                     # Look again at once after acting: a pass that finds nothing live ends it.
                     acted = report.lost or report.killed
@@ -300,6 +312,9 @@ class DistributorService:
                 if update.kill or (update.run_status in FINAL_RUN_STATUSES and not ended):
                     next_triage = 0.0
                 status = update.run_status or status
+                if unreachable_since is not None:
+                    judge_silence_from = time.monotonic() + config.silence_grace
+                    self._log.info("distributor_server_back", silence_grace=config.silence_grace)
                 unreachable_since = None
             except _StopRequested:
                 continue
@@ -407,10 +422,16 @@ class DistributorService:
             )
         return LaunchReport(claimed=claimed, launched=launched, failed=failed)
 
-    def triage(self) -> TriageReport:
-        """Check the run's launched, silent and doomed instances with the cluster; report."""
+    def triage(self, *, judge_silence: bool = True) -> TriageReport:
+        """Check the run's launched, silent and doomed instances with the cluster; report.
+
+        ``judge_silence``: let the server move overdue running instances to T first (off
+        during the grace after an outage, see :class:`DistributorConfig`).
+        """
         reply = self._requester.post(
-            f"/workflow_runs/{self.workflow_run_id}/triage", None, TriageOut
+            f"/workflow_runs/{self.workflow_run_id}/triage",
+            TriageIn(judge_silence=judge_silence),
+            TriageOut,
         )
         # One question to the cluster for all the jobs (one squeue call on Slurm, say).
         refs = (*reply.launched, *reply.triaging)

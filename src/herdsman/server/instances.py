@@ -626,12 +626,16 @@ _KILLED_MESSAGE = (
 )
 
 
-def triage_scan(session: Session, run_id: int, recorder: ChangeRecorder) -> dschemas.TriageOut:
+def triage_scan(
+    session: Session, run_id: int, recorder: ChangeRecorder, *, judge_silence: bool = True
+) -> dschemas.TriageOut:
     """Move the run's overdue running instances to T; list what the distributor must check.
 
     An instance is overdue when its worker's last report promised the next one by a time now
     past. Whether it died, was killed for resources or merely lost its network is for the
     cluster to say, so the distributor asks the plugin and reports through :func:`triaged`.
+    Without ``judge_silence`` nothing moves to T (see
+    :class:`~herdsman.core.schemas.distributor.TriageIn`).
     """
     run = sql.fetch_one(
         session, "SELECT workflow_id, status FROM workflow_run WHERE id = ?", (run_id,)
@@ -639,15 +643,19 @@ def triage_scan(session: Session, run_id: int, recorder: ChangeRecorder) -> dsch
     if run is None:
         raise NotFoundError(f"workflow run {run_id} does not exist", details={"value": run_id})
     now = models.utcnow()
-    overdue = [
-        row[0]
-        for row in sql.fetch_all(
-            session,
-            "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'R' "
-            "AND report_by_date < ?",
-            (run_id, sql.timestamp(session, now)),
-        )
-    ]
+    overdue = (
+        [
+            row[0]
+            for row in sql.fetch_all(
+                session,
+                "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = 'R' "
+                "AND report_by_date < ?",
+                (run_id, sql.timestamp(session, now)),
+            )
+        ]
+        if judge_silence
+        else []
+    )
     for row in _load(session, overdue):
         if _move(session, row, _I.TRIAGING, recorder, now=now) is Transition.VALID:
             logger.info("task_instance_overdue", task_instance_id=row.id, task_id=row.task_id)

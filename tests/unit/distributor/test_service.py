@@ -483,3 +483,32 @@ def test_a_run_that_ends_is_triaged_again_before_its_distributor_leaves(
     # One pass before the run ended, the one that found the job, the one that found nothing
     # live, and one after the stop.
     assert fake_server.paths().count(TRIAGE) == 4
+
+
+def test_silence_is_not_judged_for_a_grace_after_the_server_was_unreachable(
+    fake_server: FakeDistributorServer, plugin: RecordingPlugin
+) -> None:
+    config = DistributorConfig(
+        poll_interval=60.0,
+        feed_timeout=0.01,
+        triage_interval=0.01,
+        unreachable_pause=0.01,
+        silence_grace=60.0,
+    )
+    fake_server.fail(FEED, ServerUnavailableError("the server restarts"))
+    service = _service(fake_server, plugin, config)
+
+    def stop_after_some_triages() -> None:
+        if fake_server.paths().count(TRIAGE) >= 4:
+            service.request_stop()
+
+    fake_server.on_feed_wait = stop_after_some_triages
+
+    service.run()
+
+    judged = [body["judge_silence"] for body in fake_server.bodies(TRIAGE)]
+    # The start's triage judges; after the outage none does within the grace, except the
+    # one after the plugin stopped, which settles what is left.
+    assert judged[0] is True
+    assert judged[1:-1] and not any(judged[1:-1])
+    assert judged[-1] is True

@@ -19,6 +19,7 @@ __all__ = [
     "LaunchedItem",
     "SubmitFailedIn",
     "TransitionsOut",
+    "TriageIn",
     "TriageOut",
     "TriagedIn",
     "TriagedItem",
@@ -103,6 +104,14 @@ class InstanceRef(BaseModel):
     task_instance_id: int
     distributor_id: str | None
     status: str
+
+
+class TriageIn(BaseModel):
+    """``judge_silence``: move overdue running instances to T. A distributor that could not
+    reach the server turns it off for a while: the silence was the outage's, and the workers
+    report again within a heartbeat interval once the server is back."""
+
+    judge_silence: bool = True
 
 
 class TriageOut(BaseModel):

@@ -40,8 +40,13 @@ def post_finish_without_running(
 
 
 @router.post("/workflow_runs/{run_id}/triage")
-def post_triage(run_id: int, write: FeedWriterDep) -> schemas.TriageOut:
-    return write(lambda s, changes: instances.triage_scan(s, run_id, changes))
+def post_triage(
+    run_id: int, write: FeedWriterDep, request: schemas.TriageIn | None = None
+) -> schemas.TriageOut:
+    judge_silence = request is None or request.judge_silence
+    return write(
+        lambda s, changes: instances.triage_scan(s, run_id, changes, judge_silence=judge_silence)
+    )
 
 
 @router.post("/task_instances/triaged")
