@@ -91,7 +91,9 @@ def test_a_worker_killed_mid_task_is_triaged_and_its_task_retried(
     workflow = _workflow(tool, "killed")
     workflow.add_task(task)
 
-    assert workflow.run() == "D"
+    status = workflow.run()
+
+    assert status == "D", attempts(server.database_url, task.task_id)
 
     (first_status, first_error), (second_status, _) = attempts(server.database_url, task.task_id)
     assert first_status == "U"

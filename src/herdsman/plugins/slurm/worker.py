@@ -9,10 +9,11 @@ and the task is retried with more:
   worker lives on to report it);
 * killed by a signal otherwise: Slurm itself may be ending the job, and the job's own
   ``sacct`` line tells why: TIMEOUT (Z), CANCELLED by whom (E), PREEMPTED or NODE_FAIL (U).
-  slurmctld hands the job's end to the accounting daemon as it signals the job, so ``sacct``
-  may still say RUNNING for a moment: after SIGTERM or SIGKILL the worker asks again for up to
-  :data:`VERDICT_WAIT_SECONDS`, well inside the ``KillWait`` Slurm gives it before its own
-  SIGKILL. A few sacct calls per job killed this way, never per job.
+  slurmctld hands the job to the accounting daemon as it signals the job, and a busy
+  slurmdbd may not have the job at all for seconds: after SIGTERM or SIGKILL the worker asks
+  again for up to :data:`VERDICT_WAIT_SECONDS`. If Slurm's own SIGKILL (``KillWait`` after
+  the SIGTERM) ends the worker first, the distributor's triage reads the same ``sacct`` line
+  later, so the outcome is the same. A few sacct calls per job killed this way, never per job.
 
 Where Slurm kills the worker along with the command (polling memory enforcement kills the
 whole step), the worker cannot report; the distributor's triage finds the job in sacct
@@ -37,9 +38,9 @@ __all__ = ["VERDICT_WAIT_SECONDS", "job_oom_kills", "main", "slurm_exit_code_sta
 _SHELL_SIGNAL_BASE = 128
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 _SACCT_TIMEOUT = 30.0
-VERDICT_WAIT_SECONDS = 3.0
+VERDICT_WAIT_SECONDS = 20.0
 """How long a worker whose command Slurm signalled waits for the job's end in ``sacct``."""
-_VERDICT_POLL_SECONDS = 0.25
+_VERDICT_POLL_SECONDS = 0.5
 # The signals Slurm ends a job with (scancel's default, time limits, preemption).
 _ENDING_SIGNALS = frozenset({signal.SIGTERM, signal.SIGKILL})
 
