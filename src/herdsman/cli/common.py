@@ -103,31 +103,28 @@ def json_option(command: F) -> F:
     )(command)
 
 
-def workflow_option(*, multiple: bool = False, required: bool = True) -> Callable[[F], F]:
+def workflow_option(
+    *, multiple: bool = False, required: bool = True, help: str | None = None
+) -> Callable[[F], F]:
     """``-w/--workflow-id ID``; with ``multiple`` it may be repeated and arrives as a tuple."""
-    return click.option(
-        "-w",
-        "--workflow-id",
-        "workflow_ids" if multiple else "workflow_id",
-        type=click.IntRange(min=1),
-        multiple=multiple,
-        required=required,
-        metavar="ID",
-        help="Workflow id" + (" (repeat for several)." if multiple else "."),
-    )
+    return _id_option("workflow", multiple=multiple, required=required, help=help)
 
 
 def task_option(*, multiple: bool = False) -> Callable[[F], F]:
     """``-t/--task-id ID`` (required); with ``multiple`` it may be repeated, as a tuple."""
+    return _id_option("task", multiple=multiple, required=True, help=None)
+
+
+def _id_option(noun: str, *, multiple: bool, required: bool, help: str | None) -> Callable[[F], F]:
     return click.option(
-        "-t",
-        "--task-id",
-        "task_ids" if multiple else "task_id",
+        f"-{noun[0]}",
+        f"--{noun}-id",
+        f"{noun}_ids" if multiple else f"{noun}_id",
         type=click.IntRange(min=1),
         multiple=multiple,
-        required=True,
+        required=required,
         metavar="ID",
-        help="Task id" + (" (repeat for several)." if multiple else "."),
+        help=help or f"{noun.capitalize()} id" + (" (repeat for several)." if multiple else "."),
     )
 
 

@@ -9,7 +9,14 @@ import click
 import yaml
 from rich.markup import escape
 
-from herdsman.cli.common import console, json_option, new_table, print_json, server_requester
+from herdsman.cli.common import (
+    console,
+    json_option,
+    new_table,
+    print_json,
+    server_requester,
+    workflow_option,
+)
 from herdsman.cli.formatting import duration, gib
 from herdsman.client import reports
 from herdsman.core.schemas.reports import StatisticsOut
@@ -26,13 +33,9 @@ def resources() -> None:
 
 @resources.command("usage")
 @click.option("-t", "--template", required=True, help="Task template name.")
-@click.option(
-    "-w",
-    "--workflow-id",
-    "workflow_ids",
-    type=click.IntRange(min=1),
+@workflow_option(
     multiple=True,
-    metavar="ID",
+    required=False,
     help="Only these workflows' tasks (repeatable) [default: every workflow].",
 )
 @json_option
@@ -68,14 +71,7 @@ def _cells(stats: StatisticsOut | None, shown: Callable[[float], str]) -> list[s
 
 
 @resources.command("yaml")
-@click.option(
-    "-w",
-    "--workflow-id",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="ID",
-    help="Every task template of this workflow.",
-)
+@workflow_option(required=False, help="Every task template of this workflow.")
 @click.option("-t", "--template", default=None, help="This task template (in every workflow).")
 @click.option(
     "--mem-strategy",
