@@ -32,7 +32,7 @@ from herdsman.core.errors import ConfigurationError, InvalidInputError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from herdsman.server.clusters import ClusterRecord
+    from herdsman.core.schemas.client import ClusterOut
 
 __all__ = ["cluster", "parse_assignments"]
 
@@ -53,7 +53,7 @@ def list_command(database_url: str | None, as_json: bool) -> None:
 
     found = _on_database(database_url, clusters.list_clusters, write=False)
     if as_json:
-        print_json({"clusters": [record.as_json() for record in found]})
+        print_json({"clusters": [record.model_dump(mode="json") for record in found]})
         return
     table = new_table("NAME", "PLUGIN", "QUEUES", "PARAMETERS")
     for record in found:
@@ -165,9 +165,9 @@ def _on_database(database_url: str | None, work: Callable[[Session], T], *, writ
         database.dispose()
 
 
-def _print_cluster(record: ClusterRecord, as_json: bool) -> None:
+def _print_cluster(record: ClusterOut, as_json: bool) -> None:
     if as_json:
-        print_json(record.as_json())
+        print_json(record)
         return
     console.print(
         f"cluster {escape(record.name)} (plugin {escape(record.plugin)})", highlight=False

@@ -29,7 +29,6 @@ __all__ = [
     "bind_tasks",
     "complete_dag",
     "finish_workflow_bind",
-    "get_cluster",
     "get_or_create_dag",
     "get_or_create_template",
     "get_or_create_template_version",
@@ -41,31 +40,6 @@ __all__ = [
 logger = structlog.get_logger(__name__)
 
 M = TypeVar("M")
-
-
-def get_cluster(session: Session, name: str) -> schemas.ClusterOut:
-    cluster = session.scalars(select(models.Cluster).where(models.Cluster.name == name)).first()
-    if cluster is None:
-        known = session.scalars(select(models.Cluster.name).order_by(models.Cluster.name)).all()
-        raise NotFoundError(
-            f"cluster {name!r} does not exist; known clusters: {', '.join(known)}",
-            details={"cluster_name": name},
-        )
-    queues = session.scalars(
-        select(models.Queue).where(models.Queue.cluster_id == cluster.id).order_by(models.Queue.id)
-    ).all()
-    return schemas.ClusterOut(
-        id=cluster.id,
-        name=cluster.name,
-        plugin=cluster.plugin,
-        parameters=json.loads(cluster.parameters),
-        queues=[
-            schemas.QueueOut(
-                id=q.id, name=q.name, is_default=q.is_default, limits=json.loads(q.limits)
-            )
-            for q in queues
-        ],
-    )
 
 
 def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:

@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, InvalidInputError, NotFoundError
+from herdsman.core.schemas import client as schemas
 from herdsman.server import models
 
 __all__ = [
     "DEFAULT_QUEUE",
     "WIDE_QUEUE_LIMITS",
-    "ClusterRecord",
     "ParameterCheck",
-    "QueueRecord",
     "add_cluster",
     "get_cluster",
     "list_clusters",
@@ -47,36 +45,15 @@ WIDE_QUEUE_LIMITS: dict[str, list[float]] = {
 }
 
 
-@dataclass(frozen=True)
-class QueueRecord:
-    name: str
-    is_default: bool
-    limits: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ClusterRecord:
-    name: str
-    plugin: str
-    parameters: dict[str, Any]
-    queues: list[QueueRecord]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "plugin": self.plugin,
-            "parameters": self.parameters,
-            "queues": [vars(queue) for queue in self.queues],
-        }
-
-
-def list_clusters(session: Session) -> list[ClusterRecord]:
+def list_clusters(session: Session) -> list[schemas.ClusterOut]:
     """Every cluster, by name."""
     clusters = session.scalars(select(models.Cluster).order_by(models.Cluster.name)).all()
     return [_record(session, cluster) for cluster in clusters]
 
 
-def get_cluster(session: Session, name: str) -> ClusterRecord:
+def get_cluster(session: Session, name: str) -> schemas.ClusterOut:
+    """The cluster called ``name`` with its parameters and queues; NotFoundError naming the
+    clusters there are."""
     return _record(session, _cluster(session, name))
 
 
@@ -86,7 +63,7 @@ def add_cluster(
     plugin: str,
     parameters: Mapping[str, Any],
     check: ParameterCheck | None = None,
-) -> ClusterRecord:
+) -> schemas.ClusterOut:
     """A new cluster with its ``default`` queue. ConflictError if the name is taken."""
     if not name.strip():
         raise InvalidInputError("a cluster needs a name")
@@ -120,7 +97,7 @@ def update_parameters(
     values: Mapping[str, Any],
     unset: Iterable[str] = (),
     check: ParameterCheck | None = None,
-) -> ClusterRecord:
+) -> schemas.ClusterOut:
     """Set ``values`` and remove ``unset`` among the cluster's parameters; the rest stay.
 
     Removing a parameter the cluster does not have is refused: it is most likely a typo, and
@@ -161,17 +138,20 @@ def _parameters(cluster: models.Cluster) -> dict[str, Any]:
     return dict(parameters) if isinstance(parameters, dict) else {}
 
 
-def _record(session: Session, cluster: models.Cluster) -> ClusterRecord:
+def _record(session: Session, cluster: models.Cluster) -> schemas.ClusterOut:
     queue = models.Queue
     queues = session.scalars(
-        select(queue).where(queue.cluster_id == cluster.id).order_by(queue.name)
+        select(queue).where(queue.cluster_id == cluster.id).order_by(queue.id)
     ).all()
-    return ClusterRecord(
+    return schemas.ClusterOut(
+        id=cluster.id,
         name=cluster.name,
         plugin=cluster.plugin,
         parameters=_parameters(cluster),
         queues=[
-            QueueRecord(name=q.name, is_default=q.is_default, limits=json.loads(q.limits or "{}"))
+            schemas.QueueOut(
+                id=q.id, name=q.name, is_default=q.is_default, limits=json.loads(q.limits or "{}")
+            )
             for q in queues
         ],
     )

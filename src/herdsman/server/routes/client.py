@@ -7,7 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from herdsman import __version__
 from herdsman.core.schemas import client as schemas
-from herdsman.server import bind
+from herdsman.server import bind, clusters
 from herdsman.server.deps import DatabaseDep, json_body, parse_json_body
 
 __all__ = ["router"]
@@ -22,7 +22,7 @@ def health(db: DatabaseDep) -> schemas.HealthOut:
 
 @router.get("/clusters/{name}")
 def get_cluster(name: str, db: DatabaseDep) -> schemas.ClusterOut:
-    return db.read(lambda s: bind.get_cluster(s, name))
+    return db.read(lambda s: clusters.get_cluster(s, name))
 
 
 @router.put("/tools")
