@@ -18,7 +18,7 @@ from herdsman.core.schemas import swarm as schemas
 from herdsman.core.statuses import LIVE_WORKFLOW_RUN_STATUSES, WorkflowRunStatus
 from herdsman.server import models
 from herdsman.server.feed import ChangeRecorder
-from herdsman.server.queries import require_workflow
+from herdsman.server.queries import require_workflow, with_template_names
 from herdsman.server.runs import concurrency, set_run_status
 
 __all__ = [
@@ -55,15 +55,7 @@ def set_template_limit(
     """
     require_workflow(session, workflow_id)
     array_ids = session.scalars(
-        select(models.Array.id)
-        .join(
-            models.TaskTemplateVersion,
-            models.TaskTemplateVersion.id == models.Array.task_template_version_id,
-        )
-        .join(
-            models.TaskTemplate,
-            models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
-        )
+        with_template_names(select(models.Array.id))
         .where(models.Array.workflow_id == workflow_id, models.TaskTemplate.name == template_name)
         .order_by(models.Array.id)
     ).all()
@@ -91,12 +83,7 @@ def set_template_limit(
 
 def _template_names(session: Session, workflow_id: int) -> list[str]:
     names = session.scalars(
-        select(models.TaskTemplate.name)
-        .join(
-            models.TaskTemplateVersion,
-            models.TaskTemplateVersion.task_template_id == models.TaskTemplate.id,
-        )
-        .join(models.Array, models.Array.task_template_version_id == models.TaskTemplateVersion.id)
+        with_template_names(select(models.TaskTemplate.name).select_from(models.Array))
         .where(models.Array.workflow_id == workflow_id)
         .distinct()
     ).all()

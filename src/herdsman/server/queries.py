@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas import gui as schemas
 from herdsman.server import models
 
+_Columns = TypeVarTuple("_Columns")
+
 __all__ = [
     "neighbours",
     "require_workflow",
     "task_detail",
+    "with_template_names",
     "workflow_detail",
     "workflow_edges",
     "workflow_errors",
@@ -31,6 +35,17 @@ def require_workflow(session: Session, workflow_id: int) -> models.Workflow:
             f"workflow {workflow_id} does not exist", details={"value": workflow_id}
         )
     return workflow
+
+
+def with_template_names(query: Select[*_Columns]) -> Select[*_Columns]:
+    """``query``, which selects from arrays, joined to their task templates (for their names)."""
+    return query.join(
+        models.TaskTemplateVersion,
+        models.TaskTemplateVersion.id == models.Array.task_template_version_id,
+    ).join(
+        models.TaskTemplate,
+        models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
+    )
 
 
 def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:

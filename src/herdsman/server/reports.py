@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.errors import InvalidInputError, NotFoundError
 from herdsman.core.schemas import reports as schemas
 from herdsman.server import models
-from herdsman.server.queries import neighbours, require_workflow
+from herdsman.server.queries import neighbours, require_workflow, with_template_names
 
 _Columns = TypeVarTuple("_Columns")
 
@@ -325,17 +325,7 @@ def _quantile(ordered: Sequence[float], q: float) -> float:
 
 def _with_template_name(query: Select[*_Columns]) -> Select[*_Columns]:
     """``query`` (which selects from tasks) joined through arrays to their templates' names."""
-    return (
-        query.join(models.Array, models.Array.id == models.Task.array_id)
-        .join(
-            models.TaskTemplateVersion,
-            models.TaskTemplateVersion.id == models.Array.task_template_version_id,
-        )
-        .join(
-            models.TaskTemplate,
-            models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
-        )
-    )
+    return with_template_names(query.join(models.Array, models.Array.id == models.Task.array_id))
 
 
 def _count_and_first(
