@@ -23,7 +23,10 @@ from herdsman.server import models
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "WIDE_CORES",
+    "WIDE_MEMORY_GIB",
     "WIDE_QUEUE_LIMITS",
+    "WIDE_RUNTIME_SECONDS",
     "ParameterCheck",
     "add_cluster",
     "get_cluster",
@@ -37,11 +40,15 @@ refuse them (the CLI builds the plugin, which checks its parameters, without sta
 
 DEFAULT_QUEUE = "default"
 # A new cluster's default queue accepts any plausible request; an operator narrows it (for
-# Slurm, ``python -m herdsman.plugins.slurm.queues`` reads the partitions' own limits).
+# Slurm, ``python -m herdsman.plugins.slurm.queues`` reads the partitions' own limits, and
+# keeps these bounds where a partition sets none).
+WIDE_CORES = 1024
+WIDE_MEMORY_GIB = 65536.0
+WIDE_RUNTIME_SECONDS = 31_536_000
 WIDE_QUEUE_LIMITS: dict[str, list[float]] = {
-    "cores": [1, 1024],
-    "memory": [0.0, 65536.0],
-    "runtime": [1, 31_536_000],
+    "cores": [1, WIDE_CORES],
+    "memory": [0.0, WIDE_MEMORY_GIB],
+    "runtime": [1, WIDE_RUNTIME_SECONDS],
 }
 
 

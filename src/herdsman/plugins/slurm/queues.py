@@ -29,16 +29,16 @@ from sqlalchemy.orm import Session
 from herdsman.plugins.slurm.commands import SlurmCommandError, SlurmCommands, SlurmCommandsConfig
 from herdsman.plugins.slurm.parsing import PartitionLimits, parse_partitions
 from herdsman.server import models
+from herdsman.server.clusters import (
+    DEFAULT_QUEUE,
+    WIDE_CORES,
+    WIDE_MEMORY_GIB,
+    WIDE_RUNTIME_SECONDS,
+)
 
 __all__ = ["main", "queue_limits", "sync_queues"]
 
 logger = structlog.get_logger(__name__)
-
-DEFAULT_QUEUE = "default"
-# Bounds of a limit Slurm leaves unlimited: what the seeded default queue allows.
-WIDE_CORES = 1024
-WIDE_MEMORY_GIB = 65536.0
-WIDE_RUNTIME_SECONDS = 31_536_000
 
 
 def queue_limits(partition: PartitionLimits) -> dict[str, list[float]]:
