@@ -7,28 +7,14 @@ How a changed cluster reaches a run is tested against real servers on every engi
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from tests.unit.cli.conftest import run
 
 from herdsman.cli.cluster import parse_assignments
-from herdsman.cli.main import cli
 from herdsman.core.errors import InvalidInputError
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=dict(os.environ))
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'clusters.sqlite'}"
-    result = run("server", "db", "upgrade", "--database-url", url)
-    assert result.exit_code == 0, result.output
-    return url
 
 
 def cluster_json(database_url: str, *args: str) -> Any:

@@ -7,17 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner, Result
+from click.testing import Result
+from tests.unit.cli.conftest import run
 
 from herdsman import __version__
 from herdsman.cli.config import known_keys
-from herdsman.cli.main import cli
 from herdsman.core.config import config_file_path
 from herdsman.core.errors import ConfigurationError
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=dict(os.environ))
 
 
 def shown_settings(result: Result) -> dict[str, object]:

@@ -13,25 +13,11 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from tests.unit.cli.conftest import run
 
-from herdsman.cli.main import cli
 from herdsman.core.config import ReaperSettings, Settings
 
 STOP_TIMEOUT = 30.0
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env={**os.environ, **(env or {})})
-
-
-@pytest.fixture
-def database_url(tmp_path: Path) -> str:
-    """A SQLite database with the current schema."""
-    url = f"sqlite:///{tmp_path / 'reaper.sqlite'}"
-    result = run("server", "db", "upgrade", "--database-url", url)
-    assert result.exit_code == 0, result.output
-    return url
 
 
 def test_once_on_an_idle_database_reaps_nothing(database_url: str) -> None:
