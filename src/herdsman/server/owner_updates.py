@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, NotFoundError
@@ -38,7 +38,7 @@ from herdsman.server import models
 from herdsman.server.bulk import chunked
 from herdsman.server.control import latest_run, require_owner
 from herdsman.server.feed import ChangeRecorder
-from herdsman.server.runs import workflow_for_update
+from herdsman.server.runs import count_unfinished, workflow_for_update
 
 __all__ = ["reset_workflow", "update_tasks"]
 
@@ -126,7 +126,7 @@ def update_tasks(
             ).tuples()
         )
     changed = _set_tasks(session, workflow_id, rows, target, recorder)
-    finished = target is TaskStatus.DONE and _all_done(session, workflow_id)
+    finished = target is TaskStatus.DONE and count_unfinished(session, workflow_id) == 0
     if (
         finished
         and decide(WorkflowStatus(workflow.status), WorkflowStatus.DONE) is Transition.VALID
@@ -212,18 +212,6 @@ def _closure(
                 ).all()
             )
     return seen_tasks
-
-
-def _all_done(session: Session, workflow_id: int) -> bool:
-    unfinished = session.scalar(
-        select(func.count())
-        .select_from(models.Task)
-        .where(
-            models.Task.workflow_id == workflow_id,
-            models.Task.status != TaskStatus.DONE.value,
-        )
-    )
-    return not unfinished
 
 
 def _require_owner_and_idle(

@@ -37,6 +37,7 @@ from herdsman.server.feed import ChangeRecorder
 
 __all__ = [
     "concurrency",
+    "count_unfinished",
     "create_run",
     "force_release",
     "get_run",
@@ -78,7 +79,7 @@ def create_run(
             f"workflow {workflow_id} is not completely bound; bind it again before running it",
             details={"workflow_id": workflow_id},
         )
-    if _count_unfinished(session, workflow_id) == 0:
+    if count_unfinished(session, workflow_id) == 0:
         raise WorkflowAlreadyComplete(
             f"every task of workflow {workflow_id} is done; there is nothing to run",
             details={"workflow_id": workflow_id},
@@ -271,7 +272,8 @@ def _run_out(
     )
 
 
-def _count_unfinished(session: Session, workflow_id: int) -> int:
+def count_unfinished(session: Session, workflow_id: int) -> int:
+    """How many of the workflow's tasks are not done."""
     return int(
         session.scalar(
             select(func.count())
