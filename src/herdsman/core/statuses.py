@@ -12,6 +12,9 @@ harmless, so the server ignores them and answers with the current status instead
 caller. Only a change that would corrupt the record is *refused*.
 
 The one-letter values are what the database stores; the member names are what code reads.
+What a change entails (a failed attempt's task is retried, a run's status moves its workflow)
+and every set of statuses derived from these tables live beside them, in
+:mod:`herdsman.core.lifecycle`.
 """
 
 from __future__ import annotations
@@ -22,16 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 __all__ = [
-    "ACTIVE_TASK_STATUSES",
-    "LIVE_WORKFLOW_RUN_STATUSES",
     "MACHINES",
     "TASK",
     "TASK_BY_OWNER",
     "TASK_INSTANCE",
-    "TASK_INSTANCE_ERROR_STATUSES",
     "WORKFLOW",
     "WORKFLOW_RUN",
-    "WORKFLOW_STATUS_FOR_RUN",
     "StateMachine",
     "TaskInstanceStatus",
     "TaskStatus",
@@ -449,7 +448,7 @@ TASK_INSTANCE: StateMachine[TaskInstanceStatus] = StateMachine(
 
 
 # ---------------------------------------------------------------------------------------------
-# Lookups and derived sets
+# Lookups
 # ---------------------------------------------------------------------------------------------
 
 MACHINES: tuple[StateMachine[Any], ...] = (WORKFLOW, WORKFLOW_RUN, TASK, TASK_INSTANCE)
@@ -480,46 +479,3 @@ def decide(current: AnyStatus, target: AnyStatus) -> Transition:
             f"and {type(target).__name__} {target!r}"
         )
     return machine_for(type(current)).decide(current, target)
-
-
-TASK_INSTANCE_ERROR_STATUSES: frozenset[TaskInstanceStatus] = frozenset(
-    {_I.ERROR, _I.RESOURCE_ERROR, _I.UNKNOWN_ERROR, _I.NO_DISTRIBUTOR_ID, _I.ERROR_FATAL}
-)
-"""Task-instance statuses that count as a failed attempt of the task."""
-
-ACTIVE_TASK_STATUSES: frozenset[TaskStatus] = frozenset(
-    {_T.QUEUED, _T.INSTANTIATING, _T.LAUNCHED, _T.RUNNING}
-)
-"""Task statuses in which the task is in the distributor's or the cluster's hands."""
-
-LIVE_WORKFLOW_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
-    {
-        _R.REGISTERED,
-        _R.LINKING,
-        _R.BOUND,
-        _R.INSTANTIATED,
-        _R.LAUNCHED,
-        _R.RUNNING,
-        _R.COLD_RESUME,
-        _R.HOT_RESUME,
-    }
-)
-"""Run statuses in which the run still holds its workflow (a new run must wait or resume)."""
-
-WORKFLOW_STATUS_FOR_RUN: dict[WorkflowRunStatus, WorkflowStatus] = {
-    _R.REGISTERED: _W.REGISTERING,
-    _R.LINKING: _W.REGISTERING,
-    _R.BOUND: _W.QUEUED,
-    _R.INSTANTIATED: _W.INSTANTIATING,
-    _R.LAUNCHED: _W.LAUNCHED,
-    _R.RUNNING: _W.RUNNING,
-    _R.DONE: _W.DONE,
-    _R.ERROR: _W.FAILED,
-    # A stopped or resumed run leaves its workflow halted: resumable, not failed.
-    _R.STOPPED: _W.HALTED,
-    _R.COLD_RESUME: _W.HALTED,
-    _R.HOT_RESUME: _W.HALTED,
-    _R.TERMINATED: _W.HALTED,
-    _R.ABORTED: _W.ABORTED,
-}
-"""The workflow status a run's status implies, for the workflow's currently active run."""

@@ -14,8 +14,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES
 from herdsman.core.schemas import swarm as schemas
-from herdsman.core.statuses import LIVE_WORKFLOW_RUN_STATUSES, WorkflowRunStatus
+from herdsman.core.statuses import WorkflowRunStatus
 from herdsman.server import models
 from herdsman.server.feed import ChangeRecorder
 from herdsman.server.queries import require_workflow, with_template_names

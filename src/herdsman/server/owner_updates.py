@@ -24,9 +24,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, NotFoundError
+from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES
 from herdsman.core.schemas import control as schemas
 from herdsman.core.statuses import (
-    LIVE_WORKFLOW_RUN_STATUSES,
     TASK_BY_OWNER,
     TaskStatus,
     Transition,

@@ -30,8 +30,8 @@ import structlog
 from sqlalchemy import Exists, exists, select
 from sqlalchemy.orm import Mapped, Session
 
+from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES
 from herdsman.core.statuses import (
-    LIVE_WORKFLOW_RUN_STATUSES,
     WORKFLOW,
     TaskInstanceStatus,
     TaskStatus,

@@ -2,7 +2,8 @@
 
 Only one run may hold a workflow at a time. A new run of a workflow that ran before is a
 resume; without ``resume`` the request is refused, so two users cannot unknowingly run the
-same workflow twice. The workflow's own status follows its run's (``WORKFLOW_STATUS_FOR_RUN``).
+same workflow twice. The workflow's own status follows its run's
+(:func:`~herdsman.core.lifecycle.workflow_status_for_run`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,9 @@ from herdsman.core.errors import (
     WorkflowAlreadyComplete,
     WorkflowAlreadyExists,
 )
+from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES, workflow_status_for_run
 from herdsman.core.schemas import swarm as schemas
 from herdsman.core.statuses import (
-    LIVE_WORKFLOW_RUN_STATUSES,
-    WORKFLOW_STATUS_FOR_RUN,
     Transition,
     WorkflowRunStatus,
     WorkflowStatus,
@@ -388,7 +388,7 @@ def move_run(
     run.status = target.value
     run.status_date = now
     recorder.run(run.workflow_id, run.id, target.value)
-    workflow_target = WORKFLOW_STATUS_FOR_RUN[target]
+    workflow_target = workflow_status_for_run(target)
     if decide(
         WorkflowStatus(workflow.status), workflow_target
     ) is Transition.VALID and not _has_newer_run(session, run):

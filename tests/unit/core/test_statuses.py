@@ -14,15 +14,11 @@ from typing import Any
 import pytest
 
 from herdsman.core.statuses import (
-    ACTIVE_TASK_STATUSES,
-    LIVE_WORKFLOW_RUN_STATUSES,
     MACHINES,
     TASK,
     TASK_INSTANCE,
-    TASK_INSTANCE_ERROR_STATUSES,
     WORKFLOW,
     WORKFLOW_RUN,
-    WORKFLOW_STATUS_FOR_RUN,
     StateMachine,
     TaskInstanceStatus,
     TaskStatus,
@@ -296,27 +292,3 @@ def test_member_names() -> None:
     assert TaskInstanceStatus("W") is TaskInstanceStatus.NO_DISTRIBUTOR_ID
     assert TaskInstanceStatus("X") is TaskInstanceStatus.NO_HEARTBEAT
     assert TaskInstanceStatus("K") is TaskInstanceStatus.KILL_SELF
-
-
-# --- derived sets ----------------------------------------------------------------------------
-
-
-def test_workflow_status_for_run_covers_every_run_status() -> None:
-    assert set(WORKFLOW_STATUS_FOR_RUN) == set(WorkflowRunStatus)
-    letters = {run.value: wf.value for run, wf in WORKFLOW_STATUS_FOR_RUN.items()}
-    expected = "G:G L:G B:Q I:I O:O R:R D:D E:F S:H C:H H:H T:H A:A"
-    assert letters == dict(item.split(":") for item in expected.split())
-    assert all(isinstance(v, WorkflowStatus) for v in WORKFLOW_STATUS_FOR_RUN.values())
-
-
-def test_derived_sets() -> None:
-    errors = set(TASK_INSTANCE_ERROR_STATUSES)
-    active = set(ACTIVE_TASK_STATUSES)
-    live = set(LIVE_WORKFLOW_RUN_STATUSES)
-    assert errors == _parse_statuses(TaskInstanceStatus, "E Z U W F")
-    assert active == _parse_statuses(TaskStatus, "Q I O R")
-    assert live == _parse_statuses(WorkflowRunStatus, "G L B I O R C H")
-    # A live run is never in a final status.
-    assert not live & WORKFLOW_RUN.final
-    # Every error status of an instance is final for that instance.
-    assert errors <= TASK_INSTANCE.final

@@ -15,7 +15,8 @@ from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.orchestrator import SwarmConfig, SwarmOrchestrator
 from herdsman.client.swarm.state import SwarmState
 from herdsman.core.errors import ConfigurationError, ServerUnavailableError
-from herdsman.core.statuses import ACTIVE_TASK_STATUSES, TaskStatus, WorkflowRunStatus
+from herdsman.core.lifecycle import ACTIVE_TASK_STATUSES
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 Start = Callable[..., tuple[SwarmOrchestrator, SwarmState, int]]
 MakeGateway = Callable[..., InMemorySwarmGateway]

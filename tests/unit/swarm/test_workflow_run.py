@@ -12,8 +12,9 @@ from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.state import QueueBatch
 from herdsman.client.swarm.workflow_run import WorkflowRun
 from herdsman.core.errors import ConfigurationError, ConflictError, InvalidInputError
+from herdsman.core.lifecycle import ACTIVE_TASK_STATUSES
 from herdsman.core.schemas.swarm import SwarmTasksOut
-from herdsman.core.statuses import ACTIVE_TASK_STATUSES, TaskStatus, WorkflowRunStatus
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 MakeGateway = Callable[..., InMemorySwarmGateway]
 RUN = WorkflowRunStatus

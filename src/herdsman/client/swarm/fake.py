@@ -43,6 +43,11 @@ from herdsman.core.errors import (
     WorkflowAlreadyComplete,
     WorkflowAlreadyExists,
 )
+from herdsman.core.lifecycle import (
+    ACTIVE_TASK_STATUSES,
+    LIVE_WORKFLOW_RUN_STATUSES,
+    workflow_status_for_run,
+)
 from herdsman.core.schemas.client import ClusterOut, QueueOut
 from herdsman.core.schemas.swarm import (
     AdjustedResourcesItemIn,
@@ -61,10 +66,7 @@ from herdsman.core.schemas.swarm import (
     WorkflowRunOut,
 )
 from herdsman.core.statuses import (
-    ACTIVE_TASK_STATUSES,
-    LIVE_WORKFLOW_RUN_STATUSES,
     WORKFLOW_RUN,
-    WORKFLOW_STATUS_FOR_RUN,
     TaskStatus,
     Transition,
     WorkflowRunStatus,
@@ -385,7 +387,7 @@ class InMemorySwarmGateway:
             workflow_run_id=run_id,
             workflow_id=self.workflow_id,
             status=run.status.value,
-            workflow_status=WORKFLOW_STATUS_FOR_RUN[run.status].value,
+            workflow_status=workflow_status_for_run(run.status).value,
         )
 
     def set_run_status(self, run_id: int, status: str, message: str = "") -> RunStatusOut:

@@ -33,7 +33,8 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from herdsman.client.swarm.values import QueueBatch, ResourceNeed, StateUpdate, TaskRow
-from herdsman.core.statuses import ACTIVE_TASK_STATUSES, TaskStatus
+from herdsman.core.lifecycle import ACTIVE_TASK_STATUSES
+from herdsman.core.statuses import TaskStatus
 
 # The value objects going in and out are re-exported: callers of the state need them too.
 __all__ = [
