@@ -17,7 +17,7 @@ from tests.conftest import ProcessRegistry
 
 from herdsman import Tool
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.gui import WorkflowDetailOut
+from herdsman.core.schemas.queries import WorkflowDetailOut
 
 SLEEPING_SCRIPT = Path(__file__).with_name("sleeping_workflow.py")
 # A command that holds about ``mib`` MiB of memory for a moment, so usage differs by task. The

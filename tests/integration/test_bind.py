@@ -15,7 +15,7 @@ from herdsman.client.workflow import Workflow
 from herdsman.core.errors import InvalidInputError, InvalidResourceError, NotFoundError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import IdsOut, TaskTemplateVersionIn, TaskTemplateVersionOut
-from herdsman.core.schemas.gui import EdgesOut, TaskDetailOut, TasksPageOut, WorkflowDetailOut
+from herdsman.core.schemas.queries import EdgesOut, TaskDetailOut, TasksPageOut, WorkflowDetailOut
 from herdsman.server import models
 
 pytestmark = pytest.mark.integration

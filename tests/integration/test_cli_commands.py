@@ -36,8 +36,12 @@ from herdsman import Tool
 from herdsman.client.control import stop_workflow, update_task_statuses
 from herdsman.core.errors import ConflictError, PermissionDeniedError
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.gui import TaskDetailOut, TasksPageOut
-from herdsman.core.schemas.reports import ResourceUsageOut, WorkflowSummariesOut
+from herdsman.core.schemas.queries import (
+    ResourceUsageOut,
+    TaskDetailOut,
+    TasksPageOut,
+    WorkflowSummariesOut,
+)
 from herdsman.core.units import parse_memory
 
 pytestmark = pytest.mark.integration

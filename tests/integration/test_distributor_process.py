@@ -14,7 +14,7 @@ import pytest
 from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import swarm as sschemas
-from herdsman.core.schemas.gui import TaskDetailOut
+from herdsman.core.schemas.queries import TaskDetailOut
 from herdsman.distributor.process import DistributorProcess, DistributorStartError
 
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ import pytest
 import herdsman
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import worker as w
-from herdsman.core.schemas.gui import TaskDetailOut
+from herdsman.core.schemas.queries import TaskDetailOut
 
 from .test_worker_cli import claimed_instance
 

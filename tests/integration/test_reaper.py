@@ -25,7 +25,7 @@ from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
-from herdsman.core.schemas.gui import WorkflowDetailOut
+from herdsman.core.schemas.queries import WorkflowDetailOut
 from herdsman.server import models
 from herdsman.server.database import Database, make_database
 from herdsman.server.migrate import upgrade

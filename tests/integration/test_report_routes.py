@@ -19,14 +19,14 @@ from tests.integration.report_workflows import FailedWorkflow, reports_tool, run
 
 from herdsman.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from herdsman.core.requester import Requester
-from herdsman.core.schemas import reports
+from herdsman.core.schemas import queries
 from herdsman.core.schemas.control import (
     OwnerRequestIn,
     OwnerUpdateOut,
     TaskUpdateIn,
     WorkflowResetIn,
 )
-from herdsman.core.schemas.gui import TasksPageOut
+from herdsman.core.schemas.queries import TasksPageOut
 from herdsman.core.schemas.swarm import RunStatusOut
 
 pytestmark = pytest.mark.integration
@@ -46,8 +46,8 @@ def failed_wf(client: Requester, tmp_path_factory: pytest.TempPathFactory) -> Fa
     return run_failed_workflow(tool, models_mib=(64, 96, 128))
 
 
-def _summaries(client: Requester, **params: Any) -> list[reports.WorkflowSummaryOut]:
-    return client.get("/workflow_summaries", reports.WorkflowSummariesOut, params=params).workflows
+def _summaries(client: Requester, **params: Any) -> list[queries.WorkflowSummaryOut]:
+    return client.get("/workflow_summaries", queries.WorkflowSummariesOut, params=params).workflows
 
 
 def test_summaries_count_tasks_by_state(client: Requester, failed_wf: FailedWorkflow) -> None:
@@ -80,7 +80,7 @@ def test_usage_statistics_match_the_recorded_attempts(
     assert len(rows) == 3
     found = client.get(
         "/resource_usage",
-        reports.ResourceUsageOut,
+        queries.ResourceUsageOut,
         params={"task_template": "model", "workflow_id": [failed_wf.workflow_id]},
     )
     (entry,) = found.templates
@@ -99,18 +99,18 @@ def test_usage_statistics_match_the_recorded_attempts(
 
 
 def test_attempts_neighbours_logs_and_errors(client: Requester, failed_wf: FailedWorkflow) -> None:
-    attempts = client.get(f"/tasks/{failed_wf.flaky_id}/attempts", reports.TaskAttemptsOut)
+    attempts = client.get(f"/tasks/{failed_wf.flaky_id}/attempts", queries.TaskAttemptsOut)
     assert [(a.status, a.exit_code, a.error) for a in attempts.attempts] == [
         ("E", 3, "exit code 3"),
         ("E", 3, "exit code 3"),
     ]
-    neighbours = client.get(f"/tasks/{failed_wf.flaky_id}/dependencies", reports.DependenciesOut)
+    neighbours = client.get(f"/tasks/{failed_wf.flaky_id}/dependencies", queries.DependenciesOut)
     assert [(n.id, n.status) for n in neighbours.upstream] == [(failed_wf.prepare_id, "D")]
     assert [(n.id, n.status) for n in neighbours.downstream] == [(failed_wf.after_id, "G")]
 
     logs = client.get(
         f"/workflows/{failed_wf.workflow_id}/log_paths",
-        reports.LogPathsOut,
+        queries.LogPathsOut,
         params={"task_template": "flaky", "limit": 1},
     )
     assert logs.count == 2
@@ -120,7 +120,7 @@ def test_attempts_neighbours_logs_and_errors(client: Requester, failed_wf: Faile
     assert Path(newest.stderr_path).read_text() == "boom\n"
 
     errors = client.get(
-        f"/workflows/{failed_wf.workflow_id}/error_messages", reports.ErrorMessagesOut
+        f"/workflows/{failed_wf.workflow_id}/error_messages", queries.ErrorMessagesOut
     )
     assert errors.count == 3
     assert sorted(e.task_id for e in errors.errors) == sorted(
@@ -131,9 +131,9 @@ def test_attempts_neighbours_logs_and_errors(client: Requester, failed_wf: Faile
     )
 
     with pytest.raises(NotFoundError, match="no task template is called 'nope'"):
-        client.get("/resource_usage", reports.ResourceUsageOut, params={"task_template": "nope"})
+        client.get("/resource_usage", queries.ResourceUsageOut, params={"task_template": "nope"})
     with pytest.raises(NotFoundError, match="task 987654321 does not exist"):
-        client.get("/tasks/987654321/attempts", reports.TaskAttemptsOut)
+        client.get("/tasks/987654321/attempts", queries.TaskAttemptsOut)
 
 
 def _feed(database_url: str, workflow_id: int) -> list[tuple[str, int, str]]:
@@ -187,7 +187,7 @@ def test_owner_updates_are_guarded_recorded_and_idempotent(
     assert update([after], "D", recursive=True).changed_task_ids == sorted([flaky, after])
     # Resetting the first task resets the whole chain below it, and only that.
     assert update([prepare], "G").changed_task_ids == sorted([prepare, flaky, after])
-    model = client.get(f"/tasks/{failed_wf.model_ids[0]}/attempts", reports.TaskAttemptsOut)
+    model = client.get(f"/tasks/{failed_wf.model_ids[0]}/attempts", queries.TaskAttemptsOut)
     assert model.status == "D"
     # Done, recursively: the last task and everything upstream of it; with crash done too,
     # every task is done and so is the failed workflow.

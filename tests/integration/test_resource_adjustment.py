@@ -24,7 +24,7 @@ from herdsman.core.errors import InvalidResourceError, NotFoundError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
-from herdsman.core.schemas.gui import TaskDetailOut
+from herdsman.core.schemas.queries import TaskDetailOut
 from herdsman.core.schemas.worker import (
     InstanceErrorIn,
     InstanceRunningIn,

@@ -21,7 +21,7 @@ from tests.integration.test_worker_cli import claimed_instance, run_worker
 
 import herdsman
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.gui import TaskDetailOut
+from herdsman.core.schemas.queries import TaskDetailOut
 from herdsman.core.schemas.worker import InstanceRunningIn, InstanceRunningOut
 from herdsman.worker.wrapper import run_task_instance
 

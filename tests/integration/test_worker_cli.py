@@ -15,7 +15,7 @@ from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
-from herdsman.core.schemas.gui import TaskDetailOut, WorkflowErrorsOut
+from herdsman.core.schemas.queries import TaskDetailOut, WorkflowErrorsOut
 from herdsman.worker.wrapper import WRAPPER_ERROR_EXIT_CODE, run_task_instance
 
 if TYPE_CHECKING:

@@ -18,8 +18,8 @@ from herdsman.cli.common import (
     workflow_option,
 )
 from herdsman.cli.formatting import duration, gib
-from herdsman.client import reports
-from herdsman.core.schemas.reports import StatisticsOut
+from herdsman.client import queries
+from herdsman.core.schemas.queries import StatisticsOut
 
 __all__ = ["resources"]
 
@@ -42,7 +42,7 @@ def resources() -> None:
 def usage(template: str, workflow_ids: tuple[int, ...], as_json: bool) -> None:
     """Runtime and peak memory of the template's done attempts: min, mean, median, p95, max."""
     with server_requester() as requester:
-        found = reports.resource_usage(requester, template, workflow_ids)
+        found = queries.resource_usage(requester, template, workflow_ids)
     if as_json:
         print_json(found)
         return
@@ -111,13 +111,13 @@ def yaml_(
     if workflow_id is None and template is None:
         raise click.UsageError("give -w/--workflow-id, -t/--template, or both")
     with server_requester() as requester:
-        found = reports.resource_usage(
+        found = queries.resource_usage(
             requester, template, [workflow_id] if workflow_id is not None else []
         )
-    text = reports.resources_yaml(
+    text = queries.resources_yaml(
         found,
-        memory=reports.strategy(mem_strategy),
-        runtime=reports.strategy(runtime_strategy),
+        memory=queries.strategy(mem_strategy),
+        runtime=queries.strategy(runtime_strategy),
     )
     if output is not None:
         output.write_text(text)

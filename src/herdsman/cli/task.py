@@ -16,8 +16,8 @@ from herdsman.cli.common import (
     workflow_option,
 )
 from herdsman.cli.formatting import duration, first_line, size, status_name
-from herdsman.client import control, reports
-from herdsman.core.schemas.reports import NeighbourOut
+from herdsman.client import control, queries
+from herdsman.core.schemas.queries import NeighbourOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowStatus
 
 __all__ = ["task"]
@@ -37,7 +37,7 @@ def task() -> None:
 def status(task_ids: tuple[int, ...], as_json: bool) -> None:
     """Every attempt of each task: status, host, job id, exit code, usage and error."""
     with server_requester() as requester:
-        found = [reports.task_attempts(requester, task_id) for task_id in task_ids]
+        found = [queries.task_attempts(requester, task_id) for task_id in task_ids]
     if as_json:
         print_json([item.model_dump(mode="json") for item in found])
         return
@@ -120,7 +120,7 @@ def update(
 def dependencies(task_id: int, as_json: bool) -> None:
     """The task's upstream and downstream tasks with their statuses."""
     with server_requester() as requester:
-        found = reports.task_dependencies(requester, task_id)
+        found = queries.task_dependencies(requester, task_id)
     if as_json:
         print_json(found)
         return

@@ -1,6 +1,6 @@
 """``herdsman workflow ...``: watch a workflow, find its logs and errors, and steer it.
 
-Each command parses its options, calls :mod:`herdsman.client.reports` or
+Each command parses its options, calls :mod:`herdsman.client.queries` or
 :mod:`herdsman.client.control`, and prints a table (or JSON with ``--json``).
 """
 
@@ -20,7 +20,7 @@ from herdsman.cli.common import (
     workflow_option,
 )
 from herdsman.cli.formatting import duration, first_line, status_name, timestamp
-from herdsman.client import control, reports
+from herdsman.client import control, queries
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
 
 __all__ = ["workflow"]
@@ -47,7 +47,7 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
     if user is None and not workflow_ids:
         user = current_user()
     with server_requester() as requester:
-        found = reports.workflow_summaries(requester, workflow_ids, user, limit)
+        found = queries.workflow_summaries(requester, workflow_ids, user, limit)
     if as_json:
         print_json(found)
         return
@@ -98,9 +98,9 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
 @json_option
 def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
     """The workflow's tasks with their status and attempts, by task id."""
-    letters = reports.task_statuses(statuses)
+    letters = queries.task_statuses(statuses)
     with server_requester() as requester:
-        page = reports.workflow_tasks(requester, workflow_id, letters, limit)
+        page = queries.workflow_tasks(requester, workflow_id, letters, limit)
     if as_json:
         print_json(page)
         return
@@ -235,7 +235,7 @@ def concurrency(workflow_id: int, max_tasks: int, template: str | None, as_json:
 def logs(workflow_id: int, template: str | None, limit: int, as_json: bool) -> None:
     """Where each attempt wrote its stdout and stderr, newest first."""
     with server_requester() as requester:
-        found = reports.log_paths(requester, workflow_id, template, limit)
+        found = queries.log_paths(requester, workflow_id, template, limit)
     if as_json:
         print_json(found)
         return
@@ -259,7 +259,7 @@ def logs(workflow_id: int, template: str | None, limit: int, as_json: bool) -> N
 def errors(workflow_id: int, as_json: bool) -> None:
     """The workflow's errors, grouped by similar message, with counts and a sample."""
     with server_requester() as requester:
-        total, groups = reports.error_groups(requester, workflow_id)
+        total, groups = queries.error_groups(requester, workflow_id)
     if as_json:
         print_json(
             {

@@ -37,10 +37,10 @@ import structlog
 
 from herdsman.core.config import Settings
 from herdsman.core.errors import ServerUnavailableError
+from herdsman.core.ready_file import ServerInfo, read_ready_file
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.client import HealthOut
-from herdsman.server.ready_file import ServerInfo, read_ready_file
 
 __all__ = [
     "EmbeddedServerStatus",

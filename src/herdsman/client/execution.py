@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from herdsman.core.schemas.gui import WorkflowClustersOut, WorkflowDetailOut
+from herdsman.core.schemas.queries import WorkflowClustersOut, WorkflowDetailOut
 from herdsman.core.schemas.swarm import RunStatusOut
 
 if TYPE_CHECKING:

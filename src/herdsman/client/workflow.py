@@ -22,7 +22,7 @@ from herdsman.client.task_template import TaskTemplateVersion
 from herdsman.core.errors import WorkflowValidationError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
-from herdsman.core.schemas.gui import FailedTaskOut, WorkflowErrorsOut
+from herdsman.core.schemas.queries import FailedTaskOut, WorkflowErrorsOut
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool

@@ -10,7 +10,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from herdsman.core.errors import NotFoundError
-from herdsman.core.schemas import gui as schemas
+from herdsman.core.schemas import queries as schemas
 from herdsman.server import models
 
 _Columns = TypeVarTuple("_Columns")

@@ -20,7 +20,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import InvalidInputError, NotFoundError
-from herdsman.core.schemas import reports as schemas
+from herdsman.core.schemas import queries as schemas
 from herdsman.server import models
 from herdsman.server.queries import neighbours, require_workflow, with_template_names
 

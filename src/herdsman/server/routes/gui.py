@@ -6,8 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from herdsman.core.schemas import gui as schemas
-from herdsman.core.schemas import reports as report_schemas
+from herdsman.core.schemas import queries as schemas
 from herdsman.server import queries, reports
 from herdsman.server.deps import DatabaseDep
 
@@ -67,33 +66,33 @@ def get_workflow_summaries(
     workflow_id: Annotated[list[int] | None, Query()] = None,
     user: str | None = None,
     limit: Limit = 20,
-) -> report_schemas.WorkflowSummariesOut:
+) -> schemas.WorkflowSummariesOut:
     """The newest workflows (of ``user``, or the ids given) with their tasks counted."""
     ids = workflow_id or []
     return db.read(lambda s: reports.workflow_summaries(s, ids, user, limit))
 
 
 @router.get("/tasks/{task_id}/attempts")
-def get_task_attempts(task_id: int, db: DatabaseDep) -> report_schemas.TaskAttemptsOut:
+def get_task_attempts(task_id: int, db: DatabaseDep) -> schemas.TaskAttemptsOut:
     return db.read(lambda s: reports.task_attempts(s, task_id))
 
 
 @router.get("/tasks/{task_id}/dependencies")
-def get_task_dependencies(task_id: int, db: DatabaseDep) -> report_schemas.DependenciesOut:
+def get_task_dependencies(task_id: int, db: DatabaseDep) -> schemas.DependenciesOut:
     return db.read(lambda s: reports.task_dependencies(s, task_id))
 
 
 @router.get("/workflows/{workflow_id}/log_paths")
 def get_log_paths(
     workflow_id: int, db: DatabaseDep, task_template: str | None = None, limit: Limit = 1000
-) -> report_schemas.LogPathsOut:
+) -> schemas.LogPathsOut:
     return db.read(lambda s: reports.log_paths(s, workflow_id, task_template, limit))
 
 
 @router.get("/workflows/{workflow_id}/error_messages")
 def get_error_messages(
     workflow_id: int, db: DatabaseDep, limit: Limit = 10_000
-) -> report_schemas.ErrorMessagesOut:
+) -> schemas.ErrorMessagesOut:
     return db.read(lambda s: reports.error_messages(s, workflow_id, limit))
 
 
@@ -102,7 +101,7 @@ def get_resource_usage(
     db: DatabaseDep,
     task_template: str | None = None,
     workflow_id: Annotated[list[int] | None, Query()] = None,
-) -> report_schemas.ResourceUsageOut:
+) -> schemas.ResourceUsageOut:
     """Runtime and memory statistics of done attempts, by task template and cluster."""
     ids = workflow_id or []
     return db.read(lambda s: reports.resource_usage(s, task_template, ids))

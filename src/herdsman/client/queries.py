@@ -17,8 +17,7 @@ import yaml
 
 from herdsman.core.errors import InvalidInputError
 from herdsman.core.requester import Requester
-from herdsman.core.schemas import gui as gui_schemas
-from herdsman.core.schemas import reports as schemas
+from herdsman.core.schemas import queries as schemas
 from herdsman.core.statuses import TaskStatus
 from herdsman.core.units import format_memory
 
@@ -84,14 +83,14 @@ def task_statuses(names: Iterable[str]) -> list[str]:
 
 def workflow_tasks(
     requester: Requester, workflow_id: int, statuses: Sequence[str], limit: int
-) -> gui_schemas.TasksPageOut:
+) -> schemas.TasksPageOut:
     """The first ``limit`` tasks (by id) in ``statuses`` (letters; all when empty)."""
-    tasks: list[gui_schemas.TaskOut] = []
+    tasks: list[schemas.TaskOut] = []
     count = 0
     while len(tasks) < limit:
         page = requester.get(
             f"/workflows/{workflow_id}/tasks",
-            gui_schemas.TasksPageOut,
+            schemas.TasksPageOut,
             params={
                 "offset": len(tasks),
                 "limit": min(_PAGE, limit - len(tasks)),
@@ -102,7 +101,7 @@ def workflow_tasks(
         tasks.extend(page.tasks)
         if not page.tasks:
             break
-    return gui_schemas.TasksPageOut(count=count, tasks=tasks)
+    return schemas.TasksPageOut(count=count, tasks=tasks)
 
 
 def task_attempts(requester: Requester, task_id: int) -> schemas.TaskAttemptsOut:

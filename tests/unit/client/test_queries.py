@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from herdsman.client.reports import group_errors, resources_yaml, strategy, task_statuses
+from herdsman.client.queries import group_errors, resources_yaml, strategy, task_statuses
 from herdsman.client.resources import load_resources_yaml
 from herdsman.core.errors import InvalidInputError
-from herdsman.core.schemas.reports import (
+from herdsman.core.schemas.queries import (
     ErrorMessageOut,
     ResourceUsageOut,
     StatisticsOut,
