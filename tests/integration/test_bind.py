@@ -16,7 +16,7 @@ from herdsman.core.errors import InvalidInputError, InvalidResourceError, NotFou
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import IdsOut, TaskTemplateVersionIn, TaskTemplateVersionOut
 from herdsman.core.schemas.queries import EdgesOut, TaskDetailOut, TasksPageOut, WorkflowDetailOut
-from herdsman.server import models
+from herdsman.server.database import models
 
 pytestmark = pytest.mark.integration
 

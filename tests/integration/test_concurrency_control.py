@@ -16,7 +16,7 @@ from herdsman.core.errors import InvalidInputError, NotFoundError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import swarm as sschemas
 from herdsman.core.schemas.swarm import ConcurrencyOut
-from herdsman.server import models
+from herdsman.server.database import models
 
 pytestmark = pytest.mark.integration
 

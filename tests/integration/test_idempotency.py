@@ -30,7 +30,7 @@ from herdsman import Tool, __version__
 from herdsman.core.errors import HerdsmanError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import API_PREFIX
-from herdsman.server import models
+from herdsman.server.database import models
 
 pytestmark = pytest.mark.integration
 

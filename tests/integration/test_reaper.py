@@ -26,10 +26,10 @@ from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
 from herdsman.core.schemas.queries import WorkflowDetailOut
-from herdsman.server import models
-from herdsman.server.database import Database, make_database
-from herdsman.server.migrate import upgrade
-from herdsman.server.reaper import ReapReport, reap
+from herdsman.server.database import models
+from herdsman.server.database.engine import Database, make_database
+from herdsman.server.database.migrate import upgrade
+from herdsman.server.domain.reaper import ReapReport, reap
 from herdsman.server.runner import read_ready_file
 
 pytestmark = pytest.mark.integration

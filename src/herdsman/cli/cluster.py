@@ -49,7 +49,7 @@ def cluster() -> None:
 @json_option
 def list_command(database_url: str | None, as_json: bool) -> None:
     """Every cluster: its plugin, parameters and queues."""
-    from herdsman.server import clusters
+    from herdsman.server.domain import clusters
 
     found = _on_database(database_url, clusters.list_clusters, write=False)
     if as_json:
@@ -72,7 +72,7 @@ def list_command(database_url: str | None, as_json: bool) -> None:
 @json_option
 def show_command(name: str, database_url: str | None, as_json: bool) -> None:
     """One cluster: its parameters, and its queues with their limits."""
-    from herdsman.server import clusters
+    from herdsman.server.domain import clusters
 
     record = _on_database(database_url, lambda s: clusters.get_cluster(s, name), write=False)
     _print_cluster(record, as_json)
@@ -88,7 +88,7 @@ def add_command(
     name: str, assignments: tuple[str, ...], plugin: str, database_url: str | None, as_json: bool
 ) -> None:
     """Add a cluster NAME run by PLUGIN, with a queue 'default', and optional parameters."""
-    from herdsman.server import clusters
+    from herdsman.server.domain import clusters
 
     parameters = parse_assignments(assignments)
     record = _on_database(
@@ -113,7 +113,7 @@ def set_command(
     as_json: bool,
 ) -> None:
     """Set (or with --unset remove) parameters of cluster NAME; the others stay."""
-    from herdsman.server import clusters
+    from herdsman.server.domain import clusters
 
     values = parse_assignments(assignments)
     if not values and not unset:
@@ -154,7 +154,7 @@ def _check_parameters(plugin: str, parameters: Mapping[str, Any]) -> None:
 
 def _on_database(database_url: str | None, work: Callable[[Session], T], *, write: bool) -> T:
     from herdsman.cli.server import require_current_schema
-    from herdsman.server.database import make_database
+    from herdsman.server.database.engine import make_database
 
     url = database_url or load_settings().resolved_database_url()
     database = make_database(url)

@@ -22,7 +22,7 @@ from herdsman.client.embedded import embedded_server_status, probe_health, stop_
 from herdsman.core.logs import configure_logging
 
 if TYPE_CHECKING:
-    from herdsman.server.database import Database
+    from herdsman.server.database.engine import Database
 
 # The server's modules (web stack, database, migrations) are imported inside the commands that
 # need them: every other herdsman command would otherwise pay seconds to import them.
@@ -150,8 +150,8 @@ def db() -> None:
 @database_url_option
 def db_upgrade(database_url: str | None) -> None:
     """Migrate the database schema to the latest version (a no-op when it is current)."""
-    from herdsman.server.database import make_database
-    from herdsman.server.migrate import upgrade
+    from herdsman.server.database.engine import make_database
+    from herdsman.server.database.migrate import upgrade
 
     settings = load_settings()
     url = database_url or settings.resolved_database_url()
@@ -183,8 +183,8 @@ def reaper_command(
     instead; several at once are safe. Runs until SIGTERM or Ctrl-C; the first pass comes one
     interval after the start, so swarms cut off by an outage can heartbeat again first.
     """
-    from herdsman.server.database import make_database
-    from herdsman.server.reaper import reap
+    from herdsman.server.database.engine import make_database
+    from herdsman.server.domain.reaper import reap
 
     settings = load_settings()
     url = database_url or settings.resolved_database_url()
@@ -215,7 +215,7 @@ def reaper_command(
 
 
 async def _reap_until_signalled(database: Database, interval: float) -> None:
-    from herdsman.server.reaper import reap_periodically
+    from herdsman.server.domain.reaper import reap_periodically
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -233,7 +233,7 @@ def require_current_schema(database: Database) -> None:
     from alembic.runtime.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from herdsman.server.migrate import alembic_config
+    from herdsman.server.database.migrate import alembic_config
 
     heads = set(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
     with database.read_engine.connect() as connection:

@@ -5,7 +5,7 @@ The running swarm learns the new limits from its next heartbeat, so a change tak
 within one heartbeat interval (30 s by default): lowering a limit stops new launches until
 enough active tasks have finished; nothing running is killed. A value set here survives a
 resume of the workflow, unless the resuming script binds a limit other than the one it bound
-before (see :func:`herdsman.server.bind.bind_arrays`).
+before (see :func:`herdsman.server.domain.binding.bind_arrays`).
 """
 
 from __future__ import annotations

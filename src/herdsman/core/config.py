@@ -109,7 +109,7 @@ class BindSettings(BaseModel):
 
 
 class ReaperSettings(BaseModel):
-    """How servers end what nobody heartbeats any more (see :mod:`herdsman.server.reaper`).
+    """How servers end what nobody heartbeats any more (see :mod:`herdsman.server.domain.reaper`).
 
     A run is reaped once its swarm missed its own report-by time; ``interval`` only bounds how
     late that is noticed. Deployments with many server processes may disable it in every server

@@ -28,8 +28,8 @@ import uvicorn
 from herdsman.core.config import Settings
 from herdsman.core.logs import configure_logging
 from herdsman.core.ready_file import ServerInfo, read_ready_file, write_ready_file
-from herdsman.server.app import create_app
-from herdsman.server.database import Database
+from herdsman.server.api.app import create_app
+from herdsman.server.database.engine import Database
 
 __all__ = ["ServerInfo", "connect_url", "read_ready_file", "serve", "write_ready_file"]
 

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 
 from herdsman.plugins.slurm.commands import SlurmCommandError, SlurmCommands, SlurmCommandsConfig
 from herdsman.plugins.slurm.parsing import PartitionLimits, parse_partitions
-from herdsman.server import models
-from herdsman.server.clusters import (
+from herdsman.server.database import models
+from herdsman.server.domain.clusters import (
     DEFAULT_QUEUE,
     WIDE_CORES,
     WIDE_MEMORY_GIB,
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bin-dir", default=None, help="directory of Slurm's commands")
     args = parser.parse_args(argv)
 
-    from herdsman.server.database import make_database
+    from herdsman.server.database.engine import make_database
 
     commands = SlurmCommands(SlurmCommandsConfig(bin_dir=args.bin_dir))
     try:

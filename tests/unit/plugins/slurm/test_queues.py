@@ -9,9 +9,9 @@ from sqlalchemy import select
 
 from herdsman.plugins.slurm.parsing import parse_partitions
 from herdsman.plugins.slurm.queues import sync_queues
-from herdsman.server import models
-from herdsman.server.database import make_database
-from herdsman.server.migrate import upgrade
+from herdsman.server.database import models
+from herdsman.server.database.engine import make_database
+from herdsman.server.database.migrate import upgrade
 
 PARTITIONS = (
     "PartitionName=debug Default=YES MaxTime=UNLIMITED MaxCPUsPerNode=UNLIMITED TotalCPUs=8 "

@@ -1,0 +1,166 @@
+"""The FastAPI application: routers under ``/api/v1`` and one mapping of errors to HTTP.
+
+Every error answer has the same body, ``{"error": <exception class>, "message": <text a person
+can act on>, "details": {...}}``, which the client turns back into the same exception.
+Malformed requests answer 422 with the offending field named in the message; nothing a caller
+sends should produce a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+
+from herdsman import __version__
+from herdsman.core.config import ReaperSettings, Settings
+from herdsman.core.errors import HerdsmanError
+from herdsman.core.schemas import API_PREFIX
+from herdsman.server.api.routes import (
+    client,
+    control,
+    distributor,
+    gui,
+    swarm,
+    task_resources,
+    worker,
+)
+from herdsman.server.database.engine import Database, make_database
+from herdsman.server.database.feed import ChangeNotifier
+from herdsman.server.database.migrate import upgrade
+from herdsman.server.domain.reaper import reap_periodically
+
+__all__ = ["create_app", "database_of"]
+
+logger = structlog.get_logger(__name__)
+
+
+# A reaper pass under way at shutdown is given this long to finish before it is abandoned.
+REAPER_STOP_SECONDS = 10.0
+
+
+def create_app(
+    database_url: str, *, upgrade_schema: bool = True, reaper: ReaperSettings | None = None
+) -> FastAPI:
+    """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
+
+    ``reaper`` says whether and how often the app runs the reaper while it serves (from its
+    lifespan's start to its end); None takes the ``reaper`` settings. Pass
+    ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own.
+    """
+    reaper = reaper if reaper is not None else Settings().reaper
+    database = make_database(database_url)
+    if upgrade_schema:
+        upgrade(database)
+    notifier = ChangeNotifier()
+    app = FastAPI(
+        title="herdsman",
+        version=__version__,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        lifespan=_lifespan(database, notifier, reaper),
+    )
+    app.state.database = database
+    app.state.notifier = notifier
+    for routes in (client, swarm, task_resources, distributor, worker, gui, control):
+        app.include_router(routes.router, prefix=API_PREFIX)
+    _add_error_handlers(app)
+    return app
+
+
+def _lifespan(
+    database: Database, notifier: ChangeNotifier, reaper: ReaperSettings
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Runs the reaper beside the routes while the app serves, when it is enabled."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if not reaper.enabled:
+            logger.info("reaper_disabled")
+            yield
+            return
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            reap_periodically(
+                database,
+                interval=reaper.interval,
+                stop=stop,
+                notifier=notifier,
+            ),
+            name="herdsman-reaper",
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            # A pass under way holds database connections, which the server closes next.
+            done, _ = await asyncio.wait({task}, timeout=REAPER_STOP_SECONDS)
+            if not done:
+                logger.warning("reaper_stop_timed_out", seconds=REAPER_STOP_SECONDS)
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    return lifespan
+
+
+def database_of(app: FastAPI) -> Database:
+    database: Database = app.state.database
+    return database
+
+
+def _error_body(error: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {"error": error, "message": message, "details": details}
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HerdsmanError)
+    async def _herdsman_error(_request: Request, exc: HerdsmanError) -> JSONResponse:
+        body = _error_body(type(exc).__name__, exc.message, exc.details)
+        return JSONResponse(body, status_code=exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            if error.get("type") == "json_invalid":
+                problems.append(f"body: not valid JSON ({error['msg']})")
+                continue
+            location = ".".join(str(part) for part in error["loc"] if part != "body")
+            problems.append(f"{location or 'body'}: {error['msg']}")
+        message = "invalid request: " + "; ".join(problems[:5])
+        if len(problems) > 5:
+            message += f"; and {len(problems) - 5} more"
+        fields = [p.split(":", 1)[0] for p in problems]
+        return JSONResponse(
+            _error_body("InvalidInputError", message, {"fields": fields}), status_code=422
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity_error(_request: Request, exc: IntegrityError) -> JSONResponse:
+        # Get-or-create routes ignore duplicates, so this is mostly a reference to a row that
+        # does not exist (a foreign key): the caller's input is wrong. A unique violation means
+        # a concurrent writer won a race the route did not expect: a conflict, worth a retry.
+        logger.info("integrity_error", error=str(exc.orig))
+        if _is_unique_violation(exc):
+            message = f"the request conflicts with data written at the same time: {exc.orig}"
+            return JSONResponse(_error_body("ConflictError", message, {}), status_code=409)
+        message = f"the request refers to something that does not exist: {exc.orig}"
+        return JSONResponse(_error_body("InvalidInputError", message, {}), status_code=422)
+
+
+# SQLSTATE 23505 (PostgreSQL), MySQL error 1062, SQLite's message: a duplicate key.
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    original = exc.orig
+    if getattr(original, "sqlstate", None) == "23505":
+        return True
+    args = tuple(getattr(original, "args", ()))
+    return (len(args) > 0 and args[0] == 1062) or "UNIQUE constraint failed" in str(original)

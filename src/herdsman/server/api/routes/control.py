@@ -1,0 +1,58 @@
+"""Routes that steer a workflow from outside its run: limits, stop, reset, task updates."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from herdsman.core.schemas import control as schemas
+from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
+from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
+from herdsman.server.domain import owner_actions as control
+from herdsman.server.domain import owner_updates
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["control"])
+
+
+@router.put("/workflows/{workflow_id}/max_concurrently_running")
+def put_workflow_limit(
+    workflow_id: int, request: schemas.ConcurrencyLimitIn, db: DatabaseDep
+) -> ConcurrencyOut:
+    """Set the workflow's limit; 0 pauses launching. Answers the limits now in force."""
+    limit = request.max_concurrently_running
+    return db.write(lambda s: control.set_workflow_limit(s, workflow_id, limit))
+
+
+# ":path" so a template name may contain "/" (sent percent-encoded, decoded before routing).
+@router.put("/workflows/{workflow_id}/task_templates/{template_name:path}/max_concurrently_running")
+def put_template_limit(
+    workflow_id: int, template_name: str, request: schemas.ConcurrencyLimitIn, db: DatabaseDep
+) -> ConcurrencyOut:
+    """Set the limit of the workflow's array(s) of this task template."""
+    limit = request.max_concurrently_running
+    return db.write(lambda s: control.set_template_limit(s, workflow_id, template_name, limit))
+
+
+@router.post("/workflows/{workflow_id}/stop")
+def post_stop(
+    workflow_id: int, request: schemas.OwnerRequestIn, write: FeedWriterDep
+) -> RunStatusOut:
+    """Stop the run that holds the workflow; its jobs are killed. Answers the run's status."""
+    return write(lambda s, changes: control.stop_workflow(s, workflow_id, request.user, changes))
+
+
+@router.post("/workflows/{workflow_id}/reset")
+def post_reset(
+    workflow_id: int, request: schemas.WorkflowResetIn, write: FeedWriterDep
+) -> schemas.OwnerUpdateOut:
+    """The owner resets a workflow whose last run failed, so that it runs again on resume."""
+    return write(lambda s, changes: owner_updates.reset_workflow(s, workflow_id, request, changes))
+
+
+@router.post("/workflows/{workflow_id}/task_updates")
+def post_task_updates(
+    workflow_id: int, request: schemas.TaskUpdateIn, write: FeedWriterDep
+) -> schemas.OwnerUpdateOut:
+    """The owner sets tasks done or back to registering (downstream tasks follow a reset)."""
+    return write(lambda s, changes: owner_updates.update_tasks(s, workflow_id, request, changes))

@@ -1,0 +1,131 @@
+"""Routes the swarm calls: runs, their status and heartbeat, queueing, the change feed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from herdsman.core.changes import CHANGE_FILTER_PATTERN, ChangeFilter
+from herdsman.core.schemas import swarm as schemas
+from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, NotifierDep
+from herdsman.server.database.feed import read_changes, require_workflow
+from herdsman.server.domain import runs
+from herdsman.server.domain import transitions as instances
+from herdsman.server.queries import swarm as swarm_reads
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["swarm"])
+
+# A long-poll served by one server process is woken by its own commits at once; commits made
+# by another process behind the same database are noticed at the next re-read, this often.
+CROSS_PROCESS_RECHECK_SECONDS = 0.25
+MAX_POLL_SECONDS = 30.0
+
+
+@router.post("/workflows/{workflow_id}/runs")
+def post_run(
+    workflow_id: int, request: schemas.WorkflowRunIn, write: FeedWriterDep
+) -> schemas.WorkflowRunOut:
+    return write(lambda s, changes: runs.create_run(s, workflow_id, request, changes))
+
+
+@router.post("/workflow_runs/{run_id}/link")
+def post_link(run_id: int, write: FeedWriterDep) -> schemas.WorkflowRunOut:
+    """Bind a registered run once the runs it waited on have let go of the workflow."""
+    return write(lambda s, changes: runs.link_run(s, run_id, changes))
+
+
+@router.post("/workflow_runs/{run_id}/force_release")
+def post_force_release(run_id: int, write: FeedWriterDep) -> schemas.RunStatusOut:
+    """End a run that is letting go but whose kills nobody confirms (its jobs are gone)."""
+    return write(lambda s, changes: runs.force_release(s, run_id, changes))
+
+
+@router.get("/workflow_runs/{run_id}")
+def get_run(run_id: int, db: DatabaseDep) -> schemas.RunStatusOut:
+    return db.read(lambda s: runs.get_run(s, run_id))
+
+
+@router.put("/workflow_runs/{run_id}/status")
+def put_run_status(
+    run_id: int, request: schemas.RunStatusIn, write: FeedWriterDep
+) -> schemas.RunStatusOut:
+    return write(lambda s, changes: runs.set_run_status(s, run_id, request, changes))
+
+
+@router.post("/workflow_runs/{run_id}/heartbeat")
+def post_run_heartbeat(
+    run_id: int, request: schemas.RunHeartbeatIn, db: DatabaseDep
+) -> schemas.RunHeartbeatOut:
+    return db.write(lambda s: runs.run_heartbeat(s, run_id, request))
+
+
+@router.post("/workflow_runs/{run_id}/queue")
+def post_queue(
+    run_id: int, request: schemas.QueueTasksIn, write: FeedWriterDep
+) -> schemas.TaskStatusesOut:
+    return write(lambda s, changes: instances.queue_tasks(s, run_id, request, changes))
+
+
+@router.get("/workflows/{workflow_id}/changes")
+async def get_changes(
+    workflow_id: int,
+    db: DatabaseDep,
+    notifier: NotifierDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    timeout: Annotated[float, Query(ge=0, le=MAX_POLL_SECONDS)] = 0.0,
+    kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = "TIR",
+) -> schemas.ChangesOut:
+    """Changes after ``after``; waits up to ``timeout`` seconds while there are none.
+
+    ``kinds``: ``T`` tasks, ``I`` instances, ``R`` runs, optionally limited to some statuses:
+    ``T:DFGA,R`` is every task that finished, failed or returned to be queued, and every run
+    change. ``last_seq`` covers filtered-out changes too.
+    """
+    wanted = ChangeFilter.parse(kinds)
+    await run_in_threadpool(db.read, lambda s: require_workflow(s, workflow_id))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        woken = notifier.watch(workflow_id, wanted)  # before the read, so no commit slips by
+        try:
+            reply = await run_in_threadpool(db.read, _reader(workflow_id, after, wanted))
+            remaining = deadline - loop.time()
+            if reply.changes or remaining <= 0:
+                return reply
+            after = reply.last_seq
+            await notifier.wait(woken, min(remaining, CROSS_PROCESS_RECHECK_SECONDS))
+        finally:
+            notifier.forget(workflow_id, woken)
+
+
+def _reader(
+    workflow_id: int, after: int, wanted: ChangeFilter
+) -> Callable[[Session], schemas.ChangesOut]:
+    return lambda session: read_changes(session, workflow_id, after, wanted)
+
+
+@router.get("/workflows/{workflow_id}/swarm_tasks")
+def get_swarm_tasks(
+    workflow_id: int,
+    db: DatabaseDep,
+    after_task_id: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> schemas.SwarmTasksOut:
+    return db.read(lambda s: swarm_reads.swarm_tasks(s, workflow_id, after_task_id, limit))
+
+
+@router.get("/workflows/{workflow_id}/swarm_edges")
+def get_swarm_edges(
+    workflow_id: int,
+    db: DatabaseDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> schemas.SwarmEdgesOut:
+    return db.read(lambda s: swarm_reads.swarm_edges(s, workflow_id, offset, limit))

@@ -1,0 +1,180 @@
+"""The change feed: every status change of a workflow's tasks, instances and runs, numbered.
+
+Followers (the swarm, the distributor) read "changes after N" and must never miss one. The
+danger is commit order: if transaction A takes number 7 and transaction B number 8, and B
+commits first, a follower reading at that moment sees 8, moves its cursor past 7, and never
+sees 7. So numbers are taken by incrementing ``workflow.change_seq`` as the last statement of
+the transaction: the row lock this takes (PostgreSQL, MariaDB; SQLite's single writer lock
+does the same) is held until commit, so a second writer of the same workflow waits for the
+first to commit before it can take the next number. Numbers therefore become visible in
+order, without gaps, on every engine, and the lock is held only for the last few statements.
+
+Waiting followers are woken in-process right after the commit (see :class:`ChangeNotifier`);
+followers served by another server process notice at their next short re-read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import structlog
+from sqlalchemy.orm import Session
+
+from herdsman.core.changes import ChangeFilter
+from herdsman.core.errors import NotFoundError
+from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
+from herdsman.server.database import sql
+
+__all__ = [
+    "ChangeNotifier",
+    "ChangeRecorder",
+    "read_changes",
+]
+
+logger = structlog.get_logger(__name__)
+
+MAX_CHANGES_PER_READ = 10_000
+
+
+@dataclass
+class ChangeRecorder:
+    """Collects a transaction's status changes; :meth:`flush` numbers and writes them."""
+
+    _pending: dict[int, list[tuple[str, int, str, int | None]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
+
+    def record(
+        self, workflow_id: int, kind: str, object_id: int, status: str, task_id: int | None = None
+    ) -> None:
+        self._pending[workflow_id].append((kind, object_id, status, task_id))
+
+    def task(self, workflow_id: int, task_id: int, status: str) -> None:
+        self.record(workflow_id, "T", task_id, status)
+
+    def instance(self, workflow_id: int, instance_id: int, status: str, task_id: int) -> None:
+        self.record(workflow_id, "I", instance_id, status, task_id)
+
+    def run(self, workflow_id: int, run_id: int, status: str) -> None:
+        self.record(workflow_id, "R", run_id, status)
+
+    def flush(self, session: Session) -> dict[int, frozenset[tuple[str, str]]]:
+        """Number and insert the changes; call last in the transaction.
+
+        Returns, per workflow, the (kind, status) pairs written, for waking followers.
+        """
+        workflows = sorted(self._pending)  # a fixed order, so two writers cannot deadlock
+        for workflow_id in workflows:
+            changes = self._pending[workflow_id]
+            sql.execute(
+                session,
+                "UPDATE workflow SET change_seq = change_seq + ? WHERE id = ?",
+                (len(changes), workflow_id),
+            )
+            row = sql.fetch_one(
+                session, "SELECT change_seq FROM workflow WHERE id = ?", (workflow_id,)
+            )
+            assert row is not None
+            first = int(row[0]) - len(changes) + 1
+            sql.execute_many(
+                session,
+                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (workflow_id, first + offset, kind, object_id, status, task_id)
+                    for offset, (kind, object_id, status, task_id) in enumerate(changes)
+                ],
+            )
+        written = {
+            workflow_id: frozenset(
+                (kind, status) for kind, _, status, _ in self._pending[workflow_id]
+            )
+            for workflow_id in workflows
+        }
+        self._pending.clear()
+        return written
+
+
+def require_workflow(session: Session, workflow_id: int) -> None:
+    """Raise NotFoundError for an unknown workflow (checked once per feed request, not per
+    re-read: a waiting follower re-reads every fraction of a second)."""
+    if sql.fetch_one(session, "SELECT id FROM workflow WHERE id = ?", (workflow_id,)) is None:
+        raise NotFoundError(
+            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+        )
+
+
+def read_changes(
+    session: Session, workflow_id: int, after: int, wanted: ChangeFilter
+) -> ChangesOut:
+    """Wanted changes with seq > ``after``, oldest first, examining at most 10,000."""
+    rows = sql.fetch_all(
+        session,
+        "SELECT seq, kind, object_id, status, task_id FROM status_change "
+        "WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (workflow_id, after, MAX_CHANGES_PER_READ),
+    )
+    # Only rows this read returned may advance the cursor: a second query for the counter could
+    # see commits made after the first (each statement has its own snapshot in READ COMMITTED).
+    return ChangesOut(
+        last_seq=rows[-1][0] if rows else after,
+        changes=[
+            ChangeOut(seq=seq, kind=kind, id=object_id, status=status, task_id=task_id)
+            for seq, kind, object_id, status, task_id in rows
+            if (kind, status) in wanted
+        ],
+    )
+
+
+class ChangeNotifier:
+    """Wakes long-poll requests of this server process when a change they want committed.
+
+    ``notify`` is called from worker threads after a commit, with the kinds and statuses that
+    were written; waiters are coroutines on the event loop, each with its filter. Only a waiter
+    whose filter matches is woken, so a follower that wants finished tasks is not woken (to
+    read nothing) by every launch and start. A waiter registers before it reads the feed, so a
+    commit between its read and its wait still wakes it.
+    """
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: dict[int, list[tuple[ChangeFilter, asyncio.Event]]] = defaultdict(list)
+
+    def watch(self, workflow_id: int, wanted: ChangeFilter) -> asyncio.Event:
+        """Register interest before reading the feed; the event is set by a wanted change."""
+        self._loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._waiters[workflow_id].append((wanted, event))
+        return event
+
+    def forget(self, workflow_id: int, event: asyncio.Event) -> None:
+        """Drop a waiter that stopped waiting (it answered, or its request ended)."""
+        waiters = self._waiters.get(workflow_id)
+        if waiters is None:
+            return
+        waiters[:] = [(wanted, other) for wanted, other in waiters if other is not event]
+        if not waiters:
+            del self._waiters[workflow_id]
+
+    @staticmethod
+    async def wait(event: asyncio.Event, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for ``event``; True when it was set."""
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def notify(self, written: dict[int, frozenset[tuple[str, str]]]) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # nobody has waited yet: nobody to wake
+        for workflow_id, changes in written.items():
+            loop.call_soon_threadsafe(self._fire, workflow_id, changes)
+
+    def _fire(self, workflow_id: int, changes: frozenset[tuple[str, str]]) -> None:
+        for wanted, event in self._waiters.get(workflow_id, ()):
+            if any(change in wanted for change in changes):
+                event.set()

@@ -1,0 +1,471 @@
+"""Domain functions behind the bind routes. Each takes a Session and never commits.
+
+The callers (route handlers) own the unit of work; these functions only read and write rows.
+All of them are get-or-create: running one twice with the same input returns the same ids and
+writes nothing the second time, which is what makes a retried or resumed bind safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from herdsman.core.errors import ConflictError, NotFoundError, WorkflowAlreadyExists
+from herdsman.core.schemas import client as schemas
+from herdsman.server.database import models, sql
+from herdsman.server.database.bulk import insert_ignore, lookup_ids, lookup_rows
+
+__all__ = [
+    "bind_arrays",
+    "bind_edges",
+    "bind_nodes",
+    "bind_resources",
+    "bind_tasks",
+    "complete_dag",
+    "finish_workflow_bind",
+    "get_or_create_dag",
+    "get_or_create_template",
+    "get_or_create_template_version",
+    "get_or_create_tool",
+    "get_or_create_workflow",
+    "new_tool_version",
+]
+
+logger = structlog.get_logger(__name__)
+
+M = TypeVar("M")
+
+
+def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
+    """The tool called ``name`` with its versions; a new tool gets its first version."""
+    now = sql.timestamp(session, models.utcnow())
+    insert_ignore(session, models.Tool, ("name", "created_date"), [(name, now)])
+    tool_id = session.scalars(select(models.Tool.id).where(models.Tool.name == name)).one()
+    versions = _tool_version_ids(session, tool_id)
+    if not versions:
+        versions = [new_tool_version(session, tool_id, None)]
+    return schemas.ToolOut(id=tool_id, name=name, version_ids=versions)
+
+
+def new_tool_version(session: Session, tool_id: int, request_key: str | None) -> int:
+    """A new version of the tool; the same ``request_key`` again answers the same version."""
+    _require(session, models.Tool, tool_id, "tool_id")
+    if request_key is not None:
+        existing = session.scalar(
+            select(models.ToolVersion.id).where(
+                models.ToolVersion.tool_id == tool_id,
+                models.ToolVersion.request_key == request_key,
+            )
+        )
+        if existing is not None:
+            return existing
+    version = models.ToolVersion(tool_id=tool_id, request_key=request_key)
+    session.add(version)
+    session.flush()
+    return version.id
+
+
+def _tool_version_ids(session: Session, tool_id: int) -> list[int]:
+    query = select(models.ToolVersion.id).where(models.ToolVersion.tool_id == tool_id)
+    return list(session.scalars(query.order_by(models.ToolVersion.id)).all())
+
+
+def get_or_create_template(session: Session, request: schemas.TaskTemplateIn) -> int:
+    _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
+    insert_ignore(
+        session,
+        models.TaskTemplate,
+        ("tool_version_id", "name"),
+        [(request.tool_version_id, request.name)],
+    )
+    query = select(models.TaskTemplate.id).where(
+        models.TaskTemplate.tool_version_id == request.tool_version_id,
+        models.TaskTemplate.name == request.name,
+    )
+    return session.scalars(query).one()
+
+
+def template_version_hash(request: schemas.TaskTemplateVersionIn) -> str:
+    """Identity of a template version: its command template and its split of the arguments."""
+    encoded = json.dumps(
+        [request.command_template, request.node_args, request.task_args, request.op_args]
+    )
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def get_or_create_template_version(
+    session: Session, request: schemas.TaskTemplateVersionIn
+) -> schemas.TaskTemplateVersionOut:
+    _require(session, models.TaskTemplate, request.task_template_id, "task_template_id")
+    version_hash = template_version_hash(request)
+    insert_ignore(
+        session,
+        models.TaskTemplateVersion,
+        ("task_template_id", "command_template", "version_hash", "created_date"),
+        [
+            (
+                request.task_template_id,
+                request.command_template,
+                version_hash,
+                sql.timestamp(session, models.utcnow()),
+            )
+        ],
+    )
+    version_id = session.scalars(
+        select(models.TaskTemplateVersion.id).where(
+            models.TaskTemplateVersion.task_template_id == request.task_template_id,
+            models.TaskTemplateVersion.version_hash == version_hash,
+        )
+    ).one()
+    kinds = {name: "node" for name in request.node_args}
+    kinds.update({name: "task" for name in request.task_args})
+    kinds.update({name: "op" for name in request.op_args})
+    names = list(kinds)
+    insert_ignore(session, models.Arg, ("name",), [(name,) for name in names])
+    arg_ids = lookup_ids(session, models.Arg, "name", names)
+    insert_ignore(
+        session,
+        models.TaskTemplateArg,
+        ("task_template_version_id", "arg_id", "kind"),
+        [(version_id, arg_ids[name], kind) for name, kind in kinds.items()],
+    )
+    return schemas.TaskTemplateVersionOut(id=version_id, arg_ids=arg_ids)
+
+
+def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
+    """Ids of the requested nodes, in request order, creating those that are new."""
+    version_id = request.task_template_version_id
+    _require(session, models.TaskTemplateVersion, version_id, "task_template_version_id")
+    hashes = request.node_args_hashes
+    where = ("task_template_version_id", version_id)
+    existing = lookup_ids(session, models.Node, "node_args_hash", hashes, where=where)
+    new = {h: values for h, values in zip(hashes, request.values, strict=True) if h not in existing}
+    if new:
+        insert_ignore(
+            session,
+            models.Node,
+            ("task_template_version_id", "node_args_hash"),
+            [(version_id, h) for h in sorted(new)],
+        )
+        created = lookup_ids(session, models.Node, "node_args_hash", list(new), where=where)
+        insert_ignore(
+            session,
+            models.NodeArg,
+            ("node_id", "arg_id", "value"),
+            sorted(
+                (created[h], arg_id, value)
+                for h, values in new.items()
+                for arg_id, value in zip(request.arg_ids, values, strict=True)
+            ),
+        )
+        existing.update(created)
+    return [existing[h] for h in hashes]
+
+
+def get_or_create_dag(session: Session, dag_hash: str) -> schemas.DagOut:
+    now = sql.timestamp(session, models.utcnow())
+    insert_ignore(session, models.Dag, ("hash", "created_date"), [(dag_hash, now)])
+    dag = session.scalars(select(models.Dag).where(models.Dag.hash == dag_hash)).one()
+    return schemas.DagOut(id=dag.id, complete=dag.completed_date is not None)
+
+
+def bind_edges(session: Session, dag_id: int, request: schemas.EdgesIn) -> int:
+    dag = _require(session, models.Dag, dag_id, "dag_id")
+    if dag.completed_date is not None:
+        return 0  # a complete DAG is immutable; its edges are already there
+    insert_ignore(
+        session,
+        models.Edge,
+        ("dag_id", "upstream_node_id", "downstream_node_id"),
+        # Sorted, like every bulk insert here: concurrent binders of one workflow then take row
+        # locks in the same order and cannot deadlock each other.
+        sorted(
+            (dag_id, up, down)
+            for up, down in zip(request.upstream, request.downstream, strict=True)
+        ),
+    )
+    return len(request.upstream)
+
+
+def complete_dag(session: Session, dag_id: int) -> schemas.DagOut:
+    dag = _require(session, models.Dag, dag_id, "dag_id")
+    if dag.completed_date is None:
+        dag.completed_date = models.utcnow()
+    return schemas.DagOut(id=dag.id, complete=True)
+
+
+def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> schemas.WorkflowOut:
+    """The workflow of these ``workflow_args``; raises if it exists with other tasks."""
+    _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
+    dag = _require(session, models.Dag, request.dag_id, "dag_id")
+    if dag.completed_date is None:
+        raise ConflictError(
+            f"dag {dag.id} is not complete; send all its edges before creating the workflow",
+            details={"field": "dag_id"},
+        )
+    key = (
+        models.Workflow.tool_version_id == request.tool_version_id,
+        models.Workflow.workflow_args_hash == request.workflow_args_hash,
+    )
+    existing = session.scalars(select(models.Workflow).where(*key)).first()
+    created = existing is None
+    if existing is None:
+        _insert_workflow(session, request)
+        existing = session.scalars(select(models.Workflow).where(*key)).one()
+        insert_ignore(
+            session,
+            models.WorkflowAttribute,
+            ("workflow_id", "name", "value"),
+            [(existing.id, name, value) for name, value in request.attributes.items()],
+        )
+    if existing.task_hash != request.task_hash or existing.dag_id != request.dag_id:
+        raise WorkflowAlreadyExists(
+            f"workflow {existing.id} already has workflow_args {request.workflow_args!r} with a "
+            "different set of tasks or dependencies; use new workflow_args for a new workflow, "
+            f"or resume workflow {existing.id} with its original tasks",
+            details={"workflow_id": existing.id},
+        )
+    if not created and existing.bound_max_concurrently_running != request.max_concurrently_running:
+        _rebind_workflow_limit(session, existing, request.max_concurrently_running)
+    return schemas.WorkflowOut(
+        id=existing.id,
+        status=existing.status,
+        created=created,
+        bound=existing.bound_date is not None,
+    )
+
+
+def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
+    now = sql.timestamp(session, models.utcnow())
+    row = request.model_dump(exclude={"attributes"})
+    row.update(
+        status="G",
+        status_date=now,
+        created_date=now,
+        bound_max_concurrently_running=request.max_concurrently_running,
+    )
+    insert_ignore(session, models.Workflow, tuple(row), [tuple(row.values())])
+
+
+def _rebind_workflow_limit(session: Session, workflow: models.Workflow, limit: int) -> None:
+    """The client sends a limit other than the one it bound last: a new setting, which wins
+    over a limit changed while running (the same value again would keep that one)."""
+    logger.info(
+        "workflow_limit_rebound",
+        workflow_id=workflow.id,
+        previous=workflow.max_concurrently_running,
+        max_concurrently_running=limit,
+    )
+    session.execute(
+        update(models.Workflow)
+        .where(models.Workflow.id == workflow.id)
+        .values(max_concurrently_running=limit, bound_max_concurrently_running=limit)
+    )
+
+
+def bind_arrays(session: Session, workflow_id: int, arrays: Sequence[schemas.ArrayIn]) -> list[int]:
+    """Ids of the workflow's arrays, creating those that are new.
+
+    An existing array keeps its limit in force unless the client sends a limit other than the
+    one it bound last: see ``Array.bound_max_concurrently_running``.
+    """
+    _require(session, models.Workflow, workflow_id, "workflow_id")
+    now = sql.timestamp(session, models.utcnow())
+    insert_ignore(
+        session,
+        models.Array,
+        (
+            "workflow_id",
+            "task_template_version_id",
+            "name",
+            "max_concurrently_running",
+            "bound_max_concurrently_running",
+            "created_date",
+        ),
+        [
+            (
+                workflow_id,
+                a.task_template_version_id,
+                a.name,
+                a.max_concurrently_running,
+                a.max_concurrently_running,
+                now,
+            )
+            for a in arrays
+        ],
+    )
+    version_ids = [array.task_template_version_id for array in arrays]
+    found = lookup_rows(
+        session,
+        models.Array,
+        "task_template_version_id",
+        version_ids,
+        ("id", "bound_max_concurrently_running"),
+        where=("workflow_id", workflow_id),
+    )
+    for array in arrays:
+        array_id, bound = found[array.task_template_version_id]
+        if bound != array.max_concurrently_running:
+            _rebind_array_limit(session, workflow_id, array_id, array.max_concurrently_running)
+    return [found[version_id][0] for version_id in version_ids]
+
+
+def _rebind_array_limit(session: Session, workflow_id: int, array_id: int, limit: int) -> None:
+    logger.info(
+        "array_limit_rebound",
+        workflow_id=workflow_id,
+        array_id=array_id,
+        max_concurrently_running=limit,
+    )
+    session.execute(
+        update(models.Array)
+        .where(models.Array.id == array_id)
+        .values(max_concurrently_running=limit, bound_max_concurrently_running=limit)
+    )
+
+
+def resources_hash(item: schemas.ResourcesItemIn) -> str:
+    encoded = json.dumps([item.kind, item.queue_id, item.requested], sort_keys=True)
+    return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def bind_resources(session: Session, items: Sequence[schemas.ResourcesItemIn]) -> list[int]:
+    """Ids of resource requests, shared by content: equal requests get the same row."""
+    hashes = [resources_hash(item) for item in items]
+    insert_ignore(
+        session,
+        models.TaskResources,
+        ("hash", "kind", "queue_id", "requested"),
+        [
+            (item_hash, item.kind, item.queue_id, json.dumps(item.requested, sort_keys=True))
+            for item_hash, item in zip(hashes, items, strict=True)
+        ],
+    )
+    found = lookup_ids(session, models.TaskResources, "hash", hashes)
+    return [found[item_hash] for item_hash in hashes]
+
+
+_TASK_COLUMNS = (
+    "workflow_id",
+    "node_id",
+    "array_id",
+    "name",
+    "command",
+    "task_args_hash",
+    "cluster_id",
+    "original_resources_id",
+    "task_resources_id",
+    "max_attempts",
+    "resource_scales",
+    "fallback_queues",
+    "status",
+    "status_date",
+    "num_attempts",
+)
+
+
+def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> schemas.TasksOut:
+    """Ids and current statuses of the requested tasks, creating those that are new.
+
+    Existing tasks keep their status and attempts: a rebind of a partly run workflow must not
+    reset work that was done.
+    """
+    _require(session, models.Workflow, workflow_id, "workflow_id")
+    now = sql.timestamp(session, models.utcnow())
+    rows = zip(
+        request.node_ids,
+        request.array_ids,
+        request.names,
+        request.commands,
+        request.task_args_hashes,
+        request.cluster_ids,
+        request.original_resources_ids,
+        request.task_resources_ids,
+        request.max_attempts,
+        request.resource_scales,
+        request.fallback_queues,
+        strict=True,
+    )
+    insert_ignore(
+        session,
+        models.Task,
+        _TASK_COLUMNS,
+        sorted(((workflow_id, *row, "G", now, 0) for row in rows), key=lambda row: row[1]),
+    )
+    found = _task_ids_and_statuses(session, workflow_id, request.node_ids)
+    task_ids = [found[node_id][0] for node_id in request.node_ids]
+    _insert_task_args(session, request, task_ids)
+    return schemas.TasksOut(
+        ids=task_ids, statuses=[found[node_id][1] for node_id in request.node_ids]
+    )
+
+
+def _task_ids_and_statuses(
+    session: Session, workflow_id: int, node_ids: Sequence[int]
+) -> dict[int, tuple[int, str]]:
+    rows = lookup_rows(
+        session,
+        models.Task,
+        "node_id",
+        node_ids,
+        ("id", "status"),
+        where=("workflow_id", workflow_id),
+    )
+    return {node_id: (row[0], row[1]) for node_id, row in rows.items()}
+
+
+def _insert_task_args(session: Session, request: schemas.TasksIn, task_ids: list[int]) -> None:
+    arg_rows: list[tuple[Any, ...]] = []
+    for task_id, array_id, values in zip(
+        task_ids, request.array_ids, request.task_arg_values, strict=True
+    ):
+        if values:
+            arg_ids = request.task_arg_ids[array_id]
+            arg_rows.extend(zip([task_id] * len(values), arg_ids, values, strict=True))
+    insert_ignore(session, models.TaskArg, ("task_id", "arg_id", "value"), sorted(arg_rows))
+    insert_ignore(
+        session,
+        models.TaskAttribute,
+        ("task_id", "name", "value"),
+        [
+            (task_ids[index], name, value)
+            for index, attributes in request.attributes.items()
+            for name, value in attributes.items()
+        ],
+    )
+
+
+def finish_workflow_bind(session: Session, workflow_id: int) -> schemas.WorkflowBoundOut:
+    """Mark the workflow bound once all its tasks are written; refuse while some are missing."""
+    workflow = _require(session, models.Workflow, workflow_id, "workflow_id")
+    count = session.scalar(
+        select(func.count()).select_from(models.Task).where(models.Task.workflow_id == workflow_id)
+    )
+    if count != workflow.num_tasks:
+        raise ConflictError(
+            f"workflow {workflow_id} has {count} of its {workflow.num_tasks} tasks; "
+            "bind again to send the rest",
+            details={"workflow_id": workflow_id, "bound_tasks": count},
+        )
+    if workflow.bound_date is None:
+        session.execute(
+            update(models.Workflow)
+            .where(models.Workflow.id == workflow_id)
+            .values(bound_date=models.utcnow())
+        )
+    return schemas.WorkflowBoundOut(id=workflow_id, status=workflow.status, num_tasks=count)
+
+
+def _require(session: Session, model: type[M], row_id: int, field: str) -> M:
+    row = session.get(model, row_id)
+    if row is None:
+        raise NotFoundError(
+            f"{field} {row_id} does not exist", details={"field": field, "value": row_id}
+        )
+    return row

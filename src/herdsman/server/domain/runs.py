@@ -1,0 +1,452 @@
+"""Workflow runs: creating one, moving its status, heartbeats, and the limits it must obey.
+
+Only one run may hold a workflow at a time. A new run of a workflow that ran before is a
+resume; without ``resume`` the request is refused, so two users cannot unknowingly run the
+same workflow twice. The workflow's own status follows its run's
+(:func:`~herdsman.core.lifecycle.workflow_status_for_run`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import structlog
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from herdsman import __version__
+from herdsman.core.errors import (
+    ConflictError,
+    NotFoundError,
+    TransitionRefused,
+    WorkflowAlreadyComplete,
+    WorkflowAlreadyExists,
+)
+from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES, workflow_status_for_run
+from herdsman.core.schemas import swarm as schemas
+from herdsman.core.statuses import (
+    Transition,
+    WorkflowRunStatus,
+    WorkflowStatus,
+    decide,
+)
+from herdsman.server.database import models
+from herdsman.server.database.bulk import chunked
+from herdsman.server.database.feed import ChangeRecorder
+from herdsman.server.domain import transitions as instances
+
+__all__ = [
+    "concurrency",
+    "count_unfinished",
+    "create_run",
+    "force_release",
+    "get_run",
+    "link_run",
+    "move_run",
+    "release_settled",
+    "run_heartbeat",
+    "set_run_status",
+    "workflow_for_update",
+]
+
+logger = structlog.get_logger(__name__)
+
+_RESETTABLE_TASK_STATUSES = ("G", "Q", "I", "O", "R", "E", "A", "F")
+_R = WorkflowRunStatus
+_LETTING_GO = frozenset({_R.COLD_RESUME, _R.HOT_RESUME})
+# Instances an earlier run is told to kill: every live one (cold), or only those whose
+# command has not started (hot).
+_COLD_KILLS = ("Q", "I", "O", "R", "T", "X")
+_HOT_KILLS = ("Q", "I")
+# A new run's first heartbeat is due this long after its creation: its swarm loads the DAG
+# (minutes for millions of tasks) or waits for an earlier run to let go before it beats.
+START_GRACE_SECONDS = 600.0
+
+
+def create_run(
+    session: Session, workflow_id: int, request: schemas.WorkflowRunIn, recorder: ChangeRecorder
+) -> schemas.WorkflowRunOut:
+    """A new run of the workflow: bound (B) and ready for its swarm, or registered (G).
+
+    A resume first tells the workflow's earlier runs to let go: cold (``reset_running_jobs``)
+    kills all their jobs, hot kills only those that have not started, so running jobs may
+    finish and count. While an earlier run still waits for kills, the new run stays G and
+    names it in ``waiting_on``; the client calls :func:`link_run` once it has let go.
+    """
+    workflow = workflow_for_update(session, workflow_id)
+    if workflow.bound_date is None:
+        raise ConflictError(
+            f"workflow {workflow_id} is not completely bound; bind it again before running it",
+            details={"workflow_id": workflow_id},
+        )
+    if count_unfinished(session, workflow_id) == 0:
+        raise WorkflowAlreadyComplete(
+            f"every task of workflow {workflow_id} is done; there is nothing to run",
+            details={"workflow_id": workflow_id},
+        )
+    earlier = session.scalars(
+        select(models.WorkflowRun)
+        .where(models.WorkflowRun.workflow_id == workflow_id)
+        .order_by(models.WorkflowRun.id)
+    ).all()
+    if earlier and not request.resume:
+        raise WorkflowAlreadyExists(
+            f"workflow {workflow_id} has run before (last run {earlier[-1].id}, status "
+            f"{earlier[-1].status}); resume it with run(resume=True) to continue where it stopped",
+            details={"workflow_id": workflow_id, "workflow_run_id": earlier[-1].id},
+        )
+    waiting_on = [
+        old.id
+        for old in earlier
+        if _let_go(session, old, request.reset_running_jobs, recorder, workflow)
+    ]
+    now = models.utcnow()
+    run = models.WorkflowRun(
+        workflow_id=workflow_id,
+        user=request.user,
+        host=request.host,
+        pid=request.pid,
+        herdsman_version=request.herdsman_version or __version__,
+        status=WorkflowRunStatus.REGISTERED.value,
+        status_date=now,
+        heartbeat_date=now + dt.timedelta(seconds=START_GRACE_SECONDS),
+        created_date=now,
+    )
+    session.add(run)
+    session.flush()
+    logger.info(
+        "workflow_run_created",
+        workflow_run_id=run.id,
+        workflow_id=workflow_id,
+        resume=request.resume,
+        waiting_on=waiting_on,
+    )
+    if waiting_on:
+        return _run_out(run, workflow, waiting_on)
+    # A first run finds every task new (G, no attempts): nothing to reset, which for a
+    # million tasks is worth not scanning for.
+    return _link(session, run, workflow, recorder, reset_tasks=bool(earlier))
+
+
+def link_run(session: Session, run_id: int, recorder: ChangeRecorder) -> schemas.WorkflowRunOut:
+    """Bind a registered run to its workflow once no earlier run holds it any more (G -> B).
+
+    Idempotent: a run already linked answers as it is. Refused (409, naming the runs) while an
+    earlier run still waits for its kills; :func:`force_release` settles those.
+    """
+    run = _run(session, run_id)
+    workflow = workflow_for_update(session, run.workflow_id)
+    if run.status != WorkflowRunStatus.REGISTERED.value:
+        return _replayed_link(session, run, workflow)
+    holding = [
+        old.id
+        for old in session.scalars(
+            select(models.WorkflowRun).where(
+                models.WorkflowRun.workflow_id == run.workflow_id,
+                models.WorkflowRun.id != run.id,
+                models.WorkflowRun.status.in_([s.value for s in _LETTING_GO]),
+            )
+        ).all()
+    ]
+    if holding:
+        raise ConflictError(
+            f"workflow {run.workflow_id} is still held by run(s) {holding}, whose jobs are being "
+            "killed; wait for them, or force their release if the jobs are gone",
+            details={"workflow_run_ids": holding},
+        )
+    return _link(session, run, workflow, recorder)
+
+
+def force_release(session: Session, run_id: int, recorder: ChangeRecorder) -> schemas.RunStatusOut:
+    """End a letting-go run whose kills were never confirmed: K -> F, then the run -> T.
+
+    For jobs killed outside herdsman, or a distributor that died: nobody else will ever
+    confirm those kills, and the workflow cannot be resumed until they are settled.
+    """
+    run = _run(session, run_id)
+    workflow = workflow_for_update(session, run.workflow_id)
+    if WorkflowRunStatus(run.status) in _LETTING_GO:
+        message = (
+            "the kill was not confirmed before the resume's timeout; herdsman assumed the job "
+            "was gone (check the cluster for a job still running)"
+        )
+        settled = instances.force_kills_done(session, run.id, message, recorder)
+        move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow)
+        logger.warning("workflow_run_released_by_force", workflow_run_id=run.id, kills=settled)
+    return get_run(session, run_id)
+
+
+def release_settled(
+    session: Session, run_ids: Iterable[int], recorder: ChangeRecorder
+) -> list[tuple[models.WorkflowRun, WorkflowRunStatus]]:
+    """Letting-go runs among ``run_ids`` whose kills are all confirmed now end (-> T).
+
+    Returns each run released with the status it had. Used when a distributor confirms
+    kills and by the reaper, for runs whose last kill was settled some other way.
+    """
+    released = []
+    for run_id in sorted(set(run_ids)):
+        run = _run(session, run_id)
+        previous = WorkflowRunStatus(run.status)
+        if previous not in _LETTING_GO or instances.count_kills_waiting(session, run_id):
+            continue
+        workflow = workflow_for_update(session, run.workflow_id)
+        if move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow) is (
+            Transition.VALID
+        ):
+            released.append((run, previous))
+    return released
+
+
+def _let_go(
+    session: Session,
+    old: models.WorkflowRun,
+    cold: bool,
+    recorder: ChangeRecorder,
+    workflow: models.Workflow,
+) -> bool:
+    """Ask an earlier run to let go of the workflow; True while it still waits for kills."""
+    status = WorkflowRunStatus(old.status)
+    if status in (WorkflowRunStatus.REGISTERED, WorkflowRunStatus.LINKING):
+        move_run(session, old, WorkflowRunStatus.ABORTED, recorder, workflow)
+        return False
+    if status in _LETTING_GO:
+        return True
+    ended = status in (WorkflowRunStatus.ERROR, WorkflowRunStatus.STOPPED)
+    if status not in LIVE_WORKFLOW_RUN_STATUSES and not (ended and _has_live(session, old.id)):
+        return False
+    target = WorkflowRunStatus.COLD_RESUME if cold else WorkflowRunStatus.HOT_RESUME
+    if move_run(session, old, target, recorder, workflow) is not Transition.VALID:
+        return False
+    kill = _COLD_KILLS if cold else _HOT_KILLS
+    if instances.request_kills(session, old.id, kill, recorder) == 0:
+        move_run(session, old, WorkflowRunStatus.TERMINATED, recorder, workflow)
+        return False
+    return True
+
+
+def _link(
+    session: Session,
+    run: models.WorkflowRun,
+    workflow: models.Workflow,
+    recorder: ChangeRecorder,
+    *,
+    reset_tasks: bool = True,
+) -> schemas.WorkflowRunOut:
+    # L is the link's first change, so the position before it is the one to answer, also
+    # to a replay (see _replayed_link).
+    move_run(session, run, WorkflowRunStatus.LINKING, recorder, workflow)
+    if reset_tasks:
+        _reset_unfinished_tasks(session, run.workflow_id, recorder)
+    move_run(session, run, WorkflowRunStatus.BOUND, recorder, workflow)
+    return _run_out(run, workflow, [])
+
+
+def _replayed_link(
+    session: Session, run: models.WorkflowRun, workflow: models.Workflow
+) -> schemas.WorkflowRunOut:
+    """The answer the link gave: the feed position just before the run's L change."""
+    linked_at = session.scalar(
+        select(models.StatusChange.seq).where(
+            models.StatusChange.workflow_id == run.workflow_id,
+            models.StatusChange.kind == "R",
+            models.StatusChange.object_id == run.id,
+            models.StatusChange.status == WorkflowRunStatus.LINKING.value,
+        )
+    )
+    out = _run_out(run, workflow, [])
+    if linked_at is not None:
+        out.last_seq = int(linked_at) - 1
+    return out
+
+
+def _run_out(
+    run: models.WorkflowRun, workflow: models.Workflow, waiting_on: list[int]
+) -> schemas.WorkflowRunOut:
+    return schemas.WorkflowRunOut(
+        workflow_run_id=run.id,
+        workflow_id=run.workflow_id,
+        status=run.status,
+        last_seq=workflow.change_seq,
+        waiting_on=waiting_on,
+    )
+
+
+def count_unfinished(session: Session, workflow_id: int) -> int:
+    """How many of the workflow's tasks are not done."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(models.Task)
+            .where(models.Task.workflow_id == workflow_id, models.Task.status != "D")
+        )
+        or 0
+    )
+
+
+def _has_live(session: Session, run_id: int) -> bool:
+    live = session.scalar(
+        select(func.count())
+        .select_from(models.TaskInstance)
+        .where(
+            models.TaskInstance.workflow_run_id == run_id,
+            models.TaskInstance.status.in_(("Q", *instances.LIVE_INSTANCE_STATUSES)),
+        )
+    )
+    return bool(live)
+
+
+def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: ChangeRecorder) -> None:
+    """Start every unfinished task afresh (G, no attempts spent), except those still running.
+
+    A task whose instance still lives (a hot resume let it run on) keeps its status: its
+    outcome counts for the new run like any other report.
+    """
+    task, instance = models.Task, models.TaskInstance
+    still_running = (
+        select(instance.task_id)
+        .where(
+            instance.task_id == task.id,
+            instance.status.in_(instances.LIVE_INSTANCE_STATUSES),
+        )
+        .exists()
+    )
+    rows = session.execute(
+        select(task.id, task.status).where(
+            task.workflow_id == workflow_id,
+            task.status.in_(_RESETTABLE_TASK_STATUSES),
+            ~still_running,
+        )
+    ).all()
+    now = models.utcnow()
+    for part in chunked([row[0] for row in rows], 1000):
+        session.execute(
+            update(task)
+            .where(task.id.in_(part))
+            .values(status="G", num_attempts=0, status_date=now)
+        )
+    for task_id, status in rows:
+        if status != "G":
+            recorder.task(workflow_id, task_id, "G")
+
+
+def get_run(session: Session, run_id: int) -> schemas.RunStatusOut:
+    run = _run(session, run_id)
+    workflow = session.get(models.Workflow, run.workflow_id)
+    assert workflow is not None
+    return schemas.RunStatusOut(
+        workflow_run_id=run.id,
+        workflow_id=run.workflow_id,
+        status=run.status,
+        workflow_status=workflow.status,
+    )
+
+
+def set_run_status(
+    session: Session, run_id: int, request: schemas.RunStatusIn, recorder: ChangeRecorder
+) -> schemas.RunStatusOut:
+    """Move the run (and its workflow) to ``request.status``; refused moves raise 409."""
+    run = _run(session, run_id)
+    try:
+        target = WorkflowRunStatus(request.status)
+    except ValueError:
+        known = ", ".join(f"{s.value} ({s.name.lower()})" for s in WorkflowRunStatus)
+        raise ConflictError(
+            f"{request.status!r} is not a workflow run status; use one of {known}"
+        ) from None
+    workflow = workflow_for_update(session, run.workflow_id)
+    decision = move_run(session, run, target, recorder, workflow)
+    if decision is Transition.REFUSED:
+        raise TransitionRefused(
+            f"workflow run {run_id} cannot go from {run.status} to {target.value}",
+            details={"status": run.status, "workflow_run_id": run_id},
+        )
+    if decision is Transition.VALID and target is WorkflowRunStatus.STOPPED:
+        # A stopped run's jobs are killed; a run that ends in error leaves them running.
+        instances.request_kills(session, run.id, _COLD_KILLS, recorder)
+    if request.message:
+        logger.info("workflow_run_message", workflow_run_id=run_id, message=request.message)
+    return get_run(session, run_id)
+
+
+def move_run(
+    session: Session,
+    run: models.WorkflowRun,
+    target: WorkflowRunStatus,
+    recorder: ChangeRecorder,
+    workflow: models.Workflow,
+) -> Transition:
+    """Move the run to ``target`` if valid; the workflow follows its latest run only.
+
+    An older run (told to let go by a resume) no longer speaks for the workflow: the newer
+    run does, and the old run's end must not move the workflow under it.
+    """
+    decision = decide(WorkflowRunStatus(run.status), target)
+    if decision is not Transition.VALID:
+        return decision
+    now = models.utcnow()
+    run.status = target.value
+    run.status_date = now
+    recorder.run(run.workflow_id, run.id, target.value)
+    workflow_target = workflow_status_for_run(target)
+    if decide(
+        WorkflowStatus(workflow.status), workflow_target
+    ) is Transition.VALID and not _has_newer_run(session, run):
+        workflow.status = workflow_target.value
+        workflow.status_date = now
+    session.flush()
+    return decision
+
+
+def _has_newer_run(session: Session, run: models.WorkflowRun) -> bool:
+    newer = select(models.WorkflowRun.id).where(
+        models.WorkflowRun.workflow_id == run.workflow_id, models.WorkflowRun.id > run.id
+    )
+    return session.scalar(newer.limit(1)) is not None
+
+
+def run_heartbeat(
+    session: Session, run_id: int, request: schemas.RunHeartbeatIn
+) -> schemas.RunHeartbeatOut:
+    """Push the run's report-by time forward; answer with its status and the limits in force."""
+    run = _run(session, run_id)
+    if WorkflowRunStatus(run.status) in LIVE_WORKFLOW_RUN_STATUSES:
+        run.heartbeat_date = models.utcnow() + dt.timedelta(seconds=request.next_report_seconds)
+    return schemas.RunHeartbeatOut(
+        status=run.status, concurrency=concurrency(session, run.workflow_id)
+    )
+
+
+def concurrency(session: Session, workflow_id: int) -> schemas.ConcurrencyOut:
+    limit = session.scalar(
+        select(models.Workflow.max_concurrently_running).where(models.Workflow.id == workflow_id)
+    )
+    arrays = session.execute(
+        select(models.Array.id, models.Array.max_concurrently_running).where(
+            models.Array.workflow_id == workflow_id
+        )
+    ).tuples()
+    return schemas.ConcurrencyOut(
+        max_concurrently_running=int(limit or 0), array_limits=dict(arrays.all())
+    )
+
+
+def _run(session: Session, run_id: int) -> models.WorkflowRun:
+    run = session.get(models.WorkflowRun, run_id)
+    if run is None:
+        raise NotFoundError(f"workflow run {run_id} does not exist", details={"value": run_id})
+    return run
+
+
+def workflow_for_update(session: Session, workflow_id: int) -> models.Workflow:
+    """The workflow, locked until the transaction ends; every change to it or its runs
+    takes this lock first, so they are applied one at a time."""
+    workflow = session.scalars(
+        select(models.Workflow).where(models.Workflow.id == workflow_id).with_for_update()
+    ).first()
+    if workflow is None:
+        raise NotFoundError(
+            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+        )
+    return workflow
