@@ -39,6 +39,7 @@ __all__ = [
     "DONEABLE_WORKFLOW_STATUSES",
     "ENDED_RUN_STATUSES",
     "ERROR_STATUSES",
+    "FINISHED_WITHOUT_RUNNING",
     "HEARTBEAT_INSTANCE_STATUSES",
     "KILLABLE_INSTANCE_STATUSES",
     "LAPSABLE_RUN_STATUSES",
@@ -55,12 +56,13 @@ __all__ = [
     "TAKEN_OVER_RUN_STATUSES",
     "TASK_INSTANCE_ERROR_STATUSES",
     "TASK_STATUS_AFTER_KILL",
+    "TASK_STATUS_FOLLOWING",
     "UNBOUND_RUN_STATUSES",
     "UNFINISHED_INSTANCE_STATUSES",
     "UNFINISHED_TASK_STATUSES",
+    "VANISHED_BEFORE_RUNNING",
     "ErrorStatus",
     "TaskProgress",
-    "instance_path_to",
     "kills_for_resume",
     "lapsed_run_target",
     "progress_of",
@@ -131,12 +133,14 @@ ERROR_STATUSES: frozenset[TaskInstanceStatus] = frozenset(
 )
 """The members of :data:`ErrorStatus`, as a set."""
 
-_TASK_STATUS_OF_INSTANCE: Mapping[TaskInstanceStatus, TaskStatus] = {
+TASK_STATUS_FOLLOWING: Mapping[TaskInstanceStatus, TaskStatus] = {
     _I.INSTANTIATED: _T.INSTANTIATING,
     _I.LAUNCHED: _T.LAUNCHED,
     _I.RUNNING: _T.RUNNING,
     _I.DONE: _T.DONE,
 }
+"""The task status each progress of an attempt gives its task (claimed, launched, running,
+done); see :func:`task_status_for_instance`."""
 
 
 def task_status_for_instance(instance: TaskInstanceStatus) -> TaskStatus | None:
@@ -145,23 +149,14 @@ def task_status_for_instance(instance: TaskInstanceStatus) -> TaskStatus | None:
     Progress moves the task with it (claimed, launched, running, done). An error does not map
     to one status: :func:`task_after_failed_attempt` decides where the task goes.
     """
-    return _TASK_STATUS_OF_INSTANCE.get(instance)
+    return TASK_STATUS_FOLLOWING.get(instance)
 
 
-def instance_path_to(
-    current: TaskInstanceStatus, target: TaskInstanceStatus
-) -> tuple[TaskInstanceStatus, ...]:
-    """The statuses an attempt passes through from ``current`` to reach ``target``.
+FINISHED_WITHOUT_RUNNING: tuple[TaskInstanceStatus, ...] = (_I.RUNNING, _I.DONE)
+"""The statuses an attempt of the dummy cluster passes through: it finishes as it starts."""
 
-    Only two targets are reached in more than one step: an attempt finished without running
-    (the dummy cluster) passes R on its way to D, and a launched attempt whose job vanished
-    passes X (no heartbeat) on its way to E. Anything else is the one step itself.
-    """
-    if target is _I.DONE and current is not _I.RUNNING:
-        return (_I.RUNNING, _I.DONE)
-    if target is _I.ERROR and current is _I.LAUNCHED:
-        return (_I.NO_HEARTBEAT, _I.ERROR)
-    return (target,)
+VANISHED_BEFORE_RUNNING: tuple[TaskInstanceStatus, ...] = (_I.NO_HEARTBEAT, _I.ERROR)
+"""The statuses a launched attempt passes through when its job vanished before it ran."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -24,15 +24,7 @@ from herdsman import __version__
 from herdsman.core.config import ReaperSettings, Settings
 from herdsman.core.errors import HerdsmanError
 from herdsman.core.schemas import API_PREFIX
-from herdsman.server.api.routes import (
-    client,
-    control,
-    distributor,
-    gui,
-    swarm,
-    task_resources,
-    worker,
-)
+from herdsman.server.api.routes import client, control, distributor, queries, swarm, worker
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
@@ -70,7 +62,7 @@ def create_app(
     )
     app.state.database = database
     app.state.notifier = notifier
-    for routes in (client, swarm, task_resources, distributor, worker, gui, control):
+    for routes in (client, swarm, distributor, worker, queries, control):
         app.include_router(routes.router, prefix=API_PREFIX)
     _add_error_handlers(app)
     return app

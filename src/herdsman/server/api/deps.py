@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.orm import Session
 
 from herdsman.server.database.engine import Database
-from herdsman.server.database.feed import ChangeNotifier, ChangeRecorder
+from herdsman.server.database.feed import ChangeNotifier, FeedWriter
 
 __all__ = [
     "DatabaseDep",
-    "FeedWriter",
     "FeedWriterDep",
     "NotifierDep",
     "json_body",
@@ -42,25 +39,6 @@ async def _notifier(request: Request) -> ChangeNotifier:
 
 
 NotifierDep = Annotated[ChangeNotifier, Depends(_notifier)]
-
-
-class FeedWriter:
-    """Runs a unit of work that changes statuses, then wakes the followers of the feed."""
-
-    def __init__(self, database: Database, notifier: ChangeNotifier) -> None:
-        self.database = database
-        self.notifier = notifier
-
-    def __call__(self, work: Callable[[Session, ChangeRecorder], T]) -> T:
-        def unit(session: Session) -> tuple[T, dict[int, frozenset[tuple[str, str]]]]:
-            recorder = ChangeRecorder()  # fresh on every attempt of a retried transaction
-            result = work(session, recorder)
-            return result, recorder.flush(session)
-
-        result, written = self.database.write(unit)
-        # After the commit, never before: a woken follower must find the changes.
-        self.notifier.notify(written)
-        return result
 
 
 async def _feed_writer(database: DatabaseDep, notifier: NotifierDep) -> FeedWriter:

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import structlog
 from sqlalchemy.orm import Session
@@ -26,16 +28,20 @@ from herdsman.core.changes import ChangeFilter
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
 from herdsman.server.database import sql
+from herdsman.server.database.engine import Database
 
 __all__ = [
     "ChangeNotifier",
     "ChangeRecorder",
+    "FeedWriter",
     "read_changes",
 ]
 
 logger = structlog.get_logger(__name__)
 
 MAX_CHANGES_PER_READ = 10_000
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -178,3 +184,22 @@ class ChangeNotifier:
         for wanted, event in self._waiters.get(workflow_id, ()):
             if any(change in wanted for change in changes):
                 event.set()
+
+
+class FeedWriter:
+    """Runs a unit of work that changes statuses, then wakes the followers of the feed."""
+
+    def __init__(self, database: Database, notifier: ChangeNotifier) -> None:
+        self.database = database
+        self.notifier = notifier
+
+    def __call__(self, work: Callable[[Session, ChangeRecorder], T]) -> T:
+        def unit(session: Session) -> tuple[T, dict[int, frozenset[tuple[str, str]]]]:
+            recorder = ChangeRecorder()  # fresh on every attempt of a retried transaction
+            result = work(session, recorder)
+            return result, recorder.flush(session)
+
+        result, written = self.database.write(unit)
+        # After the commit, never before: a woken follower must find the changes.
+        self.notifier.notify(written)
+        return result

@@ -20,7 +20,7 @@ from herdsman.core.statuses import WorkflowRunStatus
 from herdsman.server.database import models
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain.runs import concurrency, set_run_status
-from herdsman.server.queries.workflows import require_workflow, with_template_names
+from herdsman.server.queries.lookups import require_workflow, with_template_names
 
 __all__ = [
     "latest_run",

@@ -30,19 +30,16 @@ import structlog
 from sqlalchemy import Exists, exists, select
 from sqlalchemy.orm import Mapped, Session
 
-from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES
+from herdsman.core import lifecycle
 from herdsman.core.statuses import (
-    WORKFLOW,
     TaskInstanceStatus,
-    TaskStatus,
     Transition,
     WorkflowRunStatus,
     WorkflowStatus,
 )
-from herdsman.server.api.deps import FeedWriter
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database
-from herdsman.server.database.feed import ChangeNotifier, ChangeRecorder
+from herdsman.server.database.feed import ChangeNotifier, ChangeRecorder, FeedWriter
 from herdsman.server.domain.runs import move_run, release_settled
 
 __all__ = [
@@ -56,24 +53,11 @@ logger = structlog.get_logger(__name__)
 
 _R = WorkflowRunStatus
 
-# What a run that stopped heartbeating becomes. A run not yet bound never started work: it is
-# aborted. A bound or running one failed: its workflow becomes F and can be resumed.
-_LAPSED_TARGET: dict[WorkflowRunStatus, WorkflowRunStatus] = {
-    _R.REGISTERED: _R.ABORTED,
-    _R.LINKING: _R.ABORTED,
-    _R.BOUND: _R.ERROR,
-    _R.INSTANTIATED: _R.ERROR,
-    _R.LAUNCHED: _R.ERROR,
-    _R.RUNNING: _R.ERROR,
-}
-_RESUME_STATUSES = (_R.COLD_RESUME, _R.HOT_RESUME)
-_LIVE = tuple(status.value for status in LIVE_WORKFLOW_RUN_STATUSES)
-_UNFINISHED_TASK = tuple(status.value for status in TaskStatus if status is not TaskStatus.DONE)
-# Workflows the reaper may mark done: those the workflow machine lets move to DONE (running,
-# failed, halted). Taken from the table, so the candidates follow it if it ever changes.
-_DONEABLE = tuple(
-    status.value for status in WorkflowStatus if WORKFLOW.can(status, WorkflowStatus.DONE)
-)
+_LAPSABLE = lifecycle.statuses_of(lifecycle.LAPSABLE_RUN_STATUSES)
+_RESUMING = lifecycle.statuses_of(lifecycle.RESUMING_RUN_STATUSES)
+_LIVE = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
+_UNFINISHED_TASK = lifecycle.statuses_of(lifecycle.UNFINISHED_TASK_STATUSES)
+_DONEABLE = lifecycle.statuses_of(lifecycle.DONEABLE_WORKFLOW_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -209,14 +193,14 @@ def _candidates(session: Session, now: dt.datetime) -> _Candidates:
     run = models.WorkflowRun
     lapsed = session.execute(
         select(run.id, run.workflow_id)
-        .where(run.status.in_([s.value for s in _LAPSED_TARGET]), run.heartbeat_date < now)
+        .where(run.status.in_(_LAPSABLE), run.heartbeat_date < now)
         .order_by(run.id)
     ).all()
     for run_id, workflow_id in lapsed:
         found.lapsed.setdefault(workflow_id, []).append(run_id)
     resumed = session.execute(
         select(run.id, run.workflow_id)
-        .where(run.status.in_([s.value for s in _RESUME_STATUSES]), ~_has_kill_request(run.id))
+        .where(run.status.in_(_RESUMING), ~_has_kill_request(run.id))
         .order_by(run.id)
     ).all()
     for run_id, workflow_id in resumed:
@@ -273,12 +257,15 @@ def _settle_workflow(
         lapsed = []
         for run in _runs_for_update(session, found.lapsed.get(workflow_id, ())):
             current = WorkflowRunStatus(run.status)
-            if current not in _LAPSED_TARGET or run.heartbeat_date >= now:
+            if current not in lifecycle.LAPSABLE_RUN_STATUSES or run.heartbeat_date >= now:
                 continue  # it heartbeated, or another reaper got here first
-            target = _LAPSED_TARGET[current]
-            if current is _R.RUNNING and not _has_unfinished(session, workflow_id):
-                target = _R.DONE  # the swarm died after the last task finished: the work is done
-            if move_run(session, run, target, recorder, workflow) is Transition.VALID:
+            target = lifecycle.lapsed_run_target(
+                current, tasks_unfinished=_has_unfinished(session, workflow_id)
+            )
+            if (
+                target is not None
+                and move_run(session, run, target, recorder, workflow) is Transition.VALID
+            ):
                 lapsed.append(_reaped(run, current, workflow))
         _runs_for_update(session, found.resumed.get(workflow_id, ()))  # locked in id order
         terminated = [

@@ -16,6 +16,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from herdsman import __version__
+from herdsman.core import lifecycle
+from herdsman.core.changes import ChangeKind
 from herdsman.core.errors import (
     ConflictError,
     NotFoundError,
@@ -23,9 +25,10 @@ from herdsman.core.errors import (
     WorkflowAlreadyComplete,
     WorkflowAlreadyExists,
 )
-from herdsman.core.lifecycle import LIVE_WORKFLOW_RUN_STATUSES, workflow_status_for_run
 from herdsman.core.schemas import swarm as schemas
 from herdsman.core.statuses import (
+    WORKFLOW_RUN,
+    TaskStatus,
     Transition,
     WorkflowRunStatus,
     WorkflowStatus,
@@ -34,7 +37,7 @@ from herdsman.core.statuses import (
 from herdsman.server.database import models
 from herdsman.server.database.bulk import chunked
 from herdsman.server.database.feed import ChangeRecorder
-from herdsman.server.domain import transitions as instances
+from herdsman.server.domain import kills
 
 __all__ = [
     "concurrency",
@@ -52,13 +55,10 @@ __all__ = [
 
 logger = structlog.get_logger(__name__)
 
-_RESETTABLE_TASK_STATUSES = ("G", "Q", "I", "O", "R", "E", "A", "F")
-_R = WorkflowRunStatus
-_LETTING_GO = frozenset({_R.COLD_RESUME, _R.HOT_RESUME})
-# Instances an earlier run is told to kill: every live one (cold), or only those whose
-# command has not started (hot).
-_COLD_KILLS = ("Q", "I", "O", "R", "T", "X")
-_HOT_KILLS = ("Q", "I")
+_RESETTABLE_TASK_STATUSES = lifecycle.statuses_of(lifecycle.RESETTABLE_TASK_STATUSES)
+_LIVE_INSTANCE_STATUSES = lifecycle.statuses_of(lifecycle.LIVE_INSTANCE_STATUSES)
+_UNFINISHED_INSTANCE_STATUSES = lifecycle.statuses_of(lifecycle.UNFINISHED_INSTANCE_STATUSES)
+_LETTING_GO = lifecycle.RESUMING_RUN_STATUSES
 # A new run's first heartbeat is due this long after its creation: its swarm loads the DAG
 # (minutes for millions of tasks) or waits for an earlier run to let go before it beats.
 START_GRACE_SECONDS = 600.0
@@ -171,7 +171,7 @@ def force_release(session: Session, run_id: int, recorder: ChangeRecorder) -> sc
             "the kill was not confirmed before the resume's timeout; herdsman assumed the job "
             "was gone (check the cluster for a job still running)"
         )
-        settled = instances.force_kills_done(session, run.id, message, recorder)
+        settled = kills.force_kills_done(session, run.id, message, recorder)
         move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow)
         logger.warning("workflow_run_released_by_force", workflow_run_id=run.id, kills=settled)
     return get_run(session, run_id)
@@ -189,7 +189,7 @@ def release_settled(
     for run_id in sorted(set(run_ids)):
         run = _run(session, run_id)
         previous = WorkflowRunStatus(run.status)
-        if previous not in _LETTING_GO or instances.count_kills_waiting(session, run_id):
+        if previous not in _LETTING_GO or kills.count_kills_waiting(session, run_id):
             continue
         workflow = workflow_for_update(session, run.workflow_id)
         if move_run(session, run, WorkflowRunStatus.TERMINATED, recorder, workflow) is (
@@ -208,19 +208,20 @@ def _let_go(
 ) -> bool:
     """Ask an earlier run to let go of the workflow; True while it still waits for kills."""
     status = WorkflowRunStatus(old.status)
-    if status in (WorkflowRunStatus.REGISTERED, WorkflowRunStatus.LINKING):
+    if status in lifecycle.UNBOUND_RUN_STATUSES:
         move_run(session, old, WorkflowRunStatus.ABORTED, recorder, workflow)
         return False
     if status in _LETTING_GO:
         return True
-    ended = status in (WorkflowRunStatus.ERROR, WorkflowRunStatus.STOPPED)
-    if status not in LIVE_WORKFLOW_RUN_STATUSES and not (ended and _has_live(session, old.id)):
+    # A run that ended in error or was stopped may still have jobs running (a distributor
+    # sees them through); those must let go too. A final run has none.
+    ended_with_jobs = status not in WORKFLOW_RUN.final and _has_live(session, old.id)
+    if status not in lifecycle.LIVE_WORKFLOW_RUN_STATUSES and not ended_with_jobs:
         return False
-    target = WorkflowRunStatus.COLD_RESUME if cold else WorkflowRunStatus.HOT_RESUME
+    target = lifecycle.resume_status(cold=cold)
     if move_run(session, old, target, recorder, workflow) is not Transition.VALID:
         return False
-    kill = _COLD_KILLS if cold else _HOT_KILLS
-    if instances.request_kills(session, old.id, kill, recorder) == 0:
+    if kills.request_kills(session, old.id, lifecycle.kills_for_resume(cold=cold), recorder) == 0:
         move_run(session, old, WorkflowRunStatus.TERMINATED, recorder, workflow)
         return False
     return True
@@ -250,7 +251,7 @@ def _replayed_link(
     linked_at = session.scalar(
         select(models.StatusChange.seq).where(
             models.StatusChange.workflow_id == run.workflow_id,
-            models.StatusChange.kind == "R",
+            models.StatusChange.kind == ChangeKind.RUN.value,
             models.StatusChange.object_id == run.id,
             models.StatusChange.status == WorkflowRunStatus.LINKING.value,
         )
@@ -279,7 +280,10 @@ def count_unfinished(session: Session, workflow_id: int) -> int:
         session.scalar(
             select(func.count())
             .select_from(models.Task)
-            .where(models.Task.workflow_id == workflow_id, models.Task.status != "D")
+            .where(
+                models.Task.workflow_id == workflow_id,
+                models.Task.status != TaskStatus.DONE.value,
+            )
         )
         or 0
     )
@@ -291,7 +295,7 @@ def _has_live(session: Session, run_id: int) -> bool:
         .select_from(models.TaskInstance)
         .where(
             models.TaskInstance.workflow_run_id == run_id,
-            models.TaskInstance.status.in_(("Q", *instances.LIVE_INSTANCE_STATUSES)),
+            models.TaskInstance.status.in_(_UNFINISHED_INSTANCE_STATUSES),
         )
     )
     return bool(live)
@@ -308,7 +312,7 @@ def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: Change
         select(instance.task_id)
         .where(
             instance.task_id == task.id,
-            instance.status.in_(instances.LIVE_INSTANCE_STATUSES),
+            instance.status.in_(_LIVE_INSTANCE_STATUSES),
         )
         .exists()
     )
@@ -324,17 +328,16 @@ def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: Change
         session.execute(
             update(task)
             .where(task.id.in_(part))
-            .values(status="G", num_attempts=0, status_date=now)
+            .values(status=TaskStatus.REGISTERING.value, num_attempts=0, status_date=now)
         )
     for task_id, status in rows:
-        if status != "G":
-            recorder.task(workflow_id, task_id, "G")
+        if status != TaskStatus.REGISTERING:
+            recorder.task(workflow_id, task_id, TaskStatus.REGISTERING)
 
 
 def get_run(session: Session, run_id: int) -> schemas.RunStatusOut:
     run = _run(session, run_id)
-    workflow = session.get(models.Workflow, run.workflow_id)
-    assert workflow is not None
+    workflow = session.get_one(models.Workflow, run.workflow_id)  # a run's workflow exists
     return schemas.RunStatusOut(
         workflow_run_id=run.id,
         workflow_id=run.workflow_id,
@@ -364,7 +367,7 @@ def set_run_status(
         )
     if decision is Transition.VALID and target is WorkflowRunStatus.STOPPED:
         # A stopped run's jobs are killed; a run that ends in error leaves them running.
-        instances.request_kills(session, run.id, _COLD_KILLS, recorder)
+        kills.request_kills(session, run.id, lifecycle.KILLABLE_INSTANCE_STATUSES, recorder)
     if request.message:
         logger.info("workflow_run_message", workflow_run_id=run_id, message=request.message)
     return get_run(session, run_id)
@@ -389,7 +392,7 @@ def move_run(
     run.status = target.value
     run.status_date = now
     recorder.run(run.workflow_id, run.id, target.value)
-    workflow_target = workflow_status_for_run(target)
+    workflow_target = lifecycle.workflow_status_for_run(target)
     if decide(
         WorkflowStatus(workflow.status), workflow_target
     ) is Transition.VALID and not _has_newer_run(session, run):
@@ -411,7 +414,7 @@ def run_heartbeat(
 ) -> schemas.RunHeartbeatOut:
     """Push the run's report-by time forward; answer with its status and the limits in force."""
     run = _run(session, run_id)
-    if WorkflowRunStatus(run.status) in LIVE_WORKFLOW_RUN_STATUSES:
+    if WorkflowRunStatus(run.status) in lifecycle.LIVE_WORKFLOW_RUN_STATUSES:
         run.heartbeat_date = models.utcnow() + dt.timedelta(seconds=request.next_report_seconds)
     return schemas.RunHeartbeatOut(
         status=run.status, concurrency=concurrency(session, run.workflow_id)

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.schemas import swarm as schemas
 from herdsman.server.database import models
 from herdsman.server.database.bulk import chunked
-from herdsman.server.queries.workflows import require_workflow
+from herdsman.server.queries.lookups import require_workflow
 
 __all__ = ["swarm_edges", "swarm_tasks"]
 

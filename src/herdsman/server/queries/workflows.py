@@ -1,51 +1,103 @@
-"""Read-only queries behind the CLI and GUI routes. Each takes a Session and never writes."""
+"""Reads of workflows: summaries for listings, one workflow's detail, its clusters, its tasks and
+its edges, a page at a time."""
 
 from __future__ import annotations
 
-import json
+from collections import defaultdict
 from collections.abc import Sequence
 from typing import TypeVarTuple
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, aliased
 
-from herdsman.core.errors import NotFoundError
+from herdsman.core import lifecycle
+from herdsman.core.lifecycle import TaskProgress
 from herdsman.core.schemas import queries as schemas
+from herdsman.core.statuses import TaskStatus
 from herdsman.server.database import models
+from herdsman.server.queries.lookups import (
+    iso,
+    require_workflow,
+)
+from herdsman.server.queries.tasks import task_out
 
 _Columns = TypeVarTuple("_Columns")
 
+_SCHEDULING = lifecycle.statuses_of(lifecycle.SCHEDULING_WORKFLOW_STATUSES)
+
 __all__ = [
-    "neighbours",
-    "require_workflow",
-    "task_detail",
-    "with_template_names",
+    "workflow_clusters",
     "workflow_detail",
     "workflow_edges",
-    "workflow_errors",
+    "workflow_summaries",
     "workflow_tasks",
 ]
 
 
-def require_workflow(session: Session, workflow_id: int) -> models.Workflow:
-    """The workflow; NotFoundError (404) if there is none with this id."""
-    workflow = session.get(models.Workflow, workflow_id)
-    if workflow is None:
-        raise NotFoundError(
-            f"workflow {workflow_id} does not exist", details={"value": workflow_id}
+def workflow_summaries(
+    session: Session, workflow_ids: Sequence[int], user: str | None, limit: int
+) -> schemas.WorkflowSummariesOut:
+    """The newest ``limit`` workflows among those named (all when none are) of ``user``."""
+    workflow = models.Workflow
+    query = select(workflow).order_by(workflow.id.desc()).limit(limit)
+    if workflow_ids:
+        query = query.where(workflow.id.in_(workflow_ids))
+    if user:
+        query = query.where(workflow.user == user)
+    rows = session.scalars(query).all()
+    ids = [row.id for row in rows]
+    task = models.Task
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    retries: dict[int, int] = defaultdict(int)
+    for workflow_id, status, number, extra in session.execute(
+        select(
+            task.workflow_id,
+            task.status,
+            func.count(),
+            func.sum(case((task.num_attempts > 1, task.num_attempts - 1), else_=0)),
         )
-    return workflow
-
-
-def with_template_names(query: Select[*_Columns]) -> Select[*_Columns]:
-    """``query``, which selects from arrays, joined to their task templates (for their names)."""
-    return query.join(
-        models.TaskTemplateVersion,
-        models.TaskTemplateVersion.id == models.Array.task_template_version_id,
-    ).join(
-        models.TaskTemplate,
-        models.TaskTemplate.id == models.TaskTemplateVersion.task_template_id,
-    )
+        .where(task.workflow_id.in_(ids))
+        .group_by(task.workflow_id, task.status)
+    ).tuples():
+        counts[workflow_id][status] = number
+        retries[workflow_id] += int(extra or 0)
+    run = models.WorkflowRun
+    run_span = {
+        workflow_id: (first, last)
+        for workflow_id, first, last in session.execute(
+            select(run.workflow_id, func.min(run.created_date), func.max(run.status_date))
+            .where(run.workflow_id.in_(ids))
+            .group_by(run.workflow_id)
+        ).tuples()
+    }
+    now = models.utcnow()
+    summaries = []
+    for row in rows:
+        by_progress = _by_progress(counts.get(row.id, {}))
+        started, last_change = run_span.get(row.id, (None, None))
+        scheduling = row.status in _SCHEDULING  # a run holds it: its elapsed time grows
+        until = now if scheduling else last_change
+        summaries.append(
+            schemas.WorkflowSummaryOut(
+                id=row.id,
+                name=row.name,
+                status=row.status,
+                user=row.user,
+                tasks=sum(by_progress.values()),
+                pending=by_progress[TaskProgress.PENDING],
+                running=by_progress[TaskProgress.RUNNING],
+                done=by_progress[TaskProgress.DONE],
+                fatal=by_progress[TaskProgress.FATAL],
+                retries=retries.get(row.id, 0),
+                submitted=iso(row.created_date),
+                elapsed_seconds=(
+                    max(0.0, (until - started).total_seconds())
+                    if started is not None and until is not None
+                    else None
+                ),
+            )
+        )
+    return schemas.WorkflowSummariesOut(workflows=summaries)
 
 
 def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:
@@ -108,20 +160,7 @@ def workflow_tasks(
     rows = session.scalars(
         select(task).where(*where).order_by(task.id).offset(offset).limit(limit)
     ).all()
-    return schemas.TasksPageOut(count=count or 0, tasks=[_task_out(row) for row in rows])
-
-
-def _task_out(row: models.Task) -> schemas.TaskOut:
-    return schemas.TaskOut(
-        id=row.id,
-        name=row.name,
-        status=row.status,
-        node_id=row.node_id,
-        array_id=row.array_id,
-        command=row.command,
-        num_attempts=row.num_attempts,
-        max_attempts=row.max_attempts,
-    )
+    return schemas.TasksPageOut(count=count or 0, tasks=[task_out(row) for row in rows])
 
 
 def workflow_edges(session: Session, workflow_id: int, offset: int, limit: int) -> schemas.EdgesOut:
@@ -143,115 +182,9 @@ def workflow_edges(session: Session, workflow_id: int, offset: int, limit: int) 
     return schemas.EdgesOut(count=count or 0, edges=list(rows.all()))
 
 
-def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
-    task = session.get(models.Task, task_id)
-    if task is None:
-        raise NotFoundError(f"task {task_id} does not exist")
-    node_args = session.execute(
-        select(models.Arg.name, models.NodeArg.value)
-        .join(models.Arg, models.Arg.id == models.NodeArg.arg_id)
-        .where(models.NodeArg.node_id == task.node_id)
-    ).tuples()
-    task_args = session.execute(
-        select(models.Arg.name, models.TaskArg.value)
-        .join(models.Arg, models.Arg.id == models.TaskArg.arg_id)
-        .where(models.TaskArg.task_id == task_id)
-    ).tuples()
-    attributes = session.execute(
-        select(models.TaskAttribute.name, models.TaskAttribute.value).where(
-            models.TaskAttribute.task_id == task_id
-        )
-    ).tuples()
-    upstream, downstream = neighbours(session, task)
-    base = _task_out(task)
-    return schemas.TaskDetailOut(
-        **base.model_dump(),
-        workflow_id=task.workflow_id,
-        node_args=dict(node_args.all()),
-        task_args=dict(task_args.all()),
-        attributes=dict(attributes.all()),
-        original_resources=_resources(session, task.original_resources_id),
-        resources=_resources(session, task.task_resources_id),
-        upstream_task_ids=upstream,
-        downstream_task_ids=downstream,
-    )
-
-
-def neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int]]:
-    """The ids of the task's direct upstream and downstream tasks in its workflow."""
-    dag_id = session.scalar(
-        select(models.Workflow.dag_id).where(models.Workflow.id == task.workflow_id)
-    )
-    other = models.Task
-    edge = models.Edge
-    upstream = session.scalars(
-        select(other.id)
-        .join(edge, edge.upstream_node_id == other.node_id)
-        .where(edge.dag_id == dag_id, edge.downstream_node_id == task.node_id)
-        .where(other.workflow_id == task.workflow_id)
-        .order_by(other.id)
-    ).all()
-    downstream = session.scalars(
-        select(other.id)
-        .join(edge, edge.downstream_node_id == other.node_id)
-        .where(edge.dag_id == dag_id, edge.upstream_node_id == task.node_id)
-        .where(other.workflow_id == task.workflow_id)
-        .order_by(other.id)
-    ).all()
-    return list(upstream), list(downstream)
-
-
-def _resources(session: Session, resources_id: int) -> schemas.ResourcesOut:
-    row = session.get(models.TaskResources, resources_id)
-    if row is None:  # pragma: no cover - a foreign key guarantees it
-        raise NotFoundError(f"task resources {resources_id} do not exist")
-    return schemas.ResourcesOut(
-        id=row.id, kind=row.kind, queue_id=row.queue_id, requested=json.loads(row.requested)
-    )
-
-
-ERRORS_PER_TASK = 3
-
-
-def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.WorkflowErrorsOut:
-    """Fatal tasks with their last errors and output tails, for a report after a failed run."""
-    require_workflow(session, workflow_id)
-    task = models.Task
-    where = (task.workflow_id == workflow_id, task.status == "F")
-    count = session.scalar(select(func.count()).select_from(task).where(*where))
-    failed = session.scalars(select(task).where(*where).order_by(task.id).limit(limit)).all()
-    return schemas.WorkflowErrorsOut(
-        workflow_id=workflow_id,
-        count=count or 0,
-        tasks=[_failed_task(session, row) for row in failed],
-    )
-
-
-def _failed_task(session: Session, task: models.Task) -> schemas.FailedTaskOut:
-    instance, log = models.TaskInstance, models.TaskInstanceErrorLog
-    errors = session.execute(
-        select(log.task_instance_id, log.error_time, log.description, instance.exit_code)
-        .join(instance, instance.id == log.task_instance_id)
-        .where(instance.task_id == task.id)
-        .order_by(log.id.desc())
-        .limit(ERRORS_PER_TASK)
-    ).all()
-    last = session.scalars(
-        select(instance).where(instance.task_id == task.id).order_by(instance.id.desc()).limit(1)
-    ).first()
-    return schemas.FailedTaskOut(
-        task_id=task.id,
-        name=task.name,
-        num_attempts=task.num_attempts,
-        errors=[
-            schemas.ErrorOut(
-                task_instance_id=instance_id,
-                error_time=when.isoformat(),
-                description=description,
-                exit_code=exit_code,
-            )
-            for instance_id, when, description, exit_code in errors
-        ],
-        stdout_tail=(last.stdout_tail or "") if last else "",
-        stderr_tail=(last.stderr_tail or "") if last else "",
-    )
+def _by_progress(by_status: dict[str, int]) -> dict[TaskProgress, int]:
+    """Task counts by status letter summed into the coarse states of progress bars."""
+    found = dict.fromkeys(TaskProgress, 0)
+    for status, count in by_status.items():
+        found[lifecycle.progress_of(TaskStatus(status))] += count
+    return found

@@ -8,8 +8,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.schemas import distributor as schemas
 from herdsman.server.api.deps import FeedWriterDep
 from herdsman.server.database.feed import ChangeRecorder
-from herdsman.server.domain import runs
-from herdsman.server.domain import transitions as instances
+from herdsman.server.domain import kills, launching, queueing, runs, triage
 
 __all__ = ["router"]
 
@@ -18,26 +17,26 @@ router = APIRouter(tags=["distributor"])
 
 @router.post("/workflow_runs/{run_id}/claim")
 def post_claim(run_id: int, request: schemas.ClaimIn, write: FeedWriterDep) -> schemas.ClaimedOut:
-    return write(lambda s, changes: instances.claim(s, run_id, request, changes))
+    return write(lambda s, changes: queueing.claim(s, run_id, request, changes))
 
 
 @router.post("/task_instances/launched")
 def post_launched(request: schemas.LaunchedIn, write: FeedWriterDep) -> schemas.TransitionsOut:
-    return write(lambda s, changes: instances.launched(s, request, changes))
+    return write(lambda s, changes: launching.launched(s, request, changes))
 
 
 @router.post("/task_instances/submit_failed")
 def post_submit_failed(
     request: schemas.SubmitFailedIn, write: FeedWriterDep
 ) -> schemas.TransitionsOut:
-    return write(lambda s, changes: instances.submit_failed(s, request, changes))
+    return write(lambda s, changes: launching.submit_failed(s, request, changes))
 
 
 @router.post("/task_instances/finish_without_running")
 def post_finish_without_running(
     request: schemas.FinishIn, write: FeedWriterDep
 ) -> schemas.TransitionsOut:
-    return write(lambda s, changes: instances.finish_without_running(s, request, changes))
+    return write(lambda s, changes: launching.finish_without_running(s, request, changes))
 
 
 @router.post("/workflow_runs/{run_id}/triage")
@@ -46,19 +45,19 @@ def post_triage(
 ) -> schemas.TriageOut:
     judge_silence = request is None or request.judge_silence
     return write(
-        lambda s, changes: instances.triage_scan(s, run_id, changes, judge_silence=judge_silence)
+        lambda s, changes: triage.triage_scan(s, run_id, changes, judge_silence=judge_silence)
     )
 
 
 @router.post("/task_instances/triaged")
 def post_triaged(request: schemas.TriagedIn, write: FeedWriterDep) -> schemas.TransitionsOut:
-    return write(lambda s, changes: instances.triaged(s, request, changes))
+    return write(lambda s, changes: triage.triaged(s, request, changes))
 
 
 @router.post("/task_instances/killed")
 def post_killed(request: schemas.KilledIn, write: FeedWriterDep) -> schemas.TransitionsOut:
     def record(session: Session, changes: ChangeRecorder) -> schemas.TransitionsOut:
-        reply, run_ids = instances.kills_done(session, request, changes)
+        reply, run_ids = kills.kills_done(session, request, changes)
         runs.release_settled(session, run_ids, changes)
         return reply
 

@@ -1,4 +1,5 @@
-"""Routes the swarm calls: runs, their status and heartbeat, queueing, the change feed."""
+"""Routes the swarm calls: runs, their status and heartbeat, queueing, the change feed, the
+workflow's tasks and edges, and the resources it adjusts."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ from fastapi import APIRouter, Query
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from herdsman.core.changes import CHANGE_FILTER_PATTERN, ChangeFilter
+from herdsman.core.changes import CHANGE_FILTER_PATTERN, EVERY_CHANGE, ChangeFilter
 from herdsman.core.schemas import swarm as schemas
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, NotifierDep
 from herdsman.server.database.feed import read_changes, require_workflow
-from herdsman.server.domain import runs
-from herdsman.server.domain import transitions as instances
+from herdsman.server.domain import queueing, resources, runs
 from herdsman.server.queries import swarm as swarm_reads
 
 __all__ = ["router"]
@@ -70,7 +70,7 @@ def post_run_heartbeat(
 def post_queue(
     run_id: int, request: schemas.QueueTasksIn, write: FeedWriterDep
 ) -> schemas.TaskStatusesOut:
-    return write(lambda s, changes: instances.queue_tasks(s, run_id, request, changes))
+    return write(lambda s, changes: queueing.queue_tasks(s, run_id, request, changes))
 
 
 @router.get("/workflows/{workflow_id}/changes")
@@ -80,7 +80,7 @@ async def get_changes(
     notifier: NotifierDep,
     after: Annotated[int, Query(ge=0)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_POLL_SECONDS)] = 0.0,
-    kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = "TIR",
+    kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = EVERY_CHANGE.spec,
 ) -> schemas.ChangesOut:
     """Changes after ``after``; waits up to ``timeout`` seconds while there are none.
 
@@ -129,3 +129,23 @@ def get_swarm_edges(
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> schemas.SwarmEdgesOut:
     return db.read(lambda s: swarm_reads.swarm_edges(s, workflow_id, offset, limit))
+
+
+@router.post("/workflows/{workflow_id}/adjusted_resources")
+def post_adjusted_resources(
+    workflow_id: int, request: schemas.AdjustedResourcesIn, db: DatabaseDep
+) -> schemas.AdjustedResourcesOut:
+    """Store new requests for tasks of the workflow; queue the tasks with the ids returned.
+
+    Not idempotent by content, on purpose: every try is kept. A retried request leaves rows
+    no task points at, which change nothing.
+    """
+    return db.write(lambda s: resources.create_adjusted_resources(s, workflow_id, request))
+
+
+@router.post("/task_resources/query")
+def post_task_resources_query(
+    request: schemas.TaskResourcesQueryIn, db: DatabaseDep
+) -> schemas.TaskResourcesOut:
+    """Stored requests by id, and tasks' current ones by task id (a read; POST for long lists)."""
+    return db.read(lambda s: resources.read_resources(s, request))

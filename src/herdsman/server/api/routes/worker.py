@@ -10,8 +10,7 @@ from fastapi import APIRouter
 
 from herdsman.core.schemas import worker as schemas
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
-from herdsman.server.domain import transitions as instances
-from herdsman.server.domain import worker_reports as instance_reports
+from herdsman.server.domain import worker_reports
 
 __all__ = ["router"]
 
@@ -22,32 +21,34 @@ router = APIRouter(tags=["worker"])
 def post_reports(
     request: schemas.InstanceReportsIn, write: FeedWriterDep
 ) -> schemas.InstanceReportsOut:
-    return write(lambda s, changes: instance_reports.apply_reports(s, request, changes))
+    return write(lambda s, changes: worker_reports.apply_reports(s, request, changes))
 
 
 @router.post("/task_instances/{instance_id}/running")
 def post_running(
     instance_id: int, request: schemas.InstanceRunningIn, write: FeedWriterDep
 ) -> schemas.InstanceRunningOut:
-    return write(lambda s, changes: instances.instance_running(s, instance_id, request, changes))
+    return write(
+        lambda s, changes: worker_reports.instance_running(s, instance_id, request, changes)
+    )
 
 
 @router.post("/task_instances/{instance_id}/heartbeat")
 def post_heartbeat(
     instance_id: int, request: schemas.InstanceHeartbeatIn, db: DatabaseDep
 ) -> schemas.InstanceStatusOut:
-    return db.write(lambda s: instances.instance_heartbeat(s, instance_id, request))
+    return db.write(lambda s: worker_reports.instance_heartbeat(s, instance_id, request))
 
 
 @router.post("/task_instances/{instance_id}/done")
 def post_done(
     instance_id: int, request: schemas.InstanceDoneIn, write: FeedWriterDep
 ) -> schemas.InstanceStatusOut:
-    return write(lambda s, changes: instances.instance_done(s, instance_id, request, changes))
+    return write(lambda s, changes: worker_reports.instance_done(s, instance_id, request, changes))
 
 
 @router.post("/task_instances/{instance_id}/error")
 def post_error(
     instance_id: int, request: schemas.InstanceErrorIn, write: FeedWriterDep
 ) -> schemas.InstanceStatusOut:
-    return write(lambda s, changes: instances.instance_error(s, instance_id, request, changes))
+    return write(lambda s, changes: worker_reports.instance_error(s, instance_id, request, changes))

@@ -1,4 +1,5 @@
-"""Read-only routes for the CLI and the web GUI: workflows, tasks, edges, attempts, reports."""
+"""Read-only routes for the CLI and the web GUI: workflows, tasks, edges, attempts, errors,
+log paths and resource usage."""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from fastapi import APIRouter, Query
 
 from herdsman.core.schemas import queries as schemas
 from herdsman.server.api.deps import DatabaseDep
-from herdsman.server.queries import tasks as reports
-from herdsman.server.queries import workflows as queries
+from herdsman.server.queries import diagnostics, tasks, usage, workflows
 
 __all__ = ["router"]
 
@@ -21,12 +21,12 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 @router.get("/workflows/{workflow_id}/clusters")
 def get_workflow_clusters(workflow_id: int, db: DatabaseDep) -> schemas.WorkflowClustersOut:
-    return db.read(lambda s: queries.workflow_clusters(s, workflow_id))
+    return db.read(lambda s: workflows.workflow_clusters(s, workflow_id))
 
 
 @router.get("/workflows/{workflow_id}")
 def get_workflow(workflow_id: int, db: DatabaseDep) -> schemas.WorkflowDetailOut:
-    return db.read(lambda s: queries.workflow_detail(s, workflow_id))
+    return db.read(lambda s: workflows.workflow_detail(s, workflow_id))
 
 
 @router.get("/workflows/{workflow_id}/tasks")
@@ -39,26 +39,26 @@ def get_workflow_tasks(
 ) -> schemas.TasksPageOut:
     """A page of the workflow's tasks by id, of the given statuses (letters) if any."""
     statuses = status or []
-    return db.read(lambda s: queries.workflow_tasks(s, workflow_id, offset, limit, statuses))
+    return db.read(lambda s: workflows.workflow_tasks(s, workflow_id, offset, limit, statuses))
 
 
 @router.get("/workflows/{workflow_id}/edges")
 def get_workflow_edges(
     workflow_id: int, db: DatabaseDep, offset: Offset = 0, limit: Limit = 1000
 ) -> schemas.EdgesOut:
-    return db.read(lambda s: queries.workflow_edges(s, workflow_id, offset, limit))
+    return db.read(lambda s: workflows.workflow_edges(s, workflow_id, offset, limit))
 
 
 @router.get("/tasks/{task_id}")
 def get_task(task_id: int, db: DatabaseDep) -> schemas.TaskDetailOut:
-    return db.read(lambda s: queries.task_detail(s, task_id))
+    return db.read(lambda s: tasks.task_detail(s, task_id))
 
 
 @router.get("/workflows/{workflow_id}/errors")
 def get_workflow_errors(
     workflow_id: int, db: DatabaseDep, limit: Limit = 1000
 ) -> schemas.WorkflowErrorsOut:
-    return db.read(lambda s: queries.workflow_errors(s, workflow_id, limit))
+    return db.read(lambda s: diagnostics.workflow_errors(s, workflow_id, limit))
 
 
 @router.get("/workflow_summaries")
@@ -70,31 +70,31 @@ def get_workflow_summaries(
 ) -> schemas.WorkflowSummariesOut:
     """The newest workflows (of ``user``, or the ids given) with their tasks counted."""
     ids = workflow_id or []
-    return db.read(lambda s: reports.workflow_summaries(s, ids, user, limit))
+    return db.read(lambda s: workflows.workflow_summaries(s, ids, user, limit))
 
 
 @router.get("/tasks/{task_id}/attempts")
 def get_task_attempts(task_id: int, db: DatabaseDep) -> schemas.TaskAttemptsOut:
-    return db.read(lambda s: reports.task_attempts(s, task_id))
+    return db.read(lambda s: tasks.task_attempts(s, task_id))
 
 
 @router.get("/tasks/{task_id}/dependencies")
 def get_task_dependencies(task_id: int, db: DatabaseDep) -> schemas.DependenciesOut:
-    return db.read(lambda s: reports.task_dependencies(s, task_id))
+    return db.read(lambda s: tasks.task_dependencies(s, task_id))
 
 
 @router.get("/workflows/{workflow_id}/log_paths")
 def get_log_paths(
     workflow_id: int, db: DatabaseDep, task_template: str | None = None, limit: Limit = 1000
 ) -> schemas.LogPathsOut:
-    return db.read(lambda s: reports.log_paths(s, workflow_id, task_template, limit))
+    return db.read(lambda s: diagnostics.log_paths(s, workflow_id, task_template, limit))
 
 
 @router.get("/workflows/{workflow_id}/error_messages")
 def get_error_messages(
     workflow_id: int, db: DatabaseDep, limit: Limit = 10_000
 ) -> schemas.ErrorMessagesOut:
-    return db.read(lambda s: reports.error_messages(s, workflow_id, limit))
+    return db.read(lambda s: diagnostics.error_messages(s, workflow_id, limit))
 
 
 @router.get("/resource_usage")
@@ -105,4 +105,4 @@ def get_resource_usage(
 ) -> schemas.ResourceUsageOut:
     """Runtime and memory statistics of done attempts, by task template and cluster."""
     ids = workflow_id or []
-    return db.read(lambda s: reports.resource_usage(s, task_template, ids))
+    return db.read(lambda s: usage.resource_usage(s, task_template, ids))

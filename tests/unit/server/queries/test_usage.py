@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from herdsman.server.queries.tasks import statistics_of
+from herdsman.server.queries.usage import statistics_of
 
 
 def test_no_values_have_no_statistics() -> None:

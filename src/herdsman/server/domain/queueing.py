@@ -1,0 +1,215 @@
+"""Queueing tasks (the swarm) and claiming their attempts (the distributor), in bulk.
+
+Both are bulk moves: the swarm queues thousands of tasks in one request and the distributor
+claims them in one. Each is a fixed pair of moves that the tables allow and
+:mod:`herdsman.core.lifecycle` names, so they are written as a few statements over all the rows
+instead of row by row: a queueable task (G or A) becomes queued (Q) with a new queued attempt;
+a queued attempt becomes instantiated (I), and its task with it when the task is still queued.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from herdsman.core import lifecycle
+from herdsman.core.errors import NotFoundError
+from herdsman.core.schemas import distributor as dschemas
+from herdsman.core.schemas import swarm as sschemas
+from herdsman.core.statuses import TaskInstanceStatus, TaskStatus
+from herdsman.server.database import models, sql
+from herdsman.server.database.bulk import chunked
+from herdsman.server.database.feed import ChangeRecorder
+from herdsman.server.domain.transitions import CHUNK, workflow_of_run
+
+__all__ = ["claim", "queue_tasks"]
+
+_QUEUED_TASK = TaskStatus.QUEUED
+_QUEUED = TaskInstanceStatus.QUEUED
+_CLAIMED = TaskInstanceStatus.INSTANTIATED
+# A claimed attempt moves its still-queued task with it (lifecycle.task_status_for_instance).
+_CLAIMED_TASK = TaskStatus.INSTANTIATING
+_QUEUEABLE = frozenset(status.value for status in lifecycle.QUEUEABLE_TASK_STATUSES)
+
+
+def queue_tasks(
+    session: Session, run_id: int, request: sschemas.QueueTasksIn, recorder: ChangeRecorder
+) -> sschemas.TaskStatusesOut:
+    """One new attempt (Q) for each requested task that is queueable; every task's status back."""
+    workflow_id = workflow_of_run(session, run_id)
+    adjusted = dict(zip(request.task_ids, request.task_resources_ids or (), strict=False))
+    rows: list[tuple[int, str, int, int]] = []
+    for part in chunked(sorted(set(request.task_ids)), CHUNK):
+        rows += sql.fetch_all(
+            session,
+            "SELECT id, status, array_id, task_resources_id FROM task "
+            f"WHERE workflow_id = ? AND id IN {sql.in_list(len(part))} "
+            f"ORDER BY id{sql.for_update(session)}",
+            (workflow_id, *part),
+        )
+    statuses = {row[0]: row[1] for row in rows}
+    missing = [task_id for task_id in request.task_ids if task_id not in statuses]
+    if missing:
+        raise NotFoundError(
+            f"tasks {missing[:10]} are not tasks of workflow {workflow_id}",
+            details={"task_ids": missing[:100]},
+        )
+    now = sql.timestamp(session, models.utcnow())
+    to_queue = [
+        (task_id, array_id, adjusted.get(task_id) or resources_id)
+        for task_id, status, array_id, resources_id in rows
+        if status in _QUEUEABLE
+    ]
+    sql.execute_many(
+        session,
+        "UPDATE task SET status = ?, status_date = ?, num_attempts = num_attempts + 1, "
+        "task_resources_id = ? WHERE id = ?",
+        [(_QUEUED_TASK.value, now, resources_id, task_id) for task_id, _, resources_id in to_queue],
+    )
+    sql.execute_many(
+        session,
+        "INSERT INTO task_instance (workflow_run_id, task_id, array_id, task_resources_id, "
+        "status, status_date) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (run_id, task_id, array_id, resources_id, _QUEUED.value, now)
+            for task_id, array_id, resources_id in to_queue
+        ],
+    )
+    queued = [task_id for task_id, _, _ in to_queue]
+    for part in chunked(queued, CHUNK):
+        for task_id, instance_id in sql.fetch_all(
+            session,
+            "SELECT task_id, id FROM task_instance WHERE workflow_run_id = ? AND status = ? "
+            f"AND task_id IN {sql.in_list(len(part))}",
+            (run_id, _QUEUED.value, *part),
+        ):
+            recorder.task(workflow_id, task_id, _QUEUED_TASK)
+            recorder.instance(workflow_id, instance_id, _QUEUED, task_id)
+            statuses[task_id] = _QUEUED_TASK.value
+    return sschemas.TaskStatusesOut(
+        task_ids=list(request.task_ids), statuses=[statuses[t] for t in request.task_ids]
+    )
+
+
+def claim(
+    session: Session, run_id: int, request: dschemas.ClaimIn, recorder: ChangeRecorder
+) -> dschemas.ClaimedOut:
+    """Move up to ``limit`` queued attempts of the run to I and describe them for submission.
+
+    A replayed claim (same ``claim_id``) answers with what the first one took, so attempts
+    whose claim answer was lost on the network are not stranded in I.
+    """
+    workflow_id = workflow_of_run(session, run_id)
+    replayed = _claimed_before(session, run_id, request.claim_id)
+    if replayed:
+        return _describe_claimed(session, run_id, workflow_id, replayed)
+    ids = _claimable(session, run_id, request)
+    stamp = sql.timestamp(session, models.utcnow())
+    for part in chunked(ids, CHUNK):
+        tasks = sql.fetch_all(
+            session,
+            f"SELECT ti.id, ti.task_id, t.status FROM task_instance ti JOIN task t "
+            f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
+            part,
+        )
+        sql.execute_many(
+            session,
+            "UPDATE task_instance SET status = ?, status_date = ?, claim_id = ? WHERE id = ?",
+            [(_CLAIMED.value, stamp, request.claim_id, row[0]) for row in tasks],
+        )
+        sql.execute_many(
+            session,
+            "UPDATE task SET status = ?, status_date = ? WHERE id = ? AND status = ?",
+            [(_CLAIMED_TASK.value, stamp, row[1], _QUEUED_TASK.value) for row in tasks],
+        )
+        for instance_id, task_id, task_status in tasks:
+            recorder.instance(workflow_id, instance_id, _CLAIMED, task_id)
+            if task_status == _QUEUED_TASK:
+                recorder.task(workflow_id, task_id, _CLAIMED_TASK)
+    return _describe_claimed(session, run_id, workflow_id, ids)
+
+
+def _claimed_before(session: Session, run_id: int, claim_id: str | None) -> list[int]:
+    if claim_id is None:
+        return []
+    return [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            "SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = ? "
+            "AND claim_id = ? ORDER BY id",
+            (run_id, _CLAIMED.value, claim_id),
+        )
+    ]
+
+
+def _claimable(session: Session, run_id: int, request: dschemas.ClaimIn) -> list[int]:
+    """The oldest queued attempts of the run (on the named cluster), locked for this claim."""
+    # Lock only the attempts (their tasks and shared resource rows stay free), and skip those
+    # another claimer holds: two distributors never block each other or take one attempt.
+    lock = " FOR UPDATE SKIP LOCKED" if sql.for_update(session) else ""
+    where = ""
+    params: list[object] = [run_id, _QUEUED.value]
+    if request.cluster_name is not None:
+        where = (
+            " AND EXISTS (SELECT 1 FROM task t JOIN cluster c ON c.id = t.cluster_id "
+            "WHERE t.id = task_instance.task_id AND c.name = ?)"
+        )
+        params.append(request.cluster_name)
+    return [
+        row[0]
+        for row in sql.fetch_all(
+            session,
+            f"SELECT id FROM task_instance WHERE workflow_run_id = ? AND status = ?{where} "
+            f"ORDER BY id LIMIT ?{lock}",
+            (*params, request.limit),
+        )
+    ]
+
+
+def _describe_claimed(
+    session: Session, run_id: int, workflow_id: int, ids: Sequence[int]
+) -> dschemas.ClaimedOut:
+    claimed: list[dschemas.ClaimedInstance] = []
+    for part in chunked(list(ids), CHUNK):
+        for row in sql.fetch_all(
+            session,
+            "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested "
+            "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
+            "JOIN task_resources r ON r.id = ti.task_resources_id "
+            f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
+            part,
+        ):
+            instance_id, task_id, array_id, name, command, requested = row
+            resources = json.loads(requested)
+            claimed.append(
+                dschemas.ClaimedInstance(
+                    task_instance_id=instance_id,
+                    task_id=task_id,
+                    array_id=array_id,
+                    name=name,
+                    command=command,
+                    queue=str(resources.get("queue", "")),
+                    resources=resources,
+                )
+            )
+    arrays = _arrays(session, {instance.array_id for instance in claimed})
+    for instance in claimed:
+        instance.array_name, instance.array_limit = arrays.get(instance.array_id, ("", None))
+    return dschemas.ClaimedOut(workflow_run_id=run_id, workflow_id=workflow_id, instances=claimed)
+
+
+def _arrays(session: Session, array_ids: set[int]) -> dict[int, tuple[str, int | None]]:
+    """Array id -> (name, max_concurrently_running), for naming and throttling job arrays."""
+    found: dict[int, tuple[str, int | None]] = {}
+    for part in chunked(sorted(array_ids), CHUNK):
+        rows = session.execute(
+            select(models.Array.id, models.Array.name, models.Array.max_concurrently_running).where(
+                models.Array.id.in_(part)
+            )
+        ).tuples()
+        found.update({array_id: (name, limit) for array_id, name, limit in rows})
+    return found
