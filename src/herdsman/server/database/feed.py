@@ -24,9 +24,10 @@ from typing import TypeVar
 import structlog
 from sqlalchemy.orm import Session
 
-from herdsman.core.changes import ChangeFilter
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
+from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
 from herdsman.server.database import sql
 from herdsman.server.database.engine import Database
 
@@ -57,14 +58,16 @@ class ChangeRecorder:
     ) -> None:
         self._pending[workflow_id].append((kind, object_id, status, task_id))
 
-    def task(self, workflow_id: int, task_id: int, status: str) -> None:
-        self.record(workflow_id, "T", task_id, status)
+    def task(self, workflow_id: int, task_id: int, status: TaskStatus) -> None:
+        self.record(workflow_id, ChangeKind.TASK, task_id, status)
 
-    def instance(self, workflow_id: int, instance_id: int, status: str, task_id: int) -> None:
-        self.record(workflow_id, "I", instance_id, status, task_id)
+    def instance(
+        self, workflow_id: int, instance_id: int, status: TaskInstanceStatus, task_id: int
+    ) -> None:
+        self.record(workflow_id, ChangeKind.INSTANCE, instance_id, status, task_id)
 
-    def run(self, workflow_id: int, run_id: int, status: str) -> None:
-        self.record(workflow_id, "R", run_id, status)
+    def run(self, workflow_id: int, run_id: int, status: WorkflowRunStatus) -> None:
+        self.record(workflow_id, ChangeKind.RUN, run_id, status)
 
     def flush(self, session: Session) -> dict[int, frozenset[tuple[str, str]]]:
         """Number and insert the changes; call last in the transaction.

@@ -30,6 +30,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus, WorkflowStatus
+
 __all__ = [
     "Arg",
     "Array",
@@ -254,7 +256,9 @@ class Workflow(Base):
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     # Set once every task is written; a workflow without it is still being bound.
     bound_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
-    status: Mapped[str] = mapped_column(STATUS, default="G", index=True)
+    status: Mapped[str] = mapped_column(
+        STATUS, default=WorkflowStatus.REGISTERING.value, index=True
+    )
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -279,7 +283,9 @@ class WorkflowRun(Base):
     host: Mapped[str] = mapped_column(NAME, default="")
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     herdsman_version: Mapped[str] = mapped_column(String(32), default="")
-    status: Mapped[str] = mapped_column(STATUS, default="G", index=True)
+    status: Mapped[str] = mapped_column(
+        STATUS, default=WorkflowRunStatus.REGISTERED.value, index=True
+    )
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -346,7 +352,7 @@ class Task(Base):
     fallback_queues: Mapped[str] = mapped_column(Text, default="")
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     num_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    status: Mapped[str] = mapped_column(STATUS, default="G")
+    status: Mapped[str] = mapped_column(STATUS, default=TaskStatus.REGISTERING.value)
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -384,7 +390,7 @@ class TaskInstance(Base):
     distributor_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The distributor's name for the claim that took it, so a replayed claim gets it again.
     claim_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
-    status: Mapped[str] = mapped_column(STATUS, default="Q")
+    status: Mapped[str] = mapped_column(STATUS, default=TaskInstanceStatus.QUEUED.value)
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     submitted_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     report_by_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, NotFoundError, WorkflowAlreadyExists
 from herdsman.core.schemas import client as schemas
+from herdsman.core.statuses import TaskStatus, WorkflowStatus
 from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import insert_ignore, lookup_ids, lookup_rows
 
@@ -245,7 +246,7 @@ def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
     now = sql.timestamp(session, models.utcnow())
     row = request.model_dump(exclude={"attributes"})
     row.update(
-        status="G",
+        status=WorkflowStatus.REGISTERING.value,
         status_date=now,
         created_date=now,
         bound_max_concurrently_running=request.max_concurrently_running,
@@ -396,7 +397,10 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
         session,
         models.Task,
         _TASK_COLUMNS,
-        sorted(((workflow_id, *row, "G", now, 0) for row in rows), key=lambda row: row[1]),
+        sorted(
+            ((workflow_id, *row, TaskStatus.REGISTERING.value, now, 0) for row in rows),
+            key=lambda row: row[1],
+        ),
     )
     found = _task_ids_and_statuses(session, workflow_id, request.node_ids)
     task_ids = [found[node_id][0] for node_id in request.node_ids]

@@ -391,7 +391,7 @@ def move_run(
     now = models.utcnow()
     run.status = target.value
     run.status_date = now
-    recorder.run(run.workflow_id, run.id, target.value)
+    recorder.run(run.workflow_id, run.id, target)
     workflow_target = lifecycle.workflow_status_for_run(target)
     if decide(
         WorkflowStatus(workflow.status), workflow_target

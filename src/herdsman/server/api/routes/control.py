@@ -7,8 +7,7 @@ from fastapi import APIRouter
 from herdsman.core.schemas import control as schemas
 from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
-from herdsman.server.domain import owner_actions as control
-from herdsman.server.domain import owner_updates
+from herdsman.server.domain import owner_actions
 
 __all__ = ["router"]
 
@@ -21,7 +20,7 @@ def put_workflow_limit(
 ) -> ConcurrencyOut:
     """Set the workflow's limit; 0 pauses launching. Answers the limits now in force."""
     limit = request.max_concurrently_running
-    return db.write(lambda s: control.set_workflow_limit(s, workflow_id, limit))
+    return db.write(lambda s: owner_actions.set_workflow_limit(s, workflow_id, limit))
 
 
 # ":path" so a template name may contain "/" (sent percent-encoded, decoded before routing).
@@ -31,7 +30,9 @@ def put_template_limit(
 ) -> ConcurrencyOut:
     """Set the limit of the workflow's array(s) of this task template."""
     limit = request.max_concurrently_running
-    return db.write(lambda s: control.set_template_limit(s, workflow_id, template_name, limit))
+    return db.write(
+        lambda s: owner_actions.set_template_limit(s, workflow_id, template_name, limit)
+    )
 
 
 @router.post("/workflows/{workflow_id}/stop")
@@ -39,7 +40,9 @@ def post_stop(
     workflow_id: int, request: schemas.OwnerRequestIn, write: FeedWriterDep
 ) -> RunStatusOut:
     """Stop the run that holds the workflow; its jobs are killed. Answers the run's status."""
-    return write(lambda s, changes: control.stop_workflow(s, workflow_id, request.user, changes))
+    return write(
+        lambda s, changes: owner_actions.stop_workflow(s, workflow_id, request.user, changes)
+    )
 
 
 @router.post("/workflows/{workflow_id}/reset")
@@ -47,7 +50,7 @@ def post_reset(
     workflow_id: int, request: schemas.WorkflowResetIn, write: FeedWriterDep
 ) -> schemas.OwnerUpdateOut:
     """The owner resets a workflow whose last run failed, so that it runs again on resume."""
-    return write(lambda s, changes: owner_updates.reset_workflow(s, workflow_id, request, changes))
+    return write(lambda s, changes: owner_actions.reset_workflow(s, workflow_id, request, changes))
 
 
 @router.post("/workflows/{workflow_id}/task_updates")
@@ -55,4 +58,4 @@ def post_task_updates(
     workflow_id: int, request: schemas.TaskUpdateIn, write: FeedWriterDep
 ) -> schemas.OwnerUpdateOut:
     """The owner sets tasks done or back to registering (downstream tasks follow a reset)."""
-    return write(lambda s, changes: owner_updates.update_tasks(s, workflow_id, request, changes))
+    return write(lambda s, changes: owner_actions.update_tasks(s, workflow_id, request, changes))
