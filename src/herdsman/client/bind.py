@@ -17,7 +17,7 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
@@ -26,9 +26,11 @@ from herdsman.client.identity import SetHash, hash_text, hash_values63
 from herdsman.client.resolution import ResolvedResources
 from herdsman.client.task import Task
 from herdsman.client.task_template import TaskTemplateVersion
-from herdsman.client.workflow import Workflow
 from herdsman.core.config import Settings
 from herdsman.core.schemas import client as schemas
+
+if TYPE_CHECKING:
+    from herdsman.client.workflow import Workflow
 
 __all__ = ["IN_FLIGHT", "Binder"]
 

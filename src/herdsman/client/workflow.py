@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from herdsman.client.tool import Tool
     from herdsman.core.schemas.swarm import ConcurrencyOut
 
+# This facade calls bind, execution and control, never the other way round (they take a
+# Workflow for typing only). It imports them in the methods that use them: building and
+# validating a workflow should not pay for the run machinery's imports (about 60 ms).
+
 __all__ = ["Workflow"]
 
 logger = structlog.get_logger(__name__)
