@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from herdsman.core.lifecycle import TAKEN_OVER_RUN_STATUSES, WAITING_TASK_STATUSES
 from herdsman.core.schemas.queries import WorkflowClustersOut, WorkflowDetailOut
 from herdsman.core.schemas.swarm import RunStatusOut
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 if TYPE_CHECKING:
     from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -31,8 +33,6 @@ logger = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 5.0
 _RELEASE_POLL_SECONDS = 0.2
-# Statuses a run ends with when a new run takes its workflow over (T once it has let go).
-_TAKEN_OVER = frozenset({"C", "H", "T"})
 
 
 def run_workflow(
@@ -150,7 +150,7 @@ def drive_run(
             lambda: all(d.is_alive() for d in distributors),
             seconds_until_timeout=int(seconds_until_timeout),
         )
-        if status in _TAKEN_OVER:
+        if WorkflowRunStatus(status) in TAKEN_OVER_RUN_STATUSES:
             remaining = max(0.0, seconds_until_timeout - (time.monotonic() - started))
             status = _wait_for_release(swarm.workflow_run_id, distributors, requester, remaining)
     return status
@@ -170,9 +170,9 @@ def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int
     done_ids, failed_ids = set(done), set(failed)
     for task in workflow.tasks.values():
         if task.task_id in done_ids:
-            task.status = "D"
+            task.status = TaskStatus.DONE.value
         elif task.task_id in failed_ids:
-            task.status = "F"
+            task.status = TaskStatus.ERROR_FATAL.value
 
 
 class ProgressReporter:
@@ -216,9 +216,9 @@ class ProgressReporter:
 
 def format_progress(detail: WorkflowDetailOut) -> str:
     counts = detail.task_status_counts
-    done, failed = counts.get("D", 0), counts.get("F", 0)
-    running = counts.get("R", 0)
-    waiting = sum(counts.get(s, 0) for s in ("Q", "I", "O"))
+    done, failed = counts.get(TaskStatus.DONE, 0), counts.get(TaskStatus.ERROR_FATAL, 0)
+    running = counts.get(TaskStatus.RUNNING, 0)
+    waiting = sum(counts.get(status, 0) for status in WAITING_TASK_STATUSES)
     percent = 100 * done / detail.num_tasks if detail.num_tasks else 100.0
     return (
         f"workflow {detail.id}: {done}/{detail.num_tasks} done ({percent:.0f}%), "

@@ -16,6 +16,7 @@ from typing import Literal
 import yaml
 
 from herdsman.core.errors import InvalidInputError
+from herdsman.core.lifecycle import TaskProgress, progress_of
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import queries as schemas
 from herdsman.core.statuses import TaskStatus
@@ -41,10 +42,8 @@ __all__ = [
 Strategy = Literal["avg", "max", "p95"]
 
 TASK_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
-    "PENDING": ("G", "Q", "I", "O", "E", "A"),
-    "RUNNING": ("R",),
-    "DONE": ("D",),
-    "FATAL": ("F",),
+    progress.name: tuple(status.value for status in TaskStatus if progress_of(status) is progress)
+    for progress in TaskProgress
 }
 """The coarse task states the summaries count, by name, as the letters they cover."""
 

@@ -236,8 +236,9 @@ class Workflow:
     ) -> str:
         """Bind, run every task to the end, and return the run's final status.
 
-        "D" when every task is done, "E" otherwise (also after ``seconds_until_timeout``, when
-        jobs already submitted keep running). Afterwards each task's ``status`` is final and
+        The letter of ``WorkflowRunStatus.DONE`` when every task is done, of ``ERROR``
+        otherwise (also after ``seconds_until_timeout``, when jobs already submitted keep
+        running). Afterwards each task's ``status`` is final and
         :meth:`get_errors` reports the failed tasks. ``resume`` continues a workflow that ran
         before: only one run holds a workflow, so the earlier run is told to let go first.
         ``reset_running_jobs`` (cold) kills the jobs it left running; without it (hot) they

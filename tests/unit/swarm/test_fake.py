@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from herdsman.client.swarm.fake import DEFAULT_REQUEST, FEED_PAGE_SIZE, InMemorySwarmGateway
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.errors import (
     InvalidResourceError,
     NotFoundError,
@@ -59,7 +60,9 @@ def test_feed_filters_kinds_and_pages() -> None:
     gateway.queue_tasks(run_id, tuple(range(1, FEED_PAGE_SIZE + 6)))
     gateway.set_server_run_status(run_id, WorkflowRunStatus.STOPPED)
     # Like the server, one call passes over pages holding nothing wanted.
-    found = gateway.changes(3, after=start, timeout=0, kinds="R")
+    found = gateway.changes(
+        3, after=start, timeout=0, kinds=ChangeFilter.of({ChangeKind.RUN: None})
+    )
     assert [(c.kind, c.status) for c in found.changes] == [("R", "S")]
     assert found.last_seq > start + FEED_PAGE_SIZE
 

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from herdsman.client.swarm.gateway import TASK_AND_RUN_CHANGES
 from herdsman.core.changes import ChangeFilter
 from herdsman.core.errors import (
     HerdsmanError,
@@ -439,12 +440,16 @@ class InMemorySwarmGateway:
         return TaskStatusesOut(task_ids=list(task_ids), statuses=statuses)
 
     def changes(
-        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+        self,
+        workflow_id: int,
+        after: int,
+        timeout: float,
+        kinds: ChangeFilter = TASK_AND_RUN_CHANGES,
     ) -> ChangesOut:
         self._check_workflow(workflow_id)
         if self.cluster is not None:
             self.cluster(self)
-        wanted = ChangeFilter.parse(kinds)
+        wanted = kinds
         # Like the server: pages with nothing wanted are passed over within the same call.
         while True:
             examined = self._log[after : after + FEED_PAGE_SIZE]

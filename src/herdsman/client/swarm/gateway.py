@@ -16,6 +16,7 @@ import socket
 from collections.abc import Sequence
 from typing import Protocol
 
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import (
@@ -37,7 +38,7 @@ from herdsman.core.schemas.swarm import (
     WorkflowRunOut,
 )
 
-__all__ = ["MAX_POLL_SECONDS", "HttpSwarmGateway", "SwarmGateway"]
+__all__ = ["MAX_POLL_SECONDS", "TASK_AND_RUN_CHANGES", "HttpSwarmGateway", "SwarmGateway"]
 
 MAX_POLL_SECONDS = 10.0
 """Longest long-poll the swarm asks for.
@@ -46,6 +47,9 @@ The requester's HTTP timeout is fixed per client (120 s by default, ``http.timeo
 server's wait must stay well below it or a quiet feed would look like a dead server. The
 server caps waits at 30 s; 10 s leaves room for a slow answer on a loaded server.
 """
+
+TASK_AND_RUN_CHANGES = ChangeFilter.of({ChangeKind.TASK: None, ChangeKind.RUN: None})
+"""What a feed read asks for when its caller names no filter: every task and run change."""
 
 
 class SwarmGateway(Protocol):
@@ -85,9 +89,14 @@ class SwarmGateway(Protocol):
         ...
 
     def changes(
-        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+        self,
+        workflow_id: int,
+        after: int,
+        timeout: float,
+        kinds: ChangeFilter = TASK_AND_RUN_CHANGES,
     ) -> ChangesOut:
-        """Changes with seq > ``after``; waits up to ``timeout`` seconds when there are none."""
+        """Changes with seq > ``after`` that ``kinds`` wants; waits up to ``timeout`` seconds
+        when there are none."""
         ...
 
     def tasks_page(self, workflow_id: int, after_task_id: int, limit: int) -> SwarmTasksOut:
@@ -161,13 +170,17 @@ class HttpSwarmGateway:
         return self._requester.post(f"/workflow_runs/{run_id}/queue", body, TaskStatusesOut)
 
     def changes(
-        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+        self,
+        workflow_id: int,
+        after: int,
+        timeout: float,
+        kinds: ChangeFilter = TASK_AND_RUN_CHANGES,
     ) -> ChangesOut:
         wait = min(max(timeout, 0.0), MAX_POLL_SECONDS)
         return self._requester.get(
             f"/workflows/{workflow_id}/changes",
             ChangesOut,
-            params={"after": after, "timeout": wait, "kinds": kinds},
+            params={"after": after, "timeout": wait, "kinds": kinds.spec},
         )
 
     def tasks_page(self, workflow_id: int, after_task_id: int, limit: int) -> SwarmTasksOut:
