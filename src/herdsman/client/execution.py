@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from herdsman.client import queries
+from herdsman.client.swarm.gateway import HttpSwarmGateway
 from herdsman.core.lifecycle import TAKEN_OVER_RUN_STATUSES, WAITING_TASK_STATUSES
-from herdsman.core.schemas.queries import WorkflowClustersOut, WorkflowDetailOut
-from herdsman.core.schemas.swarm import RunStatusOut
+from herdsman.core.schemas.queries import WorkflowDetailOut
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def resume_workflow_from_id(
     from herdsman.client.swarm.workflow_run import WorkflowRun
 
     requester = requester or default_requester()
-    clusters = requester.get(f"/workflows/{workflow_id}/clusters", WorkflowClustersOut).clusters
+    clusters = queries.workflow_clusters(requester, workflow_id)
     swarm = WorkflowRun.from_workflow_id(
         workflow_id,
         resume=True,
@@ -163,7 +164,7 @@ def _wait_for_release(
     logger.info("workflow_run_letting_go", workflow_run_id=run_id, timeout=round(timeout, 1))
     while any(d.is_alive() for d in distributors) and time.monotonic() < deadline:
         time.sleep(_RELEASE_POLL_SECONDS)
-    return requester.get(f"/workflow_runs/{run_id}", RunStatusOut).status
+    return HttpSwarmGateway(requester).get_run(run_id).status
 
 
 def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int]) -> None:
@@ -207,7 +208,7 @@ class ProgressReporter:
 
     def _report(self) -> None:
         try:
-            detail = self._requester.get(f"/workflows/{self._workflow_id}", WorkflowDetailOut)
+            detail = queries.workflow_detail(self._requester, self._workflow_id)
         except Exception as error:  # progress is best effort; the run reports real failures
             logger.debug("progress_unavailable", error=str(error))
             return

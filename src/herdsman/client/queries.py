@@ -1,5 +1,6 @@
-"""What the ``herdsman`` command reads from the server, as typed answers, and the few things it
-derives from them: error messages grouped by likeness, and a resources file from usage.
+"""What the ``herdsman`` command and a workflow's script read from the server, as typed
+answers, and the few things derived from them: error messages grouped by likeness, and a
+resources file from usage.
 
 Every function takes the requester to use, so a command opens one connection for all its
 reads; :func:`herdsman.client.embedded.default_requester` gives the configured one.
@@ -35,6 +36,9 @@ __all__ = [
     "task_attempts",
     "task_dependencies",
     "task_statuses",
+    "workflow_clusters",
+    "workflow_detail",
+    "workflow_errors",
     "workflow_summaries",
     "workflow_tasks",
 ]
@@ -58,6 +62,25 @@ def workflow_summaries(
     if user is not None:
         params["user"] = user
     return requester.get("/workflow_summaries", schemas.WorkflowSummariesOut, params=params)
+
+
+def workflow_detail(requester: Requester, workflow_id: int) -> schemas.WorkflowDetailOut:
+    """The workflow with its tasks counted by status."""
+    return requester.get(f"/workflows/{workflow_id}", schemas.WorkflowDetailOut)
+
+
+def workflow_clusters(requester: Requester, workflow_id: int) -> list[str]:
+    """Names of the clusters the workflow's tasks run on: one distributor each."""
+    return requester.get(f"/workflows/{workflow_id}/clusters", schemas.WorkflowClustersOut).clusters
+
+
+def workflow_errors(
+    requester: Requester, workflow_id: int, limit: int
+) -> schemas.WorkflowErrorsOut:
+    """Up to ``limit`` fatal tasks of the workflow, with their last errors and output tails."""
+    return requester.get(
+        f"/workflows/{workflow_id}/errors", schemas.WorkflowErrorsOut, params={"limit": limit}
+    )
 
 
 def task_statuses(names: Iterable[str]) -> list[str]:

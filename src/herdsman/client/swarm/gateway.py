@@ -2,7 +2,8 @@
 
 Services depend on the :class:`SwarmGateway` protocol, never on HTTP, so tests swap in
 :class:`herdsman.client.swarm.fake.InMemorySwarmGateway` without patching anything. This module
-is the only swarm code that knows the routes.
+is the only swarm code that knows the routes; the one read it shares with binding (a cluster
+and its queues) comes from :mod:`herdsman.client.bind_requests`.
 
 Failures surface as :mod:`herdsman.core.errors` exceptions raised by the requester: transport
 failures and 503s have already been retried when :class:`ServerUnavailableError` arrives.
@@ -16,6 +17,7 @@ import socket
 from collections.abc import Sequence
 from typing import Protocol
 
+from herdsman.client import bind_requests
 from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
@@ -198,7 +200,7 @@ class HttpSwarmGateway:
         )
 
     def get_cluster(self, name: str) -> ClusterOut:
-        return self._requester.get(f"/clusters/{name}", ClusterOut)
+        return bind_requests.get_cluster(self._requester, name)
 
     def read_resources(
         self, task_resources_ids: Sequence[int], task_ids: Sequence[int] = ()
