@@ -1,7 +1,7 @@
 """The swarm's only door to the server: one method per HTTP call, typed replies.
 
-Services depend on the :class:`SwarmGateway` protocol, never on HTTP, so tests swap in
-:class:`herdsman.client.swarm.fake.InMemorySwarmGateway` without patching anything. This module
+Services depend on the :class:`SwarmGateway` protocol, never on HTTP, so tests swap in an
+in-memory server (``tests/support/swarm_gateway.py``) without patching anything. This module
 is the only swarm code that knows the routes; the one read it shares with binding (a cluster
 and its queues) comes from :mod:`herdsman.client.bind_requests`.
 

@@ -6,8 +6,8 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from pydantic import BaseModel
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.gateway import MAX_POLL_SECONDS, HttpSwarmGateway, SwarmGateway
 from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.requester import Requester
