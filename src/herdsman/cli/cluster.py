@@ -13,8 +13,8 @@ when its distributor starts.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.markup import escape
@@ -23,20 +23,16 @@ from herdsman.cli.common import (
     console,
     database_url_option,
     json_option,
-    load_settings,
     new_table,
     print_json,
 )
+from herdsman.cli.database import on_database
 from herdsman.core.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
     from herdsman.core.schemas.client import ClusterOut
 
 __all__ = ["cluster", "parse_assignments"]
-
-T = TypeVar("T")
 
 
 @click.group()
@@ -51,7 +47,7 @@ def list_command(database_url: str | None, as_json: bool) -> None:
     """Every cluster: its plugin, parameters and queues."""
     from herdsman.server.domain import clusters
 
-    found = _on_database(database_url, clusters.list_clusters, write=False)
+    found = on_database(database_url, clusters.list_clusters, write=False)
     if as_json:
         print_json({"clusters": [record.model_dump(mode="json") for record in found]})
         return
@@ -74,7 +70,7 @@ def show_command(name: str, database_url: str | None, as_json: bool) -> None:
     """One cluster: its parameters, and its queues with their limits."""
     from herdsman.server.domain import clusters
 
-    record = _on_database(database_url, lambda s: clusters.get_cluster(s, name), write=False)
+    record = on_database(database_url, lambda s: clusters.get_cluster(s, name), write=False)
     _print_cluster(record, as_json)
 
 
@@ -91,7 +87,7 @@ def add_command(
     from herdsman.server.domain import clusters
 
     parameters = parse_assignments(assignments)
-    record = _on_database(
+    record = on_database(
         database_url,
         lambda s: clusters.add_cluster(s, name, plugin, parameters, check=_check_parameters),
         write=True,
@@ -118,7 +114,7 @@ def set_command(
     values = parse_assignments(assignments)
     if not values and not unset:
         raise InvalidInputError("name at least one KEY=VALUE to set or --unset KEY to remove")
-    record = _on_database(
+    record = on_database(
         database_url,
         lambda s: clusters.update_parameters(s, name, values, unset, check=_check_parameters),
         write=True,
@@ -150,19 +146,6 @@ def _check_parameters(plugin: str, parameters: Mapping[str, Any]) -> None:
         check_parameters(plugin, parameters)
     except ConfigurationError as error:  # the operator's input, not a config file
         raise InvalidInputError(error.message, details=error.details) from error
-
-
-def _on_database(database_url: str | None, work: Callable[[Session], T], *, write: bool) -> T:
-    from herdsman.cli.server import require_current_schema
-    from herdsman.server.database.engine import make_database
-
-    url = database_url or load_settings().resolved_database_url()
-    database = make_database(url)
-    try:
-        require_current_schema(database)
-        return database.write(work) if write else database.read(work)
-    finally:
-        database.dispose()
 
 
 def _print_cluster(record: ClusterOut, as_json: bool) -> None:

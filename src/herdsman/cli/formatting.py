@@ -12,7 +12,8 @@ __all__ = ["duration", "first_line", "gib", "size", "status_name", "timestamp"]
 
 
 def status_name(status_type: type[enum.Enum], letter: str) -> str:
-    """``done`` for ``"D"``; the letter itself if herdsman does not know it."""
+    """A status letter shown as its member's name in lower case (``done``); the letter
+    itself if herdsman does not know it."""
     try:
         return str(status_type(letter).name.lower())
     except ValueError:

@@ -18,6 +18,7 @@ from herdsman.cli.common import (
     load_settings,
     redact_database_url,
 )
+from herdsman.cli.database import require_current_schema
 from herdsman.client.embedded import embedded_server_status, probe_health, stop_embedded_server
 from herdsman.core.logs import configure_logging
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 # The server's modules (web stack, database, migrations) are imported inside the commands that
 # need them: every other herdsman command would otherwise pay seconds to import them.
 
-__all__ = ["require_current_schema", "server", "start"]
+__all__ = ["server", "start"]
 
 _LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
 
@@ -222,26 +223,3 @@ async def _reap_until_signalled(database: Database, interval: float) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await reap_periodically(database, interval=interval, stop=stop)
-
-
-def require_current_schema(database: Database) -> None:
-    """Refuse a database whose schema is older (or newer) than this herdsman's.
-
-    The reaper and the cluster commands never migrate: servers (or ``herdsman server db
-    upgrade``) own the schema.
-    """
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    from herdsman.server.database.migrate import alembic_config
-
-    heads = set(ScriptDirectory.from_config(alembic_config(database.url)).get_heads())
-    with database.read_engine.connect() as connection:
-        current = set(MigrationContext.configure(connection).get_current_heads())
-    if current != heads:
-        shown = ", ".join(sorted(current)) or "none (an empty database)"
-        raise click.ClickException(
-            f"the database schema is at revision {shown}, but this herdsman needs "
-            f"{', '.join(sorted(heads))}; run `herdsman server db upgrade` with the same "
-            "database URL (or upgrade herdsman) first"
-        )

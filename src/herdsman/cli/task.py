@@ -17,13 +17,19 @@ from herdsman.cli.common import (
 )
 from herdsman.cli.formatting import duration, first_line, size, status_name
 from herdsman.client import control, queries
+from herdsman.core.lifecycle import OWNER_TASK_TARGETS
 from herdsman.core.schemas.queries import NeighbourOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowStatus
 
 __all__ = ["task"]
 
-# What users may set, by name or letter, as the letter the server takes.
-_UPDATES = {"DONE": "D", "D": "D", "REGISTERED": "G", "REGISTERING": "G", "G": "G"}
+# What users may set, by name or letter, as the letter the server takes. REGISTERED is the
+# name the older command set used for REGISTERING.
+_UPDATES = {
+    **{target.name: target.value for target in OWNER_TASK_TARGETS},
+    **{target.value: target.value for target in OWNER_TASK_TARGETS},
+    "REGISTERED": TaskStatus.REGISTERING.value,
+}
 
 
 @click.group()

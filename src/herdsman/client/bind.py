@@ -17,18 +17,22 @@ import json
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
 
+from herdsman.client import bind_requests
 from herdsman.client.identity import SetHash, hash_text, hash_values63
 from herdsman.client.resolution import ResolvedResources
 from herdsman.client.task import Task
 from herdsman.client.task_template import TaskTemplateVersion
-from herdsman.client.workflow import Workflow
 from herdsman.core.config import Settings
 from herdsman.core.schemas import client as schemas
+
+if TYPE_CHECKING:
+    from herdsman.client.workflow import Workflow
 
 __all__ = ["IN_FLIGHT", "Binder"]
 
@@ -103,8 +107,8 @@ class Binder:
         versions = self._bind_templates(tool_version_id)
         task_hash, dag_hash = self._bind_nodes()
         dag_id = self._bind_dag(dag_hash)
-        workflow = self.requester.put(
-            "/workflows",
+        workflow = bind_requests.put_workflow(
+            self.requester,
             schemas.WorkflowIn(
                 tool_version_id=tool_version_id,
                 dag_id=dag_id,
@@ -118,13 +122,10 @@ class Binder:
                 num_tasks=len(self.tasks),
                 attributes=self.workflow.workflow_attributes,
             ),
-            schemas.WorkflowOut,
         )
         array_ids = self._bind_arrays(workflow.id, versions)
         self._bind_tasks(workflow.id, array_ids)
-        bound = self.requester.post(
-            f"/workflows/{workflow.id}/bound", None, schemas.WorkflowBoundOut
-        )
+        bound = bind_requests.mark_bound(self.requester, workflow.id)
         logger.info("workflow_bound", workflow_id=workflow.id, tasks=bound.num_tasks)
         return workflow.id
 
@@ -134,13 +135,12 @@ class Binder:
         versions = list(dict.fromkeys(task.template_version for task in self.tasks))
         for version in versions:
             template = version.template
-            template.id = self.requester.put(
-                "/task_templates",
+            template.id = bind_requests.put_task_template(
+                self.requester,
                 schemas.TaskTemplateIn(tool_version_id=tool_version_id, name=template.name),
-                schemas.IdOut,
             ).id
-            reply = self.requester.put(
-                "/task_template_versions",
+            reply = bind_requests.put_task_template_version(
+                self.requester,
                 schemas.TaskTemplateVersionIn(
                     task_template_id=template.id,
                     command_template=version.command_template,
@@ -148,7 +148,6 @@ class Binder:
                     task_args=list(version.task_args),
                     op_args=list(version.op_args),
                 ),
-                schemas.TaskTemplateVersionOut,
             )
             version.id = reply.id
             version.arg_ids = reply.arg_ids
@@ -174,18 +173,18 @@ class Binder:
             for task in chunk:
                 by_version.setdefault(task.template_version, []).append(task)
             for version, tasks in by_version.items():
-                body = {
-                    "task_template_version_id": version.id,
-                    "arg_ids": [version.arg_ids[name] for name in version.node_args],
-                    "node_args_hashes": [hash_values63(t.node_values) for t in tasks],
-                    "values": [t.node_values for t in tasks],
-                }
-                self._pipeline.submit(self._put("/nodes", body, schemas.IdsOut), assign(tasks))
+                body = schemas.NodesIn.model_construct(
+                    task_template_version_id=version.id or 0,  # set by _bind_templates
+                    arg_ids=[version.arg_ids[name] for name in version.node_args],
+                    node_args_hashes=[hash_values63(t.node_values) for t in tasks],
+                    # The tasks' own tuples: JSON arrays on the wire (see bind_requests).
+                    values=[t.node_values for t in tasks],  # type: ignore[misc]
+                )
+                self._pipeline.submit(
+                    partial(bind_requests.put_nodes, self.requester, body), assign(tasks)
+                )
         self._pipeline.drain()
         return task_hash, dag_hash
-
-    def _put(self, path: str, body: dict[str, Any], reply: type[R]) -> Callable[[], R]:
-        return lambda: self.requester.put(path, body, reply)
 
     def _task_args_hash(self, task: Task) -> int:
         found = self._task_args_hashes.get(task.task_values)
@@ -211,15 +210,15 @@ class Binder:
         for upstream, downstream in self._edge_chunks():
             for up, down in zip(upstream, downstream, strict=True):
                 dag_hash.add_pair(up, down)
-        dag = self.requester.put("/dags", schemas.DagIn(hash=dag_hash.hexdigest()), schemas.DagOut)
+        dag = bind_requests.put_dag(self.requester, schemas.DagIn(hash=dag_hash.hexdigest()))
         if not dag.complete:
             for upstream, downstream in self._edge_chunks():
-                body = {"upstream": upstream, "downstream": downstream}
+                body = schemas.EdgesIn.model_construct(upstream=upstream, downstream=downstream)
                 self._pipeline.submit(
-                    self._put(f"/dags/{dag.id}/edges", body, schemas.CountOut), lambda _: None
+                    partial(bind_requests.put_edges, self.requester, dag.id, body), lambda _: None
                 )
             self._pipeline.drain()
-            self.requester.post(f"/dags/{dag.id}/complete", None, schemas.DagOut)
+            bind_requests.complete_dag(self.requester, dag.id)
         return dag.id
 
     # --- arrays, resources, tasks -------------------------------------------------------------
@@ -227,8 +226,9 @@ class Binder:
     def _bind_arrays(
         self, workflow_id: int, versions: list[TaskTemplateVersion]
     ) -> dict[TaskTemplateVersion, int]:
-        reply = self.requester.put(
-            f"/workflows/{workflow_id}/arrays",
+        reply = bind_requests.put_arrays(
+            self.requester,
+            workflow_id,
             schemas.ArraysIn(
                 arrays=[
                     schemas.ArrayIn(
@@ -239,7 +239,6 @@ class Binder:
                     for version in versions
                 ]
             ),
-            schemas.IdsOut,
         )
         return dict(zip(versions, reply.ids, strict=True))
 
@@ -261,10 +260,10 @@ class Binder:
         for chunk in _chunks(self.tasks, self.chunk_size):
             resolved = [self.resolver.resources(task) for task in chunk]
             self._bind_resources(resolved)
-            body = self._tasks_body(chunk, resolved, array_ids)
-            body["task_arg_ids"] = task_arg_ids
-            path = f"/workflows/{workflow_id}/tasks"
-            self._pipeline.submit(self._put(path, body, schemas.TasksOut), assign(chunk))
+            body = self._tasks_body(chunk, resolved, array_ids, task_arg_ids)
+            self._pipeline.submit(
+                partial(bind_requests.put_tasks, self.requester, workflow_id, body), assign(chunk)
+            )
         self._pipeline.drain()
 
     def _bind_resources(self, resolved: list[ResolvedResources]) -> None:
@@ -275,16 +274,16 @@ class Binder:
         for resources in new:
             queue_id = resources.validated.queue.id
             items.append(
-                {"kind": "original", "queue_id": queue_id, "requested": resources.original}
+                schemas.ResourcesItemIn(
+                    kind="original", queue_id=queue_id, requested=resources.original
+                )
             )
             items.append(
-                {
-                    "kind": "validated",
-                    "queue_id": queue_id,
-                    "requested": resources.validated.requested,
-                }
+                schemas.ResourcesItemIn(
+                    kind="validated", queue_id=queue_id, requested=resources.validated.requested
+                )
             )
-        reply = self.requester.put("/task_resources", {"items": items}, schemas.IdsOut)
+        reply = bind_requests.put_resources(self.requester, schemas.ResourcesIn(items=items))
         for index, resources in enumerate(new):
             self._resource_ids[resources.key] = (reply.ids[2 * index], reply.ids[2 * index + 1])
 
@@ -293,28 +292,30 @@ class Binder:
         tasks: Sequence[Task],
         resolved: list[ResolvedResources],
         array_ids: dict[TaskTemplateVersion, int],
-    ) -> dict[str, Any]:
+        task_arg_ids: dict[int, list[int]],
+    ) -> schemas.TasksIn:
         resource_ids = [self._resource_ids[r.key] for r in resolved]
         resolver = self.resolver
-        return {
-            "node_ids": [task.node_id for task in tasks],
-            "array_ids": [array_ids[task.template_version] for task in tasks],
-            "names": [task.name for task in tasks],
-            "commands": [task.command for task in tasks],
-            "task_args_hashes": [self._task_args_hash(task) for task in tasks],
-            "task_arg_values": [task.task_values for task in tasks],
-            "cluster_ids": [r.cluster.id for r in resolved],
-            "original_resources_ids": [ids[0] for ids in resource_ids],
-            "task_resources_ids": [ids[1] for ids in resource_ids],
-            "max_attempts": [resolver.max_attempts(task) for task in tasks],
-            "resource_scales": [self._as_json(resolver.resource_scales(task)) for task in tasks],
-            "fallback_queues": [self._as_json(task.fallback_queues) for task in tasks],
-            "attributes": {
+        return schemas.TasksIn.model_construct(
+            task_arg_ids=task_arg_ids,
+            node_ids=[task.node_id for task in tasks],  # type: ignore[misc]  # set by _bind_nodes
+            array_ids=[array_ids[task.template_version] for task in tasks],
+            names=[task.name for task in tasks],
+            commands=[task.command for task in tasks],
+            task_args_hashes=[self._task_args_hash(task) for task in tasks],
+            task_arg_values=[task.task_values for task in tasks],  # type: ignore[misc]  # as nodes
+            cluster_ids=[r.cluster.id for r in resolved],
+            original_resources_ids=[ids[0] for ids in resource_ids],
+            task_resources_ids=[ids[1] for ids in resource_ids],
+            max_attempts=[resolver.max_attempts(task) for task in tasks],
+            resource_scales=[self._as_json(resolver.resource_scales(task)) for task in tasks],
+            fallback_queues=[self._as_json(task.fallback_queues) for task in tasks],
+            attributes={
                 index: task.task_attributes
                 for index, task in enumerate(tasks)
                 if task.task_attributes
             },
-        }
+        )
 
     def _as_json(self, value: Any) -> str:
         """JSON of a per-task setting; settings shared between tasks are encoded once.

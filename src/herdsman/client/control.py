@@ -16,6 +16,7 @@ from urllib.parse import quote
 import structlog
 
 from herdsman.core.errors import InvalidInputError
+from herdsman.core.lifecycle import OWNER_TASK_TARGETS
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.control import (
     ConcurrencyLimitIn,
@@ -124,19 +125,22 @@ def update_task_statuses(
     user: str,
     recursive: bool,
 ) -> OwnerUpdateOut:
-    """Set tasks of a workflow no run holds to done (``"D"``) or registering (``"G"``).
+    """Set tasks of a workflow no run holds to ``status``, the letter of one of
+    :data:`~herdsman.core.lifecycle.OWNER_TASK_TARGETS`: done, or back to registering.
 
     Resetting a task resets every task downstream of it; ``recursive`` with done marks every
     upstream task done too. Only the workflow's owner may.
     """
-    if status not in ("D", "G"):
-        raise InvalidInputError(f"status {status!r} must be D (done) or G (registering)")
+    target = next((t for t in OWNER_TASK_TARGETS if t.value == status), None)
+    if target is None:
+        allowed = " or ".join(f"{t.value} ({t.name.lower()})" for t in sorted(OWNER_TASK_TARGETS))
+        raise InvalidInputError(f"status {status!r} must be {allowed}")
     updated = requester.post(
         f"/workflows/{workflow_id}/task_updates",
         TaskUpdateIn(
             user=user,
             task_ids=list(task_ids),
-            status="D" if status == "D" else "G",
+            status=target.value,
             recursive=recursive,
         ),
         OwnerUpdateOut,

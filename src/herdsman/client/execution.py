@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from herdsman.core.schemas.queries import WorkflowClustersOut, WorkflowDetailOut
-from herdsman.core.schemas.swarm import RunStatusOut
+from herdsman.client import queries
+from herdsman.client.swarm.gateway import HttpSwarmGateway
+from herdsman.core.lifecycle import TAKEN_OVER_RUN_STATUSES, WAITING_TASK_STATUSES
+from herdsman.core.schemas.queries import WorkflowDetailOut
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 if TYPE_CHECKING:
     from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -31,8 +34,6 @@ logger = structlog.get_logger(__name__)
 
 PROGRESS_INTERVAL_SECONDS = 5.0
 _RELEASE_POLL_SECONDS = 0.2
-# Statuses a run ends with when a new run takes its workflow over (T once it has let go).
-_TAKEN_OVER = frozenset({"C", "H", "T"})
 
 
 def run_workflow(
@@ -95,7 +96,7 @@ def resume_workflow_from_id(
     from herdsman.client.swarm.workflow_run import WorkflowRun
 
     requester = requester or default_requester()
-    clusters = requester.get(f"/workflows/{workflow_id}/clusters", WorkflowClustersOut).clusters
+    clusters = queries.workflow_clusters(requester, workflow_id)
     swarm = WorkflowRun.from_workflow_id(
         workflow_id,
         resume=True,
@@ -150,7 +151,7 @@ def drive_run(
             lambda: all(d.is_alive() for d in distributors),
             seconds_until_timeout=int(seconds_until_timeout),
         )
-        if status in _TAKEN_OVER:
+        if WorkflowRunStatus(status) in TAKEN_OVER_RUN_STATUSES:
             remaining = max(0.0, seconds_until_timeout - (time.monotonic() - started))
             status = _wait_for_release(swarm.workflow_run_id, distributors, requester, remaining)
     return status
@@ -163,16 +164,16 @@ def _wait_for_release(
     logger.info("workflow_run_letting_go", workflow_run_id=run_id, timeout=round(timeout, 1))
     while any(d.is_alive() for d in distributors) and time.monotonic() < deadline:
         time.sleep(_RELEASE_POLL_SECONDS)
-    return requester.get(f"/workflow_runs/{run_id}", RunStatusOut).status
+    return HttpSwarmGateway(requester).get_run(run_id).status
 
 
 def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int]) -> None:
     done_ids, failed_ids = set(done), set(failed)
     for task in workflow.tasks.values():
         if task.task_id in done_ids:
-            task.status = "D"
+            task.status = TaskStatus.DONE.value
         elif task.task_id in failed_ids:
-            task.status = "F"
+            task.status = TaskStatus.ERROR_FATAL.value
 
 
 class ProgressReporter:
@@ -207,7 +208,7 @@ class ProgressReporter:
 
     def _report(self) -> None:
         try:
-            detail = self._requester.get(f"/workflows/{self._workflow_id}", WorkflowDetailOut)
+            detail = queries.workflow_detail(self._requester, self._workflow_id)
         except Exception as error:  # progress is best effort; the run reports real failures
             logger.debug("progress_unavailable", error=str(error))
             return
@@ -216,9 +217,9 @@ class ProgressReporter:
 
 def format_progress(detail: WorkflowDetailOut) -> str:
     counts = detail.task_status_counts
-    done, failed = counts.get("D", 0), counts.get("F", 0)
-    running = counts.get("R", 0)
-    waiting = sum(counts.get(s, 0) for s in ("Q", "I", "O"))
+    done, failed = counts.get(TaskStatus.DONE, 0), counts.get(TaskStatus.ERROR_FATAL, 0)
+    running = counts.get(TaskStatus.RUNNING, 0)
+    waiting = sum(counts.get(status, 0) for status in WAITING_TASK_STATUSES)
     percent = 100 * done / detail.num_tasks if detail.num_tasks else 100.0
     return (
         f"workflow {detail.id}: {done}/{detail.num_tasks} done ({percent:.0f}%), "

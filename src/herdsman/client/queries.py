@@ -1,5 +1,6 @@
-"""What the ``herdsman`` command reads from the server, as typed answers, and the few things it
-derives from them: error messages grouped by likeness, and a resources file from usage.
+"""What the ``herdsman`` command and a workflow's script read from the server, as typed
+answers, and the few things derived from them: error messages grouped by likeness, and a
+resources file from usage.
 
 Every function takes the requester to use, so a command opens one connection for all its
 reads; :func:`herdsman.client.embedded.default_requester` gives the configured one.
@@ -16,6 +17,7 @@ from typing import Literal
 import yaml
 
 from herdsman.core.errors import InvalidInputError
+from herdsman.core.lifecycle import TaskProgress, progress_of
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import queries as schemas
 from herdsman.core.statuses import TaskStatus
@@ -34,6 +36,9 @@ __all__ = [
     "task_attempts",
     "task_dependencies",
     "task_statuses",
+    "workflow_clusters",
+    "workflow_detail",
+    "workflow_errors",
     "workflow_summaries",
     "workflow_tasks",
 ]
@@ -41,10 +46,8 @@ __all__ = [
 Strategy = Literal["avg", "max", "p95"]
 
 TASK_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
-    "PENDING": ("G", "Q", "I", "O", "E", "A"),
-    "RUNNING": ("R",),
-    "DONE": ("D",),
-    "FATAL": ("F",),
+    progress.name: tuple(status.value for status in TaskStatus if progress_of(status) is progress)
+    for progress in TaskProgress
 }
 """The coarse task states the summaries count, by name, as the letters they cover."""
 
@@ -59,6 +62,25 @@ def workflow_summaries(
     if user is not None:
         params["user"] = user
     return requester.get("/workflow_summaries", schemas.WorkflowSummariesOut, params=params)
+
+
+def workflow_detail(requester: Requester, workflow_id: int) -> schemas.WorkflowDetailOut:
+    """The workflow with its tasks counted by status."""
+    return requester.get(f"/workflows/{workflow_id}", schemas.WorkflowDetailOut)
+
+
+def workflow_clusters(requester: Requester, workflow_id: int) -> list[str]:
+    """Names of the clusters the workflow's tasks run on: one distributor each."""
+    return requester.get(f"/workflows/{workflow_id}/clusters", schemas.WorkflowClustersOut).clusters
+
+
+def workflow_errors(
+    requester: Requester, workflow_id: int, limit: int
+) -> schemas.WorkflowErrorsOut:
+    """Up to ``limit`` fatal tasks of the workflow, with their last errors and output tails."""
+    return requester.get(
+        f"/workflows/{workflow_id}/errors", schemas.WorkflowErrorsOut, params={"limit": limit}
+    )
 
 
 def task_statuses(names: Iterable[str]) -> list[str]:

@@ -70,7 +70,6 @@ class TaskTemplateVersion:
             command_template, self.node_args + self.task_args + self.op_args
         )
         self._check_renders()
-        self._name_format = _name_format(template.name, self.node_args)
         self.id: int | None = None
         self.arg_ids: dict[str, int] = {}
         self._last_values: tuple[str, ...] = ()
@@ -159,10 +158,12 @@ class TaskTemplateVersion:
     def render(
         self, node_values: tuple[str, ...], task_values: tuple[str, ...], op_values: tuple[str, ...]
     ) -> str:
-        mapping = dict(zip(self.node_args, node_values, strict=True))
-        mapping.update(zip(self.task_args, task_values, strict=True))
-        mapping.update(zip(self.op_args, op_values, strict=True))
-        return self.command_template.format_map(mapping)
+        """The command of a task with these argument values, each in its declared order.
+
+        Fills the positional form that :meth:`_check_renders` tried, so a template that passed
+        the check renders the same way for every task.
+        """
+        return self._positional_command.format(*node_values, *task_values, *op_values)
 
     def default_task_name(self, node_values: tuple[str, ...]) -> str:
         parts = [self.template.name]
@@ -204,12 +205,6 @@ def _positional(command_template: str, arg_order: tuple[str, ...]) -> str:
             parts.append(f"!{conversion}" if conversion else "")
             parts.append(f":{spec}}}" if spec else "}")
     return "".join(parts)
-
-
-def _name_format(template_name: str, node_args: tuple[str, ...]) -> str:
-    parts = [_escape(template_name)]
-    parts.extend(f"{_escape(arg)}-{{{position}}}" for position, arg in enumerate(node_args))
-    return "_".join(parts)
 
 
 class TaskTemplate:

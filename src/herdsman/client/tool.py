@@ -12,13 +12,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from herdsman.client import checks
+from herdsman.client import bind_requests, checks
 from herdsman.client.resources import ResourcesByCluster, load_resources_yaml
 from herdsman.client.task_template import TaskTemplate
 from herdsman.client.workflow import Workflow
 from herdsman.core.errors import WorkflowValidationError
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.client import IdOut, ToolIn, ToolOut, ToolVersionIn
+from herdsman.core.schemas.client import ToolIn, ToolVersionIn
 
 __all__ = ["Tool"]
 
@@ -72,7 +72,7 @@ class Tool:
     def _load(self) -> None:
         if self._tool_id is not None:
             return
-        tool = self.requester.put("/tools", ToolIn(name=self.name), ToolOut)
+        tool = bind_requests.put_tool(self.requester, ToolIn(name=self.name))
         self._tool_id = tool.id
         if self._requested_version == "latest":
             self._version_id = tool.version_ids[-1]
@@ -87,7 +87,7 @@ class Tool:
     def get_new_tool_version(self) -> int:
         """Create a new version of this tool and make it the active one."""
         body = ToolVersionIn(request_key=uuid.uuid4().hex)  # one name for all retries
-        version = self.requester.post(f"/tools/{self.id}/versions", body, IdOut)
+        version = bind_requests.create_tool_version(self.requester, self.id, body)
         self._version_id = version.id
         return version.id
 

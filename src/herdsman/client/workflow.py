@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from herdsman.client import checks
+from herdsman.client import bind_requests, checks
 from herdsman.client.resolution import Resolver
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, Task
@@ -22,11 +22,15 @@ from herdsman.client.task_template import TaskTemplateVersion
 from herdsman.core.errors import WorkflowValidationError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
-from herdsman.core.schemas.queries import FailedTaskOut, WorkflowErrorsOut
+from herdsman.core.schemas.queries import FailedTaskOut
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool
     from herdsman.core.schemas.swarm import ConcurrencyOut
+
+# This facade calls bind, execution, control and queries, never the other way round (they take
+# a Workflow for typing only). It imports them in the methods that use them: building and
+# validating a workflow should not pay for the run machinery's imports (about 60 ms).
 
 __all__ = ["Workflow"]
 
@@ -166,7 +170,7 @@ class Workflow:
         return self._resolver
 
     def _get_cluster(self, name: str) -> ClusterOut:
-        return self.requester.get(f"/clusters/{name}", ClusterOut)
+        return bind_requests.get_cluster(self.requester, name)
 
     def _check_upstreams(self) -> None:
         tasks = self._tasks
@@ -232,8 +236,9 @@ class Workflow:
     ) -> str:
         """Bind, run every task to the end, and return the run's final status.
 
-        "D" when every task is done, "E" otherwise (also after ``seconds_until_timeout``, when
-        jobs already submitted keep running). Afterwards each task's ``status`` is final and
+        The letter of ``WorkflowRunStatus.DONE`` when every task is done, of ``ERROR``
+        otherwise (also after ``seconds_until_timeout``, when jobs already submitted keep
+        running). Afterwards each task's ``status`` is final and
         :meth:`get_errors` reports the failed tasks. ``resume`` continues a workflow that ran
         before: only one run holds a workflow, so the earlier run is told to let go first.
         ``reset_running_jobs`` (cold) kills the jobs it left running; without it (hot) they
@@ -258,9 +263,9 @@ class Workflow:
         """Fatal tasks of the workflow: task id -> its last errors and output tails."""
         if self.workflow_id is None:
             raise WorkflowValidationError("the workflow is not bound yet; bind() or run() it first")
-        reply = self.requester.get(
-            f"/workflows/{self.workflow_id}/errors", WorkflowErrorsOut, params={"limit": limit}
-        )
+        from herdsman.client.queries import workflow_errors
+
+        reply = workflow_errors(self.requester, self.workflow_id, limit)
         return {task.task_id: task for task in reply.tasks}
 
     def set_max_concurrently_running(

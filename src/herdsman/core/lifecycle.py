@@ -61,12 +61,14 @@ __all__ = [
     "UNFINISHED_INSTANCE_STATUSES",
     "UNFINISHED_TASK_STATUSES",
     "VANISHED_BEFORE_RUNNING",
+    "WAITING_TASK_STATUSES",
     "ErrorStatus",
     "TaskProgress",
     "kills_for_resume",
     "lapsed_run_target",
     "progress_of",
     "resume_status",
+    "run_startup_path",
     "statuses_of",
     "task_after_failed_attempt",
     "task_path_after_failed_attempt",
@@ -173,6 +175,10 @@ QUEUEABLE_TASK_STATUSES: frozenset[TaskStatus] = frozenset(
 )
 """Tasks the swarm may queue: new or retried (G), or with adjusted resources (A)."""
 
+WAITING_TASK_STATUSES: frozenset[TaskStatus] = ACTIVE_TASK_STATUSES - {_T.RUNNING}
+"""Active tasks not running yet: queued, being submitted, or submitted and waiting for a node.
+Progress reports count them as queued."""
+
 UNFINISHED_TASK_STATUSES: frozenset[TaskStatus] = frozenset(set(TaskStatus) - {_T.DONE})
 """Every task status but done: a workflow with such a task has work left."""
 
@@ -261,6 +267,24 @@ TAKEN_OVER_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
     RESUMING_RUN_STATUSES | {_R.TERMINATED}
 )
 """Runs whose workflow a resume took over."""
+
+_RUN_STARTUP: tuple[WorkflowRunStatus, ...] = (_R.INSTANTIATED, _R.LAUNCHED, _R.RUNNING)
+
+
+def run_startup_path(status: WorkflowRunStatus) -> tuple[WorkflowRunStatus, ...] | None:
+    """The statuses a run's swarm moves it through to start running from ``status``; None
+    when the run can no longer start (it ended, or a resume took it over).
+
+    A bound run passes I, O and R; a run part of the way there goes on from where it is, so a
+    swarm that starts again repeats nothing. A registered or linking run is given the bound
+    run's path: the server refuses its first step until the run is bound.
+    """
+    if status in _RUN_STARTUP:
+        return _RUN_STARTUP[_RUN_STARTUP.index(status) + 1 :]
+    if status in UNBOUND_RUN_STATUSES or status is _R.BOUND:
+        return _RUN_STARTUP
+    return None
+
 
 _LAPSED_RUN_TARGET: Mapping[WorkflowRunStatus, WorkflowRunStatus] = {
     _R.REGISTERED: _R.ABORTED,

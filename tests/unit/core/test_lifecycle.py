@@ -52,6 +52,7 @@ EXPECTED_SETS: list[tuple[str, type[enum.Enum], str]] = [
     ("ACTIVE_TASK_STATUSES", T, "Q I O R"),
     ("QUEUEABLE_TASK_STATUSES", T, "G A"),
     ("UNFINISHED_TASK_STATUSES", T, "G Q I O R E A F"),
+    ("WAITING_TASK_STATUSES", T, "Q I O"),
     ("RESETTABLE_TASK_STATUSES", T, "G Q I O R E A F"),
     ("OWNER_TASK_TARGETS", T, "D G"),
     ("UNBOUND_RUN_STATUSES", R, "G L"),
@@ -207,6 +208,22 @@ def test_lapsed_runs(status: WorkflowRunStatus) -> None:
     for target in (unfinished, finished):
         if target is not None:
             assert WORKFLOW_RUN.decide(status, target) is Transition.VALID
+
+
+@pytest.mark.parametrize("status", list(R))
+def test_a_run_starts_by_instantiating_launching_and_running(status: WorkflowRunStatus) -> None:
+    path = lifecycle.run_startup_path(status)
+    expected = {"G": "I O R", "L": "I O R", "B": "I O R", "I": "O R", "O": "R", "R": ""}
+    if status.value not in expected:
+        assert path is None
+        return
+    assert path is not None
+    assert [step.value for step in path] == expected[status.value].split()
+    # Every step is valid from a bound run on; an unbound one must be bound first.
+    previous = R.BOUND if status in lifecycle.UNBOUND_RUN_STATUSES else status
+    for step in path:
+        assert WORKFLOW_RUN.decide(previous, step) is Transition.VALID
+        previous = step
 
 
 def test_resume_statuses_and_kills() -> None:

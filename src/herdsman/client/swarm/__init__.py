@@ -6,8 +6,9 @@ memory), :mod:`~herdsman.client.swarm.gateway` (the only code that knows the rou
 :mod:`~herdsman.client.swarm.orchestrator` (the loop) and
 :mod:`~herdsman.client.swarm.workflow_run` (the documented facade).
 :mod:`~herdsman.client.swarm.values` holds the value objects the state takes and gives,
-:mod:`~herdsman.client.swarm.policies` where resource scales, fallback queues and resources
-callables come from, and :mod:`~herdsman.client.swarm.fake` an in-memory server for tests.
+and :mod:`~herdsman.client.swarm.policies` where resource scales, fallback queues and
+resources callables come from. Tests drive the swarm with an in-memory server,
+``tests/support/swarm_gateway.py``, checked against a real one by a contract test.
 """
 
 from herdsman.client.swarm.gateway import HttpSwarmGateway, SwarmGateway

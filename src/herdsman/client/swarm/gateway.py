@@ -1,8 +1,9 @@
 """The swarm's only door to the server: one method per HTTP call, typed replies.
 
-Services depend on the :class:`SwarmGateway` protocol, never on HTTP, so tests swap in
-:class:`herdsman.client.swarm.fake.InMemorySwarmGateway` without patching anything. This module
-is the only swarm code that knows the routes.
+Services depend on the :class:`SwarmGateway` protocol, never on HTTP, so tests swap in an
+in-memory server (``tests/support/swarm_gateway.py``) without patching anything. This module
+is the only swarm code that knows the routes; the one read it shares with binding (a cluster
+and its queues) comes from :mod:`herdsman.client.bind_requests`.
 
 Failures surface as :mod:`herdsman.core.errors` exceptions raised by the requester: transport
 failures and 503s have already been retried when :class:`ServerUnavailableError` arrives.
@@ -16,6 +17,8 @@ import socket
 from collections.abc import Sequence
 from typing import Protocol
 
+from herdsman.client import bind_requests
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import (
@@ -37,7 +40,7 @@ from herdsman.core.schemas.swarm import (
     WorkflowRunOut,
 )
 
-__all__ = ["MAX_POLL_SECONDS", "HttpSwarmGateway", "SwarmGateway"]
+__all__ = ["MAX_POLL_SECONDS", "TASK_AND_RUN_CHANGES", "HttpSwarmGateway", "SwarmGateway"]
 
 MAX_POLL_SECONDS = 10.0
 """Longest long-poll the swarm asks for.
@@ -46,6 +49,9 @@ The requester's HTTP timeout is fixed per client (120 s by default, ``http.timeo
 server's wait must stay well below it or a quiet feed would look like a dead server. The
 server caps waits at 30 s; 10 s leaves room for a slow answer on a loaded server.
 """
+
+TASK_AND_RUN_CHANGES = ChangeFilter.of({ChangeKind.TASK: None, ChangeKind.RUN: None})
+"""What a feed read asks for when its caller names no filter: every task and run change."""
 
 
 class SwarmGateway(Protocol):
@@ -85,9 +91,14 @@ class SwarmGateway(Protocol):
         ...
 
     def changes(
-        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+        self,
+        workflow_id: int,
+        after: int,
+        timeout: float,
+        kinds: ChangeFilter = TASK_AND_RUN_CHANGES,
     ) -> ChangesOut:
-        """Changes with seq > ``after``; waits up to ``timeout`` seconds when there are none."""
+        """Changes with seq > ``after`` that ``kinds`` wants; waits up to ``timeout`` seconds
+        when there are none."""
         ...
 
     def tasks_page(self, workflow_id: int, after_task_id: int, limit: int) -> SwarmTasksOut:
@@ -161,13 +172,17 @@ class HttpSwarmGateway:
         return self._requester.post(f"/workflow_runs/{run_id}/queue", body, TaskStatusesOut)
 
     def changes(
-        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+        self,
+        workflow_id: int,
+        after: int,
+        timeout: float,
+        kinds: ChangeFilter = TASK_AND_RUN_CHANGES,
     ) -> ChangesOut:
         wait = min(max(timeout, 0.0), MAX_POLL_SECONDS)
         return self._requester.get(
             f"/workflows/{workflow_id}/changes",
             ChangesOut,
-            params={"after": after, "timeout": wait, "kinds": kinds},
+            params={"after": after, "timeout": wait, "kinds": kinds.spec},
         )
 
     def tasks_page(self, workflow_id: int, after_task_id: int, limit: int) -> SwarmTasksOut:
@@ -185,7 +200,7 @@ class HttpSwarmGateway:
         )
 
     def get_cluster(self, name: str) -> ClusterOut:
-        return self._requester.get(f"/clusters/{name}", ClusterOut)
+        return bind_requests.get_cluster(self._requester, name)
 
     def read_resources(
         self, task_resources_ids: Sequence[int], task_ids: Sequence[int] = ()

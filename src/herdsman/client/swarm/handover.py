@@ -16,6 +16,7 @@ from collections.abc import Callable
 import structlog
 
 from herdsman.client.swarm.gateway import SwarmGateway
+from herdsman.core.lifecycle import RESUMING_RUN_STATUSES
 from herdsman.core.schemas.swarm import WorkflowRunOut
 from herdsman.core.statuses import WorkflowRunStatus
 
@@ -29,7 +30,6 @@ DEFAULT_RESUME_TIMEOUT = 300.0
 _POLL_SECONDS = 0.25
 # The waiting run promises a heartbeat this often, so the reaper leaves it alone.
 _BEAT_SECONDS = 10.0
-_LETTING_GO = frozenset({WorkflowRunStatus.COLD_RESUME.value, WorkflowRunStatus.HOT_RESUME.value})
 
 
 def take_over(
@@ -49,7 +49,11 @@ def take_over(
     next_beat = clock()
     pending = list(run.waiting_on)
     while pending:
-        pending = [rid for rid in pending if gateway.get_run(rid).status in _LETTING_GO]
+        pending = [
+            rid
+            for rid in pending
+            if WorkflowRunStatus(gateway.get_run(rid).status) in RESUMING_RUN_STATUSES
+        ]
         if not pending:
             break
         now = clock()

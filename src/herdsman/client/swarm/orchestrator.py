@@ -43,6 +43,7 @@ from herdsman.client.swarm.services.scheduler import SchedulerService
 from herdsman.client.swarm.services.synchronizer import SynchronizerService
 from herdsman.client.swarm.state import StateUpdate, SwarmState
 from herdsman.core.errors import ConfigurationError, HerdsmanError, ServerUnavailableError
+from herdsman.core.lifecycle import ENDED_RUN_STATUSES, RESUMING_RUN_STATUSES
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 __all__ = [
@@ -57,10 +58,6 @@ __all__ = [
 logger = structlog.get_logger(__name__)
 
 _R = WorkflowRunStatus
-
-# Run statuses, as the server reports them, that end this run's scheduling.
-_STOP_STATUSES = frozenset({_R.DONE, _R.ERROR, _R.STOPPED, _R.TERMINATED, _R.ABORTED})
-_RESUME_STATUSES = frozenset({_R.COLD_RESUME, _R.HOT_RESUME})
 
 
 @dataclass(frozen=True)
@@ -382,12 +379,12 @@ class SwarmOrchestrator:
         )
 
     def _server_says(self, status: WorkflowRunStatus) -> _Outcome | None:
-        if status in _RESUME_STATUSES:
+        if status in RESUMING_RUN_STATUSES:
             # A new run is taking the workflow over. This one stops scheduling; the server
             # ends it (T) once its distributor has carried out the kills the resume asked for.
             reason = f"the server set the run to {status.name}: a new run resumes the workflow"
             return _Outcome(status, reason, record=False)
-        if status in _STOP_STATUSES:
+        if status in ENDED_RUN_STATUSES:  # done, failed, stopped, ended or aborted elsewhere
             return _Outcome(status, f"the server set the run to {status.name}", record=False)
         return None
 

@@ -27,6 +27,7 @@ from herdsman.client.resources import validate_resources
 from herdsman.client.scaling import IteratorScale
 from herdsman.core.errors import InvalidResourceError
 from herdsman.core.schemas.client import ClusterOut
+from herdsman.core.statuses import TaskStatus
 
 if TYPE_CHECKING:
     from herdsman.client.task import Task
@@ -161,7 +162,7 @@ class WorkflowResourcePolicy:
             for task in workflow.tasks.values()
             if task.task_id is not None
             and task.compute_resources_callable is not None
-            and task.status != "D"
+            and task.status != TaskStatus.DONE
         }
         self._by_id: dict[int, Task] | None = None
         self._iterators: dict[int, dict[str, IteratorScale]] = {}

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from herdsman.client.swarm.values import QueueBatch, ResourceNeed, StateUpdate, TaskRow
-from herdsman.core.lifecycle import ACTIVE_TASK_STATUSES
+from herdsman.core.lifecycle import ACTIVE_TASK_STATUSES, QUEUEABLE_TASK_STATUSES
 from herdsman.core.statuses import TaskStatus
 
 # The value objects going in and out are re-exported: callers of the state need them too.
@@ -52,7 +52,7 @@ DEFAULT_MAX_BATCH_SIZE = 10_000
 _STATUSES: tuple[TaskStatus, ...] = tuple(TaskStatus)
 _CODE: dict[TaskStatus, int] = {status: code for code, status in enumerate(_STATUSES)}
 _ACTIVE = frozenset(_CODE[status] for status in ACTIVE_TASK_STATUSES)
-_READY = frozenset({_CODE[TaskStatus.REGISTERING], _CODE[TaskStatus.ADJUSTING_RESOURCES]})
+_READY = frozenset(_CODE[status] for status in QUEUEABLE_TASK_STATUSES)
 _DONE = _CODE[TaskStatus.DONE]
 _ADJUSTING = _CODE[TaskStatus.ADJUSTING_RESOURCES]
 

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import NamedTuple
 
+from herdsman.core.changes import ChangeKind
 from herdsman.core.schemas.swarm import ChangesOut, SwarmTasksOut, TaskStatusesOut
 from herdsman.core.statuses import TaskStatus
 
 __all__ = ["QueueBatch", "ResourceNeed", "StateUpdate", "TaskRow"]
+
+_TASK_CHANGE = ChangeKind.TASK.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +38,11 @@ class StateUpdate:
 
     @classmethod
     def from_changes(cls, reply: ChangesOut) -> StateUpdate:
-        """The task changes (kind T) of a change-feed page; later changes win."""
+        """The task changes of a change-feed page; later changes win."""
         return cls(
-            MappingProxyType({c.id: TaskStatus(c.status) for c in reply.changes if c.kind == "T"})
+            MappingProxyType(
+                {c.id: TaskStatus(c.status) for c in reply.changes if c.kind == _TASK_CHANGE}
+            )
         )
 
     @classmethod

@@ -50,6 +50,7 @@ from herdsman.client.swarm.services.heartbeat import (
 )
 from herdsman.client.swarm.state import QueueBatch, SwarmState
 from herdsman.core.errors import ConflictError, InvalidInputError
+from herdsman.core.lifecycle import run_startup_path
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.swarm import WorkflowRunOut
 from herdsman.core.statuses import WorkflowRunStatus
@@ -62,16 +63,6 @@ __all__ = ["RunOptions", "WorkflowRun"]
 logger = structlog.get_logger(__name__)
 
 _R = WorkflowRunStatus
-
-# The statuses a run passes through to start running, from each status it may start in.
-_STARTUP: dict[WorkflowRunStatus, tuple[WorkflowRunStatus, ...]] = {
-    _R.REGISTERED: (_R.INSTANTIATED, _R.LAUNCHED, _R.RUNNING),
-    _R.LINKING: (_R.INSTANTIATED, _R.LAUNCHED, _R.RUNNING),
-    _R.BOUND: (_R.INSTANTIATED, _R.LAUNCHED, _R.RUNNING),
-    _R.INSTANTIATED: (_R.LAUNCHED, _R.RUNNING),
-    _R.LAUNCHED: (_R.RUNNING,),
-    _R.RUNNING: (),
-}
 
 
 class _Settings(TypedDict, total=False):
@@ -354,7 +345,7 @@ class WorkflowRun:
         current = self._status
         if current is None:
             current = WorkflowRunStatus(self._gateway.get_run(self.workflow_run_id).status)
-        steps = _STARTUP.get(current)
+        steps = run_startup_path(current)
         if steps is None:
             raise ConflictError(
                 f"workflow run {self.workflow_run_id} is {current.name} and cannot start; "

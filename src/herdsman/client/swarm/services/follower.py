@@ -5,6 +5,11 @@ the changes after a given number with a long-poll that answers as soon as one ex
 from the last number seen, in order, means no change is skipped and the newest report about a
 task is applied last, so the state converges on the server's even when a reply and a feed page
 overlap. That is what lets a finished task's downstream tasks be queued within milliseconds.
+
+The follower asks only for what :data:`~herdsman.core.lifecycle.SWARM_FOLLOWS` names: tasks
+that finished or must be queued (again), and run changes. A task it queued itself moving on
+to launched or running changes nothing it counts, and waking for each such change would cost
+a read per status change.
 """
 
 from __future__ import annotations
@@ -15,16 +20,13 @@ import structlog
 
 from herdsman.client.swarm.gateway import SwarmGateway
 from herdsman.client.swarm.state import StateUpdate
+from herdsman.core.changes import ChangeKind
+from herdsman.core.lifecycle import SWARM_FOLLOWS
 from herdsman.core.statuses import WorkflowRunStatus
 
 __all__ = ["FeedNews", "FollowerService"]
 
 logger = structlog.get_logger(__name__)
-
-# The task statuses that change what the swarm may schedule: finished (D), fatal (F), back to
-# be queued (G, A). Q/I/O/R of a task it queued itself change nothing it counts, and waking
-# for each of them would cost a read per status change. Every run change matters.
-FOLLOWED = "T:DFGA,R"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +58,12 @@ class FollowerService:
         A page holds at most the server's page size; the next tick continues after it and
         returns at once, since the remaining changes already exist.
         """
-        reply = self._gateway.changes(self._workflow_id, self._last_seq, timeout, kinds=FOLLOWED)
+        reply = self._gateway.changes(
+            self._workflow_id, self._last_seq, timeout, kinds=SWARM_FOLLOWS
+        )
         run_status: WorkflowRunStatus | None = None
         for change in reply.changes:
-            if change.kind == "R" and change.id == self._run_id:
+            if change.kind == ChangeKind.RUN.value and change.id == self._run_id:
                 run_status = WorkflowRunStatus(change.status)
         self._last_seq = max(self._last_seq, reply.last_seq)
         if reply.changes:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.swarm_gateway import DEFAULT_REQUEST, FEED_PAGE_SIZE, InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import DEFAULT_REQUEST, FEED_PAGE_SIZE, InMemorySwarmGateway
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.errors import (
     InvalidResourceError,
     NotFoundError,
@@ -59,7 +60,9 @@ def test_feed_filters_kinds_and_pages() -> None:
     gateway.queue_tasks(run_id, tuple(range(1, FEED_PAGE_SIZE + 6)))
     gateway.set_server_run_status(run_id, WorkflowRunStatus.STOPPED)
     # Like the server, one call passes over pages holding nothing wanted.
-    found = gateway.changes(3, after=start, timeout=0, kinds="R")
+    found = gateway.changes(
+        3, after=start, timeout=0, kinds=ChangeFilter.of({ChangeKind.RUN: None})
+    )
     assert [(c.kind, c.status) for c in found.changes] == [("R", "S")]
     assert found.last_seq > start + FEED_PAGE_SIZE
 
@@ -79,6 +82,20 @@ def test_a_resource_kill_goes_to_adjusting_resources() -> None:
     gateway.queue_tasks(run_id, (1,))
     gateway.fail([1], resource_error=True)
     assert gateway.task_status(1) is T.ADJUSTING_RESOURCES
+
+
+def test_a_stop_kills_queued_attempts_at_once_and_others_when_confirmed() -> None:
+    gateway, run_id = gateway_with(3, max_attempts=1)
+    gateway.queue_tasks(run_id, (1, 2))
+    gateway.run_tasks([1])
+    gateway.set_run_status(run_id, "S")
+    assert [gateway.task_status(t) for t in (1, 2, 3)] == [T.RUNNING, T.REGISTERING, T.REGISTERING]
+    gateway.finish([1])  # a report from an attempt told to die is ignored
+    assert gateway.task_status(1) is T.RUNNING
+    assert gateway.confirm_kills() == [1]
+    # Back to wait for the next run, not failed, although its one attempt was used.
+    assert gateway.task_status(1) is T.REGISTERING
+    assert gateway.tasks_page(3, 0, 10).tasks[0].num_attempts == 1
 
 
 def test_runs_follow_the_run_state_machine() -> None:

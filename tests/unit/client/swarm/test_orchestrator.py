@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.orchestrator import SwarmConfig, SwarmOrchestrator
 from herdsman.client.swarm.state import SwarmState
 from herdsman.core.errors import ConfigurationError, ServerUnavailableError

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pytest
+from tests.support.swarm_gateway import DEFAULT_REQUEST, InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import DEFAULT_REQUEST, InMemorySwarmGateway
 from herdsman.client.swarm.loader import load_from_server
 from herdsman.client.swarm.policies import StoredResourcePolicy
 from herdsman.client.swarm.services.adjuster import ResourceAdjuster, ResourceAdjustmentError

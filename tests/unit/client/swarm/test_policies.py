@@ -7,10 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
 from herdsman import Task, Workflow
 from herdsman.client.scaling import scale_request
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.policies import StoredResourcePolicy, WorkflowResourcePolicy
 from herdsman.core.errors import InvalidResourceError
 

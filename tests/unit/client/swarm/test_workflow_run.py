@@ -6,9 +6,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
 from herdsman import Task, Workflow
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.state import QueueBatch
 from herdsman.client.swarm.workflow_run import WorkflowRun
 from herdsman.core.errors import ConfigurationError, ConflictError, InvalidInputError

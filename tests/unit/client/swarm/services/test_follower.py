@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from herdsman.client.swarm.fake import FEED_PAGE_SIZE, InMemorySwarmGateway
+from tests.support.swarm_gateway import FEED_PAGE_SIZE, InMemorySwarmGateway
+
 from herdsman.client.swarm.services.follower import FollowerService
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 

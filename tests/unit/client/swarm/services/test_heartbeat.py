@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.services.heartbeat import (
     MAX_CONSECUTIVE_FAILURES,
     ConsecutiveFailures,

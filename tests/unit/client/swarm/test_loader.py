@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import pytest
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
 from herdsman import Tool, Workflow
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.loader import load_from_server, load_from_workflow
 from herdsman.client.swarm.state import SwarmState
 from herdsman.core.errors import InvalidInputError

@@ -12,9 +12,9 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from pydantic import BaseModel
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
 from herdsman import Task, Tool, Workflow
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.loader import load_from_server
 from herdsman.client.swarm.orchestrator import SwarmConfig, SwarmOrchestrator, build_services
 from herdsman.client.swarm.policies import StoredResourcePolicy

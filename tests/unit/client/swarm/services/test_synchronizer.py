@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.services.synchronizer import SynchronizerService
 from herdsman.client.swarm.state import StateUpdate, SwarmState, TaskRow
 from herdsman.core.statuses import TaskStatus

@@ -1,20 +1,25 @@
 """An in-memory server for the swarm's routes, so swarm tests need no server process.
 
 :class:`InMemorySwarmGateway` implements :class:`~herdsman.client.swarm.gateway.SwarmGateway`
-with the server's documented behaviour: queueing moves REGISTERING and ADJUSTING_RESOURCES
-tasks to QUEUED and leaves others alone, every status change gets the next sequence number of
-the change feed, run status changes follow the run state machine, and a failed attempt is
-retried (REGISTERING, or ADJUSTING_RESOURCES after a resource kill) until the task's attempts
-are spent (ERROR_FATAL). A workflow that has run before needs ``resume``, which moves live
-runs to a resume status and restarts every unfinished task (REGISTERING, no attempts spent).
+by the rules of :mod:`herdsman.core.lifecycle`, as the server applies them: queueing moves
+queueable tasks to QUEUED and answers every task's status, every status change gets the next
+sequence number of the change feed, run status changes follow the run state machine and move
+the workflow with the latest run, and a failed attempt sends its task to a retry, to resource
+adjustment or to the end. A stopped run's attempts are killed: queued ones at once, the others
+when the distributor confirms (:meth:`confirm_kills`); a killed task goes back to wait for the
+next run without failing. A workflow that has run before needs ``resume``, which tells live
+runs to let go and restarts every unfinished task (no attempts spent).
+``tests/integration/test_swarm_gateway_contract.py`` runs the same scenarios against this
+fake and a real server and checks that they agree.
 
 Test helpers play the parts of everyone else: the distributor and workers (:meth:`run_tasks`,
-:meth:`finish`, :meth:`fail`), a user stopping the run (:meth:`set_server_run_status`) or
-changing limits (:meth:`set_limits`), a flaky network (:meth:`fail_heartbeats`) and a lost
-notification (``set_task_status(..., record=False)``). A ``cluster`` callable, run at the start
-of every change-feed request, lets a test drive a whole run: it is the moment the rest of the
-world acts while the swarm waits for news. ``wait`` is called with the poll timeout when a
-long-poll finds nothing, so a test's fake clock advances the way real time would.
+:meth:`finish`, :meth:`fail`, :meth:`confirm_kills`), someone else moving the run
+(:meth:`set_server_run_status`) or changing limits (:meth:`set_limits`), a flaky network
+(:meth:`fail_heartbeats`) and a lost notification (``set_task_status(..., record=False)``).
+A ``cluster`` callable, run at the start of every change-feed request, lets a test drive a
+whole run: it is the moment the rest of the world acts while the swarm waits for news.
+``wait`` is called with the poll timeout when a long-poll finds nothing, so a test's fake
+clock advances the way real time would.
 
 Resources are modelled as the server keeps them: clusters with queues and their limits
 (:meth:`add_queue`; cluster ``dummy`` with queue ``default`` exists from the start), resource
@@ -23,7 +28,9 @@ names none), adjusted rows created one per request with their queue checked agai
 task's cluster, and queue requests that give tasks a new row. :meth:`requests_of` shows what a
 task was queued with, attempt by attempt.
 
-Not modelled: task instances.
+Not modelled: task instances. So a resume's own kills are not made (the runs told to let go
+stay in their resume status, and the new run is linked at once), and a hot resume does not
+keep the tasks it lets run.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from herdsman.core.changes import ChangeFilter
+from herdsman.client.swarm.gateway import TASK_AND_RUN_CHANGES
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.errors import (
     HerdsmanError,
     InvalidResourceError,
@@ -46,6 +54,13 @@ from herdsman.core.errors import (
 from herdsman.core.lifecycle import (
     ACTIVE_TASK_STATUSES,
     LIVE_WORKFLOW_RUN_STATUSES,
+    QUEUEABLE_TASK_STATUSES,
+    RESETTABLE_TASK_STATUSES,
+    RESUMING_RUN_STATUSES,
+    TASK_STATUS_AFTER_KILL,
+    UNBOUND_RUN_STATUSES,
+    resume_status,
+    task_path_after_failed_attempt,
     workflow_status_for_run,
 )
 from herdsman.core.schemas.client import ClusterOut, QueueOut
@@ -67,6 +82,7 @@ from herdsman.core.schemas.swarm import (
 )
 from herdsman.core.statuses import (
     WORKFLOW_RUN,
+    TaskInstanceStatus,
     TaskStatus,
     Transition,
     WorkflowRunStatus,
@@ -76,8 +92,6 @@ __all__ = ["DEFAULT_CLUSTER", "DEFAULT_REQUEST", "FEED_PAGE_SIZE", "InMemorySwar
 
 FEED_PAGE_SIZE = 10_000
 """Most changes one feed answer carries, as on the server."""
-
-_QUEUEABLE = frozenset({TaskStatus.REGISTERING, TaskStatus.ADJUSTING_RESOURCES})
 
 DEFAULT_CLUSTER = "dummy"
 DEFAULT_REQUEST: Mapping[str, Any] = {"queue": "default", "memory": 1.0, "runtime": 600}
@@ -151,6 +165,7 @@ class InMemorySwarmGateway:
         self._log: list[_Change] = []
         self._active_by_array: dict[int, int] = {}
         self._active_ids: set[int] = set()
+        self._kills_waiting: set[int] = set()  # tasks whose attempt was told to die
         self._heartbeat_errors: list[HerdsmanError] = []
         self._clusters: dict[str, list[QueueOut]] = {}
         self._resources: dict[int, _Resources] = {}
@@ -269,10 +284,10 @@ class InMemorySwarmGateway:
     # --- everyone else: distributor, workers, users, the network -------------------------------
 
     def run_tasks(self, task_ids: Iterable[int]) -> None:
-        """Workers report running (QUEUED, INSTANTIATING or LAUNCHED tasks only)."""
+        """Workers report running (active tasks not yet running, and not told to die)."""
         for task_id in task_ids:
             task = self._tasks[task_id]
-            if task.status in ACTIVE_TASK_STATUSES and task.status is not TaskStatus.RUNNING:
+            if self._reports_count(task) and task.status is not TaskStatus.RUNNING:
                 self._set(task, TaskStatus.RUNNING)
 
     def finish(self, task_ids: Iterable[int] | None = None) -> list[int]:
@@ -281,24 +296,33 @@ class InMemorySwarmGateway:
         finished = []
         for task_id in chosen:
             task = self._tasks[task_id]
-            if task.status in ACTIVE_TASK_STATUSES:
+            if self._reports_count(task):
                 self._set(task, TaskStatus.DONE)
                 finished.append(task_id)
         return finished
 
     def fail(self, task_ids: Iterable[int], *, resource_error: bool = False) -> None:
-        """An attempt of each active task fails; the server retries it or gives up (F)."""
+        """An attempt of each active task fails (killed for resources with ``resource_error``);
+        the task is retried, adjusted or ends, as :func:`task_path_after_failed_attempt` says."""
+        error = TaskInstanceStatus.RESOURCE_ERROR if resource_error else TaskInstanceStatus.ERROR
         for task_id in task_ids:
             task = self._tasks[task_id]
-            if task.status not in ACTIVE_TASK_STATUSES:
+            if not self._reports_count(task):
                 continue
-            self._set(task, TaskStatus.ERROR_RECOVERABLE)
-            if task.num_attempts >= task.max_attempts:
-                self._set(task, TaskStatus.ERROR_FATAL)
-            elif resource_error:
-                self._set(task, TaskStatus.ADJUSTING_RESOURCES)
-            else:
-                self._set(task, TaskStatus.REGISTERING)
+            path = task_path_after_failed_attempt(
+                error, attempts=task.num_attempts, max_attempts=task.max_attempts
+            )
+            for status in path:
+                self._set(task, status)
+
+    def confirm_kills(self) -> list[int]:
+        """The distributor has killed the jobs it was told to: their tasks go back to wait for
+        the next run, no attempt failed. Returns the ids of those tasks."""
+        killed = sorted(self._kills_waiting)
+        self._kills_waiting.clear()
+        for task_id in killed:
+            self._set(self._tasks[task_id], TASK_STATUS_AFTER_KILL)
+        return killed
 
     def set_task_status(self, task_id: int, status: TaskStatus, *, record: bool = True) -> None:
         """Force a status; ``record=False`` leaves it out of the feed (a lost notification)."""
@@ -309,7 +333,7 @@ class InMemorySwarmGateway:
         run = self._run(run_id)
         run.status = status
         run.history.append(status)
-        self._log.append(("R", run_id, status.value, None))
+        self._log.append((ChangeKind.RUN.value, run_id, status.value, None))
 
     def set_limits(self, max_concurrently_running: int, array_limits: Mapping[int, int]) -> None:
         """Change the limits the next heartbeat reports."""
@@ -339,23 +363,18 @@ class InMemorySwarmGateway:
         if self._runs and not resume:
             raise WorkflowAlreadyExists(f"workflow {workflow_id} has run before; resume it")
         last_seq = self.last_seq  # as on the server: the position before this request's changes
-        for run in self._runs.values():
-            if run.status in LIVE_WORKFLOW_RUN_STATUSES:
-                successor = (
-                    WorkflowRunStatus.COLD_RESUME
-                    if reset_running_jobs
-                    else WorkflowRunStatus.HOT_RESUME
-                )
-                self.set_server_run_status(run.run_id, successor)
-        if resume:
-            for task in self._tasks.values():
-                if task.status not in (TaskStatus.DONE, TaskStatus.REGISTERING):
-                    task.num_attempts = 0
-                    self._set(task, TaskStatus.REGISTERING)
+        earlier = list(self._runs.values())
+        for run in earlier:
+            if run.status in UNBOUND_RUN_STATUSES:
+                self.set_server_run_status(run.run_id, WorkflowRunStatus.ABORTED)
+            elif run.status in LIVE_WORKFLOW_RUN_STATUSES - RESUMING_RUN_STATUSES:
+                self.set_server_run_status(run.run_id, resume_status(cold=reset_running_jobs))
         run_id = len(self._runs) + 1
         self._runs[run_id] = _Run(run_id, WorkflowRunStatus.REGISTERED)
-        for status in (WorkflowRunStatus.LINKING, WorkflowRunStatus.BOUND):
-            self.set_server_run_status(run_id, status)
+        self.set_server_run_status(run_id, WorkflowRunStatus.LINKING)
+        if earlier:  # a first run finds every task new
+            self._reset_unfinished_tasks()
+        self.set_server_run_status(run_id, WorkflowRunStatus.BOUND)
         return WorkflowRunOut(
             workflow_run_id=run_id,
             workflow_id=workflow_id,
@@ -374,20 +393,19 @@ class InMemorySwarmGateway:
         )
 
     def force_release(self, run_id: int) -> RunStatusOut:
-        if self._run(run_id).status in (
-            WorkflowRunStatus.COLD_RESUME,
-            WorkflowRunStatus.HOT_RESUME,
-        ):
+        if self._run(run_id).status in RESUMING_RUN_STATUSES:
             self.set_server_run_status(run_id, WorkflowRunStatus.TERMINATED)
         return self.get_run(run_id)
 
     def get_run(self, run_id: int) -> RunStatusOut:
         run = self._run(run_id)
+        # The workflow follows its latest run only: an older run no longer speaks for it.
+        latest = self._runs[max(self._runs)]
         return RunStatusOut(
             workflow_run_id=run_id,
             workflow_id=self.workflow_id,
             status=run.status.value,
-            workflow_status=workflow_status_for_run(run.status).value,
+            workflow_status=workflow_status_for_run(latest.status).value,
         )
 
     def set_run_status(self, run_id: int, status: str, message: str = "") -> RunStatusOut:
@@ -402,6 +420,9 @@ class InMemorySwarmGateway:
         if decision is Transition.VALID:
             self.set_server_run_status(run_id, target)
             run.messages.append(message)
+            if target is WorkflowRunStatus.STOPPED:
+                # A stopped run's jobs are killed; a run that ends in error leaves them running.
+                self._request_kills()
         return self.get_run(run_id)
 
     def heartbeat(self, run_id: int, next_report_seconds: float) -> RunHeartbeatOut:
@@ -430,7 +451,7 @@ class InMemorySwarmGateway:
             task = self._tasks.get(task_id)
             if task is None:
                 raise NotFoundError(f"task {task_id} is not in workflow {self.workflow_id}")
-            if task.status in _QUEUEABLE:
+            if task.status in QUEUEABLE_TASK_STATUSES:
                 task.num_attempts += 1
                 task.task_resources_id = task_resources_id or task.task_resources_id
                 task.queued_with.append(task.task_resources_id)
@@ -439,19 +460,22 @@ class InMemorySwarmGateway:
         return TaskStatusesOut(task_ids=list(task_ids), statuses=statuses)
 
     def changes(
-        self, workflow_id: int, after: int, timeout: float, kinds: str = "TR"
+        self,
+        workflow_id: int,
+        after: int,
+        timeout: float,
+        kinds: ChangeFilter = TASK_AND_RUN_CHANGES,
     ) -> ChangesOut:
         self._check_workflow(workflow_id)
         if self.cluster is not None:
             self.cluster(self)
-        wanted = ChangeFilter.parse(kinds)
         # Like the server: pages with nothing wanted are passed over within the same call.
         while True:
             examined = self._log[after : after + FEED_PAGE_SIZE]
             found = [
                 ChangeOut(seq=after + offset + 1, kind=kind, id=id_, status=status, task_id=task_id)
                 for offset, (kind, id_, status, task_id) in enumerate(examined)
-                if (kind, status) in wanted
+                if (kind, status) in kinds
             ]
             if found or len(examined) < FEED_PAGE_SIZE:
                 break
@@ -536,6 +560,30 @@ class InMemorySwarmGateway:
 
     # --- internals -------------------------------------------------------------------------------
 
+    def _reports_count(self, task: _Task) -> bool:
+        """Whether a worker's report about the task's attempt is applied: it is active and not
+        told to die (the server ignores reports of an attempt being killed)."""
+        return task.status in ACTIVE_TASK_STATUSES and task.task_id not in self._kills_waiting
+
+    def _request_kills(self) -> None:
+        """Every active task's attempt is told to die. A queued one has no job yet, so its kill
+        is settled at once; the others wait for the distributor (:meth:`confirm_kills`)."""
+        for task_id in sorted(self._active_ids - self._kills_waiting):
+            task = self._tasks[task_id]
+            if task.status is TaskStatus.QUEUED:
+                self._set(task, TASK_STATUS_AFTER_KILL)
+            else:
+                self._kills_waiting.add(task_id)
+
+    def _reset_unfinished_tasks(self) -> None:
+        """A resume starts every unfinished task afresh (no attempts spent), except those whose
+        kill the distributor has still to confirm; only a change of status is news."""
+        for task in self._tasks.values():
+            if task.status in RESETTABLE_TASK_STATUSES and task.task_id not in self._kills_waiting:
+                task.num_attempts = 0
+                if task.status is not TaskStatus.REGISTERING:
+                    self._set(task, TaskStatus.REGISTERING)
+
     def _set(self, task: _Task, status: TaskStatus, *, record: bool = True) -> None:
         was_active = task.status in ACTIVE_TASK_STATUSES
         task.status = status
@@ -547,7 +595,7 @@ class InMemorySwarmGateway:
                 self._active_ids.discard(task.task_id)
             self._count_active(task.array_id, 1 if is_active else -1)
         if record:
-            self._log.append(("T", task.task_id, status.value, task.task_id))
+            self._log.append((ChangeKind.TASK.value, task.task_id, status.value, task.task_id))
 
     def _count_active(self, array_id: int, delta: int) -> None:
         count = self._active_by_array.get(array_id, 0) + delta

@@ -6,9 +6,10 @@ from typing import Any, TypeVar, cast
 
 import pytest
 from pydantic import BaseModel
+from tests.support.swarm_gateway import InMemorySwarmGateway
 
-from herdsman.client.swarm.fake import InMemorySwarmGateway
 from herdsman.client.swarm.gateway import MAX_POLL_SECONDS, HttpSwarmGateway, SwarmGateway
+from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import (
@@ -133,9 +134,16 @@ def test_changes_caps_the_long_poll_below_the_http_timeout(
     gateway: HttpSwarmGateway, requester: Any
 ) -> None:
     gateway.changes(2, after=41, timeout=500.0)
-    gateway.changes(2, after=41, timeout=-1.0, kinds="T")
+    gateway.changes(2, after=41, timeout=-1.0, kinds=ChangeFilter.of({ChangeKind.TASK: None}))
+    # Without a filter the gateway asks for every task and run change ("TR"), spelled the way
+    # ChangeFilter writes it.
+    every_task_and_run = ChangeFilter.parse("TR").spec
     assert requester.calls == [
-        ("GET", "/workflows/2/changes", {"after": 41, "timeout": MAX_POLL_SECONDS, "kinds": "TR"}),
+        (
+            "GET",
+            "/workflows/2/changes",
+            {"after": 41, "timeout": MAX_POLL_SECONDS, "kinds": every_task_and_run},
+        ),
         ("GET", "/workflows/2/changes", {"after": 41, "timeout": 0.0, "kinds": "T"}),
     ]
 
