@@ -38,6 +38,7 @@ import httpx
 import psutil
 import pytest
 from sqlalchemy.engine import make_url
+from tests.support.tokens import admin_token, key_file, user_token
 
 from herdsman.core.requester import Requester
 from herdsman.server.runner import ServerInfo, read_ready_file
@@ -108,7 +109,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Choose the fault-injection seed once: xdist workers take their controller's choice."""
+    """Choose the fault-injection seed once: xdist workers take their controller's choice.
+
+    Give this process the test user's token for the servers the suite starts (module and
+    session fixtures run before ``isolated_settings`` sets it again per test).
+    """
+    os.environ["HERDSMAN_TOKEN"] = user_token()
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None and "fault_seed" in workerinput:
         config.option.fault_seed = workerinput["fault_seed"]
@@ -168,6 +174,7 @@ def _clean_environment() -> dict[str, str]:
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point data_dir and the config file into ``tmp_path``; drop the user's HERDSMAN_* env.
 
+    Sets ``HERDSMAN_TOKEN`` to a user token of the test user for the servers the suite starts.
     Returns the data directory. A test may still set variables (``HERDSMAN_SERVER_URL`` …)
     with ``monkeypatch`` after this fixture ran.
     """
@@ -176,6 +183,9 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             monkeypatch.delenv(key)
     data_dir = tmp_path / "herdsman-data"
     monkeypatch.setenv("HERDSMAN_DATA_DIR", str(data_dir))
+    # The test user's own token for the servers the suite starts (an embedded server's
+    # clients use the token in its ready file instead).
+    monkeypatch.setenv("HERDSMAN_TOKEN", user_token())
     monkeypatch.setenv("HERDSMAN_CONFIG_FILE", str(tmp_path / "herdsman-config.yaml"))
     return data_dir
 
@@ -282,6 +292,7 @@ def start_server_process(
     ready_file.unlink(missing_ok=True)
     log_file = state_dir / "server.log"
     env = _clean_environment()
+    env["HERDSMAN_AUTH__KEY_FILE"] = str(key_file())
     env.update(extra_env or {})
     env["HERDSMAN_DATA_DIR"] = str(state_dir / "data")
     env["HERDSMAN_CONFIG_FILE"] = str(state_dir / "no-config.yaml")
@@ -484,8 +495,8 @@ def server(
 
 @pytest.fixture
 def requester(server: RunningServer) -> Iterator[Requester]:
-    """A requester for the engine's server, closed after the test."""
-    with Requester(server.url, timeout=60, retries=3) as client:
+    """An admin's requester for the engine's server (routes of every caller), closed after."""
+    with Requester(server.url, token=admin_token(), timeout=60, retries=3) as client:
         yield client
 
 

@@ -16,16 +16,12 @@ import pytest
 from tests.conftest import RunningServer
 from tests.e2e.conftest import query_rows
 from tests.integration.report_workflows import FailedWorkflow, reports_tool, run_failed_workflow
+from tests.support.tokens import user_token
 
 from herdsman.core.errors import ConflictError, NotFoundError, PermissionDeniedError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import queries
-from herdsman.core.schemas.control import (
-    OwnerRequestIn,
-    OwnerUpdateOut,
-    TaskUpdateIn,
-    WorkflowResetIn,
-)
+from herdsman.core.schemas.control import OwnerUpdateOut, TaskUpdateIn, WorkflowResetIn
 from herdsman.core.schemas.queries import TasksPageOut
 from herdsman.core.schemas.swarm import RunStatusOut
 
@@ -150,24 +146,24 @@ def _feed(database_url: str, workflow_id: int) -> list[tuple[str, int, str]]:
 def test_owner_updates_are_guarded_recorded_and_idempotent(
     client: Requester, server: RunningServer, failed_wf: FailedWorkflow
 ) -> None:
-    owner = getpass.getuser()
     failed = failed_wf.workflow_id
     reset_path = f"/workflows/{failed}/reset"
-    with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {failed}"):
-        client.post(reset_path, WorkflowResetIn(user="intruder"), OwnerUpdateOut)
-    with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {failed}"):
-        client.post(f"/workflows/{failed}/stop", OwnerRequestIn(user="intruder"), RunStatusOut)
+    with Requester(server.url, token=user_token("intruder")) as intruder:
+        with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {failed}"):
+            intruder.post(reset_path, WorkflowResetIn(), OwnerUpdateOut)
+        with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {failed}"):
+            intruder.post(f"/workflows/{failed}/stop", None, RunStatusOut)
     with pytest.raises(ConflictError, match=f"workflow {failed} is not running"):
-        client.post(f"/workflows/{failed}/stop", OwnerRequestIn(user=owner), RunStatusOut)
+        client.post(f"/workflows/{failed}/stop", None, RunStatusOut)
 
     before = len(_feed(server.database_url, failed))
-    reset = client.post(reset_path, WorkflowResetIn(user=owner, partial=True), OwnerUpdateOut)
+    reset = client.post(reset_path, WorkflowResetIn(partial=True), OwnerUpdateOut)
     assert reset.changed_task_ids == sorted([failed_wf.flaky_id, failed_wf.crash_id])
     assert reset.workflow_status == "F"
     assert sorted(_feed(server.database_url, failed)[before:]) == sorted(
         [("T", failed_wf.flaky_id, "G"), ("T", failed_wf.crash_id, "G")]
     )
-    again = client.post(reset_path, WorkflowResetIn(user=owner, partial=True), OwnerUpdateOut)
+    again = client.post(reset_path, WorkflowResetIn(partial=True), OwnerUpdateOut)
     assert again.changed_task_ids == []
     assert len(_feed(server.database_url, failed)) == before + 2
 
@@ -175,12 +171,12 @@ def test_owner_updates_are_guarded_recorded_and_idempotent(
     with pytest.raises(NotFoundError, match=f"workflow {failed} has no task 987654321$"):
         client.post(
             updates,
-            TaskUpdateIn(user=owner, task_ids=[failed_wf.flaky_id, 987654321], status="D"),
+            TaskUpdateIn(task_ids=[failed_wf.flaky_id, 987654321], status="D"),
             OwnerUpdateOut,
         )
 
     def update(task_ids: list[int], status: str, recursive: bool = False) -> OwnerUpdateOut:
-        body = TaskUpdateIn(user=owner, task_ids=task_ids, status=status, recursive=recursive)
+        body = TaskUpdateIn(task_ids=task_ids, status=status, recursive=recursive)
         return client.post(updates, body, OwnerUpdateOut)
 
     prepare, flaky, after = failed_wf.prepare_id, failed_wf.flaky_id, failed_wf.after_id

@@ -7,7 +7,6 @@ traceback is for herdsman's developers, so only ``--debug`` shows it.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -36,7 +35,6 @@ from herdsman.core.requester import Requester
 __all__ = [
     "HerdsmanGroup",
     "console",
-    "current_user",
     "database_url_option",
     "describe_validation_error",
     "error_console",
@@ -149,11 +147,6 @@ def new_table(*columns: str, title: str | None = None) -> Table:
         else:
             table.add_column(column)
     return table
-
-
-def current_user() -> str:
-    """The user the server checks ownership against (as recorded when workflows are bound)."""
-    return getpass.getuser()
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from herdsman.cli.common import (
     redact_database_url,
 )
 from herdsman.cli.database import require_current_schema
+from herdsman.cli.tokens import token
 from herdsman.client.embedded import embedded_server_status, probe_health, stop_embedded_server
 from herdsman.core.logs import configure_logging
 
@@ -56,6 +57,18 @@ def server() -> None:
 )
 @click.option("--log-level", type=_LOG_LEVELS, default=None, help="[default: log_level setting]")
 @click.option("--access-log", is_flag=True, help="Log every request (very chatty).")
+@click.option(
+    "--certfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Serve HTTPS with this certificate (PEM); clients then use an https:// server_url.",
+)
+@click.option(
+    "--keyfile",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The certificate's private key (PEM), unless the certificate file holds it.",
+)
 def start(
     host: str | None,
     port: int | None,
@@ -64,6 +77,8 @@ def start(
     ready_file: Path | None,
     log_level: str | None,
     access_log: bool,
+    certfile: Path | None,
+    keyfile: Path | None,
 ) -> None:
     """Run a server in the foreground until SIGTERM or Ctrl-C.
 
@@ -81,6 +96,8 @@ def start(
         log_level=log_level or settings.log_level,
         access_log=access_log,
         on_ready=_announce,
+        certfile=certfile,
+        keyfile=keyfile,
     )
 
 
@@ -91,6 +108,7 @@ def _announce(url: str) -> None:
 
 server.add_command(start)
 server.add_command(cluster)
+server.add_command(token)
 
 
 @server.command()

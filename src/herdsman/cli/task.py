@@ -7,7 +7,6 @@ from rich.markup import escape
 
 from herdsman.cli.common import (
     console,
-    current_user,
     json_option,
     new_table,
     print_json,
@@ -105,7 +104,7 @@ def update(
     letter = _UPDATES[new_status.upper()]
     with server_requester() as requester:
         result = control.update_task_statuses(
-            requester, workflow_id, task_ids, letter, user=current_user(), recursive=recursive
+            requester, workflow_id, task_ids, letter, recursive=recursive
         )
     if as_json:
         print_json(result)

@@ -11,7 +11,6 @@ from rich.markup import escape
 
 from herdsman.cli.common import (
     console,
-    current_user,
     exit_with,
     json_option,
     new_table,
@@ -44,9 +43,9 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
     Without -w it shows your newest workflows; with -w, the workflows named (of any user
     unless -u is given).
     """
-    if user is None and not workflow_ids:
-        user = current_user()
     with server_requester() as requester:
+        if user is None and not workflow_ids:
+            user = queries.whoami(requester).user
         found = queries.workflow_summaries(requester, workflow_ids, user, limit)
     if as_json:
         print_json(found)
@@ -162,7 +161,7 @@ def resume(workflow_id: int, mode: str, timeout: int, as_json: bool) -> None:
 def stop(workflow_id: int, as_json: bool) -> None:
     """Stop the workflow's run; its running jobs are killed. Resume it later to go on."""
     with server_requester() as requester:
-        stopped = control.stop_workflow(requester, workflow_id, user=current_user())
+        stopped = control.stop_workflow(requester, workflow_id)
     if as_json:
         print_json(stopped)
         return
@@ -183,9 +182,7 @@ def reset(workflow_id: int, partial: bool, as_json: bool) -> None:
     Only the workflow's owner may. Without --partial every task runs again, done ones too.
     """
     with server_requester() as requester:
-        result = control.reset_workflow(
-            requester, workflow_id, user=current_user(), partial=partial
-        )
+        result = control.reset_workflow(requester, workflow_id, partial=partial)
     if as_json:
         print_json(result)
         return

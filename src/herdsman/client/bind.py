@@ -117,7 +117,6 @@ class Binder:
                 task_hash=task_hash.hexdigest(),
                 name=self.workflow.name,
                 description=self.workflow.description,
-                user=self.workflow.user,
                 max_concurrently_running=self.workflow.max_concurrently_running,
                 num_tasks=len(self.tasks),
                 attributes=self.workflow.workflow_attributes,

@@ -20,7 +20,6 @@ from herdsman.core.lifecycle import OWNER_TASK_TARGETS
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.control import (
     ConcurrencyLimitIn,
-    OwnerRequestIn,
     OwnerUpdateOut,
     TaskUpdateIn,
     WorkflowResetIn,
@@ -84,24 +83,20 @@ def _send(
     return limits
 
 
-def stop_workflow(requester: Requester, workflow_id: int, *, user: str) -> RunStatusOut:
+def stop_workflow(requester: Requester, workflow_id: int) -> RunStatusOut:
     """Stop the run holding the workflow; its jobs are killed. Returns the run's status.
 
     The swarm notices at its next heartbeat and ends; a stopped workflow can be resumed.
     Raises ConflictError when no run holds the workflow.
     """
-    stopped = requester.post(
-        f"/workflows/{workflow_id}/stop", OwnerRequestIn(user=user), RunStatusOut
-    )
+    stopped = requester.post(f"/workflows/{workflow_id}/stop", None, RunStatusOut)
     logger.info(
         "workflow_stopped", workflow_id=workflow_id, workflow_run_id=stopped.workflow_run_id
     )
     return stopped
 
 
-def reset_workflow(
-    requester: Requester, workflow_id: int, *, user: str, partial: bool
-) -> OwnerUpdateOut:
+def reset_workflow(requester: Requester, workflow_id: int, *, partial: bool) -> OwnerUpdateOut:
     """Reset a workflow whose last run failed so a resume runs its tasks again.
 
     Only its owner may; ``partial`` keeps done tasks done. Raises PermissionDeniedError for
@@ -109,7 +104,7 @@ def reset_workflow(
     """
     reset = requester.post(
         f"/workflows/{workflow_id}/reset",
-        WorkflowResetIn(user=user, partial=partial),
+        WorkflowResetIn(partial=partial),
         OwnerUpdateOut,
     )
     logger.info("workflow_reset", workflow_id=workflow_id, tasks=len(reset.changed_task_ids))
@@ -122,7 +117,6 @@ def update_task_statuses(
     task_ids: Sequence[int],
     status: str,
     *,
-    user: str,
     recursive: bool,
 ) -> OwnerUpdateOut:
     """Set tasks of a workflow no run holds to ``status``, the letter of one of
@@ -138,7 +132,6 @@ def update_task_statuses(
     updated = requester.post(
         f"/workflows/{workflow_id}/task_updates",
         TaskUpdateIn(
-            user=user,
             task_ids=list(task_ids),
             status=target.value,
             recursive=recursive,

@@ -3,8 +3,10 @@
 When no ``server_url`` is configured, clients share one local server process bound to
 127.0.0.1 and serving SQLite in the user's data directory. Its state lives in ``data_dir``:
 
-``server.json``  the running server's ready file (url, pid, database_url, started), written by
-                 the server itself once it accepts connections (:mod:`herdsman.server.runner`)
+``server.json``  the running server's ready file (url, pid, database_url, started, and the
+                 owner's token), written by the server itself once it accepts connections
+                 (:mod:`herdsman.server.runner`); only its owner can read it
+``server.key``   the server's signing key (mode 0600)
 ``server.log``   the server's stdout and stderr, appended across starts
 ``server.lock``  serialises starting and stopping
 
@@ -16,6 +18,10 @@ reboot, a reused pid) is replaced by a fresh start.
 
 The server is started in its own session so it outlives the client that started it (later
 clients reuse it) and is not hit by a Ctrl-C meant for the client.
+
+Binding to 127.0.0.1 does not keep the other users of a shared login node out; the token does.
+Every request carries the owner's token from ``server.json``, which no other user can read, so
+the server refuses everyone else (see docs/security.md).
 """
 
 from __future__ import annotations
@@ -44,9 +50,10 @@ from herdsman.core.schemas.client import HealthOut
 
 __all__ = [
     "EmbeddedServerStatus",
+    "ServerAddress",
     "default_requester",
     "embedded_server_status",
-    "ensure_server_url",
+    "ensure_server",
     "probe_health",
     "stop_embedded_server",
 ]
@@ -77,8 +84,17 @@ class EmbeddedServerStatus:
     running: bool
 
 
-def ensure_server_url(settings: Settings) -> str:
-    """The URL of the server to use: the configured one, else the embedded server's.
+@dataclass(frozen=True)
+class ServerAddress:
+    """Where the server is and the token to send it (None: no token is configured)."""
+
+    url: str
+    token: str | None
+
+
+def ensure_server(settings: Settings) -> ServerAddress:
+    """The server to use: the configured one with the user's token, else the embedded one
+    with its owner's token.
 
     Starts the embedded server when none runs (or the running one serves another database
     than ``settings.resolved_database_url()``), and waits until it answers.
@@ -87,7 +103,7 @@ def ensure_server_url(settings: Settings) -> str:
     its log in the message, or when another client holds the lock for over a minute.
     """
     if settings.server_url:
-        return settings.server_url
+        return ServerAddress(settings.server_url, settings.resolved_token())
     database_url = settings.resolved_database_url()
     paths = _Paths(settings.data_dir)
     with _locked(paths):
@@ -95,11 +111,12 @@ def ensure_server_url(settings: Settings) -> str:
         if info is not None and _is_running(info):
             if info.database_url == database_url:
                 logger.debug("embedded_server_reused", url=info.url, pid=info.pid)
-                return info.url
+                return ServerAddress(info.url, info.token)
             # The user changed database_url; a server on the old database would mislead.
             logger.info("embedded_server_replaced", pid=info.pid)
             _terminate(info.pid, timeout=10.0)
-        return _start(paths, database_url, settings.log_level).url
+        started = _start(paths, database_url, settings.log_level)
+        return ServerAddress(started.url, started.token)
 
 
 def embedded_server_status(settings: Settings) -> EmbeddedServerStatus | None:
@@ -131,8 +148,13 @@ def stop_embedded_server(settings: Settings, timeout: float = 10.0) -> bool:
 def default_requester(settings: Settings | None = None) -> Requester:
     """A requester for the configured server, starting the embedded one when none is set."""
     settings = settings if settings is not None else Settings()
+    address = ensure_server(settings)
     return Requester(
-        ensure_server_url(settings), timeout=settings.http.timeout, retries=settings.http.retries
+        address.url,
+        token=address.token,
+        timeout=settings.http.timeout,
+        retries=settings.http.retries,
+        ca_bundle=settings.http.ca_bundle,
     )
 
 

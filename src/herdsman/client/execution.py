@@ -136,11 +136,17 @@ def drive_run(
     from herdsman.distributor.process import DistributorProcess
 
     started = time.monotonic()
+    # The distributors and their jobs act for this run alone, with a token made for it.
+    run_token = HttpSwarmGateway(requester).run_token(swarm.workflow_run_id)
     with ExitStack() as stack:
         distributors = []
         for cluster in clusters:
             distributor = DistributorProcess(
-                swarm.workflow_run_id, cluster, requester.base_url, after_seq=swarm.feed_position
+                swarm.workflow_run_id,
+                cluster,
+                requester.base_url,
+                token=run_token,
+                after_seq=swarm.feed_position,
             )
             stack.callback(distributor.stop)
             distributor.start(timeout=distributor_startup_timeout)

@@ -20,6 +20,8 @@ from herdsman.core.errors import InvalidInputError
 from herdsman.core.lifecycle import TaskProgress, progress_of
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import queries as schemas
+from herdsman.core.schemas.auth import WhoAmIOut
+from herdsman.core.schemas.queries import HistoryOut
 from herdsman.core.statuses import TaskStatus
 from herdsman.core.units import format_memory
 
@@ -250,3 +252,13 @@ def _pick(stats: schemas.StatisticsOut, strategy: Strategy) -> float:
     if strategy == "p95":
         return stats.p95
     return stats.max
+
+
+def whoami(requester: Requester) -> WhoAmIOut:
+    """Who the server takes the caller to be: the user its token names, and its role."""
+    return requester.get("/auth/whoami", WhoAmIOut)
+
+
+def workflow_history(requester: Requester, workflow_id: int, limit: int) -> HistoryOut:
+    """The workflow's audit trail: who changed it, how, and the server's answer."""
+    return requester.get(f"/workflows/{workflow_id}/history", HistoryOut, {"limit": limit})

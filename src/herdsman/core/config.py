@@ -14,6 +14,17 @@ Keys (also shown by ``herdsman config show``):
 ``server.port``             its port (default 0: a free port, for the embedded server)
 ``http.timeout``            seconds one HTTP request may take (default 120)
 ``http.retries``            attempts for a request that failed in transport (default 5)
+``http.ca_bundle``          CA certificates to trust for an ``https://`` server (PEM file)
+``token``                   bearer token for ``server_url`` (else read from ``token_file``)
+``token_file``              where ``herdsman login`` keeps the token (0600, user config dir)
+``auth.key_file``           the server's signing key (0600; default ``data_dir/server.key``)
+``auth.readers``            who may read a workflow: ``signed_in`` (default) or ``owners``
+``auth.run_token_days``     how long a run's token is valid (default 30)
+``auth.munge``              whether ``herdsman login`` may sign in with MUNGE (default false)
+``auth.login_token_days``   how long a token from ``herdsman login`` is valid (default 30)
+``auth.oidc_issuer``        an OpenID Connect issuer whose tokens the server accepts
+``auth.oidc_audience``      the audience those tokens must name
+``auth.oidc_user_claim``    the claim naming the user (default ``preferred_username``)
 ``bind.chunk_size``         tasks per bind request (default 10000)
 ``reaper.enabled``          whether each server runs the reaper (default true)
 ``reaper.interval``         seconds between the reaper's passes (default 30)
@@ -28,7 +39,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -37,6 +48,7 @@ from pydantic_settings import (
 )
 
 __all__ = [
+    "AuthSettings",
     "BindSettings",
     "HttpSettings",
     "ReaperSettings",
@@ -61,6 +73,11 @@ def config_file_path() -> Path:
     if explicit:
         return Path(explicit)
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.yaml"
+
+
+def default_token_file() -> Path:
+    """Where ``herdsman login`` keeps the user's token: ``~/.config/herdsman/token`` on Linux."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "token"
 
 
 def normalize_database_url(url: str) -> str:
@@ -100,6 +117,20 @@ class HttpSettings(BaseModel):
 
     timeout: float = Field(default=120.0, gt=0)
     retries: int = Field(default=5, ge=1)
+    ca_bundle: Path | None = None
+
+
+class AuthSettings(BaseModel):
+    """How the server knows its callers (see docs/security.md)."""
+
+    key_file: Path | None = None
+    readers: Literal["signed_in", "owners"] = "signed_in"
+    run_token_days: float = Field(default=30.0, gt=0)
+    munge: bool = False
+    login_token_days: float = Field(default=30.0, gt=0)
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_user_claim: str = "preferred_username"
 
 
 class BindSettings(BaseModel):
@@ -136,6 +167,9 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     bind: BindSettings = Field(default_factory=BindSettings)
     reaper: ReaperSettings = Field(default_factory=ReaperSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    token: SecretStr | None = None
+    token_file: Path = Field(default_factory=default_token_file)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     @field_validator("server_url")
@@ -162,6 +196,19 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'herdsman.sqlite'}"
+
+    def resolved_key_file(self) -> Path:
+        """The server's signing key in force; the default lives beside its database."""
+        return self.auth.key_file or self.data_dir / "server.key"
+
+    def resolved_token(self) -> str | None:
+        """The token to send to ``server_url``: the ``token`` setting, else the token file."""
+        if self.token is not None and self.token.get_secret_value():
+            return self.token.get_secret_value()
+        try:
+            return self.token_file.read_text().strip() or None
+        except OSError:
+            return None
 
     @classmethod
     def settings_customise_sources(

@@ -8,6 +8,7 @@
     │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (a cycle…)
     │   └── ConfigurationError       a setting is missing or malformed
     ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
+    ├── AuthenticationError          no valid credentials: sign in or fix the token (HTTP 401)
     ├── PermissionDeniedError        only the workflow's owner may do this (HTTP 403)
     ├── ConflictError                the server's state forbids the request (HTTP 409)
     │   ├── TransitionRefused        a status change is not allowed; carries the current status
@@ -26,6 +27,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
     "HerdsmanError",
@@ -76,6 +78,12 @@ class NotFoundError(HerdsmanError, LookupError):
     """The object named by the request does not exist."""
 
     http_status = 404
+
+
+class AuthenticationError(HerdsmanError):
+    """The request carries no credentials the server accepts (missing, expired, revoked)."""
+
+    http_status = 401
 
 
 class PermissionDeniedError(HerdsmanError):
@@ -130,6 +138,7 @@ _BY_NAME: dict[str, type[HerdsmanError]] = {
         WorkflowValidationError,
         ConfigurationError,
         NotFoundError,
+        AuthenticationError,
         PermissionDeniedError,
         ConflictError,
         TransitionRefused,

@@ -24,12 +24,14 @@ class ServerInfo:
     pid: int
     database_url: str
     started: str  # ISO 8601, UTC
+    token: str = ""  # the owner's bearer token, for an embedded server
 
 
 def write_ready_file(path: Path, info: ServerInfo) -> None:
     """Write ``info`` as JSON to ``path`` atomically: readers see no file or the whole file.
 
-    The file may carry a database password, so only its owner can read it.
+    The file carries the owner's token and may carry a database password, so only its owner
+    can read it.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -52,6 +54,7 @@ def read_ready_file(path: Path) -> ServerInfo | None:
             pid=data["pid"],
             database_url=data["database_url"],
             started=data.get("started", ""),
+            token=data.get("token", ""),
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None

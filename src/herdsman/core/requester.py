@@ -9,6 +9,8 @@ a request whose answer was lost safe.
 
 from __future__ import annotations
 
+import ssl
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -23,6 +25,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from herdsman.core.config import Settings
 from herdsman.core.errors import ServerUnavailableError, error_class_by_name
 from herdsman.core.schemas import API_PREFIX
 
@@ -39,15 +42,38 @@ class _Retryable(Exception):
 
 
 class Requester:
-    """Sends requests to one herdsman server. Thread-safe (one httpx connection pool)."""
+    """Sends requests to one herdsman server. Thread-safe (one httpx connection pool).
 
-    def __init__(self, base_url: str, *, timeout: float = 120.0, retries: int = 5) -> None:
+    ``token`` is the bearer token every request carries; None takes the one configured
+    (``HERDSMAN_TOKEN`` or the token file, see :meth:`Settings.resolved_token`), which is how
+    the distributor and its jobs find their run's token. ``ca_bundle`` is a PEM file of CAs
+    to trust for an ``https://`` server (None: the system's, or the ``http.ca_bundle``
+    setting).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 120.0,
+        retries: int = 5,
+        ca_bundle: Path | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        if token is None or ca_bundle is None:
+            settings = Settings()
+            token = token if token is not None else settings.resolved_token()
+            ca_bundle = ca_bundle if ca_bundle is not None else settings.http.ca_bundle
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         self._client = httpx.Client(
             base_url=self.base_url + API_PREFIX,
             timeout=timeout,
-            headers={"content-type": "application/json"},
+            headers=headers,
+            verify=ssl.create_default_context(cafile=ca_bundle) if ca_bundle is not None else True,
         )
 
     def close(self) -> None:

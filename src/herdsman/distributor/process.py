@@ -39,6 +39,9 @@ __all__ = ["READY_MARKER", "DistributorProcess", "DistributorStartError"]
 
 logger = structlog.get_logger(__name__)
 
+# The setting every herdsman client reads its token from (see herdsman.core.config).
+TOKEN_VARIABLE = "HERDSMAN_TOKEN"
+
 READY_MARKER = "HERDSMAN_DISTRIBUTOR_READY"
 LOG_TAIL_CHARACTERS = 4_000
 # After the distributor itself is gone, how long its pool processes get to kill their commands
@@ -54,7 +57,10 @@ class DistributorStartError(HerdsmanError):
 class DistributorProcess:
     """A distributor process for one workflow run. Start it, use it, stop it.
 
-    ``log_file``: where its stderr (its logs) is appended; None inherits this process's.
+    ``token``: the run's token, which the distributor and its jobs send (given to it in its
+    environment, never on its command line, where other users could read it); None leaves
+    the environment's. ``log_file``: where its stderr (its logs) is appended; None inherits
+    this process's.
     ``log_level``: its log level; None uses the ``log_level`` setting. ``after_seq``: the
     change-feed position to follow from (the run's ``last_seq`` when it was created).
     """
@@ -65,11 +71,13 @@ class DistributorProcess:
         cluster_name: str,
         server_url: str,
         *,
+        token: str | None = None,
         log_file: Path | None = None,
         log_level: str | None = None,
         after_seq: int = 0,
     ) -> None:
         self.workflow_run_id = workflow_run_id
+        self._token = token
         self.cluster_name = cluster_name
         self.server_url = server_url
         self.log_file = log_file
@@ -112,6 +120,7 @@ class DistributorProcess:
         try:
             self._process = subprocess.Popen(
                 self.command(),
+                env=self._environment(),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=stderr,
@@ -130,6 +139,11 @@ class DistributorProcess:
             raise
         log.info("distributor_started")
         return self
+
+    def _environment(self) -> dict[str, str] | None:
+        if self._token is None:
+            return None
+        return {**os.environ, TOKEN_VARIABLE: self._token}
 
     def is_alive(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -29,6 +29,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--log-level", type=str.lower, choices=["debug", "info", "warning", "error"]
     )
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--certfile", type=Path, help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--keyfile", type=Path, help="the certificate's private key (PEM)")
     options = parser.parse_args(argv)
     settings = Settings()
     serve(
@@ -39,6 +41,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ready_file=options.ready_file,
         log_level=options.log_level or settings.log_level,
         access_log=options.access_log,
+        certfile=options.certfile,
+        keyfile=options.keyfile,
     )
 
 

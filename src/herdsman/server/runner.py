@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
+import pwd
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,8 @@ from herdsman.core.config import Settings
 from herdsman.core.logs import configure_logging
 from herdsman.core.ready_file import ServerInfo, read_ready_file, write_ready_file
 from herdsman.server.api.app import create_app
+from herdsman.server.auth.keys import load_or_create_key
+from herdsman.server.auth.tokens import Role, TokenSigner
 from herdsman.server.database.engine import Database
 
 __all__ = ["ServerInfo", "connect_url", "read_ready_file", "serve", "write_ready_file"]
@@ -40,6 +43,8 @@ logger = structlog.get_logger(__name__)
 KEEP_ALIVE_SECONDS = 30
 # Long-poll requests may be waiting when SIGTERM arrives; don't let them hold up shutdown.
 GRACEFUL_SHUTDOWN_SECONDS = 10
+# The owner's token in the ready file is made anew at every start.
+OWNER_TOKEN_LIFETIME = dt.timedelta(days=365)
 
 
 def serve(
@@ -52,23 +57,29 @@ def serve(
     log_level: str | None = None,
     access_log: bool = False,
     on_ready: Callable[[str], None] | None = None,
+    certfile: Path | None = None,
+    keyfile: Path | None = None,
 ) -> None:
     """Serve ``database_url`` on ``host:port`` until SIGTERM or SIGINT.
 
     ``port`` 0 picks a free port. Once the server accepts connections its URL is written to
-    ``ready_file`` (JSON with ``url``, ``pid``, ``database_url`` and ``started``) and passed
-    to ``on_ready``. ``log_level`` defaults to :attr:`Settings.log_level`. The access log is
+    ``ready_file`` (JSON with ``url``, ``pid``, ``database_url``, ``started`` and an admin
+    token for the user running the server: its owner) and passed to ``on_ready``. With
+    ``certfile`` (and ``keyfile`` unless the certificate file holds the key) it serves TLS.
+    ``log_level`` defaults to :attr:`Settings.log_level`. The access log is
     off by default: at bind rates it would write a line per request, thousands a second.
 
     Raises whatever the app factory raises (an unreachable database, a failed migration) and
     ``OSError`` when the address cannot be bound; the process then exits without a ready file.
     """
-    level = (log_level or Settings().log_level).lower()
+    settings = Settings()
+    level = (log_level or settings.log_level).lower()
     configure_logging(level)
+    key = load_or_create_key(settings.resolved_key_file())
     sock = _bind_socket(host, port)
     try:
-        url = connect_url(host, sock.getsockname()[1])
-        app = create_app(database_url, upgrade_schema=upgrade_schema)
+        url = connect_url(host, sock.getsockname()[1], tls=certfile is not None)
+        app = create_app(database_url, key=key, upgrade_schema=upgrade_schema)
         config = uvicorn.Config(
             app,
             log_level=level,
@@ -76,10 +87,16 @@ def serve(
             workers=1,
             timeout_keep_alive=KEEP_ALIVE_SECONDS,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+            ssl_certfile=certfile,
+            ssl_keyfile=keyfile,
+        )
+        owner_token, _ = TokenSigner(key).issue_user_token(
+            server_owner(), Role.ADMIN, OWNER_TOKEN_LIFETIME
         )
         server = _AnnouncingServer(
             config,
             url=url,
+            token=owner_token,
             database_url=database_url,
             database=app.state.database,
             ready_file=ready_file,
@@ -94,7 +111,12 @@ def serve(
         sock.close()
 
 
-def connect_url(host: str, port: int) -> str:
+def server_owner() -> str:
+    """The login name of the user this process runs as, from the OS (not the environment)."""
+    return pwd.getpwuid(os.getuid()).pw_name
+
+
+def connect_url(host: str, port: int, *, tls: bool = False) -> str:
     """The URL a client on this host uses to reach a server bound to ``host:port``.
 
     A wildcard address (``0.0.0.0``, ``::``) is not something one can connect to, so the
@@ -106,7 +128,7 @@ def connect_url(host: str, port: int) -> str:
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 class _AnnouncingServer(uvicorn.Server):
@@ -117,6 +139,7 @@ class _AnnouncingServer(uvicorn.Server):
         config: uvicorn.Config,
         *,
         url: str,
+        token: str,
         database_url: str,
         database: Database,
         ready_file: Path | None,
@@ -124,6 +147,7 @@ class _AnnouncingServer(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self._url = url
+        self._token = token
         self._database_url = database_url
         self._database = database
         self._ready_file = ready_file
@@ -135,7 +159,7 @@ class _AnnouncingServer(uvicorn.Server):
             return
         if self._ready_file is not None:
             started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-            info = ServerInfo(self._url, os.getpid(), self._database_url, started)
+            info = ServerInfo(self._url, os.getpid(), self._database_url, started, self._token)
             write_ready_file(self._ready_file, info)
         logger.info("server_ready", url=self._url, pid=os.getpid())
         if self._on_ready is not None:

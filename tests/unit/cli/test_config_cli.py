@@ -37,7 +37,8 @@ def test_show_prints_defaults_and_the_config_file(config_file: Path) -> None:
     settings = shown_settings(result)
     assert result.stdout.startswith(f"# config file: {config_file} (not found")
     assert settings["server_url"] is None
-    assert settings["http"] == {"timeout": 120.0, "retries": 5}
+    assert settings["http"] == {"timeout": 120.0, "retries": 5, "ca_bundle": None}
+    assert settings["token"] == "**********"  # set by the test fixtures, never shown
     assert settings["server"] == {"host": "127.0.0.1", "port": 0}
     assert settings["log_level"] == "warning"
     assert settings["data_dir"] == os.environ["HERDSMAN_DATA_DIR"]
@@ -49,7 +50,7 @@ def test_set_writes_a_nested_key_and_show_reflects_it(config_file: Path) -> None
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(config_file.read_text()) == {"http": {"timeout": 30}}
     settings = shown_settings(run("config", "show"))
-    assert settings["http"] == {"timeout": 30.0, "retries": 5}
+    assert settings["http"] == {"timeout": 30.0, "retries": 5, "ca_bundle": None}
     assert f"# config file: {config_file}\n" in run("config", "show").stdout
 
 
@@ -118,7 +119,11 @@ def test_set_notes_an_overriding_environment_variable(
 
     assert result.exit_code == 0
     assert "HERDSMAN_HTTP__TIMEOUT overrides" in result.stdout
-    assert shown_settings(run("config", "show"))["http"] == {"timeout": 9.0, "retries": 5}
+    assert shown_settings(run("config", "show"))["http"] == {
+        "timeout": 9.0,
+        "retries": 5,
+        "ca_bundle": None,
+    }
 
 
 def test_unset_removes_a_key(config_file: Path) -> None:

@@ -11,7 +11,6 @@ failures and 503s have already been retried when :class:`ServerUnavailableError`
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from typing import Protocol
 from herdsman.client import bind_requests
 from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.requester import Requester
+from herdsman.core.schemas.auth import TokenOut
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import (
     AdjustedResourcesIn,
@@ -138,7 +138,6 @@ class HttpSwarmGateway:
         from herdsman import __version__  # at call time: herdsman imports client modules
 
         body = WorkflowRunIn(
-            user=getpass.getuser()[:255],
             host=socket.gethostname()[:255],
             pid=os.getpid(),
             herdsman_version=__version__,
@@ -146,6 +145,10 @@ class HttpSwarmGateway:
             reset_running_jobs=reset_running_jobs,
         )
         return self._requester.post(f"/workflows/{workflow_id}/runs", body, WorkflowRunOut)
+
+    def run_token(self, run_id: int) -> str:
+        """A token for this run's distributors and jobs, which may act on it alone."""
+        return self._requester.post(f"/workflow_runs/{run_id}/token", None, TokenOut).token
 
     def get_run(self, run_id: int) -> RunStatusOut:
         return self._requester.get(f"/workflow_runs/{run_id}", RunStatusOut)

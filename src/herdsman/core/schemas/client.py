@@ -175,7 +175,6 @@ class WorkflowIn(_In):
     task_hash: Hash
     name: Annotated[str, StringConstraints(max_length=255)] = ""
     description: str = ""
-    user: Annotated[str, StringConstraints(max_length=255)] = ""
     max_concurrently_running: int = Field(default=10_000, ge=0)
     num_tasks: int = Field(ge=0)
     attributes: dict[Name, str] = Field(default_factory=dict)

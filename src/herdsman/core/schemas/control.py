@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ConcurrencyLimitIn",
-    "OwnerRequestIn",
     "OwnerUpdateOut",
     "TaskUpdateIn",
     "WorkflowResetIn",
@@ -27,26 +26,23 @@ class ConcurrencyLimitIn(BaseModel):
     max_concurrently_running: int = Field(ge=0)
 
 
-class OwnerRequestIn(BaseModel):
-    """Who asks: the server refuses resets and task updates from anyone but the owner."""
+class WorkflowResetIn(BaseModel):
+    """``partial`` keeps done tasks done; a full reset runs every task again. Only the
+    workflow's owner or an admin may ask (who asks comes from the token, not the body)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-    user: str = Field(min_length=1)
-
-
-class WorkflowResetIn(OwnerRequestIn):
-    """``partial`` keeps done tasks done; a full reset runs every task again."""
 
     partial: bool = False
 
 
-class TaskUpdateIn(OwnerRequestIn):
+class TaskUpdateIn(BaseModel):
     """Set tasks of one workflow to done (D) or back to registering (G).
 
     Resetting (G) always resets every task downstream too, since their results were made from
     the old output. ``recursive`` with D marks every upstream task done as well.
     """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     task_ids: list[int] = Field(min_length=1)
     status: Literal["D", "G"]

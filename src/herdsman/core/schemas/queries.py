@@ -7,6 +7,8 @@ memory is GiB, the units herdsman's resource parser reads back.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from pydantic import BaseModel
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "ErrorMessagesOut",
     "ErrorOut",
     "FailedTaskOut",
+    "HistoryEntryOut",
+    "HistoryOut",
     "LogPathOut",
     "LogPathsOut",
     "NeighbourOut",
@@ -248,3 +252,20 @@ class TemplateUsageOut(BaseModel):
 
 class ResourceUsageOut(BaseModel):
     templates: list[TemplateUsageOut]
+
+
+class HistoryEntryOut(BaseModel):
+    """One audited request: who asked what, and the HTTP status of the answer."""
+
+    time: dt.datetime
+    user: str
+    role: str
+    method: str
+    path: str
+    status_code: int
+    message: str
+
+
+class HistoryOut(BaseModel):
+    workflow_id: int
+    entries: list[HistoryEntryOut]

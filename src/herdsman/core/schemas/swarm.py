@@ -33,7 +33,6 @@ class _In(BaseModel):
 class WorkflowRunIn(_In):
     """Start a run of a bound workflow. ``resume`` lets it take over from an older live run."""
 
-    user: Annotated[str, StringConstraints(max_length=255)] = ""
     host: Annotated[str, StringConstraints(max_length=255)] = ""
     pid: int | None = None
     herdsman_version: Annotated[str, StringConstraints(max_length=32)] = ""

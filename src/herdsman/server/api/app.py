@@ -15,20 +15,33 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 
 from herdsman import __version__
-from herdsman.core.config import ReaperSettings, Settings
+from herdsman.core.config import AuthSettings, ReaperSettings, Settings
 from herdsman.core.errors import HerdsmanError
 from herdsman.core.schemas import API_PREFIX
-from herdsman.server.api.routes import client, control, distributor, queries, swarm, worker
+from herdsman.server.api.access import AuditTrail, authorize, note_error
+from herdsman.server.api.routes import auth as auth_routes
+from herdsman.server.api.routes import (
+    client,
+    control,
+    distributor,
+    queries,
+    swarm,
+    worker,
+)
+from herdsman.server.auth.identity import Authenticator, Revocations
+from herdsman.server.auth.oidc import OidcVerifier
+from herdsman.server.auth.tokens import TokenSigner
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.domain.reaper import reap_periodically
+from herdsman.server.queries.owners import OwnershipCache
 
 __all__ = ["create_app", "database_of"]
 
@@ -40,68 +53,106 @@ REAPER_STOP_SECONDS = 10.0
 
 
 def create_app(
-    database_url: str, *, upgrade_schema: bool = True, reaper: ReaperSettings | None = None
+    database_url: str,
+    *,
+    key: bytes,
+    upgrade_schema: bool = True,
+    reaper: ReaperSettings | None = None,
+    auth: AuthSettings | None = None,
 ) -> FastAPI:
     """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
 
+    ``key`` signs and verifies the server's tokens (see :mod:`herdsman.server.auth.keys`).
     ``reaper`` says whether and how often the app runs the reaper while it serves (from its
     lifespan's start to its end); None takes the ``reaper`` settings. Pass
-    ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own.
+    ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own. ``auth``
+    (None: the settings') says who may read and which sign-ins are accepted.
     """
-    reaper = reaper if reaper is not None else Settings().reaper
+    if reaper is None or auth is None:
+        settings = Settings()
+        reaper = reaper if reaper is not None else settings.reaper
+        auth = auth if auth is not None else settings.auth
     database = make_database(database_url)
     if upgrade_schema:
         upgrade(database)
     notifier = ChangeNotifier()
+    revocations = Revocations(database)
     app = FastAPI(
         title="herdsman",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
-        lifespan=_lifespan(database, notifier, reaper),
+        lifespan=_lifespan(database, notifier, reaper, revocations),
     )
     app.state.database = database
     app.state.notifier = notifier
-    for routes in (client, swarm, distributor, worker, queries, control):
-        app.include_router(routes.router, prefix=API_PREFIX)
+    app.state.auth_settings = auth
+    app.state.signer = TokenSigner(key)
+    app.state.authenticator = Authenticator(app.state.signer, revocations, _oidc(auth))
+    app.state.ownership = OwnershipCache(database)
+    app.state.owners_only_read = auth.readers == "owners"
+    for routes in (auth_routes, client, swarm, distributor, worker, queries, control):
+        app.include_router(routes.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
+    app.add_middleware(AuditTrail, database=database)
     _add_error_handlers(app)
     return app
 
 
+def _oidc(auth: AuthSettings) -> OidcVerifier | None:
+    if not auth.oidc_issuer:
+        return None
+    return OidcVerifier(auth.oidc_issuer, auth.oidc_audience, auth.oidc_user_claim)
+
+
 def _lifespan(
-    database: Database, notifier: ChangeNotifier, reaper: ReaperSettings
+    database: Database,
+    notifier: ChangeNotifier,
+    reaper: ReaperSettings,
+    revocations: Revocations,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Runs the reaper beside the routes while the app serves, when it is enabled."""
+    """Runs the reaper and the revocation list's refresher beside the routes while the app
+    serves."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        if not reaper.enabled:
-            logger.info("reaper_disabled")
-            yield
-            return
         stop = asyncio.Event()
-        task = asyncio.create_task(
-            reap_periodically(
-                database,
-                interval=reaper.interval,
-                stop=stop,
-                notifier=notifier,
-            ),
-            name="herdsman-reaper",
+        await asyncio.to_thread(revocations.refresh)
+        refresher = asyncio.create_task(
+            revocations.refresh_periodically(stop), name="herdsman-revocations"
         )
         try:
-            yield
+            if reaper.enabled:
+                async with _reaping(database, notifier, reaper, stop):
+                    yield
+            else:
+                logger.info("reaper_disabled")
+                yield
         finally:
             stop.set()
-            # A pass under way holds database connections, which the server closes next.
-            done, _ = await asyncio.wait({task}, timeout=REAPER_STOP_SECONDS)
-            if not done:
-                logger.warning("reaper_stop_timed_out", seconds=REAPER_STOP_SECONDS)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await refresher
 
     return lifespan
+
+
+@contextlib.asynccontextmanager
+async def _reaping(
+    database: Database, notifier: ChangeNotifier, reaper: ReaperSettings, stop: asyncio.Event
+) -> AsyncIterator[None]:
+    task = asyncio.create_task(
+        reap_periodically(database, interval=reaper.interval, stop=stop, notifier=notifier),
+        name="herdsman-reaper",
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        # A pass under way holds database connections, which the server closes next.
+        done, _ = await asyncio.wait({task}, timeout=REAPER_STOP_SECONDS)
+        if not done:
+            logger.warning("reaper_stop_timed_out", seconds=REAPER_STOP_SECONDS)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 def database_of(app: FastAPI) -> Database:
@@ -115,7 +166,8 @@ def _error_body(error: str, message: str, details: dict[str, Any]) -> dict[str, 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HerdsmanError)
-    async def _herdsman_error(_request: Request, exc: HerdsmanError) -> JSONResponse:
+    async def _herdsman_error(request: Request, exc: HerdsmanError) -> JSONResponse:
+        note_error(request, exc)
         body = _error_body(type(exc).__name__, exc.message, exc.details)
         return JSONResponse(body, status_code=exc.http_status)
 

@@ -35,6 +35,7 @@ from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunSt
 __all__ = [
     "Arg",
     "Array",
+    "Audit",
     "Base",
     "Cluster",
     "Dag",
@@ -42,6 +43,7 @@ __all__ = [
     "Node",
     "NodeArg",
     "Queue",
+    "RevokedToken",
     "StatusChange",
     "Task",
     "TaskArg",
@@ -206,12 +208,18 @@ class NodeArg(Base):
 
 
 class Dag(Base):
-    """A set of nodes and edges. ``completed_date`` is set once every edge is written."""
+    """A set of nodes and edges. ``completed_date`` is set once every edge is written.
+
+    Each user binds their own DAGs: a DAG another user created (perhaps with other edges under
+    the same hash) is never reused.
+    """
 
     __tablename__ = "dag"
+    __table_args__ = (UniqueConstraint("user", "hash"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    hash: Mapped[str] = mapped_column(HASH, unique=True)
+    user: Mapped[str] = mapped_column(NAME, default="", server_default="")
+    hash: Mapped[str] = mapped_column(HASH)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     completed_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
@@ -431,3 +439,34 @@ class StatusChange(Base):
     object_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(STATUS)
     task_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+# --- identity and audit ---------------------------------------------------------------------
+
+
+class RevokedToken(Base):
+    """A token refused before its expiry; rows may be dropped once ``expires_date`` passed."""
+
+    __tablename__ = "revoked_token"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    revoked_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    expires_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Audit(Base):
+    """One state-changing request or refused attempt: who, what, when and the answer."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index(None, "workflow_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    user: Mapped[str] = mapped_column(NAME, default="")
+    role: Mapped[str] = mapped_column(String(16), default="")
+    token_kind: Mapped[str] = mapped_column(String(16), default="")
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(1024))
+    workflow_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    status_code: Mapped[int] = mapped_column(Integer)
+    message: Mapped[str] = mapped_column(String(1024), default="")

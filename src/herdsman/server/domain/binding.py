@@ -16,7 +16,12 @@ import structlog
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from herdsman.core.errors import ConflictError, NotFoundError, WorkflowAlreadyExists
+from herdsman.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    WorkflowAlreadyExists,
+)
 from herdsman.core.schemas import client as schemas
 from herdsman.core.statuses import TaskStatus, WorkflowStatus
 from herdsman.server.database import models, sql
@@ -169,10 +174,14 @@ def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
     return [existing[h] for h in hashes]
 
 
-def get_or_create_dag(session: Session, dag_hash: str) -> schemas.DagOut:
+def get_or_create_dag(session: Session, dag_hash: str, user: str) -> schemas.DagOut:
+    """``user``'s DAG of this hash: DAGs are never shared, so nobody can prepare one with
+    other edges under a hash someone else will bind."""
     now = sql.timestamp(session, models.utcnow())
-    insert_ignore(session, models.Dag, ("hash", "created_date"), [(dag_hash, now)])
-    dag = session.scalars(select(models.Dag).where(models.Dag.hash == dag_hash)).one()
+    insert_ignore(session, models.Dag, ("user", "hash", "created_date"), [(user, dag_hash, now)])
+    dag = session.scalars(
+        select(models.Dag).where(models.Dag.user == user, models.Dag.hash == dag_hash)
+    ).one()
     return schemas.DagOut(id=dag.id, complete=dag.completed_date is not None)
 
 
@@ -201,10 +210,18 @@ def complete_dag(session: Session, dag_id: int) -> schemas.DagOut:
     return schemas.DagOut(id=dag.id, complete=True)
 
 
-def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> schemas.WorkflowOut:
-    """The workflow of these ``workflow_args``; raises if it exists with other tasks."""
+def get_or_create_workflow(
+    session: Session, request: schemas.WorkflowIn, user: str, *, admin: bool = False
+) -> schemas.WorkflowOut:
+    """``user``'s workflow of these ``workflow_args``; raises if it exists with other tasks
+    or belongs to someone else (an admin may bind into anyone's)."""
     _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
     dag = _require(session, models.Dag, request.dag_id, "dag_id")
+    if dag.user != user and not admin:
+        raise PermissionDeniedError(
+            f"dag {dag.id} was bound by another user; bind your own DAG",
+            details={"field": "dag_id"},
+        )
     if dag.completed_date is None:
         raise ConflictError(
             f"dag {dag.id} is not complete; send all its edges before creating the workflow",
@@ -217,13 +234,20 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
     existing = session.scalars(select(models.Workflow).where(*key)).first()
     created = existing is None
     if existing is None:
-        _insert_workflow(session, request)
+        _insert_workflow(session, request, user)
         existing = session.scalars(select(models.Workflow).where(*key)).one()
         insert_ignore(
             session,
             models.WorkflowAttribute,
             ("workflow_id", "name", "value"),
             [(existing.id, name, value) for name, value in request.attributes.items()],
+        )
+    if existing.user != user and not admin:
+        raise PermissionDeniedError(
+            f"workflow {existing.id} with workflow_args {request.workflow_args!r} belongs to "
+            f"{existing.user}; only they or an admin may bind or run it. Use other "
+            "workflow_args for a workflow of your own",
+            details={"workflow_id": existing.id, "user": user},
         )
     if existing.task_hash != request.task_hash or existing.dag_id != request.dag_id:
         raise WorkflowAlreadyExists(
@@ -242,10 +266,11 @@ def get_or_create_workflow(session: Session, request: schemas.WorkflowIn) -> sch
     )
 
 
-def _insert_workflow(session: Session, request: schemas.WorkflowIn) -> None:
+def _insert_workflow(session: Session, request: schemas.WorkflowIn, user: str) -> None:
     now = sql.timestamp(session, models.utcnow())
     row = request.model_dump(exclude={"attributes"})
     row.update(
+        user=user,
         status=WorkflowStatus.REGISTERING.value,
         status_date=now,
         created_date=now,

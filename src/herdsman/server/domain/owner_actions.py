@@ -12,12 +12,15 @@ A stop ends the run that holds the workflow and has its jobs killed.
 Resets and task updates overrule the scheduler (a done task may run again; a failed one may be
 declared done), so they are guarded:
 
-* only the owner may make them: the user recorded on the workflow or on its latest run;
+* only the workflow's owner or an admin may make them (the access policy checks that before
+  the route runs; see :mod:`herdsman.server.auth.policy`);
 * no run may hold the workflow: the swarm would otherwise act on statuses changed under it;
 * a done workflow is not reopened: its record is final (resume a copy with new
   ``workflow_args`` instead);
 * resetting a task resets every task downstream of it, transitively: their results were made
   from the output that is about to be replaced.
+
+Every action is logged at warning with the user who asked, and audited by the route.
 
 Each request is one transaction with the workflow row locked, validated by the owner table
 :data:`~herdsman.core.statuses.TASK_BY_OWNER`, and every status change goes on the change feed.
@@ -33,7 +36,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from herdsman.core import lifecycle
-from herdsman.core.errors import ConflictError, NotFoundError, PermissionDeniedError
+from herdsman.core.errors import ConflictError, NotFoundError
 from herdsman.core.schemas import control as schemas
 from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusIn, RunStatusOut
 from herdsman.core.statuses import (
@@ -56,7 +59,6 @@ from herdsman.server.queries.lookups import require_workflow, with_template_name
 
 __all__ = [
     "latest_run",
-    "require_owner",
     "reset_workflow",
     "set_template_limit",
     "set_workflow_limit",
@@ -69,7 +71,7 @@ logger = structlog.get_logger(__name__)
 _CHUNK = 1000
 
 
-def set_workflow_limit(session: Session, workflow_id: int, limit: int) -> ConcurrencyOut:
+def set_workflow_limit(session: Session, workflow_id: int, limit: int, user: str) -> ConcurrencyOut:
     """At most ``limit`` of the workflow's tasks active at once; answers the limits in force."""
     require_workflow(session, workflow_id)
     session.execute(
@@ -77,12 +79,14 @@ def set_workflow_limit(session: Session, workflow_id: int, limit: int) -> Concur
         .where(models.Workflow.id == workflow_id)
         .values(max_concurrently_running=limit)
     )
-    logger.info("workflow_limit_set", workflow_id=workflow_id, max_concurrently_running=limit)
+    logger.warning(
+        "workflow_limit_set", workflow_id=workflow_id, max_concurrently_running=limit, user=user
+    )
     return concurrency(session, workflow_id)
 
 
 def set_template_limit(
-    session: Session, workflow_id: int, template_name: str, limit: int
+    session: Session, workflow_id: int, template_name: str, limit: int, user: str
 ) -> ConcurrencyOut:
     """At most ``limit`` active tasks in each of the workflow's arrays of this template.
 
@@ -108,8 +112,9 @@ def set_template_limit(
         .where(models.Array.id.in_(array_ids))
         .values(max_concurrently_running=limit)
     )
-    logger.info(
+    logger.warning(
         "template_limit_set",
+        user=user,
         workflow_id=workflow_id,
         task_template_name=template_name,
         array_ids=list(array_ids),
@@ -134,12 +139,10 @@ def stop_workflow(
 
     The swarm sees the stopped status in its next heartbeat reply and ends; the distributor
     kills the jobs. Stopping a stopped run again answers with its status, so a retried request
-    is harmless. A workflow no run holds is refused: there is nothing to stop. Only the owner
-    may stop it: a stop kills the owner's jobs.
+    is harmless. A workflow no run holds is refused: there is nothing to stop.
     """
-    workflow = require_workflow(session, workflow_id)
+    require_workflow(session, workflow_id)
     run = latest_run(session, workflow_id)
-    require_owner(workflow, run, user)
     if run is None:
         raise ConflictError(
             f"workflow {workflow_id} has never run; there is nothing to stop",
@@ -155,7 +158,7 @@ def stop_workflow(
             f"{status.name.lower()} ({status.value})",
             details={"workflow_id": workflow_id, "status": status.value},
         )
-    logger.info(
+    logger.warning(
         "workflow_stop_requested", workflow_id=workflow_id, workflow_run_id=run.id, user=user
     )
     return set_run_status(
@@ -164,17 +167,6 @@ def stop_workflow(
         RunStatusIn(status=WorkflowRunStatus.STOPPED.value, message=f"stopped by {user}"),
         recorder,
     )
-
-
-def require_owner(workflow: models.Workflow, run: models.WorkflowRun | None, user: str) -> None:
-    """Refuse (403) anyone but the workflow's owners: its binder and its latest run's user."""
-    owners = sorted({workflow.user, *([run.user] if run is not None else [])})
-    if user not in owners:
-        raise PermissionDeniedError(
-            f"only the owner of workflow {workflow.id} ({', '.join(owners)}) may change it; "
-            f"you are {user}",
-            details={"workflow_id": workflow.id, "user": user},
-        )
 
 
 def latest_run(session: Session, workflow_id: int) -> models.WorkflowRun | None:
@@ -188,7 +180,11 @@ def latest_run(session: Session, workflow_id: int) -> models.WorkflowRun | None:
 
 
 def reset_workflow(
-    session: Session, workflow_id: int, request: schemas.WorkflowResetIn, recorder: ChangeRecorder
+    session: Session,
+    workflow_id: int,
+    request: schemas.WorkflowResetIn,
+    user: str,
+    recorder: ChangeRecorder,
 ) -> schemas.OwnerUpdateOut:
     """Set the tasks of a workflow whose last run failed back to registering, attempts unspent.
 
@@ -197,7 +193,7 @@ def reset_workflow(
     workflow whose tasks the owner then marks done can still become done.
     """
     workflow = workflow_for_update(session, workflow_id)
-    run = _require_owner_and_idle(session, workflow, request.user)
+    run = _require_idle(session, workflow)
     if run is None or run.status != WorkflowRunStatus.ERROR.value:
         ended = "never ran" if run is None else f"last run {run.id} is {run.status}"
         raise ConflictError(
@@ -210,12 +206,12 @@ def reset_workflow(
         query = query.where(task.status != TaskStatus.DONE.value)
     rows = session.execute(query).tuples().all()
     changed = _set_tasks(session, workflow_id, rows, TaskStatus.REGISTERING, recorder)
-    logger.info(
+    logger.warning(
         "workflow_reset",
         workflow_id=workflow_id,
         partial=request.partial,
         tasks_changed=len(changed),
-        user=request.user,
+        user=user,
     )
     return schemas.OwnerUpdateOut(
         workflow_id=workflow_id, workflow_status=workflow.status, changed_task_ids=changed
@@ -223,7 +219,11 @@ def reset_workflow(
 
 
 def update_tasks(
-    session: Session, workflow_id: int, request: schemas.TaskUpdateIn, recorder: ChangeRecorder
+    session: Session,
+    workflow_id: int,
+    request: schemas.TaskUpdateIn,
+    user: str,
+    recorder: ChangeRecorder,
 ) -> schemas.OwnerUpdateOut:
     """Set tasks to done or back to registering (see the module docstring for the rules).
 
@@ -231,7 +231,7 @@ def update_tasks(
     done too.
     """
     workflow = workflow_for_update(session, workflow_id)
-    _require_owner_and_idle(session, workflow, request.user)
+    _require_idle(session, workflow)
     if workflow.status == WorkflowStatus.DONE.value:
         raise ConflictError(
             f"workflow {workflow_id} is done and its record is final; to run tasks again, "
@@ -272,13 +272,13 @@ def update_tasks(
     ):
         workflow.status = WorkflowStatus.DONE.value
         workflow.status_date = models.utcnow()
-    logger.info(
+    logger.warning(
         "tasks_updated_by_owner",
         workflow_id=workflow_id,
         status=target.value,
         requested=len(found),
         tasks_changed=len(changed),
-        user=request.user,
+        user=user,
     )
     return schemas.OwnerUpdateOut(
         workflow_id=workflow_id, workflow_status=workflow.status, changed_task_ids=changed
@@ -353,12 +353,9 @@ def _closure(
     return seen_tasks
 
 
-def _require_owner_and_idle(
-    session: Session, workflow: models.Workflow, user: str
-) -> models.WorkflowRun | None:
-    """Refuse anyone but the owner, and any workflow a run still holds; the latest run."""
+def _require_idle(session: Session, workflow: models.Workflow) -> models.WorkflowRun | None:
+    """Refuse any workflow a run still holds; the latest run."""
     run = latest_run(session, workflow.id)
-    require_owner(workflow, run, user)
     if run is not None and WorkflowRunStatus(run.status) in lifecycle.LIVE_WORKFLOW_RUN_STATUSES:
         raise ConflictError(
             f"workflow {workflow.id} is running (run {run.id} is {run.status}); stop it first "

@@ -65,9 +65,14 @@ START_GRACE_SECONDS = 600.0
 
 
 def create_run(
-    session: Session, workflow_id: int, request: schemas.WorkflowRunIn, recorder: ChangeRecorder
+    session: Session,
+    workflow_id: int,
+    request: schemas.WorkflowRunIn,
+    user: str,
+    recorder: ChangeRecorder,
 ) -> schemas.WorkflowRunOut:
-    """A new run of the workflow: bound (B) and ready for its swarm, or registered (G).
+    """A new run of the workflow by ``user``: bound (B) and ready for its swarm, or registered
+    (G).
 
     A resume first tells the workflow's earlier runs to let go: cold (``reset_running_jobs``)
     kills all their jobs, hot kills only those that have not started, so running jobs may
@@ -104,7 +109,7 @@ def create_run(
     now = models.utcnow()
     run = models.WorkflowRun(
         workflow_id=workflow_id,
-        user=request.user,
+        user=user,
         host=request.host,
         pid=request.pid,
         herdsman_version=request.herdsman_version or __version__,

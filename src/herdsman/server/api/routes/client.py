@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from herdsman import __version__
 from herdsman.core.schemas import client as schemas
+from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, json_body, parse_json_body
 from herdsman.server.domain import binding as bind
 from herdsman.server.domain import clusters
@@ -59,8 +60,8 @@ async def put_nodes(request: Request, db: DatabaseDep) -> schemas.IdsOut:
 
 
 @router.put("/dags")
-def put_dag(request: schemas.DagIn, db: DatabaseDep) -> schemas.DagOut:
-    return db.write(lambda s: bind.get_or_create_dag(s, request.hash))
+def put_dag(request: schemas.DagIn, db: DatabaseDep, caller: CallerDep) -> schemas.DagOut:
+    return db.write(lambda s: bind.get_or_create_dag(s, request.hash, caller.user))
 
 
 @router.put("/dags/{dag_id}/edges", openapi_extra=json_body(schemas.EdgesIn))
@@ -76,8 +77,12 @@ def post_dag_complete(dag_id: int, db: DatabaseDep) -> schemas.DagOut:
 
 
 @router.put("/workflows")
-def put_workflow(request: schemas.WorkflowIn, db: DatabaseDep) -> schemas.WorkflowOut:
-    return db.write(lambda s: bind.get_or_create_workflow(s, request))
+def put_workflow(
+    request: schemas.WorkflowIn, db: DatabaseDep, caller: CallerDep
+) -> schemas.WorkflowOut:
+    return db.write(
+        lambda s: bind.get_or_create_workflow(s, request, caller.user, admin=caller.is_admin)
+    )
 
 
 @router.put("/workflows/{workflow_id}/arrays")

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from herdsman.core.schemas import control as schemas
 from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
+from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
 from herdsman.server.domain import owner_actions
 
@@ -16,46 +17,56 @@ router = APIRouter(tags=["control"])
 
 @router.put("/workflows/{workflow_id}/max_concurrently_running")
 def put_workflow_limit(
-    workflow_id: int, request: schemas.ConcurrencyLimitIn, db: DatabaseDep
+    workflow_id: int, request: schemas.ConcurrencyLimitIn, db: DatabaseDep, caller: CallerDep
 ) -> ConcurrencyOut:
     """Set the workflow's limit; 0 pauses launching. Answers the limits now in force."""
     limit = request.max_concurrently_running
-    return db.write(lambda s: owner_actions.set_workflow_limit(s, workflow_id, limit))
+    return db.write(lambda s: owner_actions.set_workflow_limit(s, workflow_id, limit, caller.user))
 
 
 # ":path" so a template name may contain "/" (sent percent-encoded, decoded before routing).
 @router.put("/workflows/{workflow_id}/task_templates/{template_name:path}/max_concurrently_running")
 def put_template_limit(
-    workflow_id: int, template_name: str, request: schemas.ConcurrencyLimitIn, db: DatabaseDep
+    workflow_id: int,
+    template_name: str,
+    request: schemas.ConcurrencyLimitIn,
+    db: DatabaseDep,
+    caller: CallerDep,
 ) -> ConcurrencyOut:
     """Set the limit of the workflow's array(s) of this task template."""
     limit = request.max_concurrently_running
     return db.write(
-        lambda s: owner_actions.set_template_limit(s, workflow_id, template_name, limit)
+        lambda s: owner_actions.set_template_limit(
+            s, workflow_id, template_name, limit, caller.user
+        )
     )
 
 
 @router.post("/workflows/{workflow_id}/stop")
-def post_stop(
-    workflow_id: int, request: schemas.OwnerRequestIn, write: FeedWriterDep
-) -> RunStatusOut:
+def post_stop(workflow_id: int, write: FeedWriterDep, caller: CallerDep) -> RunStatusOut:
     """Stop the run that holds the workflow; its jobs are killed. Answers the run's status."""
     return write(
-        lambda s, changes: owner_actions.stop_workflow(s, workflow_id, request.user, changes)
+        lambda s, changes: owner_actions.stop_workflow(s, workflow_id, caller.user, changes)
     )
 
 
 @router.post("/workflows/{workflow_id}/reset")
 def post_reset(
-    workflow_id: int, request: schemas.WorkflowResetIn, write: FeedWriterDep
+    workflow_id: int, request: schemas.WorkflowResetIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.OwnerUpdateOut:
     """The owner resets a workflow whose last run failed, so that it runs again on resume."""
-    return write(lambda s, changes: owner_actions.reset_workflow(s, workflow_id, request, changes))
+    return write(
+        lambda s, changes: owner_actions.reset_workflow(
+            s, workflow_id, request, caller.user, changes
+        )
+    )
 
 
 @router.post("/workflows/{workflow_id}/task_updates")
 def post_task_updates(
-    workflow_id: int, request: schemas.TaskUpdateIn, write: FeedWriterDep
+    workflow_id: int, request: schemas.TaskUpdateIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.OwnerUpdateOut:
     """The owner sets tasks done or back to registering (downstream tasks follow a reset)."""
-    return write(lambda s, changes: owner_actions.update_tasks(s, workflow_id, request, changes))
+    return write(
+        lambda s, changes: owner_actions.update_tasks(s, workflow_id, request, caller.user, changes)
+    )

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from herdsman.core.schemas import queries as schemas
+from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep
-from herdsman.server.queries import diagnostics, tasks, usage, workflows
+from herdsman.server.queries import diagnostics, history, tasks, usage, workflows
 
 __all__ = ["router"]
 
@@ -63,12 +64,19 @@ def get_workflow_errors(
 
 @router.get("/workflow_summaries")
 def get_workflow_summaries(
+    request: Request,
     db: DatabaseDep,
+    caller: CallerDep,
     workflow_id: Annotated[list[int] | None, Query()] = None,
     user: str | None = None,
     limit: Limit = 20,
 ) -> schemas.WorkflowSummariesOut:
-    """The newest workflows (of ``user``, or the ids given) with their tasks counted."""
+    """The newest workflows (of ``user``, or the ids given) with their tasks counted.
+
+    Where only owners may read, a user sees their own workflows whatever ``user`` says.
+    """
+    if request.app.state.owners_only_read and not caller.is_admin:
+        user = caller.user
     ids = workflow_id or []
     return db.read(lambda s: workflows.workflow_summaries(s, ids, user, limit))
 
@@ -106,3 +114,11 @@ def get_resource_usage(
     """Runtime and memory statistics of done attempts, by task template and cluster."""
     ids = workflow_id or []
     return db.read(lambda s: usage.resource_usage(s, task_template, ids))
+
+
+@router.get("/workflows/{workflow_id}/history")
+def get_workflow_history(
+    workflow_id: int, db: DatabaseDep, limit: Limit = 1000
+) -> schemas.HistoryOut:
+    """Who changed the workflow, when, how, and the answer (refused attempts included)."""
+    return db.read(lambda s: history.workflow_history(s, workflow_id, limit))

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from herdsman.core.changes import CHANGE_FILTER_PATTERN, EVERY_CHANGE, ChangeFilter
 from herdsman.core.schemas import swarm as schemas
+from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, NotifierDep
 from herdsman.server.database.feed import read_changes, require_workflow
 from herdsman.server.domain import queueing, resources, runs
@@ -30,9 +31,9 @@ MAX_POLL_SECONDS = 30.0
 
 @router.post("/workflows/{workflow_id}/runs")
 def post_run(
-    workflow_id: int, request: schemas.WorkflowRunIn, write: FeedWriterDep
+    workflow_id: int, request: schemas.WorkflowRunIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.WorkflowRunOut:
-    return write(lambda s, changes: runs.create_run(s, workflow_id, request, changes))
+    return write(lambda s, changes: runs.create_run(s, workflow_id, request, caller.user, changes))
 
 
 @router.post("/workflow_runs/{run_id}/link")

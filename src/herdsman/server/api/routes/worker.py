@@ -7,9 +7,12 @@ distributor reports for all of its processes (:mod:`herdsman.server.domain.worke
 from __future__ import annotations
 
 from fastapi import APIRouter
+from sqlalchemy.orm import Session
 
 from herdsman.core.schemas import worker as schemas
+from herdsman.server.api.access import CallerDep, require_run_instances
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
+from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain import worker_reports
 
 __all__ = ["router"]
@@ -19,9 +22,15 @@ router = APIRouter(tags=["worker"])
 
 @router.post("/task_instances/reports")
 def post_reports(
-    request: schemas.InstanceReportsIn, write: FeedWriterDep
+    request: schemas.InstanceReportsIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.InstanceReportsOut:
-    return write(lambda s, changes: worker_reports.apply_reports(s, request, changes))
+    ids = [report.task_instance_id for report in request.reports]
+
+    def record(session: Session, changes: ChangeRecorder) -> schemas.InstanceReportsOut:
+        require_run_instances(session, caller, ids)
+        return worker_reports.apply_reports(session, request, changes)
+
+    return write(record)
 
 
 @router.post("/task_instances/{instance_id}/running")
