@@ -7,6 +7,7 @@ import click
 from herdsman import __version__
 from herdsman.cli.common import HerdsmanGroup
 from herdsman.cli.config import config
+from herdsman.cli.login import login, whoami
 from herdsman.cli.resources import resources
 from herdsman.cli.server import server
 from herdsman.cli.task import task
@@ -38,6 +39,8 @@ cli.add_command(task)
 cli.add_command(resources)
 cli.add_command(server)
 cli.add_command(config)
+cli.add_command(login)
+cli.add_command(whoami)
 
 # Names of the older command set, accepted (hidden) so existing scripts keep working.
 cli.legacy_names = {

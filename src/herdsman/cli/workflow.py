@@ -20,6 +20,7 @@ from herdsman.cli.common import (
 )
 from herdsman.cli.formatting import duration, first_line, status_name, timestamp
 from herdsman.client import control, queries
+from herdsman.core.schemas import API_PREFIX
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
 
 __all__ = ["workflow"]
@@ -288,3 +289,29 @@ def errors(workflow_id: int, as_json: bool) -> None:
         )
     console.print(table)
     console.print(f"{total} errors in {len(groups)} groups", highlight=False)
+
+
+@workflow.command("history")
+@workflow_option()
+@click.option("--limit", type=_LIMIT, default=100, show_default=True, help="Newest entries.")
+@json_option
+def history(workflow_id: int, limit: int, as_json: bool) -> None:
+    """Who changed the workflow, when and how — refused attempts included."""
+    with server_requester() as requester:
+        found = queries.workflow_history(requester, workflow_id, limit)
+    if as_json:
+        print_json(found)
+        return
+    if not found.entries:
+        console.print(f"workflow {workflow_id}: no changes recorded", highlight=False)
+        return
+    table = new_table("TIME (UTC)", "USER", "REQUEST", ">ANSWER", "MESSAGE")
+    for entry in found.entries:
+        table.add_row(
+            f"{entry.time:%Y-%m-%d %H:%M:%S}",
+            escape(f"{entry.user} ({entry.role})" if entry.user else "-"),
+            escape(f"{entry.method} {entry.path.removeprefix(API_PREFIX)}"),
+            str(entry.status_code),
+            escape(entry.message),
+        )
+    console.print(table)
