@@ -65,6 +65,11 @@ from herdsman.core.schemas.distributor import (
 )
 from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
 from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
+from herdsman.core.timing import (
+    DEFAULT_INSTANCE_HEARTBEAT_INTERVAL,
+    MAX_FEED_WAIT_SECONDS,
+    SILENCE_GRACE_HEARTBEATS,
+)
 from herdsman.distributor.parameters import float_parameter
 from herdsman.distributor.plugin import ClusterPlugin, PluginRequester, SubmitBatch, SubmitError
 
@@ -87,9 +92,6 @@ FINAL_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
     {_R.DONE, _R.ERROR, _R.STOPPED, _R.TERMINATED, _R.ABORTED, _R.COLD_RESUME, _R.HOT_RESUME}
 )
 """Run statuses after which the run schedules nothing more, so its distributor exits."""
-
-# The server answers a long poll after at most this many seconds.
-MAX_FEED_TIMEOUT = 30.0
 
 
 class ExitReason(enum.StrEnum):
@@ -119,7 +121,7 @@ class DistributorConfig:
     claim_limit: int = 10_000
     unreachable_pause: float = 2.0
     max_unreachable_seconds: float = 600.0
-    silence_grace: float = 135.0
+    silence_grace: float = SILENCE_GRACE_HEARTBEATS * DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> DistributorConfig:
@@ -129,7 +131,8 @@ class DistributorConfig:
         return cls(
             poll_interval=float_parameter(values, "poll_interval", cls.poll_interval),
             triage_interval=float_parameter(values, "triage_interval", cls.triage_interval),
-            silence_grace=1.5 * float_parameter(values, "heartbeat_interval", 90.0),
+            silence_grace=SILENCE_GRACE_HEARTBEATS
+            * float_parameter(values, "heartbeat_interval", DEFAULT_INSTANCE_HEARTBEAT_INTERVAL),
         )
 
 
@@ -368,7 +371,7 @@ class DistributorService:
             # New work (Q), kill requests (K) and every run change; not the instances'
             # progress through launch, run and finish, which the distributor does not act on.
             "kinds": "I:QK,R",
-            "timeout": min(timeout, MAX_FEED_TIMEOUT),
+            "timeout": min(timeout, MAX_FEED_WAIT_SECONDS),
         }
         self._waiting_on_feed = True
         try:

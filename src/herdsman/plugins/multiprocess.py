@@ -66,6 +66,11 @@ from herdsman.core.schemas.worker import (
     enforceable_limits,
 )
 from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.core.timing import (
+    DEFAULT_INSTANCE_HEARTBEAT_INTERVAL,
+    DEFAULT_KILL_GRACE_SECONDS,
+    report_by_seconds,
+)
 from herdsman.distributor.parameters import bool_parameter, float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
@@ -77,7 +82,7 @@ from herdsman.plugins._local import (
 from herdsman.plugins._pool import HeartbeatReply, PoolConfig, PoolSlot, pool_process_main
 from herdsman.plugins._reports import ReplyHandler, ReportBatcher, refusal_error
 from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
-from herdsman.worker.wrapper import DEFAULT_REPORT_BY_BUFFER, running_report
+from herdsman.worker.wrapper import running_report
 
 __all__ = ["MultiprocessPlugin", "PoolStartError", "default_worker_count"]
 
@@ -138,12 +143,16 @@ class MultiprocessPlugin:
         self._size = (
             default_worker_count() if workers is None else _positive_int(workers, "workers")
         )
-        self._kill_grace = float_parameter(parameters, "kill_grace_seconds", 10.0)
-        heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
+        self._kill_grace = float_parameter(
+            parameters, "kill_grace_seconds", DEFAULT_KILL_GRACE_SECONDS
+        )
+        heartbeat_interval = float_parameter(
+            parameters, "heartbeat_interval", DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
+        )
         self._config = PoolConfig(
             server_url=requester.base_url,
             heartbeat_interval=heartbeat_interval,
-            next_report_seconds=heartbeat_interval * DEFAULT_REPORT_BY_BUFFER,
+            next_report_seconds=report_by_seconds(heartbeat_interval),
             kill_grace_seconds=self._kill_grace,
             enforce_limits=bool_parameter(parameters, "enforce_limits", True),
         )

@@ -27,6 +27,7 @@ from typing import Any
 import structlog
 
 from herdsman.core.schemas.worker import Usage
+from herdsman.core.timing import DEFAULT_INSTANCE_HEARTBEAT_INTERVAL, DEFAULT_KILL_GRACE_SECONDS
 from herdsman.distributor.parameters import bool_parameter, float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
@@ -50,8 +51,12 @@ class SequentialPlugin:
 
     def __init__(self, *, requester: PluginRequester, parameters: dict[str, Any]) -> None:
         self._requester = requester
-        self._heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
-        self._kill_grace = float_parameter(parameters, "kill_grace_seconds", 10.0)
+        self._heartbeat_interval = float_parameter(
+            parameters, "heartbeat_interval", DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
+        )
+        self._kill_grace = float_parameter(
+            parameters, "kill_grace_seconds", DEFAULT_KILL_GRACE_SECONDS
+        )
         self._enforce_limits = bool_parameter(parameters, "enforce_limits", True)
         self._jobs = LocalJobs()
         self._thread = threading.Thread(target=self._run, name="herdsman-sequential", daemon=True)

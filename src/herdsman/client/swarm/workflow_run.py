@@ -44,16 +44,13 @@ from herdsman.client.swarm.policies import (
     StoredResourcePolicy,
     WorkflowResourcePolicy,
 )
-from herdsman.client.swarm.services.heartbeat import (
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_REPORT_BY_BUFFER,
-)
 from herdsman.client.swarm.state import QueueBatch, SwarmState
 from herdsman.core.errors import ConflictError, InvalidInputError
 from herdsman.core.lifecycle import run_startup_path
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.swarm import WorkflowRunOut
 from herdsman.core.statuses import WorkflowRunStatus
+from herdsman.core.timing import DEFAULT_REPORT_BY_BUFFER, DEFAULT_RUN_HEARTBEAT_INTERVAL
 
 if TYPE_CHECKING:
     from herdsman.client.workflow import Workflow
@@ -109,7 +106,7 @@ class WorkflowRun:
         self.workflow_id: int | None = None
         self._config = SwarmConfig(
             heartbeat_interval=(
-                DEFAULT_HEARTBEAT_INTERVAL
+                DEFAULT_RUN_HEARTBEAT_INTERVAL
                 if workflow_run_heartbeat_interval is None
                 else workflow_run_heartbeat_interval
             ),

@@ -44,6 +44,7 @@ import structlog
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError, InvalidResourceError
 from herdsman.core.schemas.worker import Usage
+from herdsman.core.timing import DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
 from herdsman.distributor.parameters import float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch, SubmitError
 from herdsman.plugins.slurm.commands import SlurmCommandError, SlurmCommands, SlurmCommandsConfig
@@ -101,7 +102,9 @@ class SlurmPlugin:
         self._partition = _optional_str(parameters, "partition")
         self._log_dir = _optional_str(parameters, "log_dir")
         self._sbatch_args = _string_list(parameters, "sbatch_args")
-        self._heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
+        self._heartbeat_interval = float_parameter(
+            parameters, "heartbeat_interval", DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
+        )
         self._squeue_interval = float_parameter(parameters, "squeue_interval", 10.0)
         worker = parameters.get("worker_command")
         self._worker = (
