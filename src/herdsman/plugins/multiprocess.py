@@ -63,7 +63,7 @@ from herdsman.core.schemas.worker import (
     InstanceReportOut,
     InstanceRunningOut,
     Usage,
-    enforceable_limits,
+    running_answer,
 )
 from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.core.timing import (
@@ -385,8 +385,7 @@ class MultiprocessPlugin:
 
 def _planned_run(batch: SubmitBatch, instance: ClaimedInstance) -> InstanceRunningOut:
     """What the server's answer to the instance's running report will say, from its claim."""
-    memory, runtime = enforceable_limits(instance.resources)
-    return InstanceRunningOut(
+    return running_answer(
         status=TaskInstanceStatus.RUNNING,
         task_instance_id=instance.task_instance_id,
         task_id=instance.task_id,
@@ -394,8 +393,5 @@ def _planned_run(batch: SubmitBatch, instance: ClaimedInstance) -> InstanceRunni
         workflow_run_id=batch.workflow_run_id,
         name=instance.name,
         command=instance.command,
-        stdout_dir=instance.resources.get("stdout"),
-        stderr_dir=instance.resources.get("stderr"),
-        memory=memory,
-        runtime=runtime,
+        resources=instance.resources,
     )
