@@ -32,9 +32,9 @@ import structlog
 from pydantic import BaseModel
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.distributor import ClaimedInstance
 from herdsman.core.schemas.worker import Usage
-from herdsman.worker.exit_status import ErrorStatus
 
 __all__ = [
     "ENTRY_POINT_GROUP",

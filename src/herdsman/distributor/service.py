@@ -471,7 +471,10 @@ class DistributorService:
             )
             items.append(
                 TriagedItem(
-                    task_instance_id=ref.task_instance_id, status="E", message=message, usage=usage
+                    task_instance_id=ref.task_instance_id,
+                    status=TaskInstanceStatus.ERROR,
+                    message=message,
+                    usage=usage,
                 )
             )
         return items
@@ -488,10 +491,13 @@ class DistributorService:
             job = ref.distributor_id
             usage = None
             if job is None:
-                status, message = "U", "it stopped reporting and has no cluster job id"
+                status, message = (
+                    TaskInstanceStatus.UNKNOWN_ERROR,
+                    "it stopped reporting and has no cluster job id",
+                )
             elif job in running:
                 status, message = (
-                    "U",
+                    TaskInstanceStatus.UNKNOWN_ERROR,
                     (
                         f"it stopped reporting while job {job} still ran; the job was killed so "
                         "the task can be retried (can the node reach the herdsman server?)"

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 
 import structlog
 
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import InstanceRunningOut
+from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.worker.command import terminate_process_group
-from herdsman.worker.exit_status import ErrorStatus, describe_exit_code
+from herdsman.worker.exit_status import describe_exit_code
 
 __all__ = [
     "LocalJob",
@@ -145,10 +147,13 @@ class LocalJobs:
                 return None
             code = self._exit_codes[job_id]
         if code is None:
-            return "U", f"the local process running job {job_id} died"
+            return TaskInstanceStatus.UNKNOWN_ERROR, f"the local process running job {job_id} died"
         if code == 0:
-            return "U", f"job {job_id} ended with exit code 0 but its report never arrived"
-        return "E", f"job {job_id} ended with {describe_exit_code(code)}"
+            return (
+                TaskInstanceStatus.UNKNOWN_ERROR,
+                f"job {job_id} ended with exit code 0 but its report never arrived",
+            )
+        return TaskInstanceStatus.ERROR, f"job {job_id} ended with {describe_exit_code(code)}"
 
 
 def kill_groups(groups: Iterable[int], grace: float) -> None:

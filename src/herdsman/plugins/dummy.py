@@ -15,10 +15,12 @@ from typing import Any
 
 import structlog
 
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.distributor import FinishIn, TransitionsOut
 from herdsman.core.schemas.worker import Usage
+from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
-from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
+from herdsman.worker.exit_status import default_exit_code_status
 
 __all__ = ["DummyPlugin"]
 
@@ -55,7 +57,10 @@ class DummyPlugin:
         pass  # nothing runs
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
-        return "U", f"the dummy cluster runs nothing; job {distributor_id} had no process"
+        return (
+            TaskInstanceStatus.UNKNOWN_ERROR,
+            f"the dummy cluster runs nothing; job {distributor_id} had no process",
+        )
 
     def remote_usage(self, distributor_id: str) -> Usage | None:
         """None: a local job's usage is what its worker reported, there is no other record."""

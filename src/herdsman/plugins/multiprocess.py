@@ -57,6 +57,7 @@ from typing import Any
 import structlog
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.distributor import ClaimedInstance
 from herdsman.core.schemas.worker import (
     InstanceReportIn,
@@ -81,7 +82,7 @@ from herdsman.plugins._local import (
 )
 from herdsman.plugins._pool import HeartbeatReply, PoolConfig, PoolSlot, pool_process_main
 from herdsman.plugins._reports import ReplyHandler, ReportBatcher, refusal_error
-from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
+from herdsman.worker.exit_status import default_exit_code_status
 from herdsman.worker.wrapper import running_report
 
 __all__ = ["MultiprocessPlugin", "PoolStartError", "default_worker_count"]
@@ -238,7 +239,11 @@ class MultiprocessPlugin:
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         info = self._jobs.exit_info(distributor_id)
-        return info if info is not None else ("U", f"no record of job {distributor_id}")
+        return (
+            info
+            if info is not None
+            else (TaskInstanceStatus.UNKNOWN_ERROR, f"no record of job {distributor_id}")
+        )
 
     def remote_usage(self, distributor_id: str) -> Usage | None:
         """None: a local job's usage is what its worker reported, there is no other record."""

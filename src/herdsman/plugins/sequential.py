@@ -26,7 +26,9 @@ from typing import Any
 
 import structlog
 
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import Usage
+from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.core.timing import DEFAULT_INSTANCE_HEARTBEAT_INTERVAL, DEFAULT_KILL_GRACE_SECONDS
 from herdsman.distributor.parameters import bool_parameter, float_parameter
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
@@ -36,7 +38,7 @@ from herdsman.plugins._local import (
     kill_groups,
     kill_groups_in_background,
 )
-from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
+from herdsman.worker.exit_status import default_exit_code_status
 from herdsman.worker.wrapper import WRAPPER_ERROR_EXIT_CODE, run_task_instance
 
 __all__ = ["SequentialPlugin"]
@@ -89,7 +91,11 @@ class SequentialPlugin:
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
         info = self._jobs.exit_info(distributor_id)
-        return info if info is not None else ("U", f"no record of job {distributor_id}")
+        return (
+            info
+            if info is not None
+            else (TaskInstanceStatus.UNKNOWN_ERROR, f"no record of job {distributor_id}")
+        )
 
     def remote_usage(self, distributor_id: str) -> Usage | None:
         """None: a local job's usage is what its worker reported, there is no other record."""

@@ -47,6 +47,7 @@ import structlog
 
 import herdsman
 from herdsman.core.errors import ConflictError, HerdsmanError, TransitionRefused
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import (
     InstanceDoneIn,
     InstanceErrorIn,
@@ -63,7 +64,6 @@ from herdsman.core.timing import (
 )
 from herdsman.worker.command import CommandResult, RunningCommand
 from herdsman.worker.exit_status import (
-    ErrorStatus,
     ExitCodeStatus,
     default_exit_code_status,
     shell_exit_code,
@@ -196,7 +196,9 @@ def run_reported_instance(
         )
     except OSError as error:
         log.error("worker_command_start_failed", error=str(error))
-        body = InstanceErrorIn(status="E", message=f"could not start the command: {error}")
+        body = InstanceErrorIn(
+            status=TaskInstanceStatus.ERROR, message=f"could not start the command: {error}"
+        )
         _deliver(functools.partial(reporter.error, task_instance_id, body), "error", log)
         return WRAPPER_ERROR_EXIT_CODE
     watcher.start(functools.partial(command.terminate, kill_grace_seconds))
@@ -284,12 +286,12 @@ def _report_result(
         return _deliver(functools.partial(reporter.done, task_instance_id, done), "done", log)
     status: ErrorStatus
     if exceeded is not None and not killed:  # the reason is known even if the status was lost
-        status, message = "Z", exceeded.message
+        status, message = TaskInstanceStatus.RESOURCE_ERROR, exceeded.message
     elif result.exit_code is None:
-        status, message = "U", "the command's exit status was lost"
+        status, message = TaskInstanceStatus.UNKNOWN_ERROR, "the command's exit status was lost"
     elif killed:
         # The instance is K on the server, where this report is recorded but changes nothing.
-        status, message = "E", "killed on the server's request"
+        status, message = TaskInstanceStatus.ERROR, "killed on the server's request"
     else:
         status, message = exit_code_status(result.exit_code)
     body = InstanceErrorIn(status=status, exit_code=result.exit_code, message=message, **common)

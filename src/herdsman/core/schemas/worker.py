@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from herdsman.core.lifecycle import ErrorStatus
 
 __all__ = [
     "InstanceDoneIn",
@@ -147,7 +149,7 @@ class InstanceDoneIn(_In):
 class InstanceErrorIn(_In):
     """A failed attempt. Z: killed for resources (retried with more); U: lost, not its fault."""
 
-    status: Literal["E", "Z", "U"]
+    status: ErrorStatus
     exit_code: int | None = None
     message: str
     stdout_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] = ""

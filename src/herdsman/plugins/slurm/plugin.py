@@ -43,6 +43,7 @@ from typing import Any
 import structlog
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError, InvalidResourceError
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import Usage
 from herdsman.core.timing import DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
 from herdsman.distributor.parameters import float_parameter
@@ -62,7 +63,6 @@ from herdsman.plugins.slurm.parsing import (
 )
 from herdsman.plugins.slurm.script import HANDLED_KEYS, ArrayJob, build_script, sbatch_options
 from herdsman.plugins.slurm.worker import slurm_exit_code_status
-from herdsman.worker.exit_status import ErrorStatus
 
 __all__ = ["DEFAULT_QUEUE", "SlurmPlugin"]
 
