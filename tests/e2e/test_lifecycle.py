@@ -17,12 +17,12 @@ from tests.e2e.conftest import query_rows
 from herdsman import Tool, resume_workflow_from_id
 from herdsman.client.swarm.workflow_run import WorkflowRun
 from herdsman.client.workflow import Workflow
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.plugin import SubmitBatch
 from herdsman.distributor.service import DistributorConfig, DistributorService
 from herdsman.plugins.sequential import SequentialPlugin
-from herdsman.worker.exit_status import ErrorStatus
 
 pytestmark = pytest.mark.e2e
 

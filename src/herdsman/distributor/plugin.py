@@ -35,6 +35,7 @@ from herdsman.core.errors import ConfigurationError, HerdsmanError
 from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.distributor import ClaimedInstance
 from herdsman.core.schemas.worker import Usage
+from herdsman.distributor.parameters import distributor_parameters
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -198,9 +199,8 @@ def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigurationError` if plugin ``name`` would refuse ``parameters``.
 
     Builds the plugin without starting it (factories only read their parameters), and checks
-    the distributor's own ``poll_interval`` and ``triage_interval`` likewise.
+    the distributor's own parameters (:class:`~herdsman.distributor.parameters.ClusterParameters`)
+    likewise, for a plugin whose own model does not include them.
     """
-    from herdsman.distributor.service import DistributorConfig
-
-    DistributorConfig.from_parameters(parameters)
+    distributor_parameters(parameters)
     load_plugin(name, requester=_NoServer(), parameters=parameters)

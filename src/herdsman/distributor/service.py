@@ -65,12 +65,8 @@ from herdsman.core.schemas.distributor import (
 )
 from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
 from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
-from herdsman.core.timing import (
-    DEFAULT_INSTANCE_HEARTBEAT_INTERVAL,
-    MAX_FEED_WAIT_SECONDS,
-    SILENCE_GRACE_HEARTBEATS,
-)
-from herdsman.distributor.parameters import float_parameter
+from herdsman.core.timing import MAX_FEED_WAIT_SECONDS, SILENCE_GRACE_HEARTBEATS
+from herdsman.distributor.parameters import ClusterParameters, distributor_parameters
 from herdsman.distributor.plugin import ClusterPlugin, PluginRequester, SubmitBatch, SubmitError
 
 __all__ = [
@@ -115,24 +111,24 @@ class DistributorConfig:
     ``heartbeat_interval``.
     """
 
-    poll_interval: float = 10.0
+    poll_interval: float = ClusterParameters().poll_interval
     feed_timeout: float = 10.0
-    triage_interval: float = 30.0
+    triage_interval: float = ClusterParameters().triage_interval
     claim_limit: int = 10_000
     unreachable_pause: float = 2.0
     max_unreachable_seconds: float = 600.0
-    silence_grace: float = SILENCE_GRACE_HEARTBEATS * DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
+    silence_grace: float = SILENCE_GRACE_HEARTBEATS * ClusterParameters().heartbeat_interval
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> DistributorConfig:
         """The defaults, with ``poll_interval``, ``triage_interval`` and ``silence_grace``
-        from the cluster's parameters."""
-        values = dict(parameters)
+        from the cluster's parameters (:class:`ClusterParameters`); the plugin's own
+        parameters are the plugin's to check."""
+        own = distributor_parameters(parameters)
         return cls(
-            poll_interval=float_parameter(values, "poll_interval", cls.poll_interval),
-            triage_interval=float_parameter(values, "triage_interval", cls.triage_interval),
-            silence_grace=SILENCE_GRACE_HEARTBEATS
-            * float_parameter(values, "heartbeat_interval", DEFAULT_INSTANCE_HEARTBEAT_INTERVAL),
+            poll_interval=own.poll_interval,
+            triage_interval=own.triage_interval,
+            silence_grace=SILENCE_GRACE_HEARTBEATS * own.heartbeat_interval,
         )
 
 

@@ -10,29 +10,33 @@ launch report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
 
 from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.distributor import FinishIn, TransitionsOut
-from herdsman.core.schemas.worker import Usage
 from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.distributor.parameters import ClusterParameters
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
-from herdsman.worker.exit_status import default_exit_code_status
+from herdsman.plugins._local import LocalPlugin
 
-__all__ = ["DummyPlugin"]
+__all__ = ["DummyParameters", "DummyPlugin"]
 
 logger = structlog.get_logger(__name__)
 
 
-class DummyPlugin:
+class DummyParameters(ClusterParameters):
+    """The ``dummy`` cluster's parameters: the distributor's only, since nothing runs."""
+
+
+class DummyPlugin(LocalPlugin):
     """A :class:`~herdsman.distributor.plugin.ClusterPlugin` whose jobs end as they start."""
 
-    def __init__(self, *, requester: PluginRequester, parameters: dict[str, Any]) -> None:
+    def __init__(self, *, requester: PluginRequester, parameters: Mapping[str, Any]) -> None:
+        DummyParameters.parse(parameters, plugin="dummy")  # refuses what it would not read
         self._requester = requester
-        self._parameters = parameters
 
     def start(self) -> None:
         logger.debug("dummy_plugin_started")
@@ -61,10 +65,3 @@ class DummyPlugin:
             TaskInstanceStatus.UNKNOWN_ERROR,
             f"the dummy cluster runs nothing; job {distributor_id} had no process",
         )
-
-    def remote_usage(self, distributor_id: str) -> Usage | None:
-        """None: a local job's usage is what its worker reported, there is no other record."""
-        return None
-
-    def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
-        return default_exit_code_status(exit_code)

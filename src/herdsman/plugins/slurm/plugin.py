@@ -20,14 +20,7 @@ When slurmctld is slow or answers with errors, queries back off
 (:mod:`herdsman.plugins.slurm.commands`) and jobs are assumed to be where they were last
 seen: a struggling controller must not make herdsman declare every job lost.
 
-Cluster parameters (all optional): ``bin_dir`` (directory of the Slurm commands; default
-``PATH``), ``partition`` (the partition of the queue named ``default``; default: Slurm's
-default partition), ``sbatch_args`` (list of extra options for every job), ``log_dir``
-(where Slurm's own job logs go when a task names no ``stderr`` directory; default: none),
-``worker_command`` (default: this Python's ``-m herdsman.plugins.slurm.worker``),
-``heartbeat_interval`` (seconds, default 90), ``squeue_interval`` (seconds, default 10),
-``command_timeout`` (seconds, default 30), ``poll_interval`` and ``triage_interval`` (the
-distributor's).
+Cluster parameters: :class:`SlurmParameters` (all optional).
 """
 
 from __future__ import annotations
@@ -42,11 +35,15 @@ from typing import Any
 
 import structlog
 
-from herdsman.core.errors import ConfigurationError, HerdsmanError, InvalidResourceError
+from herdsman.core.errors import HerdsmanError, InvalidResourceError
 from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import Usage
-from herdsman.core.timing import DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
-from herdsman.distributor.parameters import float_parameter
+from herdsman.distributor.parameters import (
+    ClusterParameters,
+    OptionalText,
+    PositiveSeconds,
+    TextList,
+)
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch, SubmitError
 from herdsman.plugins.slurm.commands import SlurmCommandError, SlurmCommands, SlurmCommandsConfig
 from herdsman.plugins.slurm.parsing import (
@@ -64,7 +61,7 @@ from herdsman.plugins.slurm.parsing import (
 from herdsman.plugins.slurm.script import HANDLED_KEYS, ArrayJob, build_script, sbatch_options
 from herdsman.plugins.slurm.worker import slurm_exit_code_status
 
-__all__ = ["DEFAULT_QUEUE", "SlurmPlugin"]
+__all__ = ["DEFAULT_QUEUE", "SlurmParameters", "SlurmPlugin"]
 
 logger = structlog.get_logger(__name__)
 
@@ -79,6 +76,27 @@ REMEMBERED_JOBS = 100_000
 _NOT_OPTIONS = frozenset({"queue"})
 
 
+class SlurmParameters(ClusterParameters):
+    """The ``slurm`` cluster's parameters, beside the distributor's.
+
+    ``bin_dir``: directory of the Slurm commands (default: ``PATH``). ``partition``: the
+    partition of the queue named ``default`` (default: Slurm's default partition).
+    ``sbatch_args``: extra options for every job. ``log_dir``: where Slurm's own job logs go
+    when a task names no ``stderr`` directory (default: none). ``worker_command``: what each
+    job runs (default: this Python's ``-m herdsman.plugins.slurm.worker``), split as a shell
+    would. ``squeue_interval``: seconds an ``squeue`` answer is reused. ``command_timeout``:
+    seconds a Slurm command may take. ``heartbeat_interval`` is handed to every job's worker.
+    """
+
+    bin_dir: OptionalText = None
+    partition: OptionalText = None
+    sbatch_args: TextList = []
+    log_dir: OptionalText = None
+    worker_command: OptionalText = None
+    squeue_interval: PositiveSeconds = 10.0
+    command_timeout: PositiveSeconds = 30.0
+
+
 class SlurmPlugin:
     """A :class:`~herdsman.distributor.plugin.ClusterPlugin` submitting Slurm job arrays."""
 
@@ -86,30 +104,25 @@ class SlurmPlugin:
         self,
         *,
         requester: PluginRequester,
-        parameters: dict[str, Any],
+        parameters: Mapping[str, Any],
         commands: SlurmCommands | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        checked = SlurmParameters.parse(parameters, plugin="slurm")
         self._server_url = requester.base_url
         self._commands = commands or SlurmCommands(
-            SlurmCommandsConfig(
-                bin_dir=_optional_str(parameters, "bin_dir"),
-                timeout=float_parameter(parameters, "command_timeout", 30.0),
-            ),
+            SlurmCommandsConfig(bin_dir=checked.bin_dir, timeout=checked.command_timeout),
             clock=clock,
         )
         self._clock = clock
-        self._partition = _optional_str(parameters, "partition")
-        self._log_dir = _optional_str(parameters, "log_dir")
-        self._sbatch_args = _string_list(parameters, "sbatch_args")
-        self._heartbeat_interval = float_parameter(
-            parameters, "heartbeat_interval", DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
-        )
-        self._squeue_interval = float_parameter(parameters, "squeue_interval", 10.0)
-        worker = parameters.get("worker_command")
+        self._partition = checked.partition
+        self._log_dir = checked.log_dir
+        self._sbatch_args = list(checked.sbatch_args)
+        self._heartbeat_interval = checked.heartbeat_interval
+        self._squeue_interval = checked.squeue_interval
         self._worker = (
-            shlex.split(str(worker))
-            if worker
+            shlex.split(checked.worker_command)
+            if checked.worker_command
             else [sys.executable, "-m", "herdsman.plugins.slurm.worker"]
         )
         self._user = getpass.getuser()
@@ -363,27 +376,3 @@ class SlurmPlugin:
         store[key] = value
         while len(store) > REMEMBERED_JOBS:
             store.popitem(last=False)
-
-
-def _optional_str(parameters: Mapping[str, Any], key: str) -> str | None:
-    value = parameters.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"cluster parameter {key!r} must be a string, got {value!r}",
-            details={"parameter": key},
-        )
-    return value
-
-
-def _string_list(parameters: Mapping[str, Any], key: str) -> list[str]:
-    value = parameters.get(key) or []
-    if isinstance(value, str):
-        return shlex.split(value)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigurationError(
-            f"cluster parameter {key!r} must be a list of strings, got {value!r}",
-            details={"parameter": key},
-        )
-    return list(value)
