@@ -20,6 +20,7 @@ from herdsman.client.workflow import Workflow
 from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.worker import Usage
+from herdsman.distributor.gateway import HttpDistributorGateway
 from herdsman.distributor.plugin import SubmitBatch
 from herdsman.distributor.service import DistributorConfig, DistributorService
 from herdsman.plugins.sequential import SequentialPlugin
@@ -156,7 +157,7 @@ def test_a_job_that_vanishes_before_it_starts_is_failed_and_retried(
     with Requester(server.url) as requester:
         plugin = ForgetfulPlugin(SequentialPlugin(requester=requester, parameters={}))
         distributor = DistributorService(
-            requester,
+            HttpDistributorGateway(requester),
             swarm.workflow_run_id,
             plugin,
             config=DistributorConfig(poll_interval=1.0, triage_interval=0.3),

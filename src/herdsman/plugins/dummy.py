@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from herdsman.core.lifecycle import ErrorStatus
-from herdsman.core.schemas.distributor import FinishIn, TransitionsOut
 from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.distributor.gateway import HttpDistributorGateway
 from herdsman.distributor.parameters import ClusterParameters
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import LocalPlugin
@@ -36,7 +36,7 @@ class DummyPlugin(LocalPlugin):
 
     def __init__(self, *, requester: PluginRequester, parameters: Mapping[str, Any]) -> None:
         DummyParameters.parse(parameters, plugin="dummy")  # refuses what it would not read
-        self._requester = requester
+        self._gateway = HttpDistributorGateway(requester)
 
     def start(self) -> None:
         logger.debug("dummy_plugin_started")
@@ -46,11 +46,7 @@ class DummyPlugin(LocalPlugin):
 
     def submit(self, batch: SubmitBatch) -> list[str]:
         ids = [instance.task_instance_id for instance in batch.instances]
-        self._requester.post(
-            "/task_instances/finish_without_running",
-            FinishIn(task_instance_ids=ids),
-            TransitionsOut,
-        )
+        self._gateway.finish_without_running(ids)
         logger.debug("dummy_batch_finished", array_id=batch.array_id, count=len(ids))
         return [f"dummy-{task_instance_id}" for task_instance_id in ids]
 
