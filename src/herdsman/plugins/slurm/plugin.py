@@ -37,6 +37,7 @@ import structlog
 
 from herdsman.core.errors import HerdsmanError, InvalidResourceError
 from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.schemas.client import DEFAULT_QUEUE, QueueIn
 from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.parameters import (
     ClusterParameters,
@@ -58,15 +59,13 @@ from herdsman.plugins.slurm.parsing import (
     parse_sbatch,
     parse_squeue,
 )
+from herdsman.plugins.slurm.queues import slurm_queues
 from herdsman.plugins.slurm.script import HANDLED_KEYS, ArrayJob, build_script, sbatch_options
 from herdsman.plugins.slurm.worker import slurm_exit_code_status
 
-__all__ = ["DEFAULT_QUEUE", "SlurmParameters", "SlurmPlugin"]
+__all__ = ["SlurmParameters", "SlurmPlugin"]
 
 logger = structlog.get_logger(__name__)
-
-DEFAULT_QUEUE = "default"
-"""The queue that stands for the cluster's default partition (parameter ``partition``)."""
 
 SACCT_CHUNK = 500
 SCANCEL_CHUNK = 1000
@@ -167,6 +166,14 @@ class SlurmPlugin:
     def stop(self) -> None:
         """Nothing to release: jobs belong to Slurm and outlive the distributor by design."""
         logger.info("slurm_plugin_stopped", calls=dict(self._commands.counts))
+
+    def read_queues(self) -> list[QueueIn]:
+        """The cluster's queues from Slurm's partitions (see :mod:`.queues`); needs no start."""
+        try:
+            output = self._commands.run("scontrol", ["show", "partition", "-o"])
+        except SlurmCommandError as error:
+            raise HerdsmanError(f"cannot read Slurm's partitions: {error.message}") from error
+        return slurm_queues(parse_partitions(output), self._partition)
 
     # --- submit -----------------------------------------------------------------------------
 
