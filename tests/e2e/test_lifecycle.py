@@ -17,12 +17,13 @@ from tests.e2e.conftest import query_rows
 from herdsman import Tool, resume_workflow_from_id
 from herdsman.client.swarm.workflow_run import WorkflowRun
 from herdsman.client.workflow import Workflow
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.worker import Usage
+from herdsman.distributor.gateway import HttpDistributorGateway
 from herdsman.distributor.plugin import SubmitBatch
 from herdsman.distributor.service import DistributorConfig, DistributorService
 from herdsman.plugins.sequential import SequentialPlugin
-from herdsman.worker.exit_status import ErrorStatus
 
 pytestmark = pytest.mark.e2e
 
@@ -156,7 +157,7 @@ def test_a_job_that_vanishes_before_it_starts_is_failed_and_retried(
     with Requester(server.url) as requester:
         plugin = ForgetfulPlugin(SequentialPlugin(requester=requester, parameters={}))
         distributor = DistributorService(
-            requester,
+            HttpDistributorGateway(requester),
             swarm.workflow_run_id,
             plugin,
             config=DistributorConfig(poll_interval=1.0, triage_interval=0.3),

@@ -95,7 +95,7 @@ def owner_changes(victim: Victim) -> list[tuple[str, str, Any]]:
             "PUT",
             f"/workflows/{w}/task_templates/work/max_concurrently_running",
             {"max_concurrently_running": 0},
-        ),  # noqa: E501
+        ),
         ("POST", f"/workflows/{w}/runs", {"resume": True}),
         ("POST", f"/workflows/{w}/reset", {"partial": False}),
         ("POST", f"/workflows/{w}/task_updates", {"task_ids": [victim.task_id], "status": "D"}),

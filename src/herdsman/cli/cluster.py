@@ -5,6 +5,10 @@ database directly (``--database-url``, else the ``database_url`` setting), since
 cluster changes how every user's next run is submitted. A change reaches each workflow run
 when its distributor starts.
 
+``sync-queues`` loads a cluster's queues and their limits from the cluster itself (Slurm's
+partitions), through its plugin: the plugin reads the cluster, this command writes the
+database.
+
 ``KEY=VALUE`` arguments take JSON values where the text is JSON (``workers=4``,
 ``enforce_limits=false``, ``sbatch_args='["--requeue"]'``) and the text itself otherwise
 (``partition=all.q``).
@@ -30,7 +34,7 @@ from herdsman.cli.database import on_database
 from herdsman.core.errors import ConfigurationError, InvalidInputError
 
 if TYPE_CHECKING:
-    from herdsman.core.schemas.client import ClusterOut
+    from herdsman.core.schemas.client import ClusterOut, QueueIn
 
 __all__ = ["cluster", "parse_assignments"]
 
@@ -122,6 +126,28 @@ def set_command(
     _print_cluster(record, as_json)
 
 
+@cluster.command("sync-queues")
+@click.argument("name")
+@database_url_option
+@json_option
+def sync_queues_command(name: str, database_url: str | None, as_json: bool) -> None:
+    """Add or update cluster NAME's queues from what its cluster says (Slurm: its partitions).
+
+    Run it where the cluster's commands work (for Slurm, on a host with scontrol), once and
+    again when partitions change. Queues are never deleted: tasks refer to them.
+    """
+    from herdsman.server.domain import clusters
+
+    record = on_database(database_url, lambda s: clusters.get_cluster(s, name), write=False)
+    queues = _read_queues(record.plugin, record.parameters)
+    outcome = on_database(database_url, lambda s: clusters.sync_queues(s, name, queues), write=True)
+    if as_json:
+        print_json({"cluster": name, "queues": outcome})
+        return
+    for queue, what in outcome.items():
+        console.print(f"{escape(queue)}: {what}", highlight=False)
+
+
 def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:
     """``KEY=VALUE`` texts as a dict; a value is JSON where it parses as JSON, else text."""
     parsed: dict[str, Any] = {}
@@ -145,6 +171,16 @@ def _check_parameters(plugin: str, parameters: Mapping[str, Any]) -> None:
     try:
         check_parameters(plugin, parameters)
     except ConfigurationError as error:  # the operator's input, not a config file
+        raise InvalidInputError(error.message, details=error.details) from error
+
+
+def _read_queues(plugin: str, parameters: Mapping[str, Any]) -> list[QueueIn]:
+    """The queues the cluster's plugin, installed here, reads from its cluster."""
+    from herdsman.distributor.plugin import read_queues
+
+    try:
+        return read_queues(plugin, parameters)
+    except ConfigurationError as error:  # the operator's choice of cluster, not a config file
         raise InvalidInputError(error.message, details=error.details) from error
 
 

@@ -78,19 +78,19 @@ def set_config_value(path: Path, key: str, value: str) -> None:
     """
     parts = _key_parts(key)
     data = _read_file(path)
-    problem: pydantic.ValidationError | None = None
+    problems: list[pydantic.ValidationError] = []
     for candidate in _candidates(value):
         updated = _with_value(data, parts, candidate)
         try:
             Settings.model_validate(updated)
         except pydantic.ValidationError as error:
-            problem = problem or error
+            problems.append(error)
             continue
         _write_file(path, updated)
         return
-    assert problem is not None
+    # Every candidate was refused; the first (the YAML reading) says best what was wrong.
     raise ConfigurationError(
-        f"cannot set {key} to {value!r}: {describe_validation_error(problem)}",
+        f"cannot set {key} to {value!r}: {describe_validation_error(problems[0])}",
         details={"key": key},
     )
 

@@ -39,8 +39,7 @@ class Tool:
         self.name = name
         self._requested_version: int | str = active_tool_version_id
         self._requester = requester
-        self._tool_id: int | None = None
-        self._version_id: int | None = None
+        self._ids: tuple[int, int] | None = None  # the tool's and its active version's
         self.task_templates: dict[str, TaskTemplate] = {}
         self.default_cluster_name: str | None = None
         self.default_compute_resources_set: ResourcesByCluster = {}
@@ -59,42 +58,39 @@ class Tool:
 
     @property
     def id(self) -> int:
-        self._load()
-        assert self._tool_id is not None
-        return self._tool_id
+        return self._load()[0]
 
     @property
     def active_tool_version_id(self) -> int:
-        self._load()
-        assert self._version_id is not None
-        return self._version_id
+        return self._load()[1]
 
-    def _load(self) -> None:
-        if self._tool_id is not None:
-            return
-        tool = bind_requests.put_tool(self.requester, ToolIn(name=self.name))
-        self._tool_id = tool.id
+    def _load(self) -> tuple[int, int]:
+        """The tool's id and its active version's, asked of the server on first use."""
+        if self._ids is None:
+            tool = bind_requests.put_tool(self.requester, ToolIn(name=self.name))
+            self._ids = tool.id, self._active_version(tool.version_ids)
+        return self._ids
+
+    def _active_version(self, version_ids: list[int]) -> int:
         if self._requested_version == "latest":
-            self._version_id = tool.version_ids[-1]
-        elif self._requested_version in tool.version_ids:
-            self._version_id = int(self._requested_version)
-        else:
-            raise WorkflowValidationError(
-                f"tool {self.name!r} has no version {self._requested_version!r}; its versions "
-                f"are {tool.version_ids}"
-            )
+            return version_ids[-1]
+        if self._requested_version in version_ids:
+            return int(self._requested_version)
+        raise WorkflowValidationError(
+            f"tool {self.name!r} has no version {self._requested_version!r}; its versions "
+            f"are {version_ids}"
+        )
 
     def get_new_tool_version(self) -> int:
         """Create a new version of this tool and make it the active one."""
         body = ToolVersionIn(request_key=uuid.uuid4().hex)  # one name for all retries
         version = bind_requests.create_tool_version(self.requester, self.id, body)
-        self._version_id = version.id
+        self._ids = self.id, version.id
         return version.id
 
     def set_active_tool_version_id(self, version_id: int | str) -> None:
         self._requested_version = version_id
-        self._tool_id = None
-        self._version_id = None
+        self._ids = None
 
     # --- defaults -----------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import structlog
 from herdsman.core.errors import HerdsmanError
 from herdsman.core.logs import configure_logging
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.client import ClusterOut
+from herdsman.distributor.gateway import HttpDistributorGateway
 from herdsman.distributor.plugin import load_plugin
 from herdsman.distributor.process import READY_MARKER
 from herdsman.distributor.service import DistributorConfig, DistributorService, ExitReason
@@ -68,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     log = logger.bind(workflow_run_id=args.workflow_run_id, cluster=args.cluster_name)
     try:
         with Requester(args.server_url) as requester:
+            gateway = HttpDistributorGateway(requester)
             try:
-                cluster = requester.get(f"/clusters/{args.cluster_name}", ClusterOut)
+                cluster = gateway.get_cluster(args.cluster_name)
                 plugin = load_plugin(
                     cluster.plugin, requester=requester, parameters=cluster.parameters
                 )
@@ -77,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 log.error("distributor_start_failed", error=error.message)
                 return 1
             service = DistributorService(
-                requester,
+                gateway,
                 args.workflow_run_id,
                 plugin,
                 config=DistributorConfig.from_parameters(cluster.parameters),

@@ -16,6 +16,10 @@ processes, no network, no cluster commands until :meth:`ClusterPlugin.start`. Th
 :func:`check_parameters` refuse an operator's bad setting when it is made rather than at the
 next run's start.
 
+A plugin whose cluster can say what queues it has (Slurm's partitions) also implements
+:class:`QueueReader`; ``herdsman server cluster sync-queues`` loads them through
+:func:`read_queues`, so the plugin only reads its cluster and the server writes its database.
+
 Threading contract: the distributor calls every method from its main loop's thread, one call
 at a time. A plugin may run its own threads or processes between :meth:`ClusterPlugin.start`
 and :meth:`ClusterPlugin.stop`; ``stop`` must leave none behind.
@@ -26,26 +30,30 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from pydantic import BaseModel
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
+from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.schemas.client import QueueIn
 from herdsman.core.schemas.distributor import ClaimedInstance
 from herdsman.core.schemas.worker import Usage
-from herdsman.worker.exit_status import ErrorStatus
+from herdsman.distributor.parameters import distributor_parameters
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ClusterPlugin",
     "PluginFactory",
     "PluginRequester",
+    "QueueReader",
     "SubmitBatch",
     "SubmitError",
     "available_plugins",
     "check_parameters",
     "load_plugin",
+    "read_queues",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -133,6 +141,17 @@ class ClusterPlugin(Protocol):
         """Worker side: the status and message for a command's non-zero exit code."""
 
 
+@runtime_checkable
+class QueueReader(Protocol):
+    """A plugin that can read its cluster's queues and their limits."""
+
+    def read_queues(self) -> list[QueueIn]:
+        """The cluster's queues as the cluster defines them, the queue ``default`` among them
+        where the cluster has a default. Called on a plugin that was built, not started; it
+        may run the cluster's commands, and raises a HerdsmanError saying why it cannot."""
+        ...
+
+
 PluginFactory = Callable[..., ClusterPlugin]
 """Called as ``factory(requester=..., parameters=...)``."""
 
@@ -198,9 +217,24 @@ def check_parameters(name: str, parameters: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigurationError` if plugin ``name`` would refuse ``parameters``.
 
     Builds the plugin without starting it (factories only read their parameters), and checks
-    the distributor's own ``poll_interval`` and ``triage_interval`` likewise.
+    the distributor's own parameters (:class:`~herdsman.distributor.parameters.ClusterParameters`)
+    likewise, for a plugin whose own model does not include them.
     """
-    from herdsman.distributor.service import DistributorConfig
-
-    DistributorConfig.from_parameters(parameters)
+    distributor_parameters(parameters)
     load_plugin(name, requester=_NoServer(), parameters=parameters)
+
+
+def read_queues(name: str, parameters: Mapping[str, Any]) -> list[QueueIn]:
+    """The queues plugin ``name`` reads from its cluster, configured by ``parameters``.
+
+    Raises :class:`ConfigurationError` when the plugin cannot read queues (a local cluster has
+    only the queue it was given) or refuses ``parameters``.
+    """
+    plugin = load_plugin(name, requester=_NoServer(), parameters=parameters)
+    if not isinstance(plugin, QueueReader):
+        raise ConfigurationError(
+            f"the {name} plugin cannot read queues from its cluster; its clusters keep the "
+            "queues they were created with",
+            details={"plugin": name},
+        )
+    return plugin.read_queues()

@@ -133,7 +133,7 @@ class DistributorProcess:
         log = logger.bind(workflow_run_id=self.workflow_run_id, pid=self._process.pid)
         log.info("distributor_starting", cluster=self.cluster_name)
         try:
-            self._await_ready(timeout)
+            self._await_ready(self._process, timeout)
         except DistributorStartError:
             self.stop(timeout=5.0)
             raise
@@ -190,19 +190,20 @@ class DistributorProcess:
     ) -> None:
         self.stop()
 
-    def _await_ready(self, timeout: float) -> None:
+    def _await_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         """Read the distributor's stdout until the ready line; raise if it never comes."""
-        process = self._process
-        assert process is not None and process.stdout is not None
+        stdout = process.stdout
+        if stdout is None:  # Popen gives one for stdout=PIPE; without it there is no handshake
+            raise DistributorStartError("the distributor was started without a pipe to read")
         deadline = time.monotonic() + timeout
         buffer = b""
         ended = False
         with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
+            selector.register(stdout, selectors.EVENT_READ)
             while not ended and (remaining := deadline - time.monotonic()) > 0:
                 if not selector.select(min(remaining, 1.0)):
                     continue
-                chunk = os.read(process.stdout.fileno(), 65_536)
+                chunk = os.read(stdout.fileno(), 65_536)
                 ended = not chunk  # end of file: the distributor is exiting
                 *lines, buffer = (buffer + chunk).split(b"\n")
                 if any(line.startswith(READY_MARKER.encode()) for line in lines):

@@ -24,13 +24,15 @@ plugin stopped, so nothing it launched is left launched without a job.
 
 The change feed makes a queued instance reach the cluster within milliseconds; the poll every
 ``poll_interval`` seconds only catches what the feed could have missed. Every step is a method
-that does one unit of work, so tests drive them one at a time with a fake requester.
+that does one unit of work, so tests drive them one at a time. Every call to the server goes
+through a :class:`~herdsman.distributor.gateway.DistributorGateway`, the one module that knows
+the distributor's routes.
 
-Server outages: every call goes through the requester, which retries. If the server is still
-unreachable the pass is abandoned and retried after a pause; launch and failure reports that
-could not be delivered are kept and sent first next time, because the jobs they describe are
-already on the cluster. After ``max_unreachable_seconds`` without the server, the distributor
-gives up.
+Server outages: every call goes through the gateway's requester, which retries. If the server
+is still unreachable the pass is abandoned and retried after a pause; launch and failure
+reports that could not be delivered are kept and sent first next time, because the jobs they
+describe are already on the cluster. After ``max_unreachable_seconds`` without the server, the
+distributor gives up.
 """
 
 from __future__ import annotations
@@ -47,29 +49,26 @@ from typing import Any
 
 import structlog
 
+from herdsman.core.changes import ChangeKind
 from herdsman.core.errors import HerdsmanError, ServerUnavailableError
+from herdsman.core.lifecycle import DISTRIBUTOR_FOLLOWS, ENDED_RUN_STATUSES
 from herdsman.core.schemas.distributor import (
     ClaimedInstance,
     ClaimedOut,
     ClaimIn,
     InstanceRef,
-    KilledIn,
-    LaunchedIn,
     LaunchedItem,
     SubmitFailedIn,
-    TransitionsOut,
-    TriagedIn,
     TriagedItem,
-    TriageIn,
-    TriageOut,
 )
-from herdsman.core.schemas.swarm import ChangesOut, RunStatusOut
+from herdsman.core.schemas.swarm import RunStatusOut
 from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
-from herdsman.distributor.parameters import float_parameter
-from herdsman.distributor.plugin import ClusterPlugin, PluginRequester, SubmitBatch, SubmitError
+from herdsman.core.timing import SILENCE_GRACE_HEARTBEATS
+from herdsman.distributor.gateway import DistributorGateway
+from herdsman.distributor.parameters import ClusterParameters, distributor_parameters
+from herdsman.distributor.plugin import ClusterPlugin, SubmitBatch, SubmitError
 
 __all__ = [
-    "FINAL_RUN_STATUSES",
     "DistributorConfig",
     "DistributorResult",
     "DistributorService",
@@ -81,15 +80,6 @@ __all__ = [
 ]
 
 logger = structlog.get_logger(__name__)
-
-_R = WorkflowRunStatus
-FINAL_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
-    {_R.DONE, _R.ERROR, _R.STOPPED, _R.TERMINATED, _R.ABORTED, _R.COLD_RESUME, _R.HOT_RESUME}
-)
-"""Run statuses after which the run schedules nothing more, so its distributor exits."""
-
-# The server answers a long poll after at most this many seconds.
-MAX_FEED_TIMEOUT = 30.0
 
 
 class ExitReason(enum.StrEnum):
@@ -113,23 +103,24 @@ class DistributorConfig:
     ``heartbeat_interval``.
     """
 
-    poll_interval: float = 10.0
+    poll_interval: float = ClusterParameters().poll_interval
     feed_timeout: float = 10.0
-    triage_interval: float = 30.0
+    triage_interval: float = ClusterParameters().triage_interval
     claim_limit: int = 10_000
     unreachable_pause: float = 2.0
     max_unreachable_seconds: float = 600.0
-    silence_grace: float = 135.0
+    silence_grace: float = SILENCE_GRACE_HEARTBEATS * ClusterParameters().heartbeat_interval
 
     @classmethod
     def from_parameters(cls, parameters: Mapping[str, Any]) -> DistributorConfig:
         """The defaults, with ``poll_interval``, ``triage_interval`` and ``silence_grace``
-        from the cluster's parameters."""
-        values = dict(parameters)
+        from the cluster's parameters (:class:`ClusterParameters`); the plugin's own
+        parameters are the plugin's to check."""
+        own = distributor_parameters(parameters)
         return cls(
-            poll_interval=float_parameter(values, "poll_interval", cls.poll_interval),
-            triage_interval=float_parameter(values, "triage_interval", cls.triage_interval),
-            silence_grace=1.5 * float_parameter(values, "heartbeat_interval", 90.0),
+            poll_interval=own.poll_interval,
+            triage_interval=own.triage_interval,
+            silence_grace=SILENCE_GRACE_HEARTBEATS * own.heartbeat_interval,
         )
 
 
@@ -222,13 +213,13 @@ class DistributorService:
 
     ``cluster_name``: claim only instances of tasks on that cluster (None: all of the run's).
 
-    Owns neither the requester nor the plugin's construction; :meth:`run` starts and stops the
+    Owns neither the gateway nor the plugin's construction; :meth:`run` starts and stops the
     plugin. Not thread-safe, except :meth:`request_stop` and :meth:`handle_signal`.
     """
 
     def __init__(
         self,
-        requester: PluginRequester,
+        gateway: DistributorGateway,
         workflow_run_id: int,
         plugin: ClusterPlugin,
         *,
@@ -236,7 +227,7 @@ class DistributorService:
         after_seq: int = 0,
         cluster_name: str | None = None,
     ) -> None:
-        self._requester = requester
+        self._gateway = gateway
         self.workflow_run_id = workflow_run_id
         self._plugin = plugin
         self._config = config or DistributorConfig()
@@ -282,7 +273,7 @@ class DistributorService:
         unreachable_since: float | None = None
         judge_silence_from = 0.0  # silence during an outage is the outage's (silence_grace)
         while True:
-            ended = status in FINAL_RUN_STATUSES
+            ended = status in ENDED_RUN_STATUSES
             if self._stop.is_set():
                 return self._exit(ExitReason.STOP_REQUESTED, status)
             if ended and live == 0:
@@ -292,9 +283,9 @@ class DistributorService:
                 if now >= next_poll:
                     status, claim_now = self.check_run(), True
                     next_poll = now + config.poll_interval
-                    if status in FINAL_RUN_STATUSES and not ended:
+                    if status in ENDED_RUN_STATUSES and not ended:
                         next_triage = now  # the run just ended: see what still lives
-                    ended = status in FINAL_RUN_STATUSES
+                    ended = status in ENDED_RUN_STATUSES
                 if claim_now and not ended:
                     self.launch_queued()
                 if now >= next_triage:
@@ -309,7 +300,7 @@ class DistributorService:
                 wait = min(config.feed_timeout, next_poll - now, next_triage - now)
                 update = self.follow_changes(max(0.0, wait))
                 claim_now = update.queued
-                if update.kill or (update.run_status in FINAL_RUN_STATUSES and not ended):
+                if update.kill or (update.run_status in ENDED_RUN_STATUSES and not ended):
                     next_triage = 0.0
                 status = update.run_status or status
                 if unreachable_since is not None:
@@ -354,36 +345,36 @@ class DistributorService:
 
     def check_run(self) -> WorkflowRunStatus:
         """The run's status on the server; learns the workflow id on first use."""
-        run = self._requester.get(f"/workflow_runs/{self.workflow_run_id}", RunStatusOut)
+        return WorkflowRunStatus(self._read_run().status)
+
+    def _read_run(self) -> RunStatusOut:
+        run = self._gateway.get_run(self.workflow_run_id)
         self.workflow_id = run.workflow_id
         self._log.debug("distributor_run_checked", status=run.status)
-        return WorkflowRunStatus(run.status)
+        return run
 
     def follow_changes(self, timeout: float) -> FeedUpdate:
         """Wait up to ``timeout`` s for instance or run changes; what they show."""
-        if self.workflow_id is None:
-            self.check_run()
-        params = {
-            "after": self.after_seq,
-            # New work (Q), kill requests (K) and every run change; not the instances'
-            # progress through launch, run and finish, which the distributor does not act on.
-            "kinds": "I:QK,R",
-            "timeout": min(timeout, MAX_FEED_TIMEOUT),
-        }
+        workflow_id = self.workflow_id
+        if workflow_id is None:
+            workflow_id = self._read_run().workflow_id
         self._waiting_on_feed = True
         try:
-            feed = self._requester.get(f"/workflows/{self.workflow_id}/changes", ChangesOut, params)
+            # New work and kill requests, and every run change; not the instances' progress
+            # through launch, run and finish, which the distributor does not act on.
+            feed = self._gateway.changes(workflow_id, self.after_seq, timeout, DISTRIBUTOR_FOLLOWS)
         finally:
             self._waiting_on_feed = False
         self.after_seq = max(self.after_seq, feed.last_seq)
         queued = kill = False
         run_status: WorkflowRunStatus | None = None
         for change in feed.changes:
-            if change.kind == "I" and change.status == TaskInstanceStatus.QUEUED:
+            kind = ChangeKind(change.kind)
+            if kind is ChangeKind.INSTANCE and change.status == TaskInstanceStatus.QUEUED:
                 queued = True
-            elif change.kind == "I" and change.status == TaskInstanceStatus.KILL_SELF:
+            elif kind is ChangeKind.INSTANCE and change.status == TaskInstanceStatus.KILL_SELF:
                 kill = True
-            elif change.kind == "R" and change.id == self.workflow_run_id:
+            elif kind is ChangeKind.RUN and change.id == self.workflow_run_id:
                 run_status = WorkflowRunStatus(change.status)
         return FeedUpdate(queued=queued, run_status=run_status, kill=kill)
 
@@ -395,14 +386,13 @@ class DistributorService:
             # A claim keeps its name until its answer arrives: the next try, by the requester
             # or after an outage longer than its retries, gets what the lost answer held.
             self._claim_id = self._claim_id or uuid.uuid4().hex
-            reply = self._requester.post(
-                f"/workflow_runs/{self.workflow_run_id}/claim",
+            reply = self._gateway.claim(
+                self.workflow_run_id,
                 ClaimIn(
                     limit=self._config.claim_limit,
                     cluster_name=self.cluster_name,
                     claim_id=self._claim_id,
                 ),
-                ClaimedOut,
             )
             self._claim_id = None
             claimed += len(reply.instances)
@@ -428,27 +418,21 @@ class DistributorService:
         ``judge_silence``: let the server move overdue running instances to T first (off
         during the grace after an outage, see :class:`DistributorConfig`).
         """
-        reply = self._requester.post(
-            f"/workflow_runs/{self.workflow_run_id}/triage",
-            TriageIn(judge_silence=judge_silence),
-            TriageOut,
-        )
+        reply = self._gateway.triage(self.workflow_run_id, judge_silence=judge_silence)
         # One question to the cluster for all the jobs (one squeue call on Slurm, say).
         refs = (*reply.launched, *reply.triaging)
         jobs = [ref.distributor_id for ref in refs if ref.distributor_id is not None]
         known = self._plugin.submitted_or_running(jobs) if jobs else set()
         items = self._vanished(reply.launched, known) + self._silent(reply.triaging, known)
         if items:
-            self._requester.post("/task_instances/triaged", TriagedIn(items=items), TransitionsOut)
+            self._gateway.triaged(items)
             self._log.info("distributor_triaged", instances=len(items))
         if reply.kill:
             jobs = [ref.distributor_id for ref in reply.kill if ref.distributor_id]
             if jobs:
                 self._plugin.terminate(jobs)
             ids = [ref.task_instance_id for ref in reply.kill]
-            self._requester.post(
-                "/task_instances/killed", KilledIn(task_instance_ids=ids), TransitionsOut
-            )
+            self._gateway.killed(ids)
             self._log.info("distributor_killed", instances=len(ids), jobs=len(jobs))
         return TriageReport(live=reply.live, lost=len(items), killed=len(reply.kill))
 
@@ -468,7 +452,10 @@ class DistributorService:
             )
             items.append(
                 TriagedItem(
-                    task_instance_id=ref.task_instance_id, status="E", message=message, usage=usage
+                    task_instance_id=ref.task_instance_id,
+                    status=TaskInstanceStatus.ERROR,
+                    message=message,
+                    usage=usage,
                 )
             )
         return items
@@ -485,10 +472,13 @@ class DistributorService:
             job = ref.distributor_id
             usage = None
             if job is None:
-                status, message = "U", "it stopped reporting and has no cluster job id"
+                status, message = (
+                    TaskInstanceStatus.UNKNOWN_ERROR,
+                    "it stopped reporting and has no cluster job id",
+                )
             elif job in running:
                 status, message = (
-                    "U",
+                    TaskInstanceStatus.UNKNOWN_ERROR,
                     (
                         f"it stopped reporting while job {job} still ran; the job was killed so "
                         "the task can be retried (can the node reach the herdsman server?)"
@@ -511,14 +501,10 @@ class DistributorService:
     def flush_reports(self) -> None:
         """Send launch and failure reports that are still unsent; keep them if that fails."""
         while self._unsent_failed:
-            self._requester.post(
-                "/task_instances/submit_failed", self._unsent_failed[0], TransitionsOut
-            )
+            self._gateway.submit_failed(self._unsent_failed[0])
             self._unsent_failed.pop(0)
         if self._unsent_launched:
-            self._requester.post(
-                "/task_instances/launched", LaunchedIn(items=self._unsent_launched), TransitionsOut
-            )
+            self._gateway.launched(self._unsent_launched)
             self._unsent_launched = []
 
     def _submit(self, batch: SubmitBatch) -> tuple[int, int]:

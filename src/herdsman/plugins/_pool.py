@@ -250,10 +250,10 @@ def pool_process_main(
     log = logger.bind(pool_index=index, pid=os.getpid())
     results.put(("ready", index, os.getpid()))
     while not current.stop_after_job and (message := jobs.get()) is not None:
-        job, running = message
+        job_id, running = message
         reporter = _ParentReporter(index, results, replies, current, config.server_url)
 
-        def started(pgid: int, job_id: str = job.job_id) -> None:
+        def started(pgid: int, job_id: str = job_id) -> None:
             current.reported.clear()
             current.pgid = pgid
             results.put(("started", index, job_id, pgid))
@@ -263,7 +263,7 @@ def pool_process_main(
             exit_code = run_reported_instance(
                 reporter,
                 running,
-                distributor_id=job.job_id,
+                distributor_id=job_id,
                 heartbeat_interval=config.heartbeat_interval,
                 next_report_seconds=config.next_report_seconds,
                 kill_grace_seconds=config.kill_grace_seconds,
@@ -271,9 +271,9 @@ def pool_process_main(
                 enforce_limits=config.enforce_limits,
             )
         except Exception:  # a bug must not take the pool process down with the job
-            log.exception("pool_job_failed", task_instance_id=job.task_instance_id)
+            log.exception("pool_job_failed", task_instance_id=running.task_instance_id)
         finally:
             current.pgid = None
             current.reported.set()
-            results.put(("finished", index, job.job_id, exit_code, reporter.final))
+            results.put(("finished", index, job_id, exit_code, reporter.final))
     log.debug("pool_process_exiting")

@@ -27,8 +27,8 @@ from herdsman.core.schemas.worker import (
     InstanceReportIn,
     InstanceReportOut,
     InstanceReportsIn,
-    InstanceReportsOut,
 )
+from herdsman.worker.reporter import HttpReporter
 
 __all__ = ["ReplyHandler", "ReportBatcher", "refusal_error"]
 
@@ -117,7 +117,7 @@ class ReportBatcher:
         body = InstanceReportsIn(reports=[report for report, _ in batch])
         answers: Sequence[InstanceReportOut | HerdsmanError]
         try:
-            reply = requester.post("/task_instances/reports", body, InstanceReportsOut)
+            reply = HttpReporter(requester).batch(body)
             answers = reply.reports
             self._unreachable_since = None
         except ServerUnavailableError as error:

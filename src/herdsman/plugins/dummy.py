@@ -10,27 +10,33 @@ launch report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
 
-from herdsman.core.schemas.distributor import FinishIn, TransitionsOut
-from herdsman.core.schemas.worker import Usage
+from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.distributor.gateway import HttpDistributorGateway
+from herdsman.distributor.parameters import ClusterParameters
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
-from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
+from herdsman.plugins._local import LocalPlugin
 
-__all__ = ["DummyPlugin"]
+__all__ = ["DummyParameters", "DummyPlugin"]
 
 logger = structlog.get_logger(__name__)
 
 
-class DummyPlugin:
+class DummyParameters(ClusterParameters):
+    """The ``dummy`` cluster's parameters: the distributor's only, since nothing runs."""
+
+
+class DummyPlugin(LocalPlugin):
     """A :class:`~herdsman.distributor.plugin.ClusterPlugin` whose jobs end as they start."""
 
-    def __init__(self, *, requester: PluginRequester, parameters: dict[str, Any]) -> None:
-        self._requester = requester
-        self._parameters = parameters
+    def __init__(self, *, requester: PluginRequester, parameters: Mapping[str, Any]) -> None:
+        DummyParameters.parse(parameters, plugin="dummy")  # refuses what it would not read
+        self._gateway = HttpDistributorGateway(requester)
 
     def start(self) -> None:
         logger.debug("dummy_plugin_started")
@@ -40,11 +46,7 @@ class DummyPlugin:
 
     def submit(self, batch: SubmitBatch) -> list[str]:
         ids = [instance.task_instance_id for instance in batch.instances]
-        self._requester.post(
-            "/task_instances/finish_without_running",
-            FinishIn(task_instance_ids=ids),
-            TransitionsOut,
-        )
+        self._gateway.finish_without_running(ids)
         logger.debug("dummy_batch_finished", array_id=batch.array_id, count=len(ids))
         return [f"dummy-{task_instance_id}" for task_instance_id in ids]
 
@@ -55,11 +57,7 @@ class DummyPlugin:
         pass  # nothing runs
 
     def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
-        return "U", f"the dummy cluster runs nothing; job {distributor_id} had no process"
-
-    def remote_usage(self, distributor_id: str) -> Usage | None:
-        """None: a local job's usage is what its worker reported, there is no other record."""
-        return None
-
-    def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
-        return default_exit_code_status(exit_code)
+        return (
+            TaskInstanceStatus.UNKNOWN_ERROR,
+            f"the dummy cluster runs nothing; job {distributor_id} had no process",
+        )

@@ -28,17 +28,8 @@ the command at once and its report changes nothing on the server.
 A pool process stops its command when the distributor dies (it watches its parent) or when it
 receives SIGTERM, so commands, which run in sessions of their own, are not left behind.
 
-Cluster parameters (all optional): ``workers`` (default: env ``HERDSMAN_MULTIPROCESS_WORKERS``,
-else the CPUs this process may use), ``heartbeat_interval`` (seconds, default 90),
-``kill_grace_seconds`` (default 10) and ``enforce_limits`` (default true).
-
-``enforce_limits``: there is no scheduler here to hold a task to its ``memory`` and
-``runtime`` requests, so the worker wrapper does it (:mod:`herdsman.worker.limits`). A command
-whose process tree's summed RSS goes above its memory request, or that runs longer than its
-runtime request, is killed and reported as a resource error (Z), and the task is retried with
-more, as on Slurm. This keeps a workflow tested here honest about what it will need on the
-cluster, and keeps one runaway task from taking the memory of the others. Set it to false to
-let commands use whatever the machine has; tasks without those requests are never limited.
+Cluster parameters: :class:`MultiprocessParameters` (all optional). Enforcing the tasks'
+requests (``enforce_limits``) also keeps one runaway task from taking the memory of the others.
 """
 
 from __future__ import annotations
@@ -49,12 +40,13 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+from pydantic import BeforeValidator
 
 from herdsman.core.errors import ConfigurationError, HerdsmanError
 from herdsman.core.schemas.distributor import ClaimedInstance
@@ -62,24 +54,27 @@ from herdsman.core.schemas.worker import (
     InstanceReportIn,
     InstanceReportOut,
     InstanceRunningOut,
-    Usage,
-    enforceable_limits,
+    running_answer,
 )
 from herdsman.core.statuses import TaskInstanceStatus
-from herdsman.distributor.parameters import bool_parameter, float_parameter
+from herdsman.core.timing import report_by_seconds
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch
 from herdsman.plugins._local import (
     LocalJob,
-    LocalJobs,
-    kill_groups,
+    LocalJobsPlugin,
+    LocalParameters,
     kill_groups_in_background,
 )
 from herdsman.plugins._pool import HeartbeatReply, PoolConfig, PoolSlot, pool_process_main
 from herdsman.plugins._reports import ReplyHandler, ReportBatcher, refusal_error
-from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status
-from herdsman.worker.wrapper import DEFAULT_REPORT_BY_BUFFER, running_report
+from herdsman.worker.wrapper import running_report
 
-__all__ = ["MultiprocessPlugin", "PoolStartError", "default_worker_count"]
+__all__ = [
+    "MultiprocessParameters",
+    "MultiprocessPlugin",
+    "PoolStartError",
+    "default_worker_count",
+]
 
 logger = structlog.get_logger(__name__)
 
@@ -120,6 +115,30 @@ def _positive_int(value: object, name: str) -> int:
     return number
 
 
+def _workers(value: object) -> int | None:
+    return None if value is None else _positive_int(value, "workers")
+
+
+class MultiprocessParameters(LocalParameters):
+    """The ``multiprocess`` cluster's parameters: the pool's size, the local plugins' and the
+    distributor's.
+
+    ``workers``: pool processes (default: env ``HERDSMAN_MULTIPROCESS_WORKERS``, else the CPUs
+    this process may use). ``heartbeat_interval`` sets how often the pool's wrappers heartbeat
+    their jobs.
+    """
+
+    workers: Annotated[int | None, BeforeValidator(_workers)] = None
+
+
+@dataclass(frozen=True)
+class PooledJob(LocalJob):
+    """A job of the pool, with the server's answer to its running report planned from its
+    claim (:func:`_planned_run`), so a pool process can start it before that answer arrives."""
+
+    run: InstanceRunningOut
+
+
 @dataclass
 class _Slot:
     """The parent's view of one pool process."""
@@ -127,30 +146,26 @@ class _Slot:
     index: int
     process: PoolSlot
     ready: bool = False
-    job: LocalJob | None = None  # from its running report on, until the job finished
+    job: PooledJob | None = None  # from its running report on, until the job finished
 
 
-class MultiprocessPlugin:
+class MultiprocessPlugin(LocalJobsPlugin[PooledJob]):
     """A :class:`~herdsman.distributor.plugin.ClusterPlugin` running a local process pool."""
 
-    def __init__(self, *, requester: PluginRequester, parameters: dict[str, Any]) -> None:
-        workers = parameters.get("workers")
-        self._size = (
-            default_worker_count() if workers is None else _positive_int(workers, "workers")
-        )
-        self._kill_grace = float_parameter(parameters, "kill_grace_seconds", 10.0)
-        heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
+    def __init__(self, *, requester: PluginRequester, parameters: Mapping[str, Any]) -> None:
+        checked = MultiprocessParameters.parse(parameters, plugin="multiprocess")
+        super().__init__(checked.kill_grace_seconds)
+        self._size = checked.workers or default_worker_count()
         self._config = PoolConfig(
             server_url=requester.base_url,
-            heartbeat_interval=heartbeat_interval,
-            next_report_seconds=heartbeat_interval * DEFAULT_REPORT_BY_BUFFER,
-            kill_grace_seconds=self._kill_grace,
-            enforce_limits=bool_parameter(parameters, "enforce_limits", True),
+            heartbeat_interval=checked.heartbeat_interval,
+            next_report_seconds=report_by_seconds(checked.heartbeat_interval),
+            kill_grace_seconds=checked.kill_grace_seconds,
+            enforce_limits=checked.enforce_limits,
         )
         self._reports = ReportBatcher(requester.base_url)
         self._context = multiprocessing.get_context("spawn")
         self._results: Queue[tuple[Any, ...]] = self._context.Queue()
-        self._jobs = LocalJobs()
         self._slots: list[_Slot] = []
         self._lock = threading.Lock()  # guards _slots' ready/job fields and dispatching
         self._all_ready = threading.Event()
@@ -190,10 +205,9 @@ class MultiprocessPlugin:
             return
         self._stopped = True
         self._stopping.set()
-        groups = self._jobs.close()
         for slot in self._slots:
-            slot.process.send(None)
-        kill_groups(groups, self._kill_grace)
+            slot.process.send(None)  # each ends after its job, which is killed now
+        killed = self._close_jobs()
         with self._lock:
             starting = {slot.index for slot in self._slots if not slot.ready}
         for slot in self._slots:
@@ -206,11 +220,11 @@ class MultiprocessPlugin:
         self._reports.stop()  # after the collector: the last jobs' reports must still go
         self._results.close()
         self._results.join_thread()
-        logger.info("multiprocess_pool_stopped", killed=len(groups))
+        logger.info("multiprocess_pool_stopped", killed=killed)
 
     def submit(self, batch: SubmitBatch) -> list[str]:
         jobs = [
-            LocalJob(
+            PooledJob(
                 f"{JOB_ID_PREFIX}{instance.task_instance_id}",
                 instance.task_instance_id,
                 _planned_run(batch, instance),
@@ -220,23 +234,6 @@ class MultiprocessPlugin:
         self._jobs.add(jobs)
         self._dispatch([])
         return [job.job_id for job in jobs]
-
-    def submitted_or_running(self, distributor_ids: Iterable[str]) -> set[str]:
-        return self._jobs.active(distributor_ids)
-
-    def terminate(self, distributor_ids: Iterable[str]) -> None:
-        kill_groups_in_background(self._jobs.cancel(distributor_ids), self._kill_grace)
-
-    def remote_exit_info(self, distributor_id: str) -> tuple[ErrorStatus, str]:
-        info = self._jobs.exit_info(distributor_id)
-        return info if info is not None else ("U", f"no record of job {distributor_id}")
-
-    def remote_usage(self, distributor_id: str) -> Usage | None:
-        """None: a local job's usage is what its worker reported, there is no other record."""
-        return None
-
-    def exit_code_status(self, exit_code: int) -> tuple[ErrorStatus, str]:
-        return default_exit_code_status(exit_code)
 
     # --- the parent's side of the pool ------------------------------------------------------
 
@@ -253,9 +250,8 @@ class MultiprocessPlugin:
                 job = self._jobs.take()
                 if job is None:
                     break
-                assert job.run is not None  # submit() plans every job
                 slot.job = job
-                slot.process.send((job, job.run))
+                slot.process.send((job.job_id, job.run))
                 report = running_report(
                     pid=slot.process.pid or 0,
                     distributor_id=job.job_id,
@@ -265,7 +261,7 @@ class MultiprocessPlugin:
                 reports.append((running, functools.partial(self._on_running, job)))
         self._reports.send(reports)
 
-    def _on_running(self, job: LocalJob, answer: InstanceReportOut | HerdsmanError) -> None:
+    def _on_running(self, job: PooledJob, answer: InstanceReportOut | HerdsmanError) -> None:
         """Kill ``job``'s command unless the server accepted its running report."""
         if isinstance(answer, InstanceReportOut) and answer.status == TaskInstanceStatus.RUNNING:
             return
@@ -315,8 +311,7 @@ class MultiprocessPlugin:
                 self._on_ready(message[1])
             elif kind == "started":
                 _, _index, job_id, pgid = message
-                if not self._jobs.started(job_id, pgid):
-                    kill_groups_in_background([pgid], self._kill_grace)
+                self._command_started(job_id, pgid)
             elif kind == "heartbeat":
                 _, index, task_instance_id, body = message
                 handler = functools.partial(
@@ -376,8 +371,7 @@ class MultiprocessPlugin:
 
 def _planned_run(batch: SubmitBatch, instance: ClaimedInstance) -> InstanceRunningOut:
     """What the server's answer to the instance's running report will say, from its claim."""
-    memory, runtime = enforceable_limits(instance.resources)
-    return InstanceRunningOut(
+    return running_answer(
         status=TaskInstanceStatus.RUNNING,
         task_instance_id=instance.task_instance_id,
         task_id=instance.task_id,
@@ -385,8 +379,5 @@ def _planned_run(batch: SubmitBatch, instance: ClaimedInstance) -> InstanceRunni
         workflow_run_id=batch.workflow_run_id,
         name=instance.name,
         command=instance.command,
-        stdout_dir=instance.resources.get("stdout"),
-        stderr_dir=instance.resources.get("stderr"),
-        memory=memory,
-        runtime=runtime,
+        resources=instance.resources,
     )

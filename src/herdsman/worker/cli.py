@@ -30,6 +30,7 @@ from types import FrameType
 
 import structlog
 
+from herdsman.core.timing import DEFAULT_INSTANCE_HEARTBEAT_INTERVAL
 from herdsman.worker.exit_status import ExitCodeStatus, default_exit_code_status
 
 __all__ = ["main"]
@@ -62,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--heartbeat-interval",
         type=float,
-        default=90.0,
-        help="seconds between heartbeats (default 90)",
+        default=DEFAULT_INSTANCE_HEARTBEAT_INTERVAL,
+        help=f"seconds between heartbeats (default {DEFAULT_INSTANCE_HEARTBEAT_INTERVAL:g})",
     )
     parser.add_argument(
         "--enforce-limits",

@@ -195,7 +195,8 @@ class RunningCommand:
             start_new_session=True,
             close_fds=True,
         )
-        assert process.stdout is not None and process.stderr is not None  # PIPE given
+        if process.stdout is None or process.stderr is None:  # Popen gives both for PIPE
+            raise OSError("the command's output pipes were not opened")
         stdout = OutputCapture(process.stdout, stdout_path, stream="stdout")
         stderr = OutputCapture(process.stderr, stderr_path, stream="stderr")
         stdout.start()

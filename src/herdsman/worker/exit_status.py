@@ -6,26 +6,24 @@ child killed by signal ``N`` as ``128 + N`` instead, so such codes are described
 
 The mapping is a plugin hook (:meth:`herdsman.distributor.plugin.ClusterPlugin.exit_code_status`):
 a cluster plugin that knows its scheduler's conventions (Slurm's out-of-memory kill, a time
-limit) maps those exits to ``Z`` so the task is retried with more resources. The default knows
-no such convention and reports every failure as ``E``.
+limit) maps those exits to a resource error (Z) so the task is retried with more resources.
+The default knows no such convention and reports every failure as an error (E).
 """
 
 from __future__ import annotations
 
 import signal
 from collections.abc import Callable
-from typing import Literal
+
+from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.statuses import TaskInstanceStatus
 
 __all__ = [
-    "ErrorStatus",
     "ExitCodeStatus",
     "default_exit_code_status",
     "describe_exit_code",
     "shell_exit_code",
 ]
-
-ErrorStatus = Literal["E", "Z", "U"]
-"""Task-instance error statuses a worker may report: error, resource error, unknown error."""
 
 ExitCodeStatus = Callable[[int], tuple[ErrorStatus, str]]
 """Maps a non-zero exit code (subprocess convention) to the status and message to report."""
@@ -53,8 +51,8 @@ def describe_exit_code(exit_code: int) -> str:
 
 
 def default_exit_code_status(exit_code: int) -> tuple[ErrorStatus, str]:
-    """``("E", description)`` for every failure: local clusters know no resource kills."""
-    return "E", describe_exit_code(exit_code)
+    """``(ERROR, description)`` for every failure: local clusters know no resource kills."""
+    return TaskInstanceStatus.ERROR, describe_exit_code(exit_code)
 
 
 def shell_exit_code(exit_code: int) -> int:

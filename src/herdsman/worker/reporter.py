@@ -16,6 +16,8 @@ from herdsman.core.schemas.worker import (
     InstanceDoneIn,
     InstanceErrorIn,
     InstanceHeartbeatIn,
+    InstanceReportsIn,
+    InstanceReportsOut,
     InstanceRunningIn,
     InstanceRunningOut,
     InstanceStatusOut,
@@ -53,7 +55,8 @@ class InstanceReporter(Protocol):
 
 
 class HttpReporter:
-    """Posts each report, the running report included, to its route of the server.
+    """Posts each report, the running report included, to its route of the server: the one
+    module that knows the worker's routes.
 
     A refused running report raises :class:`~herdsman.core.errors.TransitionRefused`, or a
     :class:`~herdsman.core.errors.ConflictError` for a wrapper of another version.
@@ -75,3 +78,7 @@ class HttpReporter:
 
     def error(self, task_instance_id: int, report: InstanceErrorIn) -> None:
         self._requester.post(f"/task_instances/{task_instance_id}/error", report, InstanceStatusOut)
+
+    def batch(self, reports: InstanceReportsIn) -> InstanceReportsOut:
+        """Reports of many instances in one request (a local pool's), answered one by one."""
+        return self._requester.post("/task_instances/reports", reports, InstanceReportsOut)

@@ -47,6 +47,7 @@ import structlog
 
 import herdsman
 from herdsman.core.errors import ConflictError, HerdsmanError, TransitionRefused
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import (
     InstanceDoneIn,
     InstanceErrorIn,
@@ -55,9 +56,14 @@ from herdsman.core.schemas.worker import (
     InstanceRunningOut,
 )
 from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.core.timing import (
+    DEFAULT_INSTANCE_HEARTBEAT_INTERVAL,
+    DEFAULT_KILL_GRACE_SECONDS,
+    DEFAULT_REPORT_BY_BUFFER,
+    report_by_seconds,
+)
 from herdsman.worker.command import CommandResult, RunningCommand
 from herdsman.worker.exit_status import (
-    ErrorStatus,
     ExitCodeStatus,
     default_exit_code_status,
     shell_exit_code,
@@ -67,7 +73,6 @@ from herdsman.worker.output import output_file_path
 from herdsman.worker.reporter import HttpReporter, InstanceReporter, WorkerRequester
 
 __all__ = [
-    "DEFAULT_REPORT_BY_BUFFER",
     "WRAPPER_ERROR_EXIT_CODE",
     "WorkerRequester",
     "command_environment",
@@ -80,9 +85,6 @@ logger = structlog.get_logger(__name__)
 
 WRAPPER_ERROR_EXIT_CODE = 1
 """Returned when the wrapper could not do its job: refused, unreachable server, no shell."""
-
-DEFAULT_REPORT_BY_BUFFER = 3.1
-"""Heartbeat intervals the server waits past a report before it gives up on the instance."""
 
 
 def command_environment(running: InstanceRunningOut, base: Mapping[str, str]) -> dict[str, str]:
@@ -114,9 +116,9 @@ def run_task_instance(
     task_instance_id: int,
     *,
     distributor_id: str | None = None,
-    heartbeat_interval: float = 90.0,
+    heartbeat_interval: float = DEFAULT_INSTANCE_HEARTBEAT_INTERVAL,
     report_by_buffer: float = DEFAULT_REPORT_BY_BUFFER,
-    kill_grace_seconds: float = 10.0,
+    kill_grace_seconds: float = DEFAULT_KILL_GRACE_SECONDS,
     exit_code_status: ExitCodeStatus = default_exit_code_status,
     on_command_start: Callable[[int], None] | None = None,
     enforce_limits: bool = False,
@@ -133,7 +135,7 @@ def run_task_instance(
     """
     reporter = HttpReporter(requester)
     log = logger.bind(task_instance_id=task_instance_id, distributor_id=distributor_id)
-    next_report = heartbeat_interval * report_by_buffer
+    next_report = report_by_seconds(heartbeat_interval, report_by_buffer)
     report = running_report(
         pid=os.getpid(), distributor_id=distributor_id, next_report_seconds=next_report
     )
@@ -194,7 +196,9 @@ def run_reported_instance(
         )
     except OSError as error:
         log.error("worker_command_start_failed", error=str(error))
-        body = InstanceErrorIn(status="E", message=f"could not start the command: {error}")
+        body = InstanceErrorIn(
+            status=TaskInstanceStatus.ERROR, message=f"could not start the command: {error}"
+        )
         _deliver(functools.partial(reporter.error, task_instance_id, body), "error", log)
         return WRAPPER_ERROR_EXIT_CODE
     watcher.start(functools.partial(command.terminate, kill_grace_seconds))
@@ -282,12 +286,12 @@ def _report_result(
         return _deliver(functools.partial(reporter.done, task_instance_id, done), "done", log)
     status: ErrorStatus
     if exceeded is not None and not killed:  # the reason is known even if the status was lost
-        status, message = "Z", exceeded.message
+        status, message = TaskInstanceStatus.RESOURCE_ERROR, exceeded.message
     elif result.exit_code is None:
-        status, message = "U", "the command's exit status was lost"
+        status, message = TaskInstanceStatus.UNKNOWN_ERROR, "the command's exit status was lost"
     elif killed:
         # The instance is K on the server, where this report is recorded but changes nothing.
-        status, message = "E", "killed on the server's request"
+        status, message = TaskInstanceStatus.ERROR, "killed on the server's request"
     else:
         status, message = exit_code_status(result.exit_code)
     body = InstanceErrorIn(status=status, exit_code=result.exit_code, message=message, **common)

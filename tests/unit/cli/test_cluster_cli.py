@@ -128,3 +128,74 @@ def test_values_are_json_where_they_parse_and_text_otherwise(
 def test_an_assignment_needs_a_key_and_an_equals_sign(text: str) -> None:
     with pytest.raises(InvalidInputError, match="is not KEY=VALUE"):
         parse_assignments([text])
+
+
+PARTITIONS = (
+    "PartitionName=debug Default=YES MaxTime=UNLIMITED MaxCPUsPerNode=UNLIMITED TotalCPUs=8 "
+    "MaxMemPerNode=UNLIMITED State=UP\n"
+    "PartitionName=long Default=NO MaxTime=7-00:00:00 MaxCPUsPerNode=4 TotalCPUs=8 "
+    "MaxMemPerNode=8192 State=UP\n"
+)
+
+
+def fake_slurm(directory: Path, partitions: str, *, status: int = 0) -> Path:
+    """A directory with an ``scontrol`` that answers ``show partition -o`` with ``partitions``."""
+    directory.mkdir()
+    (directory / "partitions.txt").write_text(partitions)
+    scontrol = directory / "scontrol"
+    scontrol.write_text(
+        f'#!/bin/sh\n[ "$*" = "show partition -o" ] || exit 2\n'
+        f'cat "{directory / "partitions.txt"}"\nexit {status}\n'
+    )
+    scontrol.chmod(0o755)
+    return directory
+
+
+def test_sync_queues_loads_the_partitions_through_the_plugin(
+    database_url: str, tmp_path: Path
+) -> None:
+    bin_dir = fake_slurm(tmp_path / "slurm-bin", PARTITIONS)
+    cluster_json(database_url, "set", "slurm", f"bin_dir={bin_dir}", "partition=long")
+
+    first = cluster_json(database_url, "sync-queues", "slurm")
+    again = run("server", "cluster", "sync-queues", "slurm", "--database-url", database_url)
+
+    assert first == {
+        "cluster": "slurm",
+        "queues": {"debug": "added", "default": "updated", "long": "added"},
+    }
+    assert again.exit_code == 0, again.output
+    assert again.stdout.splitlines() == [
+        "debug: unchanged",
+        "default: unchanged",
+        "long: unchanged",
+    ]
+    queues = {q["name"]: q for q in cluster_json(database_url, "show", "slurm")["queues"]}
+    assert queues["default"]["is_default"] and not queues["long"]["is_default"]
+    assert (
+        queues["default"]["limits"]
+        == queues["long"]["limits"]
+        == {
+            "cores": [1, 4],
+            "memory": [0.0, 8.0],
+            "runtime": [1, 7 * 86400],
+        }
+    )
+
+
+def test_sync_queues_is_refused_where_the_cluster_cannot_say(
+    database_url: str, tmp_path: Path
+) -> None:
+    assert refusal(database_url, "sync-queues", "multiprocess") == (
+        "error: the multiprocess plugin cannot read queues from its cluster; its clusters keep "
+        "the queues they were created with"
+    )
+    broken = fake_slurm(tmp_path / "broken-bin", "", status=1)
+    cluster_json(database_url, "set", "slurm", f"bin_dir={broken}")
+    failed = run("server", "cluster", "sync-queues", "slurm", "--database-url", database_url)
+    assert failed.exit_code == 1, failed.output
+    assert any(
+        line.startswith("error: cannot read Slurm's partitions:")
+        for line in failed.stderr.splitlines()
+    )
+    assert [q["name"] for q in cluster_json(database_url, "show", "slurm")["queues"]] == ["default"]

@@ -18,10 +18,10 @@ import pytest
 from pydantic import BaseModel
 
 from herdsman.core.errors import NotFoundError
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.distributor import ClaimedInstance
 from herdsman.core.schemas.worker import Usage
 from herdsman.distributor.plugin import SubmitBatch
-from herdsman.worker.exit_status import ErrorStatus
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -23,17 +23,17 @@ def test_the_local_plugins_are_registered() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "plugin_type"),
+    ("name", "plugin_type", "parameters"),
     [
-        ("dummy", DummyPlugin),
-        ("sequential", SequentialPlugin),
-        ("multiprocess", MultiprocessPlugin),
+        ("dummy", DummyPlugin, {}),
+        ("sequential", SequentialPlugin, {}),
+        ("multiprocess", MultiprocessPlugin, {"workers": 1}),
     ],
 )
 def test_load_plugin_builds_the_registered_class(
-    fake_server: FakeServer, name: str, plugin_type: type
+    fake_server: FakeServer, name: str, plugin_type: type, parameters: dict[str, int]
 ) -> None:
-    plugin = load_plugin(name, requester=fake_server, parameters={"workers": 1})
+    plugin = load_plugin(name, requester=fake_server, parameters=parameters)
 
     assert isinstance(plugin, plugin_type)
 
@@ -64,3 +64,31 @@ def test_bad_parameters_are_reported(fake_server: FakeServer) -> None:
         load_plugin("sequential", requester=fake_server, parameters={"heartbeat_interval": "x"})
     with pytest.raises(ConfigurationError, match="workers"):
         load_plugin("multiprocess", requester=fake_server, parameters={"workers": 0})
+
+
+@pytest.mark.parametrize(
+    ("name", "own_keys"),
+    [
+        ("dummy", set()),
+        ("sequential", {"kill_grace_seconds", "enforce_limits"}),
+        ("multiprocess", {"kill_grace_seconds", "enforce_limits", "workers"}),
+        ("slurm", {"bin_dir", "partition", "sbatch_args", "squeue_interval", "worker_command"}),
+    ],
+)
+def test_a_misspelt_parameter_is_refused_with_the_keys_the_plugin_reads(
+    fake_server: FakeServer, name: str, own_keys: set[str]
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_plugin(name, requester=fake_server, parameters={"pol_interval": 5})
+
+    assert caught.value.message.startswith(f"unknown cluster parameter 'pol_interval': the {name}")
+    assert caught.value.message.endswith("(did you mean 'poll_interval'?)")
+    known = set(caught.value.details["known"])
+    assert own_keys | {"poll_interval", "triage_interval", "heartbeat_interval"} <= known
+
+
+@pytest.mark.parametrize("name", ["dummy", "sequential", "multiprocess", "slurm"])
+def test_every_plugin_takes_the_distributors_parameters(fake_server: FakeServer, name: str) -> None:
+    distributor = {"poll_interval": 1, "triage_interval": 2, "heartbeat_interval": 3}
+
+    plugin_module.check_parameters(name, distributor)

@@ -120,8 +120,9 @@ def load_from_workflow(
     for task in tasks:
         if task.array_id is not None:
             array_limits[task.array_id] = workflow.array_limit(task.template_version)
-    if not statuses_from_server and all(task.array_id is not None for task in tasks):
-        state.add_tasks(_rows(tasks))
+    rows = None if statuses_from_server else _rows(tasks)
+    if rows is not None:
+        state.add_tasks(rows)
     else:
         logger.debug("swarm_tasks_read_from_server", workflow_id=workflow_id)
         load_tasks_from_server(state, gateway, workflow_id, page_size=DEFAULT_TASK_PAGE_SIZE)
@@ -136,16 +137,23 @@ def _task_id(task: Task) -> int:
     return task.task_id
 
 
-def _rows(tasks: list[Task]) -> Iterator[TaskRow]:
+def _rows(tasks: list[Task]) -> list[TaskRow] | None:
+    """The tasks as the state holds them; None when one has no array (not bound by this
+    client), so the tasks must be read from the server."""
+    rows = []
     for task in tasks:
-        assert task.array_id is not None  # checked by the caller
-        yield TaskRow(
-            _task_id(task),
-            task.array_id,
-            TaskStatus(task.status or TaskStatus.REGISTERING),
-            # Task does not keep its resources id (yet); 0 batches the array's tasks together.
-            getattr(task, "task_resources_id", None) or 0,
+        if task.array_id is None:
+            return None
+        rows.append(
+            TaskRow(
+                _task_id(task),
+                task.array_id,
+                TaskStatus(task.status or TaskStatus.REGISTERING),
+                # Task does not keep its resources id (yet); 0 batches the array's tasks.
+                getattr(task, "task_resources_id", None) or 0,
+            )
         )
+    return rows
 
 
 def _edges(tasks: list[Task]) -> Iterator[tuple[int, int]]:

@@ -32,8 +32,6 @@ from herdsman.client.swarm.policies import ResourcePolicy
 from herdsman.client.swarm.services.adjuster import ResourceAdjuster, ResourceAdjustmentError
 from herdsman.client.swarm.services.follower import FollowerService
 from herdsman.client.swarm.services.heartbeat import (
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_REPORT_BY_BUFFER,
     MAX_CONSECUTIVE_FAILURES,
     Beat,
     ConsecutiveFailures,
@@ -45,6 +43,7 @@ from herdsman.client.swarm.state import StateUpdate, SwarmState
 from herdsman.core.errors import ConfigurationError, HerdsmanError, ServerUnavailableError
 from herdsman.core.lifecycle import ENDED_RUN_STATUSES, RESUMING_RUN_STATUSES
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
+from herdsman.core.timing import DEFAULT_REPORT_BY_BUFFER, DEFAULT_RUN_HEARTBEAT_INTERVAL
 
 __all__ = [
     "SwarmConfig",
@@ -71,7 +70,7 @@ class SwarmConfig:
     testing hook for resumes.
     """
 
-    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_interval: float = DEFAULT_RUN_HEARTBEAT_INTERVAL
     heartbeat_report_by_buffer: float = DEFAULT_REPORT_BY_BUFFER
     fail_fast: bool = False
     wedged_workflow_sync_interval: float = 600.0

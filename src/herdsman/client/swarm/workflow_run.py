@@ -44,16 +44,13 @@ from herdsman.client.swarm.policies import (
     StoredResourcePolicy,
     WorkflowResourcePolicy,
 )
-from herdsman.client.swarm.services.heartbeat import (
-    DEFAULT_HEARTBEAT_INTERVAL,
-    DEFAULT_REPORT_BY_BUFFER,
-)
 from herdsman.client.swarm.state import QueueBatch, SwarmState
 from herdsman.core.errors import ConflictError, InvalidInputError
 from herdsman.core.lifecycle import run_startup_path
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.swarm import WorkflowRunOut
 from herdsman.core.statuses import WorkflowRunStatus
+from herdsman.core.timing import DEFAULT_REPORT_BY_BUFFER, DEFAULT_RUN_HEARTBEAT_INTERVAL
 
 if TYPE_CHECKING:
     from herdsman.client.workflow import Workflow
@@ -109,7 +106,7 @@ class WorkflowRun:
         self.workflow_id: int | None = None
         self._config = SwarmConfig(
             heartbeat_interval=(
-                DEFAULT_HEARTBEAT_INTERVAL
+                DEFAULT_RUN_HEARTBEAT_INTERVAL
                 if workflow_run_heartbeat_interval is None
                 else workflow_run_heartbeat_interval
             ),
@@ -358,31 +355,33 @@ class WorkflowRun:
         self._status = current
         logger.info("swarm_run_started", workflow_run_id=self.workflow_run_id, status=current.value)
 
-    def _ensure_loaded(self) -> None:
-        if self._loaded:
-            return
-        if self.workflow_id is None:
+    def _ensure_loaded(self) -> int:
+        """Load the run's DAG once; the workflow's id, learnt on the way if need be."""
+        workflow_id = self.workflow_id
+        if workflow_id is None:
             run = self._gateway.get_run(self.workflow_run_id)
-            self.workflow_id = run.workflow_id
+            workflow_id = self.workflow_id = run.workflow_id
             if self._status is None:
                 self._status = WorkflowRunStatus(run.status)
+        if self._loaded:
+            return workflow_id
         load_from_server(
             self._state,
             self._gateway,
-            self.workflow_id,
+            workflow_id,
             edge_chunk_size=self._edge_chunk_size,
             policy=self._stored_policy,
         )
         self._loaded = True
+        return workflow_id
 
     def _services_(self) -> SwarmServices:
         if self._services is None:
-            self._ensure_loaded()
-            assert self.workflow_id is not None  # set by loading
+            workflow_id = self._ensure_loaded()
             self._services = build_services(
                 self._gateway,
                 self._state,
-                workflow_id=self.workflow_id,
+                workflow_id=workflow_id,
                 run_id=self.workflow_run_id,
                 last_seq=self._last_seq,
                 config=self._config,

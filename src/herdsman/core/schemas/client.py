@@ -13,6 +13,11 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 __all__ = [
+    "DEFAULT_QUEUE",
+    "WIDE_CORES",
+    "WIDE_MEMORY_GIB",
+    "WIDE_QUEUE_LIMITS",
+    "WIDE_RUNTIME_SECONDS",
     "ArgKind",
     "ArrayIn",
     "ArraysIn",
@@ -25,6 +30,7 @@ __all__ = [
     "IdOut",
     "IdsOut",
     "NodesIn",
+    "QueueIn",
     "QueueOut",
     "ResourcesIn",
     "ResourcesItemIn",
@@ -75,6 +81,31 @@ class IdsOut(BaseModel):
 
 class CountOut(BaseModel):
     count: int
+
+
+DEFAULT_QUEUE = "default"
+"""The queue every cluster has: tasks that name no queue go there (on Slurm, it stands for the
+partition named by the cluster parameter ``partition``, else Slurm's default partition)."""
+
+# A new cluster's default queue accepts any plausible request; an operator narrows it (for
+# Slurm, ``herdsman server cluster sync-queues`` reads the partitions' own limits, and keeps
+# these bounds where a partition sets none).
+WIDE_CORES = 1024
+WIDE_MEMORY_GIB = 65536.0
+WIDE_RUNTIME_SECONDS = 31_536_000
+WIDE_QUEUE_LIMITS: dict[str, list[float]] = {
+    "cores": [1, WIDE_CORES],
+    "memory": [0.0, WIDE_MEMORY_GIB],
+    "runtime": [1, WIDE_RUNTIME_SECONDS],
+}
+
+
+class QueueIn(_In):
+    """A queue with its limits (``[low, high]`` per resource), as a cluster plugin reads it
+    from its cluster; the server adds the queue or updates its limits."""
+
+    name: Name
+    limits: dict[str, list[float]]
 
 
 class QueueOut(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.schemas.worker import Usage
 
 __all__ = [
@@ -139,7 +140,7 @@ class TriagedItem(_In):
     """
 
     task_instance_id: int
-    status: Literal["E", "Z", "U"]
+    status: ErrorStatus
     message: str
     usage: Usage | None = None
 

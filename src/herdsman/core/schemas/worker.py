@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from herdsman.core.lifecycle import ErrorStatus
 
 __all__ = [
     "InstanceDoneIn",
@@ -21,6 +23,7 @@ __all__ = [
     "ReportRefusal",
     "Usage",
     "enforceable_limits",
+    "running_answer",
 ]
 
 # The worker keeps this many characters of each of stdout and stderr for the server.
@@ -80,6 +83,39 @@ def enforceable_limits(resources: Mapping[str, Any]) -> tuple[float | None, floa
     return limit("memory"), limit("runtime")
 
 
+def running_answer(
+    *,
+    status: str,
+    task_instance_id: int,
+    task_id: int,
+    workflow_id: int,
+    workflow_run_id: int,
+    name: str,
+    command: str,
+    resources: Mapping[str, Any],
+) -> InstanceRunningOut:
+    """The answer to an instance's running report, from its task and validated resources.
+
+    The server answers the report with it; a local pool, which starts a job before the
+    server's answer arrives, plans the same answer from the job's claim. Both build it here,
+    so a wrapper is told the same output directories and limits either way.
+    """
+    memory, runtime = enforceable_limits(resources)
+    return InstanceRunningOut(
+        status=status,
+        task_instance_id=task_instance_id,
+        task_id=task_id,
+        workflow_id=workflow_id,
+        workflow_run_id=workflow_run_id,
+        name=name,
+        command=command,
+        stdout_dir=resources.get("stdout"),
+        stderr_dir=resources.get("stderr"),
+        memory=memory,
+        runtime=runtime,
+    )
+
+
 class Usage(_In):
     """Resources the command's process tree used: seconds, seconds, bytes."""
 
@@ -113,7 +149,7 @@ class InstanceDoneIn(_In):
 class InstanceErrorIn(_In):
     """A failed attempt. Z: killed for resources (retried with more); U: lost, not its fault."""
 
-    status: Literal["E", "Z", "U"]
+    status: ErrorStatus
     exit_code: int | None = None
     message: str
     stdout_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] = ""

@@ -23,7 +23,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from herdsman.worker.exit_status import ErrorStatus
+from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.statuses import TaskInstanceStatus
 
 __all__ = [
     "SACCT_FIELDS",
@@ -235,35 +236,47 @@ def classify_job(
 ) -> tuple[ErrorStatus, str]:
     """What became of job ``job_id`` whose worker did not report: a status and a message."""
     if record is None:
-        return "U", f"Slurm has no accounting record of job {job_id}"
+        return TaskInstanceStatus.UNKNOWN_ERROR, f"Slurm has no accounting record of job {job_id}"
     state = record.state
     code = f"{record.exit_code}:{record.signal}"
     if state == "OUT_OF_MEMORY":
-        return "Z", f"Slurm job {job_id} ran out of memory (OUT_OF_MEMORY, exit {code})"
+        return (
+            TaskInstanceStatus.RESOURCE_ERROR,
+            f"Slurm job {job_id} ran out of memory (OUT_OF_MEMORY, exit {code})",
+        )
     if state == "FAILED" and record.signal == 9 and record.exit_code == 0:
-        return "Z", (
+        return TaskInstanceStatus.RESOURCE_ERROR, (
             f"Slurm job {job_id} was killed with SIGKILL (FAILED 0:9), as Slurm does to a job "
             "over its memory limit when it enforces memory by polling"
         )
     if state == "TIMEOUT":
-        return "Z", f"Slurm job {job_id} reached its time limit (TIMEOUT)"
+        return (
+            TaskInstanceStatus.RESOURCE_ERROR,
+            f"Slurm job {job_id} reached its time limit (TIMEOUT)",
+        )
     if state in _LOST_STATES:
-        return "U", (
+        return TaskInstanceStatus.UNKNOWN_ERROR, (
             f"Slurm job {job_id} was lost through no fault of the task: {_LOST_STATES[state]} "
             f"({state})"
         )
     if state == "CANCELLED":
         if cancelled_by_herdsman:
-            return "E", f"Slurm job {job_id} was cancelled by herdsman"
-        return "E", f"Slurm job {job_id} was cancelled by {_canceller(record.detail)} (scancel)"
+            return TaskInstanceStatus.ERROR, f"Slurm job {job_id} was cancelled by herdsman"
+        return (
+            TaskInstanceStatus.ERROR,
+            f"Slurm job {job_id} was cancelled by {_canceller(record.detail)} (scancel)",
+        )
     if state == "FAILED":
-        return "E", f"Slurm job {job_id} failed with exit code {code} (FAILED)"
+        return TaskInstanceStatus.ERROR, f"Slurm job {job_id} failed with exit code {code} (FAILED)"
     if state == "COMPLETED":
-        return "U", (
+        return TaskInstanceStatus.UNKNOWN_ERROR, (
             f"Slurm job {job_id} completed but its worker's report never arrived (can the node "
             "reach the herdsman server?)"
         )
-    return "U", f"Slurm job {job_id} ended in state {state} (exit {code})"
+    return (
+        TaskInstanceStatus.UNKNOWN_ERROR,
+        f"Slurm job {job_id} ended in state {state} (exit {code})",
+    )
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,7 @@ When slurmctld is slow or answers with errors, queries back off
 (:mod:`herdsman.plugins.slurm.commands`) and jobs are assumed to be where they were last
 seen: a struggling controller must not make herdsman declare every job lost.
 
-Cluster parameters (all optional): ``bin_dir`` (directory of the Slurm commands; default
-``PATH``), ``partition`` (the partition of the queue named ``default``; default: Slurm's
-default partition), ``sbatch_args`` (list of extra options for every job), ``log_dir``
-(where Slurm's own job logs go when a task names no ``stderr`` directory; default: none),
-``worker_command`` (default: this Python's ``-m herdsman.plugins.slurm.worker``),
-``heartbeat_interval`` (seconds, default 90), ``squeue_interval`` (seconds, default 10),
-``command_timeout`` (seconds, default 30), ``poll_interval`` and ``triage_interval`` (the
-distributor's).
+Cluster parameters: :class:`SlurmParameters` (all optional).
 """
 
 from __future__ import annotations
@@ -42,9 +35,16 @@ from typing import Any
 
 import structlog
 
-from herdsman.core.errors import ConfigurationError, HerdsmanError, InvalidResourceError
+from herdsman.core.errors import HerdsmanError, InvalidResourceError
+from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.schemas.client import DEFAULT_QUEUE, QueueIn
 from herdsman.core.schemas.worker import Usage
-from herdsman.distributor.parameters import float_parameter
+from herdsman.distributor.parameters import (
+    ClusterParameters,
+    OptionalText,
+    PositiveSeconds,
+    TextList,
+)
 from herdsman.distributor.plugin import PluginRequester, SubmitBatch, SubmitError
 from herdsman.plugins.slurm.commands import SlurmCommandError, SlurmCommands, SlurmCommandsConfig
 from herdsman.plugins.slurm.parsing import (
@@ -59,16 +59,13 @@ from herdsman.plugins.slurm.parsing import (
     parse_sbatch,
     parse_squeue,
 )
+from herdsman.plugins.slurm.queues import slurm_queues
 from herdsman.plugins.slurm.script import HANDLED_KEYS, ArrayJob, build_script, sbatch_options
 from herdsman.plugins.slurm.worker import slurm_exit_code_status
-from herdsman.worker.exit_status import ErrorStatus
 
-__all__ = ["DEFAULT_QUEUE", "SlurmPlugin"]
+__all__ = ["SlurmParameters", "SlurmPlugin"]
 
 logger = structlog.get_logger(__name__)
-
-DEFAULT_QUEUE = "default"
-"""The queue that stands for the cluster's default partition (parameter ``partition``)."""
 
 SACCT_CHUNK = 500
 SCANCEL_CHUNK = 1000
@@ -78,6 +75,27 @@ REMEMBERED_JOBS = 100_000
 _NOT_OPTIONS = frozenset({"queue"})
 
 
+class SlurmParameters(ClusterParameters):
+    """The ``slurm`` cluster's parameters, beside the distributor's.
+
+    ``bin_dir``: directory of the Slurm commands (default: ``PATH``). ``partition``: the
+    partition of the queue named ``default`` (default: Slurm's default partition).
+    ``sbatch_args``: extra options for every job. ``log_dir``: where Slurm's own job logs go
+    when a task names no ``stderr`` directory (default: none). ``worker_command``: what each
+    job runs (default: this Python's ``-m herdsman.plugins.slurm.worker``), split as a shell
+    would. ``squeue_interval``: seconds an ``squeue`` answer is reused. ``command_timeout``:
+    seconds a Slurm command may take. ``heartbeat_interval`` is handed to every job's worker.
+    """
+
+    bin_dir: OptionalText = None
+    partition: OptionalText = None
+    sbatch_args: TextList = []
+    log_dir: OptionalText = None
+    worker_command: OptionalText = None
+    squeue_interval: PositiveSeconds = 10.0
+    command_timeout: PositiveSeconds = 30.0
+
+
 class SlurmPlugin:
     """A :class:`~herdsman.distributor.plugin.ClusterPlugin` submitting Slurm job arrays."""
 
@@ -85,28 +103,25 @@ class SlurmPlugin:
         self,
         *,
         requester: PluginRequester,
-        parameters: dict[str, Any],
+        parameters: Mapping[str, Any],
         commands: SlurmCommands | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        checked = SlurmParameters.parse(parameters, plugin="slurm")
         self._server_url = requester.base_url
         self._commands = commands or SlurmCommands(
-            SlurmCommandsConfig(
-                bin_dir=_optional_str(parameters, "bin_dir"),
-                timeout=float_parameter(parameters, "command_timeout", 30.0),
-            ),
+            SlurmCommandsConfig(bin_dir=checked.bin_dir, timeout=checked.command_timeout),
             clock=clock,
         )
         self._clock = clock
-        self._partition = _optional_str(parameters, "partition")
-        self._log_dir = _optional_str(parameters, "log_dir")
-        self._sbatch_args = _string_list(parameters, "sbatch_args")
-        self._heartbeat_interval = float_parameter(parameters, "heartbeat_interval", 90.0)
-        self._squeue_interval = float_parameter(parameters, "squeue_interval", 10.0)
-        worker = parameters.get("worker_command")
+        self._partition = checked.partition
+        self._log_dir = checked.log_dir
+        self._sbatch_args = list(checked.sbatch_args)
+        self._heartbeat_interval = checked.heartbeat_interval
+        self._squeue_interval = checked.squeue_interval
         self._worker = (
-            shlex.split(str(worker))
-            if worker
+            shlex.split(checked.worker_command)
+            if checked.worker_command
             else [sys.executable, "-m", "herdsman.plugins.slurm.worker"]
         )
         self._user = getpass.getuser()
@@ -151,6 +166,14 @@ class SlurmPlugin:
     def stop(self) -> None:
         """Nothing to release: jobs belong to Slurm and outlive the distributor by design."""
         logger.info("slurm_plugin_stopped", calls=dict(self._commands.counts))
+
+    def read_queues(self) -> list[QueueIn]:
+        """The cluster's queues from Slurm's partitions (see :mod:`.queues`); needs no start."""
+        try:
+            output = self._commands.run("scontrol", ["show", "partition", "-o"])
+        except SlurmCommandError as error:
+            raise HerdsmanError(f"cannot read Slurm's partitions: {error.message}") from error
+        return slurm_queues(parse_partitions(output), self._partition)
 
     # --- submit -----------------------------------------------------------------------------
 
@@ -360,27 +383,3 @@ class SlurmPlugin:
         store[key] = value
         while len(store) > REMEMBERED_JOBS:
             store.popitem(last=False)
-
-
-def _optional_str(parameters: Mapping[str, Any], key: str) -> str | None:
-    value = parameters.get(key)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise ConfigurationError(
-            f"cluster parameter {key!r} must be a string, got {value!r}",
-            details={"parameter": key},
-        )
-    return value
-
-
-def _string_list(parameters: Mapping[str, Any], key: str) -> list[str]:
-    value = parameters.get(key) or []
-    if isinstance(value, str):
-        return shlex.split(value)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ConfigurationError(
-            f"cluster parameter {key!r} must be a list of strings, got {value!r}",
-            details={"parameter": key},
-        )
-    return list(value)

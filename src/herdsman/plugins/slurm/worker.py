@@ -30,8 +30,10 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.plugins.slurm.parsing import SACCT_FIELDS, classify_job, parse_sacct
-from herdsman.worker.exit_status import ErrorStatus, default_exit_code_status, describe_exit_code
+from herdsman.worker.exit_status import default_exit_code_status, describe_exit_code
 
 __all__ = ["VERDICT_WAIT_SECONDS", "job_oom_kills", "main", "slurm_exit_code_status"]
 
@@ -126,7 +128,7 @@ def slurm_exit_code_status(exit_code: int) -> tuple[ErrorStatus, str]:
     if not _killed_by_signal(exit_code):
         return default_exit_code_status(exit_code)
     if job_oom_kills() > 0:
-        return "Z", (
+        return TaskInstanceStatus.RESOURCE_ERROR, (
             f"the command was {describe_exit_code(exit_code)} after the kernel's OOM killer "
             "acted in the job's memory cgroup: it used more memory than it requested"
         )

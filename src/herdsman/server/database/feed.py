@@ -85,7 +85,11 @@ class ChangeRecorder:
             row = sql.fetch_one(
                 session, "SELECT change_seq FROM workflow WHERE id = ?", (workflow_id,)
             )
-            assert row is not None
+            if row is None:  # the status changes came from its rows, in this transaction
+                raise NotFoundError(
+                    f"workflow {workflow_id} vanished while its status changes were recorded",
+                    details={"workflow_id": workflow_id},
+                )
             first = int(row[0]) - len(changes) + 1
             sql.execute_many(
                 session,

@@ -11,7 +11,7 @@ with the database's credentials (users change no cluster).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -19,37 +19,21 @@ from sqlalchemy.orm import Session
 
 from herdsman.core.errors import ConflictError, InvalidInputError, NotFoundError
 from herdsman.core.schemas import client as schemas
+from herdsman.core.schemas.client import DEFAULT_QUEUE, WIDE_QUEUE_LIMITS
 from herdsman.server.database import models
 
 __all__ = [
-    "DEFAULT_QUEUE",
-    "WIDE_CORES",
-    "WIDE_MEMORY_GIB",
-    "WIDE_QUEUE_LIMITS",
-    "WIDE_RUNTIME_SECONDS",
     "ParameterCheck",
     "add_cluster",
     "get_cluster",
     "list_clusters",
+    "sync_queues",
     "update_parameters",
 ]
 
 ParameterCheck = Callable[[str, Mapping[str, Any]], None]
 """Called with a cluster's plugin and its new parameters before they are stored; raises to
 refuse them (the CLI builds the plugin, which checks its parameters, without starting it)."""
-
-DEFAULT_QUEUE = "default"
-# A new cluster's default queue accepts any plausible request; an operator narrows it (for
-# Slurm, ``python -m herdsman.plugins.slurm.queues`` reads the partitions' own limits, and
-# keeps these bounds where a partition sets none).
-WIDE_CORES = 1024
-WIDE_MEMORY_GIB = 65536.0
-WIDE_RUNTIME_SECONDS = 31_536_000
-WIDE_QUEUE_LIMITS: dict[str, list[float]] = {
-    "cores": [1, WIDE_CORES],
-    "memory": [0.0, WIDE_MEMORY_GIB],
-    "runtime": [1, WIDE_RUNTIME_SECONDS],
-}
 
 
 def list_clusters(session: Session) -> list[schemas.ClusterOut]:
@@ -127,6 +111,40 @@ def update_parameters(
     cluster.parameters = json.dumps(parameters)
     session.flush()
     return _record(session, cluster)
+
+
+def sync_queues(session: Session, name: str, queues: Sequence[schemas.QueueIn]) -> dict[str, str]:
+    """Add ``queues`` to cluster ``name``, or update their limits; queue name -> ``added``,
+    ``updated`` or ``unchanged``.
+
+    Queues the cluster has and ``queues`` lacks stay as they are: tasks refer to them, and a
+    partition that is gone for a while (drained, renamed back) must not take their history.
+    """
+    cluster = _cluster(session, name)
+    existing = {
+        queue.name: queue
+        for queue in session.scalars(
+            select(models.Queue).where(models.Queue.cluster_id == cluster.id)
+        )
+    }
+    outcome = {}
+    for wanted in sorted(queues, key=lambda queue: queue.name):
+        queue = existing.get(wanted.name)
+        if queue is None:
+            limits = json.dumps(wanted.limits, sort_keys=True)
+            session.add(
+                models.Queue(
+                    cluster_id=cluster.id, name=wanted.name, is_default=False, limits=limits
+                )
+            )
+            outcome[wanted.name] = "added"
+        elif json.loads(queue.limits) != wanted.limits:
+            queue.limits = json.dumps(wanted.limits, sort_keys=True)
+            outcome[wanted.name] = "updated"
+        else:
+            outcome[wanted.name] = "unchanged"
+    session.flush()
+    return outcome
 
 
 def _cluster(session: Session, name: str) -> models.Cluster:

@@ -80,9 +80,7 @@ def instance_running(
         "JOIN task_resources r ON r.id = ? WHERE t.id = ?",
         (row.task_resources_id, row.task_id),
     )[0]  # the instance's locked row guarantees its task and resources
-    resources = json.loads(requested)
-    memory, runtime = schemas.enforceable_limits(resources)
-    return schemas.InstanceRunningOut(
+    return schemas.running_answer(
         status=row.status.value,
         task_instance_id=row.id,
         task_id=row.task_id,
@@ -90,10 +88,7 @@ def instance_running(
         workflow_run_id=row.workflow_run_id,
         name=name,
         command=command,
-        stdout_dir=resources.get("stdout"),
-        stderr_dir=resources.get("stderr"),
-        memory=memory,
-        runtime=runtime,
+        resources=json.loads(requested),
     )
 
 

@@ -56,7 +56,7 @@ def test_a_token_of_another_key_is_refused() -> None:
         {"sub": "ana", "jti": "1", "exp": 4_000_000_000},  # no issuer
         {"iss": "herdsman", "sub": "ana", "jti": "1", "exp": 4_000_000_000, "role": "root"},
         {"iss": "herdsman", "sub": "ana", "jti": "1", "exp": 4_000_000_000, "kind": "run"},
-        {"iss": "herdsman", "sub": "a", "jti": "1", "exp": 4_000_000_000, "kind": "run", "run": "1"},
+        {"iss": "herdsman", "sub": "a", "jti": "1", "exp": 4 * 10**9, "kind": "run", "run": "1"},
     ],
 )
 def test_malformed_claims_are_refused(payload: dict[str, object]) -> None:

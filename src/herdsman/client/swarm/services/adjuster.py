@@ -32,7 +32,12 @@ from herdsman.client.scaling import adjust_request
 from herdsman.client.swarm.gateway import SwarmGateway
 from herdsman.client.swarm.policies import ResourcePolicy, StoredResourcePolicy
 from herdsman.client.swarm.state import DEFAULT_MAX_BATCH_SIZE, ResourceNeed, SwarmState
-from herdsman.core.errors import HerdsmanError, InvalidResourceError, ServerUnavailableError
+from herdsman.core.errors import (
+    HerdsmanError,
+    InvalidResourceError,
+    ServerError,
+    ServerUnavailableError,
+)
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.swarm import AdjustedResourcesItemIn, TaskResourcesRowOut
 
@@ -106,7 +111,7 @@ class ResourceAdjuster:
         pending = [need for need in needs if need.task_id not in self._computed]
         previous = self._previous_rows([need for need in pending if not need.initial])
         for need in pending:
-            self._computed[need.task_id] = self._new_request(need, previous.get(need.task_id))
+            self._computed[need.task_id] = self._new_request(need, previous)
 
     def _previous_rows(self, needs: Sequence[ResourceNeed]) -> dict[int, TaskResourcesRowOut]:
         """The rows the tasks last ran with, reading only the rows not cached."""
@@ -114,7 +119,11 @@ class ResourceAdjuster:
             {n.task_resources_id for n in needs if n.task_resources_id} - self._rows.keys()
         )
         unknown_tasks = [need.task_id for need in needs if not need.task_resources_id]
-        rows = {need.task_resources_id: self._rows.get(need.task_resources_id) for need in needs}
+        rows = {
+            row_id: row
+            for need in needs
+            if (row_id := need.task_resources_id) and (row := self._rows.get(row_id)) is not None
+        }
         current: dict[int, int] = {}
         if unknown_ids or unknown_tasks:
             reply = self._gateway.read_resources(unknown_ids, unknown_tasks)
@@ -124,18 +133,28 @@ class ResourceAdjuster:
             current = dict(zip(unknown_tasks, reply.task_resources_ids, strict=True))
         found: dict[int, TaskResourcesRowOut] = {}
         for need in needs:
-            last = rows[need.task_resources_id or current[need.task_id]]
-            assert last is not None  # cached or just read; the server answers every id or 404s
+            row_id = need.task_resources_id or current[need.task_id]
+            last = rows.get(row_id)
+            if last is None:  # the server answers every id it was asked, or 404s
+                raise ServerError(
+                    f"the server did not answer resources row {row_id} of task {need.task_id}",
+                    details={"task_id": need.task_id, "task_resources_id": row_id},
+                )
             found[need.task_id] = last
         return found
 
-    def _new_request(self, need: ResourceNeed, row: TaskResourcesRowOut | None) -> _NewRequest:
+    def _new_request(
+        self, need: ResourceNeed, previous: Mapping[int, TaskResourcesRowOut]
+    ) -> _NewRequest:
+        """The request ``need`` calls for; ``previous`` holds the last row of every task that
+        was killed for resources (:meth:`_previous_rows`)."""
         policy = self._policy
+        row = previous.get(need.task_id)
         try:
             if need.initial:
                 cluster, requested = policy.initial_request(need.task_id)
             else:
-                assert row is not None  # read by _previous_rows
+                row = previous[need.task_id]
                 cluster = self._cluster_of(row)
                 requested = adjust_request(
                     _previous_request(row),

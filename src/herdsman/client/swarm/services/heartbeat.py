@@ -23,10 +23,13 @@ import structlog
 
 from herdsman.client.swarm.gateway import SwarmGateway
 from herdsman.core.statuses import WorkflowRunStatus
+from herdsman.core.timing import (
+    DEFAULT_REPORT_BY_BUFFER,
+    DEFAULT_RUN_HEARTBEAT_INTERVAL,
+    report_by_seconds,
+)
 
 __all__ = [
-    "DEFAULT_HEARTBEAT_INTERVAL",
-    "DEFAULT_REPORT_BY_BUFFER",
     "MAX_CONSECUTIVE_FAILURES",
     "Beat",
     "ConsecutiveFailures",
@@ -34,9 +37,6 @@ __all__ = [
 ]
 
 logger = structlog.get_logger(__name__)
-
-DEFAULT_HEARTBEAT_INTERVAL = 30.0
-DEFAULT_REPORT_BY_BUFFER = 3.1
 
 MAX_CONSECUTIVE_FAILURES = 5
 """Failed beats in a row after which the run gives up.
@@ -67,7 +67,7 @@ class HeartbeatService:
         gateway: SwarmGateway,
         *,
         run_id: int,
-        interval: float = DEFAULT_HEARTBEAT_INTERVAL,
+        interval: float = DEFAULT_RUN_HEARTBEAT_INTERVAL,
         report_by_buffer: float = DEFAULT_REPORT_BY_BUFFER,
     ) -> None:
         if interval <= 0 or report_by_buffer < 1:
@@ -75,7 +75,7 @@ class HeartbeatService:
         self._gateway = gateway
         self._run_id = run_id
         self.interval = interval
-        self.report_by_seconds = interval * report_by_buffer
+        self.report_by_seconds = report_by_seconds(interval, report_by_buffer)
         self._last_attempt: float | None = None
 
     def due(self, now: float) -> bool:

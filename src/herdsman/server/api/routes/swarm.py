@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from herdsman.core.changes import CHANGE_FILTER_PATTERN, EVERY_CHANGE, ChangeFilter
 from herdsman.core.schemas import swarm as schemas
+from herdsman.core.timing import MAX_FEED_WAIT_SECONDS
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, NotifierDep
 from herdsman.server.database.feed import read_changes, require_workflow
@@ -26,7 +27,6 @@ router = APIRouter(tags=["swarm"])
 # A long-poll served by one server process is woken by its own commits at once; commits made
 # by another process behind the same database are noticed at the next re-read, this often.
 CROSS_PROCESS_RECHECK_SECONDS = 0.25
-MAX_POLL_SECONDS = 30.0
 
 
 @router.post("/workflows/{workflow_id}/runs")
@@ -80,7 +80,7 @@ async def get_changes(
     db: DatabaseDep,
     notifier: NotifierDep,
     after: Annotated[int, Query(ge=0)] = 0,
-    timeout: Annotated[float, Query(ge=0, le=MAX_POLL_SECONDS)] = 0.0,
+    timeout: Annotated[float, Query(ge=0, le=MAX_FEED_WAIT_SECONDS)] = 0.0,
     kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = EVERY_CHANGE.spec,
 ) -> schemas.ChangesOut:
     """Changes after ``after``; waits up to ``timeout`` seconds while there are none.
