@@ -17,6 +17,9 @@ Keys (also shown by ``herdsman config show``):
 ``bind.chunk_size``         tasks per bind request (default 10000)
 ``reaper.enabled``          whether each server runs the reaper (default true)
 ``reaper.interval``         seconds between the reaper's passes (default 30)
+``limits.*``                sizes a server accepts: ``max_request_bytes`` (64 MiB),
+                            ``max_command_bytes`` (100000), ``max_arg_value_bytes`` (10000),
+                            ``max_attribute_value_bytes`` (10000); see :mod:`herdsman.core.limits`
 ``log_level``               debug, info, warning or error (default warning)
 ==========================  ==================================================================
 """
@@ -35,6 +38,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from herdsman.core.limits import InputLimits
 
 __all__ = [
     "BindSettings",
@@ -136,6 +141,8 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     bind: BindSettings = Field(default_factory=BindSettings)
     reaper: ReaperSettings = Field(default_factory=ReaperSettings)
+    # A server's: what it accepts. Clients learn a server's limits from the server.
+    limits: InputLimits = Field(default_factory=InputLimits)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     @field_validator("server_url")

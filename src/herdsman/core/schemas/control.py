@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from herdsman.core.schemas.types import Id, Limit32
+
 __all__ = [
     "ConcurrencyLimitIn",
     "OwnerRequestIn",
@@ -24,7 +26,7 @@ class ConcurrencyLimitIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_concurrently_running: int = Field(ge=0)
+    max_concurrently_running: Limit32
 
 
 class OwnerRequestIn(BaseModel):
@@ -48,7 +50,7 @@ class TaskUpdateIn(OwnerRequestIn):
     the old output. ``recursive`` with D marks every upstream task done as well.
     """
 
-    task_ids: list[int] = Field(min_length=1)
+    task_ids: list[Id] = Field(min_length=1)
     status: Literal["D", "G"]
     recursive: bool = False
 
