@@ -17,6 +17,8 @@ Keys (also shown by ``herdsman config show``):
 ``bind.chunk_size``         tasks per bind request (default 10000)
 ``reaper.enabled``          whether each server runs the reaper (default true)
 ``reaper.interval``         seconds between the reaper's passes (default 30)
+``reaper.unattended_after`` seconds without a distributor before an ended run's live attempts
+                            are closed (default 600)
 ``limits.*``                sizes a server accepts: ``max_request_bytes`` (64 MiB),
                             ``max_command_bytes`` (100000), ``max_arg_value_bytes`` (10000),
                             ``max_attribute_value_bytes`` (10000); see :mod:`herdsman.core.limits`
@@ -117,12 +119,15 @@ class ReaperSettings(BaseModel):
     """How servers end what nobody heartbeats any more (see :mod:`herdsman.server.domain.reaper`).
 
     A run is reaped once its swarm missed its own report-by time; ``interval`` only bounds how
-    late that is noticed. Deployments with many server processes may disable it in every server
-    and run one ``herdsman server reaper`` instead.
+    late that is noticed. The live attempts of an ended run are closed once no distributor has
+    triaged the run for ``unattended_after`` seconds (distributors triage every 30 s).
+    Deployments with many server processes may disable it in every server and run one
+    ``herdsman server reaper`` instead.
     """
 
     enabled: bool = True
     interval: float = Field(default=30.0, gt=0)
+    unattended_after: float = Field(default=600.0, gt=0)
 
 
 class Settings(BaseSettings):

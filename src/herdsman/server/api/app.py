@@ -104,6 +104,7 @@ def _lifespan(
                 interval=reaper.interval,
                 stop=stop,
                 notifier=notifier,
+                unattended_after=reaper.unattended_after,
             ),
             name="herdsman-reaper",
         )

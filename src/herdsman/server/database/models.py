@@ -297,6 +297,9 @@ class WorkflowRun(Base):
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # When a distributor last triaged the run: after the run ended, the sign that someone still
+    # sees its live attempts through (see herdsman.server.domain.reaper).
+    triage_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Array(Base):

@@ -7,10 +7,10 @@ from sqlalchemy.orm import Session
 
 from herdsman.core.schemas import distributor as schemas
 from herdsman.core.schemas.types import Id
-from herdsman.server.api.deps import FeedWriterDep
+from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
 from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.database.feed import ChangeRecorder
-from herdsman.server.domain import kills, launching, queueing, runs, triage
+from herdsman.server.domain import abandoned, kills, launching, queueing, runs, triage
 
 __all__ = ["router"]
 
@@ -43,12 +43,15 @@ def post_finish_without_running(
 
 @router.post("/workflow_runs/{run_id}/triage", responses=errors(404, 409))
 def post_triage(
-    run_id: Id, write: FeedWriterDep, request: schemas.TriageIn | None = None
+    run_id: Id, write: FeedWriterDep, db: DatabaseDep, request: schemas.TriageIn | None = None
 ) -> schemas.TriageOut:
     judge_silence = request is None or request.judge_silence
-    return write(
+    reply = write(
         lambda s, changes: triage.triage_scan(s, run_id, changes, judge_silence=judge_silence)
     )
+    # The run is attended: the reaper leaves its live attempts to this distributor.
+    db.write(lambda s: abandoned.record_triage(s, run_id))
+    return reply
 
 
 @router.post("/task_instances/triaged", responses=errors(404, 409))
