@@ -21,11 +21,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, event, func, insert, select, update
 
+import herdsman
 from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
-from herdsman.core.schemas.queries import WorkflowDetailOut
+from herdsman.core.schemas import worker as wschemas
+from herdsman.core.schemas.queries import TaskAttemptsOut, TaskDetailOut, WorkflowDetailOut
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.migrate import upgrade
@@ -392,6 +394,138 @@ def test_a_resumed_run_is_terminated_once_its_kill_requests_are_settled(
     linked = api.post(f"/workflow_runs/{new.workflow_run_id}/link", None, sschemas.WorkflowRunOut)
     assert linked.status == "B"
     assert workflow_status(api, workflow_id) == "Q"
+
+
+# --- attempts of ended runs that nobody attends -----------------------------------------------
+
+UNATTENDED_AFTER = 600.0
+
+
+def launch(requester: Requester, instance_ids: list[int]) -> None:
+    """Record the instances as handed to the cluster (I -> O)."""
+    requester.post(
+        "/task_instances/launched",
+        dschemas.LaunchedIn(
+            items=[
+                dschemas.LaunchedItem(task_instance_id=i, distributor_id=f"job{i}")
+                for i in instance_ids
+            ]
+        ),
+        dschemas.TransitionsOut,
+    )
+
+
+def report_running(requester: Requester, instance_id: int, next_report_seconds: float) -> None:
+    requester.post(
+        f"/task_instances/{instance_id}/running",
+        wschemas.InstanceRunningIn(
+            host="node1",
+            pid=1234,
+            herdsman_version=herdsman.__version__,
+            next_report_seconds=next_report_seconds,
+        ),
+        wschemas.InstanceRunningOut,
+    )
+
+
+def attempts(requester: Requester, task_ids: list[int]) -> dict[int, tuple[str, str]]:
+    """By the id of each task's last attempt: (the task's status, the attempt's status)."""
+    found = {}
+    for task_id in task_ids:
+        reply = requester.get(f"/tasks/{task_id}/attempts", TaskAttemptsOut)
+        found[reply.attempts[-1].id] = (reply.status, reply.attempts[-1].status)
+    return found
+
+
+def later(seconds: float) -> dt.datetime:
+    return models.utcnow() + dt.timedelta(seconds=seconds)
+
+
+def test_the_live_attempts_of_an_ended_unattended_run_are_closed(
+    api: Requester, database: Database
+) -> None:
+    workflow_id, task_ids = bound_workflow(api, "abandoned", tasks=4)
+    run_id = new_run(api, workflow_id)
+    launched, silent, reporting, claimed = claim(api, run_id, task_ids)
+    launch(api, [launched, silent, reporting])
+    report_running(api, silent, 1.0)  # its worker crashed: no report after this one
+    report_running(api, reporting, 30 * 24 * 3600.0)  # its worker reports on time
+    set_run_status(api, run_id, "E")  # the swarm ended and its distributor was stopped
+
+    attended = reap(database, now=later(UNATTENDED_AFTER / 2), unattended_after=UNATTENDED_AFTER)
+    report = reap(database, now=later(2 * UNATTENDED_AFTER), unattended_after=UNATTENDED_AFTER)
+
+    assert attended.abandoned_attempts == ()
+    assert sorted(report.abandoned_attempts) == sorted([launched, silent, claimed])
+    assert "3 abandoned attempt(s)" in report.summary()
+    assert attempts(api, task_ids) == {
+        launched: ("G", "E"),  # vanished before it ran: if its job starts, it is refused
+        silent: ("G", "U"),
+        reporting: ("R", "R"),  # left to report its own end
+        claimed: ("G", "W"),
+    }
+    (silent_task,) = [
+        task_id
+        for task_id in task_ids
+        if api.get(f"/tasks/{task_id}/attempts", TaskAttemptsOut).attempts[-1].id == silent
+    ]
+    # Given back without spending an attempt: the run ended, not the task.
+    detail = api.get(f"/tasks/{silent_task}", TaskDetailOut)
+    assert detail.num_attempts == 1 and detail.max_attempts > 1
+    error = api.get(f"/tasks/{silent_task}/attempts", TaskAttemptsOut).attempts[-1].error
+    assert error is not None and "no distributor has attended it" in error
+
+
+def test_an_ended_run_whose_distributor_still_triages_is_left_alone(
+    api: Requester, database: Database, quiet_server: Server
+) -> None:
+    workflow_id, task_ids = bound_workflow(api, "attended", tasks=1)
+    run_id = new_run(api, workflow_id)
+    (instance_id,) = claim(api, run_id, task_ids)
+    launch(api, [instance_id])
+    set_run_status(api, run_id, "E")
+    update_rows(quiet_server.database_url, models.WorkflowRun, run_id, status_date=later(-3600))
+    api.post(f"/workflow_runs/{run_id}/triage", dschemas.TriageIn(), dschemas.TriageOut)
+
+    attended = reap(database, now=later(60), unattended_after=UNATTENDED_AFTER)
+    deserted = reap(database, now=later(2 * UNATTENDED_AFTER), unattended_after=UNATTENDED_AFTER)
+
+    assert attended.abandoned_attempts == ()
+    assert deserted.abandoned_attempts == (instance_id,)
+
+
+def test_a_live_run_s_attempts_are_its_distributor_s(api: Requester, database: Database) -> None:
+    workflow_id, task_ids = bound_workflow(api, "live-run", tasks=1)
+    run_id = new_run(api, workflow_id)
+    (instance_id,) = claim(api, run_id, task_ids)
+    launch(api, [instance_id])
+    heartbeat(api, run_id, 30 * 24 * 3600.0)
+
+    report = reap(database, now=later(2 * UNATTENDED_AFTER), unattended_after=UNATTENDED_AFTER)
+
+    assert report.abandoned_attempts == ()
+    assert attempts(api, task_ids) == {instance_id: ("O", "O")}
+
+
+def test_a_resumed_run_whose_kills_nobody_confirms_is_released(
+    api: Requester, database: Database
+) -> None:
+    workflow_id, task_ids = bound_workflow(api, "unconfirmed-kill", tasks=1)
+    old_run = new_run(api, workflow_id)
+    (instance_id,) = claim(api, old_run, task_ids)
+    launch(api, [instance_id])
+    new = create_run(api, workflow_id, resume=True, cold=True)
+    assert run_status(api, old_run)[0] == "C"
+    heartbeat(api, new.workflow_run_id, 30 * 24 * 3600.0)  # the new run's swarm waits on
+
+    report = reap(database, now=later(2 * UNATTENDED_AFTER), unattended_after=UNATTENDED_AFTER)
+
+    assert report.abandoned_attempts == (instance_id,)
+    assert (old_run, "C", "T") in {
+        (r.workflow_run_id, r.previous.value, r.status.value) for r in report.terminated
+    }
+    linked = api.post(f"/workflow_runs/{new.workflow_run_id}/link", None, sschemas.WorkflowRunOut)
+    assert linked.status == "B"
 
 
 # --- finished workflows -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import create_engine, text
 
 import herdsman
 from herdsman import Tool
@@ -149,3 +151,56 @@ def test_a_version_mismatch_is_refused_once(
     assert exit_code == WRAPPER_ERROR_EXIT_CODE
     assert not marker.exists()
     assert requester.get(f"/tasks/{instance.task_id}", TaskDetailOut).status == "I"
+
+
+# Commands the wrapper cannot start, written into the database behind the server's back: the
+# server refuses both when they are bound, but a database written by an older server may hold
+# them. PostgreSQL cannot store a NUL at all.
+UNSTARTABLE_COMMANDS = {
+    "nul": ("echo a\x00b", "ValueError: embedded null byte"),
+    "too long for the kernel": ("echo " + "x" * 200_000, "Argument list too long"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSTARTABLE_COMMANDS))
+def test_a_command_that_cannot_start_is_an_error_of_the_attempt(
+    server: RunningServer, requester: Requester, case: str
+) -> None:
+    if case == "nul" and server.engine == "postgresql":
+        pytest.skip("PostgreSQL cannot store a NUL character, so no such command exists there")
+    command, reason = UNSTARTABLE_COMMANDS[case]
+    workflow_id, instance = claimed_instance(
+        requester, f"worker-unstartable-{case}-{server.engine}-{time.time()}", "true"
+    )
+    engine = create_engine(server.database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text("UPDATE task SET command = :command WHERE id = :id"),
+                {"command": command, "id": instance.task_id},
+            )
+    finally:
+        engine.dispose()
+
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "herdsman-worker"),
+            "--task-instance-id",
+            str(instance.task_instance_id),
+            "--server-url",
+            server.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "HERDSMAN_TEST_SECRET": "do-not-print-me"},
+    )
+
+    assert done.returncode == WRAPPER_ERROR_EXIT_CODE
+    assert "Traceback" not in done.stderr and "do-not-print-me" not in done.stderr
+    assert "worker_command_start_failed" in done.stderr
+    errors = requester.get(f"/workflows/{workflow_id}/errors", WorkflowErrorsOut)
+    (failed,) = errors.tasks  # one attempt allowed: the task is fatal, not left running
+    assert failed.errors[0].description.startswith("could not start the command")
+    assert reason in failed.errors[0].description

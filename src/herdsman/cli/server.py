@@ -211,7 +211,7 @@ def reaper_command(
     try:
         require_current_schema(database)
         if once:
-            report = reap(database)
+            report = reap(database, unattended_after=settings.reaper.unattended_after)
             for run in (*report.lapsed, *report.terminated):
                 console.print(
                     f"workflow run {run.workflow_run_id} (workflow {run.workflow_id}): "
@@ -228,16 +228,20 @@ def reaper_command(
             f"herdsman reaper on {escape(redact_database_url(url))}, every {every:g} s",
             highlight=False,
         )
-        asyncio.run(_reap_until_signalled(database, every))
+        asyncio.run(_reap_until_signalled(database, every, settings.reaper.unattended_after))
     finally:
         database.dispose()
 
 
-async def _reap_until_signalled(database: Database, interval: float) -> None:
+async def _reap_until_signalled(
+    database: Database, interval: float, unattended_after: float
+) -> None:
     from herdsman.server.domain.reaper import reap_periodically
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await reap_periodically(database, interval=interval, stop=stop)
+    await reap_periodically(
+        database, interval=interval, stop=stop, unattended_after=unattended_after
+    )

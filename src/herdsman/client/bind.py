@@ -6,9 +6,10 @@ complete. Each step is a bulk get-or-create, so a bind interrupted anywhere (a c
 connection) is finished by binding again, and binding an unchanged workflow writes nothing.
 
 Tasks are walked in chunks of ``bind.chunk_size``; each chunk's request is built, sent and
-dropped, and at most :data:`IN_FLIGHT` requests exist at once. Requests go out from a helper
-thread, so the client builds chunk k+1 while the server writes chunk k. What stays in memory is
-one node id and one task id per task.
+dropped, and at most :data:`IN_FLIGHT` requests exist at once. A chunk over the server's limit
+on request bodies is sent in several requests (see :mod:`herdsman.client.bind_requests`).
+Requests go out from a helper thread, so the client builds chunk k+1 while the server writes
+chunk k. What stays in memory is one node id and one task id per task.
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Binder:
         self.requester = workflow.requester
         self.resolver = workflow.resolver()
         self.chunk_size = workflow.chunk_size or Settings().bind.chunk_size
+        # Bulk requests are split further where a chunk would be over the server's body limit.
+        self.max_request_bytes = workflow.limits().max_request_bytes
         self.tasks: list[Task] = list(workflow.tasks.values())
         self._task_args_hashes: dict[tuple[str, ...], int] = {}
         self._resource_ids: dict[str, tuple[int, int]] = {}
@@ -180,7 +183,8 @@ class Binder:
                     values=[t.node_values for t in tasks],  # type: ignore[misc]
                 )
                 self._pipeline.submit(
-                    partial(bind_requests.put_nodes, self.requester, body), assign(tasks)
+                    partial(bind_requests.put_nodes, self.requester, body, self.max_request_bytes),
+                    assign(tasks),
                 )
         self._pipeline.drain()
         return task_hash, dag_hash
@@ -213,9 +217,10 @@ class Binder:
         if not dag.complete:
             for upstream, downstream in self._edge_chunks():
                 body = schemas.EdgesIn.model_construct(upstream=upstream, downstream=downstream)
-                self._pipeline.submit(
-                    partial(bind_requests.put_edges, self.requester, dag.id, body), lambda _: None
+                send = partial(
+                    bind_requests.put_edges, self.requester, dag.id, body, self.max_request_bytes
                 )
+                self._pipeline.submit(send, lambda _: None)
             self._pipeline.drain()
             bind_requests.complete_dag(self.requester, dag.id)
         return dag.id
@@ -260,9 +265,10 @@ class Binder:
             resolved = [self.resolver.resources(task) for task in chunk]
             self._bind_resources(resolved)
             body = self._tasks_body(chunk, resolved, array_ids, task_arg_ids)
-            self._pipeline.submit(
-                partial(bind_requests.put_tasks, self.requester, workflow_id, body), assign(chunk)
+            send = partial(
+                bind_requests.put_tasks, self.requester, workflow_id, body, self.max_request_bytes
             )
+            self._pipeline.submit(send, assign(chunk))
         self._pipeline.drain()
 
     def _bind_resources(self, resolved: list[ResolvedResources]) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.limits import utf8_size
 
 if TYPE_CHECKING:
     from herdsman.client.task_template import TaskTemplateVersion
@@ -37,6 +38,10 @@ def validate_task_name(name: object) -> str:
     if _BAD_NAME.search(name):
         raise WorkflowValidationError(
             f"task name {name!r} contains control characters (newline, tab, ...); remove them"
+        )
+    if utf8_size(name) is None:
+        raise WorkflowValidationError(
+            f"task name {name!r} contains a lone surrogate (\\ud800-\\udfff), which is not text"
         )
     return name
 

@@ -4,12 +4,18 @@ A template's *version* is its command template plus which arguments are node arg
 a task's identity), task args (they vary per workflow without changing the node) and op args
 (operational details that never change identity). Asking a tool for a template with the same
 name but another command or split makes a new version, which becomes the active one.
+
+A command template is a shell command: each ``{name}`` is replaced by the argument's value as
+it is, and the result runs as ``bash -c COMMAND``. A value with spaces, quotes, ``;`` or ``$``
+changes the command's meaning. ``{name!q}`` pastes the value quoted for the shell instead
+(:func:`shlex.quote`), so it reaches the program as one argument, whatever it holds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import shlex
 import string
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -66,7 +72,7 @@ class TaskTemplateVersion:
         self.op_args = tuple(op_args)
         self.arg_names = frozenset(self.node_args + self.task_args + self.op_args)
         self._check_arguments()
-        self._positional_command = _positional(
+        self._positional_command, self._quoted = _positional(
             command_template, self.node_args + self.task_args + self.op_args
         )
         self._check_renders()
@@ -121,16 +127,18 @@ class TaskTemplateVersion:
         """Refuse templates that only fail later, when a task's command is rendered.
 
         Argument values are strings, so attribute access (``{path.stem}``), numeric formats
-        (``{x:.2f}``) and fields nested in a format spec (``{a:>{width}}``) cannot work.
+        (``{x:.2f}``) and fields nested in a format spec (``{a:>{width}}``) cannot work, nor
+        can conversions other than ``!q`` (quoted for the shell), ``!s``, ``!r`` and ``!a``.
         """
         sample = ("x",) * len(self.arg_names)
         try:
-            self._positional_command.format(*sample)
+            self.render(sample, (), ())
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as error:
             raise WorkflowValidationError(
                 f"template {self.template.name!r}: command template {self.command_template!r} "
                 f"cannot be filled with argument values, which are strings ({error!r}); use "
-                "plain fields like '{name}', or a string format such as '{name:>10}'"
+                "plain fields like '{name}', quoted ones like '{name!q}', or a string format "
+                "such as '{name:>10}'"
             ) from None
 
     def share(self, values: tuple[str, ...]) -> tuple[str, ...]:
@@ -161,9 +169,13 @@ class TaskTemplateVersion:
         """The command of a task with these argument values, each in its declared order.
 
         Fills the positional form that :meth:`_check_renders` tried, so a template that passed
-        the check renders the same way for every task.
+        the check renders the same way for every task. Values of ``{name!q}`` fields are
+        quoted for the shell; the others are pasted as they are.
         """
-        return self._positional_command.format(*node_values, *task_values, *op_values)
+        values = (*node_values, *task_values, *op_values)
+        if self._quoted:
+            values += tuple(shlex.quote(values[position]) for position in self._quoted)
+        return self._positional_command.format(*values)
 
     def default_task_name(self, node_values: tuple[str, ...]) -> str:
         parts = [self.template.name]
@@ -190,21 +202,31 @@ def _escape(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _positional(command_template: str, arg_order: tuple[str, ...]) -> str:
-    """The command template with each named field replaced by its position in ``arg_order``.
+def _positional(command_template: str, arg_order: tuple[str, ...]) -> tuple[str, tuple[int, ...]]:
+    """The command template with each named field replaced by its position in ``arg_order``,
+    and the positions of the args used quoted (``!q``).
 
     Rendering a million commands with ``str.format(*values)`` avoids building a dict per task.
+    ``str.format`` knows no ``!q``: a quoted field refers instead to a position after the
+    args, where :meth:`TaskTemplateVersion.render` puts the quoted value.
     """
     index = {name: position for position, name in enumerate(arg_order)}
+    quoted: list[int] = []
     parts = []
     for literal, field, spec, conversion in string.Formatter().parse(command_template):
         parts.append(_escape(literal))
         if field is not None:
             root = field.split(".")[0].split("[")[0]
-            parts.append("{" + str(index[root]) + field[len(root) :])
+            position = index[root]
+            if conversion == "q":
+                if position not in quoted:
+                    quoted.append(position)
+                position = len(arg_order) + quoted.index(position)
+                conversion = None
+            parts.append("{" + str(position) + field[len(root) :])
             parts.append(f"!{conversion}" if conversion else "")
             parts.append(f":{spec}}}" if spec else "}")
-    return "".join(parts)
+    return "".join(parts), tuple(quoted)
 
 
 class TaskTemplate:

@@ -15,11 +15,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from herdsman.client import bind_requests, checks
+from herdsman.client.input_checks import InputChecker
 from herdsman.client.resolution import Resolver
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, Task
 from herdsman.client.task_template import TaskTemplateVersion
 from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.limits import InputLimits
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.queries import FailedTaskOut
@@ -83,6 +85,7 @@ class Workflow:
         self._tasks: dict[TaskKey, Task] = {}
         self._array_limits: dict[str, int] = {}
         self._resolver: Resolver | None = None
+        self._limits: InputLimits | None = None
 
     # --- building -----------------------------------------------------------------------------
 
@@ -151,17 +154,29 @@ class Workflow:
     # --- validation ---------------------------------------------------------------------------
 
     def validate(self) -> None:
-        """Raise if the workflow cannot be bound; talks to the server only to read clusters."""
+        """Raise if the workflow cannot be bound; talks to the server only to read clusters
+        and the limits it puts on input (the length of commands, argument values, ...)."""
         if not self._tasks:
             raise WorkflowValidationError("the workflow has no tasks; add some with add_tasks()")
         self._check_upstreams()
         self._check_acyclic()
         # A fresh resolver each time: defaults may have changed since the last validation.
         resolver = Resolver(self, self._get_cluster)
+        self._limits = bind_requests.get_limits(self.requester)
+        checker = InputChecker(self._limits)
+        checker.check_workflow(self)
         for task in self._tasks.values():
             resolver.resources(task)
+            checker.check_task(task)
         self._resolver = resolver
         logger.info("workflow_validated", tasks=len(self._tasks))
+
+    def limits(self) -> InputLimits:
+        """The server's input limits found by the last validation (bind sizes its requests by
+        them); the server's current ones if none ran yet."""
+        if self._limits is None:
+            self._limits = bind_requests.get_limits(self.requester)
+        return self._limits
 
     def resolver(self) -> Resolver:
         """The resolver of the last validation (bind uses it); a new one if none ran yet."""

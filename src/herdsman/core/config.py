@@ -28,6 +28,11 @@ Keys (also shown by ``herdsman config show``):
 ``bind.chunk_size``         tasks per bind request (default 10000)
 ``reaper.enabled``          whether each server runs the reaper (default true)
 ``reaper.interval``         seconds between the reaper's passes (default 30)
+``reaper.unattended_after`` seconds without a distributor before an ended run's live attempts
+                            are closed (default 600)
+``limits.*``                sizes a server accepts: ``max_request_bytes`` (64 MiB),
+                            ``max_command_bytes`` (100000), ``max_arg_value_bytes`` (10000),
+                            ``max_attribute_value_bytes`` (10000); see :mod:`herdsman.core.limits`
 ``log_level``               debug, info, warning or error (default warning)
 ==========================  ==================================================================
 """
@@ -46,6 +51,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from herdsman.core.limits import InputLimits
 
 __all__ = [
     "AuthSettings",
@@ -143,12 +150,15 @@ class ReaperSettings(BaseModel):
     """How servers end what nobody heartbeats any more (see :mod:`herdsman.server.domain.reaper`).
 
     A run is reaped once its swarm missed its own report-by time; ``interval`` only bounds how
-    late that is noticed. Deployments with many server processes may disable it in every server
-    and run one ``herdsman server reaper`` instead.
+    late that is noticed. The live attempts of an ended run are closed once no distributor has
+    triaged the run for ``unattended_after`` seconds (distributors triage every 30 s).
+    Deployments with many server processes may disable it in every server and run one
+    ``herdsman server reaper`` instead.
     """
 
     enabled: bool = True
     interval: float = Field(default=30.0, gt=0)
+    unattended_after: float = Field(default=600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -170,6 +180,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     token: SecretStr | None = None
     token_file: Path = Field(default_factory=default_token_file)
+    # A server's: what it accepts. Clients learn a server's limits from the server.
+    limits: InputLimits = Field(default_factory=InputLimits)
     log_level: Literal["debug", "info", "warning", "error"] = "warning"
 
     @field_validator("server_url")

@@ -6,7 +6,8 @@
     ├── InvalidInputError            fix the input and try again (HTTP 422/400)
     │   ├── InvalidResourceError     a memory/runtime/queue value is not understood or too big
     │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (a cycle…)
-    │   └── ConfigurationError       a setting is missing or malformed
+    │   ├── ConfigurationError       a setting is missing or malformed
+    │   └── RequestTooLargeError     the request body is over the server's limit (HTTP 413)
     ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
     ├── AuthenticationError          no valid credentials: sign in or fix the token (HTTP 401)
     ├── PermissionDeniedError        only the workflow's owner may do this (HTTP 403)
@@ -35,6 +36,7 @@ __all__ = [
     "InvalidResourceError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RequestTooLargeError",
     "ServerError",
     "ServerUnavailableError",
     "TransitionRefused",
@@ -72,6 +74,12 @@ class WorkflowValidationError(InvalidInputError):
 
 class ConfigurationError(InvalidInputError):
     """A setting is missing or malformed."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """The request body is larger than the server accepts; send it in smaller parts."""
+
+    http_status = 413
 
 
 class NotFoundError(HerdsmanError, LookupError):
@@ -137,6 +145,7 @@ _BY_NAME: dict[str, type[HerdsmanError]] = {
         InvalidResourceError,
         WorkflowValidationError,
         ConfigurationError,
+        RequestTooLargeError,
         NotFoundError,
         AuthenticationError,
         PermissionDeniedError,

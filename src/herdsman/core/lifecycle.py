@@ -34,6 +34,7 @@ from herdsman.core.statuses import (
 )
 
 __all__ = [
+    "ABANDONED_ATTEMPT_PATHS",
     "ACTIVE_TASK_STATUSES",
     "DISTRIBUTOR_FOLLOWS",
     "DONEABLE_WORKFLOW_STATUSES",
@@ -64,6 +65,7 @@ __all__ = [
     "WAITING_TASK_STATUSES",
     "ErrorStatus",
     "TaskProgress",
+    "abandoned_attempt_path",
     "kills_for_resume",
     "lapsed_run_target",
     "progress_of",
@@ -341,6 +343,38 @@ _WORKFLOW_STATUS_FOR_RUN: Mapping[WorkflowRunStatus, WorkflowStatus] = {
     _R.TERMINATED: _W.HALTED,
     _R.ABORTED: _W.ABORTED,
 }
+
+
+ABANDONED_ATTEMPT_PATHS: Mapping[TaskInstanceStatus, tuple[TaskInstanceStatus, ...]] = {
+    _I.INSTANTIATED: (_I.NO_DISTRIBUTOR_ID,),  # claimed, never handed to the cluster
+    _I.LAUNCHED: VANISHED_BEFORE_RUNNING,  # its job, if it ever starts, is refused
+    _I.RUNNING: (_I.UNKNOWN_ERROR,),
+    _I.TRIAGING: (_I.UNKNOWN_ERROR,),
+    _I.NO_HEARTBEAT: (VANISHED_BEFORE_RUNNING[-1],),
+    _I.KILL_SELF: (_I.ERROR_FATAL,),  # as a kill whose confirmation never came
+}
+"""How each live attempt of an ended run that nobody attends any more is closed.
+
+An ended run's live attempts are its distributor's to see through: it asks the cluster about
+launched and silent ones and carries out kills. Once no distributor has attended the run for a
+while (it was stopped with the swarm, or died), nobody ever will, and an attempt left in one
+of these statuses would stay there forever. It is closed as lost, and its task is given back
+without spending an attempt (:data:`TASK_STATUS_AFTER_KILL`): the run ended, not the task."""
+
+
+def abandoned_attempt_path(
+    status: TaskInstanceStatus, *, report_overdue: bool
+) -> tuple[TaskInstanceStatus, ...]:
+    """The statuses an attempt of an unattended ended run passes through to be closed; empty
+    when it is left alone.
+
+    A running attempt whose worker still reports on time is left to end itself: its worker
+    talks to the server directly and will report done or its error. Queued and final attempts
+    have no job to lose.
+    """
+    if status is _I.RUNNING and not report_overdue:
+        return ()
+    return ABANDONED_ATTEMPT_PATHS.get(status, ())
 
 
 def workflow_status_for_run(status: WorkflowRunStatus) -> WorkflowStatus:

@@ -13,6 +13,7 @@ import sys
 from typing import TextIO, cast
 
 import structlog
+from structlog.typing import ExcInfo
 
 __all__ = ["configure_library_logging", "configure_logging"]
 
@@ -35,7 +36,7 @@ def configure_logging(level: str, *, stream: TextIO | None = None) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_plain_traceback),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(target),
@@ -58,12 +59,21 @@ def configure_library_logging(level: str) -> None:
         processors=[
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso"),
-            structlog.dev.ConsoleRenderer(colors=False),
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=_plain_traceback),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
+
+
+def _plain_traceback(stream: TextIO, exc_info: ExcInfo) -> None:
+    """Tracebacks as Python prints them, without local variables.
+
+    structlog's default, with rich installed, shows every frame's locals: a command's
+    environment, request bodies, credentials. Logs are read by more people than those.
+    """
+    structlog.dev.plain_traceback(stream, exc_info)
 
 
 class _CurrentStderr(io.TextIOBase):

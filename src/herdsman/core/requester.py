@@ -29,12 +29,15 @@ from herdsman.core.config import Settings
 from herdsman.core.errors import ServerUnavailableError, error_class_by_name
 from herdsman.core.schemas import API_PREFIX
 
-__all__ = ["Requester"]
+__all__ = ["Body", "Requester", "encode_json"]
 
 logger = structlog.get_logger(__name__)
 
 
 M = TypeVar("M", bound=BaseModel)
+
+Body = BaseModel | dict[str, Any] | bytes
+"""A request body: a model, a dict of plain values (encoded by orjson), or JSON bytes."""
 
 
 class _Retryable(Exception):
@@ -88,20 +91,20 @@ class Requester:
     def get(self, path: str, reply: type[M], params: dict[str, Any] | None = None) -> M:
         return reply.model_validate_json(self._send("GET", path, None, params))
 
-    def put(self, path: str, body: BaseModel | dict[str, Any], reply: type[M]) -> M:
+    def put(self, path: str, body: Body, reply: type[M]) -> M:
         return reply.model_validate_json(self._send("PUT", path, body, None))
 
-    def post(self, path: str, body: BaseModel | dict[str, Any] | None, reply: type[M]) -> M:
+    def post(self, path: str, body: Body | None, reply: type[M]) -> M:
         return reply.model_validate_json(self._send("POST", path, body, None))
 
     def _send(
         self,
         method: str,
         path: str,
-        body: BaseModel | dict[str, Any] | None,
+        body: Body | None,
         params: dict[str, Any] | None,
     ) -> bytes:
-        content = _encode(body)
+        content = None if body is None else encode_json(body)
         retrying = Retrying(
             stop=stop_after_attempt(self.retries),
             wait=wait_exponential(multiplier=0.1, max=10),
@@ -136,9 +139,14 @@ class Requester:
         return response.content
 
 
-def _encode(body: BaseModel | dict[str, Any] | None) -> bytes | None:
-    if body is None:
-        return None
+def encode_json(body: Body) -> bytes:
+    """The JSON a request sends for ``body``; bytes are taken as JSON encoded already.
+
+    A caller that must know a body's size (bind keeps each under the server's limit) encodes
+    it once with this and hands the bytes over.
+    """
+    if isinstance(body, bytes):
+        return body
     if isinstance(body, BaseModel):
         return body.model_dump_json().encode()
     return orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS)

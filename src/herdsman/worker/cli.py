@@ -108,22 +108,29 @@ def main(
         return USAGE_ERROR_EXIT_CODE
 
     from herdsman.core.requester import Requester
-    from herdsman.worker.wrapper import run_task_instance
+    from herdsman.worker.wrapper import WRAPPER_ERROR_EXIT_CODE, run_task_instance
 
     forwarder = _SignalForwarder()
     forwarder.install()
     with Requester(
         settings.server_url, timeout=settings.http.timeout, retries=settings.http.retries
     ) as requester:
-        return run_task_instance(
-            requester,
-            args.task_instance_id,
-            distributor_id=args.distributor_id,
-            heartbeat_interval=args.heartbeat_interval,
-            on_command_start=forwarder.set_target,
-            enforce_limits=args.enforce_limits,
-            exit_code_status=exit_code_status or default_exit_code_status,
-        )
+        try:
+            return run_task_instance(
+                requester,
+                args.task_instance_id,
+                distributor_id=args.distributor_id,
+                heartbeat_interval=args.heartbeat_interval,
+                on_command_start=forwarder.set_target,
+                enforce_limits=args.enforce_limits,
+                exit_code_status=exit_code_status or default_exit_code_status,
+            )
+        except Exception:
+            # A bug of the wrapper: logged (without the frames' variables, which hold the
+            # command's environment), and the job ends with the wrapper's error code. An
+            # attempt left running is found by triage through its missing heartbeats.
+            logger.exception("worker_failed", task_instance_id=args.task_instance_id)
+            return WRAPPER_ERROR_EXIT_CODE
 
 
 class _SignalForwarder:

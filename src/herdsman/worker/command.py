@@ -179,7 +179,8 @@ class RunningCommand:
         sample_interval: float = SAMPLE_SECONDS,
         on_memory_sample: Callable[[int], None] | None = None,
     ) -> RunningCommand:
-        """Start ``command`` through the shell. Raises ``OSError`` when it cannot be started.
+        """Start ``command`` through the shell; raises what stopped it from starting
+        (``OSError``, or ``ValueError`` for a NUL byte), and then nothing of it runs.
 
         The tree's memory is sampled every ``sample_interval`` seconds and each summed RSS
         (bytes) passed to ``on_memory_sample`` (see :class:`TreeMemorySampler`).
@@ -195,15 +196,21 @@ class RunningCommand:
             start_new_session=True,
             close_fds=True,
         )
-        if process.stdout is None or process.stderr is None:  # Popen gives both for PIPE
-            raise OSError("the command's output pipes were not opened")
-        stdout = OutputCapture(process.stdout, stdout_path, stream="stdout")
-        stderr = OutputCapture(process.stderr, stderr_path, stream="stderr")
-        stdout.start()
-        stderr.start()
-        sampler = TreeMemorySampler(
-            process.pid, interval=sample_interval, listener=on_memory_sample
-        )
+        try:
+            if process.stdout is None or process.stderr is None:  # Popen gives both for PIPE
+                raise OSError("the command's output pipes were not opened")
+            stdout = OutputCapture(process.stdout, stdout_path, stream="stdout")
+            stderr = OutputCapture(process.stderr, stderr_path, stream="stderr")
+            stdout.start()
+            stderr.start()
+            sampler = TreeMemorySampler(
+                process.pid, interval=sample_interval, listener=on_memory_sample
+            )
+        except BaseException:
+            # Nobody would wait for a command whose start failed half-way: stop it now.
+            terminate_process_group(process.pid, 0)
+            process.wait()
+            raise
         return cls(process, stdout, stderr, started, sampler)
 
     @property

@@ -79,7 +79,7 @@ class OutputCapture:
                 self._requested_path.parent.mkdir(parents=True, exist_ok=True)
                 self._file = self._requested_path.open("ab")
                 self._opened = True
-            except OSError as error:
+            except (OSError, ValueError) as error:  # ValueError: a NUL in the path
                 logger.warning(
                     "worker_output_file_failed",
                     stream=self._stream,

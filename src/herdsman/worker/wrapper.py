@@ -19,6 +19,8 @@ The sequence, for task instance ``N``:
    command's memory and runtime requests from the running answer are enforced while it runs
    (:mod:`herdsman.worker.limits`): a command that outgrows one has its process group
    terminated, as on a kill request.
+   A command that cannot be started at all is reported as an error (E) of the attempt, with
+   the reason, and the wrapper returns 1.
 3. Exit 0: ``POST .../done``. Otherwise ``POST .../error`` with the status and message from
    ``exit_code_status`` (a plugin hook; see :mod:`herdsman.worker.exit_status`), the tails,
    the output paths and the usage (wall time, CPU time, max RSS). A command killed for a
@@ -194,10 +196,14 @@ def run_reported_instance(
             sample_interval=watcher.sample_interval,
             on_memory_sample=watcher.memory_listener,
         )
-    except OSError as error:
-        log.error("worker_command_start_failed", error=str(error))
+    except Exception as error:
+        # Whatever stops the command from starting (no shell, a command or environment the
+        # kernel refuses, a NUL byte Python refuses) is this attempt's error, reported so
+        # that the task moves on; the wrapper itself carries on to a clean exit.
+        reason = f"{type(error).__name__}: {error}"
+        log.error("worker_command_start_failed", error=reason)
         body = InstanceErrorIn(
-            status=TaskInstanceStatus.ERROR, message=f"could not start the command: {error}"
+            status=TaskInstanceStatus.ERROR, message=f"could not start the command: {reason}"
         )
         _deliver(functools.partial(reporter.error, task_instance_id, body), "error", log)
         return WRAPPER_ERROR_EXIT_CODE

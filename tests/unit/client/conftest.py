@@ -1,9 +1,11 @@
 """Fixtures for the authoring-API unit tests: a tool whose "server" knows two clusters.
 
 Nothing here touches the network. ``Workflow.validate()`` looks clusters up through the tool's
-requester (``GET /clusters/{name}``, the server's real route); :class:`FakeClusterRequester`
-answers that from memory, raises ``NotFoundError`` for unknown names like the server does, and
-fails the test on any other request, so a unit test that would write to a server fails loudly.
+requester (``GET /clusters/{name}``, the server's real route) and asks for the server's input
+limits (``GET /health``); :class:`FakeClusterRequester` answers both from memory (the default
+limits, or ``limits``), raises ``NotFoundError`` for unknown cluster names like the server
+does, and fails the test on any other request, so a unit test that would write to a server
+fails loudly.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from pydantic import BaseModel
 
 from herdsman import Tool, Workflow
 from herdsman.core.errors import NotFoundError
+from herdsman.core.limits import InputLimits
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.client import ClusterOut, QueueOut
+from herdsman.core.schemas.client import ClusterOut, HealthOut, QueueOut
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,11 +56,15 @@ OTHER_CLUSTER = ClusterOut(
 class FakeClusterRequester:
     """Stands in for :class:`Requester`: serves ``GET /clusters/{name}`` and nothing else."""
 
-    def __init__(self, clusters: list[ClusterOut]) -> None:
+    def __init__(self, clusters: list[ClusterOut], limits: InputLimits | None = None) -> None:
         self.clusters = {cluster.name: cluster for cluster in clusters}
+        self.limits = limits or InputLimits()
         self.lookups: list[str] = []
 
     def get(self, path: str, reply: type[M], params: dict[str, Any] | None = None) -> M:
+        if path == "/health":
+            health = HealthOut(status="ok", version="test", database="none", limits=self.limits)
+            return reply.model_validate(health.model_dump())
         prefix = "/clusters/"
         if not path.startswith(prefix):
             raise AssertionError(f"unit test sent an unexpected GET {path}")

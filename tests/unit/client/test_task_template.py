@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
+import subprocess
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from herdsman import Array, TaskTemplate, Tool, WorkflowValidationError
 
@@ -210,6 +214,61 @@ def test_a_command_template_that_is_accepted_also_renders(
         return  # refusing the template up front is a fine outcome
     task = template.create_task(**values)
     assert isinstance(task.command, str)
+
+
+# --- shell quoting ----------------------------------------------------------------------------
+
+# Anything a shell command can carry: every character but NUL and lone surrogates.
+shell_text = st.text(
+    alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+)
+
+
+@given(value=shell_text)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_a_quoted_field_is_one_word_for_the_shell_whatever_the_value(
+    tool: Tool, value: str
+) -> None:
+    template = tool.get_task_template("quoted", "prog {value!q} --end", node_args=["value"])
+
+    command = template.create_task(value=value).command
+
+    assert shlex.split(command) == ["prog", value, "--end"]
+
+
+@pytest.mark.parametrize("value", ["a b", "it's", "x; rm -rf /tmp/nothing", "$HOME `id` *", ""])
+def test_bash_passes_a_quoted_value_unchanged(tool: Tool, value: str) -> None:
+    template = tool.get_task_template("quoted", "printf %s {value!q}", node_args=["value"])
+    command = template.create_task(value=value).command
+
+    result = subprocess.run(
+        ["/bin/bash", "-c", command], capture_output=True, text=True, check=True, timeout=30
+    )
+
+    assert result.stdout == value
+
+
+def test_an_unquoted_field_pastes_the_value_as_it_is(tool: Tool) -> None:
+    template = tool.get_task_template(
+        "mixed", "echo {value} {value!q} {value!q:>12}", node_args=["value"]
+    )
+
+    assert template.create_task(value="a b").command == "echo a b 'a b'        'a b'"
+
+
+def test_quoted_task_and_op_args_render(tool: Tool) -> None:
+    template = tool.get_task_template(
+        "kinds", "run {n} {t!q} {o!q}", node_args=["n"], task_args=["t"], op_args=["o"]
+    )
+
+    assert template.create_task(n="1", t="two words", o="it's").command == (
+        "run 1 'two words' 'it'\"'\"'s'"
+    )
+
+
+def test_an_unknown_conversion_is_refused(tool: Tool) -> None:
+    with pytest.raises(WorkflowValidationError, match=r"specifier z.*'\{name!q\}'"):
+        tool.get_task_template("bad", "echo {a!z}", node_args=["a"])
 
 
 # --- template names and defaults --------------------------------------------------------------

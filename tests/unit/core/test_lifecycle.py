@@ -270,3 +270,38 @@ def test_change_filter_specs_round_trip() -> None:
     assert ChangeFilter.parse("TR") == ChangeFilter.of(
         {ChangeKind.TASK: None, ChangeKind.RUN: None}
     )
+
+
+# --- attempts of ended runs that nobody attends -------------------------------------------------
+
+ABANDONED = {
+    "I": "W",
+    "O": "X E",
+    "R": "U",
+    "T": "U",
+    "X": "E",
+    "K": "F",
+}
+
+
+@pytest.mark.parametrize("status", list(TaskInstanceStatus))
+@pytest.mark.parametrize("report_overdue", [True, False])
+def test_an_abandoned_attempt_is_closed_by_valid_moves_to_a_final_status(
+    status: TaskInstanceStatus, report_overdue: bool
+) -> None:
+    path = lifecycle.abandoned_attempt_path(status, report_overdue=report_overdue)
+
+    expected = ABANDONED.get(status.value, "")
+    if status is I.RUNNING and not report_overdue:
+        expected = ""  # its worker still reports: it will end the attempt itself
+    assert " ".join(step.value for step in path) == expected
+    current = status
+    for step in path:
+        assert TASK_INSTANCE.decide(current, step) is Transition.VALID, (current, step)
+        current = step
+    assert not path or current in TASK_INSTANCE.final
+
+
+def test_every_live_attempt_has_a_way_to_be_closed() -> None:
+    assert set(lifecycle.ABANDONED_ATTEMPT_PATHS) == lifecycle.LIVE_INSTANCE_STATUSES
+    assert letters(I, "I O R T X K") == lifecycle.LIVE_INSTANCE_STATUSES

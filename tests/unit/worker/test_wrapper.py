@@ -401,3 +401,35 @@ def test_a_kill_on_k_is_still_the_servers_kill_when_limits_are_enforced(
     _run(fake_server, 1, enforce_limits=True, on_command_start=started)
 
     assert fake_server.last(1, "error")["message"] == "killed on the server's request"
+
+
+@pytest.mark.parametrize(
+    ("command", "reason"),
+    [
+        ("echo a\x00b", "ValueError: embedded null byte"),
+        ("echo " + "x" * 200_000, "OSError: [Errno 7] Argument list too long"),
+    ],
+)
+def test_a_command_that_cannot_start_is_an_error_of_the_attempt(
+    fake_server: FakeWorkerServer, command: str, reason: str
+) -> None:
+    fake_server.add(1, command)
+
+    exit_code = _run(fake_server, 1)
+
+    assert exit_code == WRAPPER_ERROR_EXIT_CODE
+    error = fake_server.last(1, "error")
+    assert error["status"] == "E"
+    assert error["message"].startswith(f"could not start the command: {reason}")
+    assert fake_server.instances[1].status == "E"
+
+
+def test_an_output_dir_with_a_nul_does_not_stop_the_command(
+    fake_server: FakeWorkerServer,
+) -> None:
+    fake_server.add(1, "echo fine", stdout_dir="/tmp/bad\x00dir")
+
+    exit_code = _run(fake_server, 1)
+
+    assert exit_code == 0
+    assert fake_server.last(1, "done")["stdout_tail"] == "fine\n"

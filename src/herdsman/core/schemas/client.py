@@ -10,7 +10,27 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from herdsman.core.limits import InputLimits
+from herdsman.core.schemas.types import (
+    INT32_MAX,
+    CatalogueId,
+    Count,
+    Id,
+    Limit32,
+    LongText,
+    Name,
+    OptionalName,
+    check_text,
+)
 
 __all__ = [
     "DEFAULT_QUEUE",
@@ -50,7 +70,9 @@ __all__ = [
 Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # The first 63 bits of a sha256, for identities indexed in millions (nodes, task args).
 Hash63 = Annotated[int, Field(ge=0, lt=2**63)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# Names in the columns of a bulk body; their characters are checked with the body's other
+# values, in one pass (herdsman.server.api.input_limits).
+BulkName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 ArgKind = Literal["node", "task", "op"]
 
 
@@ -66,9 +88,12 @@ def _check_aligned(model: BaseModel, *columns: str) -> None:
 
 
 class HealthOut(BaseModel):
+    """``limits``: what the server accepts; clients check values and size requests by them."""
+
     status: str
     version: str
     database: str
+    limits: InputLimits = Field(default_factory=InputLimits)
 
 
 class IdOut(BaseModel):
@@ -130,7 +155,10 @@ class ToolIn(_In):
 class ToolVersionIn(_In):
     """``request_key``: the caller's name for this creation; a replay gets the same version."""
 
-    request_key: Annotated[str, StringConstraints(min_length=1, max_length=36)] | None = None
+    request_key: (
+        Annotated[str, StringConstraints(min_length=1, max_length=36), AfterValidator(check_text)]
+        | None
+    ) = None
 
 
 class ToolOut(BaseModel):
@@ -140,13 +168,15 @@ class ToolOut(BaseModel):
 
 
 class TaskTemplateIn(_In):
-    tool_version_id: int
+    tool_version_id: Id
     name: Name
 
 
 class TaskTemplateVersionIn(_In):
-    task_template_id: int
-    command_template: Annotated[str, StringConstraints(min_length=1)]
+    """``command_template`` is limited to ``max_command_bytes`` of the server's limits."""
+
+    task_template_id: Id
+    command_template: Annotated[str, StringConstraints(min_length=1), AfterValidator(check_text)]
     node_args: list[Name]
     task_args: list[Name]
     op_args: list[Name]
@@ -160,8 +190,8 @@ class TaskTemplateVersionOut(BaseModel):
 class NodesIn(_In):
     """Nodes of one template version, as columns: ``values[i]`` follow ``arg_ids``."""
 
-    task_template_version_id: int
-    arg_ids: list[int]
+    task_template_version_id: Id
+    arg_ids: list[CatalogueId]
     node_args_hashes: list[Hash63]
     values: list[list[str]]
 
@@ -189,8 +219,8 @@ class DagOut(BaseModel):
 class EdgesIn(_In):
     """Edges as two aligned columns: ``downstream[i]`` waits for ``upstream[i]`` (node ids)."""
 
-    upstream: list[int]
-    downstream: list[int]
+    upstream: list[Id]
+    downstream: list[Id]
 
     @model_validator(mode="after")
     def _aligned(self) -> EdgesIn:
@@ -199,16 +229,18 @@ class EdgesIn(_In):
 
 
 class WorkflowIn(_In):
-    tool_version_id: int
-    dag_id: int
-    workflow_args: str
+    """``attributes`` values are limited to ``max_attribute_value_bytes``."""
+
+    tool_version_id: Id
+    dag_id: Id
+    workflow_args: LongText
     workflow_args_hash: Hash
     task_hash: Hash
-    name: Annotated[str, StringConstraints(max_length=255)] = ""
-    description: str = ""
-    max_concurrently_running: int = Field(default=10_000, ge=0)
-    num_tasks: int = Field(ge=0)
-    attributes: dict[Name, str] = Field(default_factory=dict)
+    name: OptionalName = ""
+    description: LongText = ""
+    max_concurrently_running: Limit32 = 10_000
+    num_tasks: Count
+    attributes: dict[Name, Annotated[str, AfterValidator(check_text)]] = Field(default_factory=dict)
 
 
 class WorkflowOut(BaseModel):
@@ -225,9 +257,9 @@ class WorkflowBoundOut(BaseModel):
 
 
 class ArrayIn(_In):
-    task_template_version_id: int
-    name: Annotated[str, StringConstraints(max_length=255)] = ""
-    max_concurrently_running: int = Field(default=10_000, ge=0)
+    task_template_version_id: Id
+    name: OptionalName = ""
+    max_concurrently_running: Limit32 = 10_000
 
 
 class ArraysIn(_In):
@@ -236,7 +268,7 @@ class ArraysIn(_In):
 
 class ResourcesItemIn(_In):
     kind: Literal["original", "validated"]
-    queue_id: int | None = None
+    queue_id: CatalogueId | None = None
     requested: dict[str, object]
 
 
@@ -248,23 +280,24 @@ class TasksIn(_In):
     """Tasks as aligned columns (the i-th entry of each list belongs to the i-th task).
 
     ``task_arg_values[i]`` follow ``task_arg_ids[array_ids[i]]``; ``attributes`` is sparse,
-    keyed by the task's position in the columns.
+    keyed by the task's position in the columns. Text is checked against the server's limits
+    and for characters no command can carry, all columns in one pass.
     """
 
-    task_arg_ids: dict[int, list[int]] = Field(default_factory=dict)
-    node_ids: list[int]
-    array_ids: list[int]
-    names: list[Name]
+    task_arg_ids: dict[Id, list[CatalogueId]] = Field(default_factory=dict)
+    node_ids: list[Id]
+    array_ids: list[Id]
+    names: list[BulkName]
     commands: list[str]
     task_args_hashes: list[Hash63]
     task_arg_values: list[list[str]]
-    cluster_ids: list[int]
-    original_resources_ids: list[int]
-    task_resources_ids: list[int]
-    max_attempts: list[Annotated[int, Field(ge=1)]]
+    cluster_ids: list[CatalogueId]
+    original_resources_ids: list[Id]
+    task_resources_ids: list[Id]
+    max_attempts: list[Annotated[int, Field(ge=1, le=INT32_MAX)]]
     resource_scales: list[str]
     fallback_queues: list[str]
-    attributes: dict[int, dict[Name, str]] = Field(default_factory=dict)
+    attributes: dict[int, dict[BulkName, str]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _aligned(self) -> TasksIn:

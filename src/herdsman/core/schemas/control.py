@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from herdsman.core.schemas.types import Id, Limit32
+
 __all__ = [
     "ConcurrencyLimitIn",
     "OwnerUpdateOut",
@@ -23,7 +25,7 @@ class ConcurrencyLimitIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_concurrently_running: int = Field(ge=0)
+    max_concurrently_running: Limit32
 
 
 class WorkflowResetIn(BaseModel):
@@ -44,7 +46,7 @@ class TaskUpdateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task_ids: list[int] = Field(min_length=1)
+    task_ids: list[Id] = Field(min_length=1)
     status: Literal["D", "G"]
     recursive: bool = False
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.schemas.types import Id, Int32, OptionalName, ReportedText, check_text
 from herdsman.core.schemas.worker import Usage
 
 __all__ = [
@@ -40,8 +41,11 @@ class ClaimIn(_In):
     """
 
     limit: int = Field(default=10_000, ge=1, le=100_000)
-    cluster_name: Annotated[str, StringConstraints(max_length=255)] | None = None
-    claim_id: Annotated[str, StringConstraints(min_length=1, max_length=36)] | None = None
+    cluster_name: OptionalName | None = None
+    claim_id: (
+        Annotated[str, StringConstraints(min_length=1, max_length=36), AfterValidator(check_text)]
+        | None
+    ) = None
 
 
 class ClaimedInstance(BaseModel):
@@ -67,10 +71,12 @@ class ClaimedOut(BaseModel):
 
 
 class LaunchedItem(_In):
-    task_instance_id: int
-    distributor_id: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    array_batch_num: int | None = None
-    array_step_id: int | None = None
+    task_instance_id: Id
+    distributor_id: Annotated[
+        str, StringConstraints(min_length=1, max_length=64), AfterValidator(check_text)
+    ]
+    array_batch_num: Int32 | None = None
+    array_step_id: Int32 | None = None
 
 
 class LaunchedIn(_In):
@@ -82,8 +88,8 @@ class LaunchedIn(_In):
 class SubmitFailedIn(_In):
     """Instances the cluster refused (I -> W); ``message`` is the cluster's error text."""
 
-    task_instance_ids: list[int]
-    message: str
+    task_instance_ids: list[Id]
+    message: ReportedText
 
 
 class TransitionsOut(BaseModel):
@@ -96,7 +102,7 @@ class TransitionsOut(BaseModel):
 class FinishIn(_In):
     """Instances the dummy cluster "ran": they go straight to D without a process."""
 
-    task_instance_ids: list[int]
+    task_instance_ids: list[Id]
 
 
 class InstanceRef(BaseModel):
@@ -139,9 +145,9 @@ class TriagedItem(_In):
     worker could not report its own; None when the cluster keeps no such record.
     """
 
-    task_instance_id: int
+    task_instance_id: Id
     status: ErrorStatus
-    message: str
+    message: ReportedText
     usage: Usage | None = None
 
 
@@ -154,4 +160,4 @@ class TriagedIn(_In):
 class KilledIn(_In):
     """Instances whose kill request (K) was carried out: K -> F."""
 
-    task_instance_ids: list[int]
+    task_instance_ids: list[Id]

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from herdsman.core.schemas.types import (
+    Id,
+    IdOrZero,
+    Limit32,
+    LongText,
+    OptionalName,
+    Seconds,
+    check_text,
+)
 
 __all__ = [
     "ChangeOut",
@@ -33,9 +43,11 @@ class _In(BaseModel):
 class WorkflowRunIn(_In):
     """Start a run of a bound workflow. ``resume`` lets it take over from an older live run."""
 
-    host: Annotated[str, StringConstraints(max_length=255)] = ""
-    pid: int | None = None
-    herdsman_version: Annotated[str, StringConstraints(max_length=32)] = ""
+    host: OptionalName = ""
+    pid: Limit32 | None = None
+    herdsman_version: Annotated[
+        str, StringConstraints(max_length=32), AfterValidator(check_text)
+    ] = ""
     resume: bool = False
     reset_running_jobs: bool = True
 
@@ -52,7 +64,7 @@ class WorkflowRunOut(BaseModel):
 
 class RunStatusIn(_In):
     status: Letter
-    message: str = ""
+    message: LongText = ""
 
 
 class RunStatusOut(BaseModel):
@@ -65,7 +77,7 @@ class RunStatusOut(BaseModel):
 class RunHeartbeatIn(_In):
     """``next_report_seconds``: the run is reaped if no beat arrives within this many."""
 
-    next_report_seconds: float = Field(gt=0)
+    next_report_seconds: Seconds
 
 
 class ConcurrencyOut(BaseModel):
@@ -87,8 +99,8 @@ class QueueTasksIn(_In):
     resource kill); 0 keeps the current ones.
     """
 
-    task_ids: list[int]
-    task_resources_ids: list[int] | None = None
+    task_ids: list[Id]
+    task_resources_ids: list[IdOrZero] | None = None
 
 
 class TaskStatusesOut(BaseModel):
@@ -161,7 +173,7 @@ class AdjustedResourcesItemIn(_In):
     share one row: any one of them stands for the others.
     """
 
-    task_id: int
+    task_id: Id
     requested: dict[str, object]
 
 
@@ -180,8 +192,8 @@ class AdjustedResourcesOut(BaseModel):
 class TaskResourcesQueryIn(_In):
     """Resource rows to read: by their ids, and the current ones of tasks by the tasks' ids."""
 
-    task_resources_ids: list[int] = Field(default_factory=list)
-    task_ids: list[int] = Field(default_factory=list)
+    task_resources_ids: list[Id] = Field(default_factory=list)
+    task_ids: list[Id] = Field(default_factory=list)
 
 
 class TaskResourcesRowOut(BaseModel):

@@ -5,9 +5,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from herdsman.core.lifecycle import ErrorStatus
+from herdsman.core.schemas.types import (
+    Count,
+    Id,
+    Int32,
+    Limit32,
+    OptionalName,
+    ReportedText,
+    Seconds,
+    check_text,
+)
 
 __all__ = [
     "InstanceDoneIn",
@@ -32,6 +49,11 @@ TAIL_CHARACTERS = 10_000
 MAX_REPORTS_PER_BATCH = 10_000
 
 
+# An output tail: the end of what the command printed, any bytes included.
+Tail = Annotated[ReportedText, StringConstraints(max_length=TAIL_CHARACTERS)]
+Duration = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
 class _In(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,11 +61,13 @@ class _In(BaseModel):
 class InstanceRunningIn(_In):
     """The wrapper started on a node; refused (409) when its version differs from the server's."""
 
-    host: Annotated[str, StringConstraints(max_length=255)]
-    pid: int
-    distributor_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    host: OptionalName
+    pid: Limit32
+    distributor_id: (
+        Annotated[str, StringConstraints(max_length=64), AfterValidator(check_text)] | None
+    ) = None
     herdsman_version: str
-    next_report_seconds: float = Field(gt=0)
+    next_report_seconds: Seconds
 
 
 class InstanceRunningOut(BaseModel):
@@ -119,15 +143,15 @@ def running_answer(
 class Usage(_In):
     """Resources the command's process tree used: seconds, seconds, bytes."""
 
-    wall_time: float | None = None
-    cpu_time: float | None = None
-    max_rss: int | None = None
+    wall_time: Duration | None = None
+    cpu_time: Duration | None = None
+    max_rss: Count | None = None
 
 
 class InstanceHeartbeatIn(_In):
-    next_report_seconds: float = Field(gt=0)
-    stdout_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] | None = None
-    stderr_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] | None = None
+    next_report_seconds: Seconds
+    stdout_tail: Tail | None = None
+    stderr_tail: Tail | None = None
 
 
 class InstanceStatusOut(BaseModel):
@@ -138,11 +162,11 @@ class InstanceStatusOut(BaseModel):
 
 
 class InstanceDoneIn(_In):
-    exit_code: int = 0
-    stdout_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] = ""
-    stderr_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] = ""
-    stdout_path: str | None = None
-    stderr_path: str | None = None
+    exit_code: Int32 = 0
+    stdout_tail: Tail = ""
+    stderr_tail: Tail = ""
+    stdout_path: ReportedText | None = None
+    stderr_path: ReportedText | None = None
     usage: Usage = Usage()
 
 
@@ -150,12 +174,12 @@ class InstanceErrorIn(_In):
     """A failed attempt. Z: killed for resources (retried with more); U: lost, not its fault."""
 
     status: ErrorStatus
-    exit_code: int | None = None
-    message: str
-    stdout_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] = ""
-    stderr_tail: Annotated[str, StringConstraints(max_length=TAIL_CHARACTERS)] = ""
-    stdout_path: str | None = None
-    stderr_path: str | None = None
+    exit_code: Int32 | None = None
+    message: ReportedText
+    stdout_tail: Tail = ""
+    stderr_tail: Tail = ""
+    stdout_path: ReportedText | None = None
+    stderr_path: ReportedText | None = None
     usage: Usage = Usage()
 
 
@@ -166,7 +190,7 @@ class InstanceReportIn(_In):
     distributor sends the reports of all its processes in one request.
     """
 
-    task_instance_id: int
+    task_instance_id: Id
     running: InstanceRunningIn | None = None
     heartbeat: InstanceHeartbeatIn | None = None
     done: InstanceDoneIn | None = None

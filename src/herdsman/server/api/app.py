@@ -1,9 +1,11 @@
 """The FastAPI application: routers under ``/api/v1`` and one mapping of errors to HTTP.
 
 Every error answer has the same body, ``{"error": <exception class>, "message": <text a person
-can act on>, "details": {...}}``, which the client turns back into the same exception.
-Malformed requests answer 422 with the offending field named in the message; nothing a caller
-sends should produce a 500.
+can act on>, "details": {...}}`` (:class:`~herdsman.core.schemas.errors.ErrorBodyOut`), which the
+client turns back into the same exception: herdsman's own errors, malformed requests (422, the
+offending field named), values a column cannot hold (422), unknown routes (404), bodies over
+the size limit (413) and unexpected failures (500, logged with their traceback on the server).
+Nothing a caller sends should produce a 500.
 """
 
 from __future__ import annotations
@@ -12,28 +14,23 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from herdsman import __version__
 from herdsman.core.config import AuthSettings, ReaperSettings, Settings
-from herdsman.core.errors import HerdsmanError
+from herdsman.core.errors import HerdsmanError, InvalidInputError, NotFoundError
+from herdsman.core.limits import InputLimits
 from herdsman.core.schemas import API_PREFIX
 from herdsman.server.api.access import AuditTrail, authorize, note_error
+from herdsman.server.api.middleware import LimitRequestBody, UnexpectedErrors, error_body
 from herdsman.server.api.routes import auth as auth_routes
-from herdsman.server.api.routes import (
-    client,
-    control,
-    distributor,
-    queries,
-    swarm,
-    worker,
-)
+from herdsman.server.api.routes import client, control, distributor, queries, swarm, worker
 from herdsman.server.auth.identity import Authenticator, Revocations
 from herdsman.server.auth.oidc import OidcVerifier
 from herdsman.server.auth.tokens import TokenSigner
@@ -59,6 +56,7 @@ def create_app(
     upgrade_schema: bool = True,
     reaper: ReaperSettings | None = None,
     auth: AuthSettings | None = None,
+    limits: InputLimits | None = None,
 ) -> FastAPI:
     """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
 
@@ -66,12 +64,14 @@ def create_app(
     ``reaper`` says whether and how often the app runs the reaper while it serves (from its
     lifespan's start to its end); None takes the ``reaper`` settings. Pass
     ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own. ``auth``
-    (None: the settings') says who may read and which sign-ins are accepted.
+    (None: the settings') says who may read and which sign-ins are accepted. ``limits``: the
+    input it accepts; None takes the ``limits`` settings.
     """
-    if reaper is None or auth is None:
+    if reaper is None or auth is None or limits is None:
         settings = Settings()
         reaper = reaper if reaper is not None else settings.reaper
         auth = auth if auth is not None else settings.auth
+        limits = limits if limits is not None else settings.limits
     database = make_database(database_url)
     if upgrade_schema:
         upgrade(database)
@@ -86,15 +86,22 @@ def create_app(
     )
     app.state.database = database
     app.state.notifier = notifier
+    app.state.limits = limits
     app.state.auth_settings = auth
     app.state.signer = TokenSigner(key)
     app.state.authenticator = Authenticator(app.state.signer, revocations, _oidc(auth))
     app.state.ownership = OwnershipCache(database)
     app.state.owners_only_read = auth.readers == "owners"
+    guarded = [Depends(authorize)]
+    app.include_router(client.public_router, prefix=API_PREFIX, dependencies=guarded)
     for routes in (auth_routes, client, swarm, distributor, worker, queries, control):
-        app.include_router(routes.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
+        app.include_router(routes.router, prefix=API_PREFIX, dependencies=guarded)
     app.add_middleware(AuditTrail, database=database)
     _add_error_handlers(app)
+    # The last added runs first: an unexpected error anywhere, the size limit included, is
+    # answered in the error shape.
+    app.add_middleware(LimitRequestBody, max_bytes=limits.max_request_bytes)
+    app.add_middleware(UnexpectedErrors)
     return app
 
 
@@ -139,7 +146,13 @@ async def _reaping(
     database: Database, notifier: ChangeNotifier, reaper: ReaperSettings, stop: asyncio.Event
 ) -> AsyncIterator[None]:
     task = asyncio.create_task(
-        reap_periodically(database, interval=reaper.interval, stop=stop, notifier=notifier),
+        reap_periodically(
+            database,
+            interval=reaper.interval,
+            stop=stop,
+            notifier=notifier,
+            unattended_after=reaper.unattended_after,
+        ),
         name="herdsman-reaper",
     )
     try:
@@ -160,15 +173,11 @@ def database_of(app: FastAPI) -> Database:
     return database
 
 
-def _error_body(error: str, message: str, details: dict[str, Any]) -> dict[str, Any]:
-    return {"error": error, "message": message, "details": details}
-
-
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HerdsmanError)
     async def _herdsman_error(request: Request, exc: HerdsmanError) -> JSONResponse:
         note_error(request, exc)
-        body = _error_body(type(exc).__name__, exc.message, exc.details)
+        body = error_body(type(exc).__name__, exc.message, exc.details)
         return JSONResponse(body, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
@@ -185,7 +194,7 @@ def _add_error_handlers(app: FastAPI) -> None:
             message += f"; and {len(problems) - 5} more"
         fields = [p.split(":", 1)[0] for p in problems]
         return JSONResponse(
-            _error_body("InvalidInputError", message, {"fields": fields}), status_code=422
+            error_body("InvalidInputError", message, {"fields": fields}), status_code=422
         )
 
     @app.exception_handler(IntegrityError)
@@ -196,9 +205,34 @@ def _add_error_handlers(app: FastAPI) -> None:
         logger.info("integrity_error", error=str(exc.orig))
         if _is_unique_violation(exc):
             message = f"the request conflicts with data written at the same time: {exc.orig}"
-            return JSONResponse(_error_body("ConflictError", message, {}), status_code=409)
+            return JSONResponse(error_body("ConflictError", message, {}), status_code=409)
         message = f"the request refers to something that does not exist: {exc.orig}"
-        return JSONResponse(_error_body("InvalidInputError", message, {}), status_code=422)
+        return JSONResponse(error_body("InvalidInputError", message, {}), status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _data_error(_request: Request, exc: DataError) -> JSONResponse:
+        # A value the column cannot hold (too long, out of range) that the schemas let through:
+        # the input is wrong, whichever engine noticed it.
+        logger.info("data_error", error=str(exc.orig))
+        first_line = str(exc.orig).splitlines()[0] if str(exc.orig) else type(exc.orig).__name__
+        message = f"a value of the request does not fit the database: {first_line}"
+        return JSONResponse(error_body(InvalidInputError.__name__, message, {}), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own answers: no such route, a method the route does not take.
+        if exc.status_code == 404:
+            name = NotFoundError.__name__
+            message = (
+                f"{request.method} {request.url.path} is not a route of this server; "
+                f"see {API_PREFIX}/docs"
+            )
+        else:
+            name = InvalidInputError.__name__ if exc.status_code < 500 else "ServerError"
+            message = f"{request.method} {request.url.path}: {exc.detail}"
+        return JSONResponse(
+            error_body(name, message, {}), status_code=exc.status_code, headers=exc.headers
+        )
 
 
 # SQLSTATE 23505 (PostgreSQL), MySQL error 1062, SQLite's message: a duplicate key.

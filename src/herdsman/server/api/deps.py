@@ -8,12 +8,14 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from herdsman.core.limits import InputLimits
 from herdsman.server.database.engine import Database
 from herdsman.server.database.feed import ChangeNotifier, FeedWriter
 
 __all__ = [
     "DatabaseDep",
     "FeedWriterDep",
+    "LimitsDep",
     "NotifierDep",
     "json_body",
     "parse_json_body",
@@ -31,6 +33,14 @@ async def _database(request: Request) -> Database:
 
 
 DatabaseDep = Annotated[Database, Depends(_database)]
+
+
+async def _limits(request: Request) -> InputLimits:
+    limits: InputLimits = request.app.state.limits
+    return limits
+
+
+LimitsDep = Annotated[InputLimits, Depends(_limits)]
 
 
 async def _notifier(request: Request) -> ChangeNotifier:

@@ -28,6 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus, WorkflowStatus
@@ -62,9 +63,16 @@ __all__ = [
     "utcnow",
 ]
 
-# Ids of tables that grow with the number of tasks are 64-bit; SQLite needs plain INTEGER for
-# its rowid alias (and its integers are 64-bit anyway).
+# Ids of every table that grows with use (tool versions, templates, DAGs, workflows, runs,
+# arrays, nodes, tasks, attempts, ...) are 64-bit: a busy shared server passes 2**31 tasks and
+# attempts within years, and a 32-bit column would then refuse every insert. SQLite needs plain
+# INTEGER for its rowid alias (and its integers are 64-bit anyway). Foreign keys take the type
+# of the id they point at. Only catalogue tables whose rows are names people choose (clusters,
+# queues, tools, argument names) keep 32-bit ids.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+# A task's command and its template: up to the kernel's limit on one argument (MAX_ARG_STRLEN,
+# 128 KiB), which is more than MySQL's and MariaDB's TEXT holds (64 KiB).
+COMMAND = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 HASH = String(64)
 NAME = String(255)
 STATUS = String(1)
@@ -133,7 +141,7 @@ class ToolVersion(Base):
     __tablename__ = "tool_version"
     __table_args__ = (UniqueConstraint("tool_id", "request_key"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     tool_id: Mapped[int] = mapped_column(ForeignKey("tool.id"), index=True)
     # The creating request's name: its replay finds this version instead of making another.
     request_key: Mapped[str | None] = mapped_column(String(36), nullable=True)
@@ -144,7 +152,7 @@ class TaskTemplate(Base):
     __tablename__ = "task_template"
     __table_args__ = (UniqueConstraint("tool_version_id", "name"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     tool_version_id: Mapped[int] = mapped_column(ForeignKey("tool_version.id"))
     name: Mapped[str] = mapped_column(NAME)
 
@@ -155,9 +163,9 @@ class TaskTemplateVersion(Base):
     __tablename__ = "task_template_version"
     __table_args__ = (UniqueConstraint("task_template_id", "version_hash"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_template_id: Mapped[int] = mapped_column(ForeignKey("task_template.id"))
-    command_template: Mapped[str] = mapped_column(Text)
+    command_template: Mapped[str] = mapped_column(COMMAND)
     version_hash: Mapped[str] = mapped_column(HASH)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -217,7 +225,7 @@ class Dag(Base):
     __tablename__ = "dag"
     __table_args__ = (UniqueConstraint("user", "hash"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user: Mapped[str] = mapped_column(NAME, default="", server_default="")
     hash: Mapped[str] = mapped_column(HASH)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
@@ -244,7 +252,7 @@ class Workflow(Base):
     __tablename__ = "workflow"
     __table_args__ = (UniqueConstraint("tool_version_id", "workflow_args_hash"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     tool_version_id: Mapped[int] = mapped_column(ForeignKey("tool_version.id"))
     dag_id: Mapped[int] = mapped_column(ForeignKey("dag.id"))
     workflow_args_hash: Mapped[str] = mapped_column(HASH)
@@ -285,7 +293,7 @@ class WorkflowRun(Base):
 
     __tablename__ = "workflow_run"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), index=True)
     user: Mapped[str] = mapped_column(NAME, default="")
     host: Mapped[str] = mapped_column(NAME, default="")
@@ -297,6 +305,9 @@ class WorkflowRun(Base):
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     heartbeat_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # When a distributor last triaged the run: after the run ended, the sign that someone still
+    # sees its live attempts through (see herdsman.server.domain.reaper).
+    triage_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Array(Base):
@@ -305,7 +316,7 @@ class Array(Base):
     __tablename__ = "array"
     __table_args__ = (UniqueConstraint("workflow_id", "task_template_version_id"),)
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"))
     task_template_version_id: Mapped[int] = mapped_column(ForeignKey("task_template_version.id"))
     name: Mapped[str] = mapped_column(NAME, default="")
@@ -352,7 +363,7 @@ class Task(Base):
     array_id: Mapped[int] = mapped_column(ForeignKey("array.id"))
     task_args_hash: Mapped[int] = mapped_column(BigInteger)
     name: Mapped[str] = mapped_column(NAME)
-    command: Mapped[str] = mapped_column(Text)
+    command: Mapped[str] = mapped_column(COMMAND)
     cluster_id: Mapped[int] = mapped_column(ForeignKey("cluster.id"))
     original_resources_id: Mapped[int] = mapped_column(ForeignKey("task_resources.id"))
     task_resources_id: Mapped[int] = mapped_column(ForeignKey("task_resources.id"))
@@ -467,6 +478,6 @@ class Audit(Base):
     token_kind: Mapped[str] = mapped_column(String(16), default="")
     method: Mapped[str] = mapped_column(String(8))
     path: Mapped[str] = mapped_column(String(1024))
-    workflow_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    workflow_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     status_code: Mapped[int] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(String(1024), default="")

@@ -5,7 +5,9 @@ workflow held, and a resume would have to take the run over by force. The reaper
 runs from the report-by time each heartbeat promises (``workflow_run.heartbeat_date``) and ends
 them, so the workflow shows failed and can be resumed. It also settles what the state machines
 leave to an absent party: a run told to let go for a resume (C, H) once no kill request of its
-instances is pending, and a running workflow whose tasks are all done while no run holds it.
+instances is pending, a running workflow whose tasks are all done while no run holds it, and
+the live attempts of an ended run that no distributor attends any more
+(:mod:`herdsman.server.domain.abandoned`).
 
 One pass is :func:`reap`: a few cheap indexed reads (live runs by status, running workflows by
 status), then one short transaction per workflow that needs a change. Each transaction locks
@@ -27,10 +29,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
-from sqlalchemy import Exists, exists, select
+from sqlalchemy import Exists, exists, literal, select, union_all
 from sqlalchemy.orm import Mapped, Session
 
 from herdsman.core import lifecycle
+from herdsman.core.config import ReaperSettings
 from herdsman.core.statuses import (
     TaskInstanceStatus,
     Transition,
@@ -40,6 +43,7 @@ from herdsman.core.statuses import (
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database
 from herdsman.server.database.feed import ChangeNotifier, ChangeRecorder, FeedWriter
+from herdsman.server.domain.abandoned import close_abandoned_attempts
 from herdsman.server.domain.runs import move_run, release_settled
 
 __all__ = [
@@ -58,6 +62,11 @@ _RESUMING = lifecycle.statuses_of(lifecycle.RESUMING_RUN_STATUSES)
 _LIVE = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
 _UNFINISHED_TASK = lifecycle.statuses_of(lifecycle.UNFINISHED_TASK_STATUSES)
 _DONEABLE = lifecycle.statuses_of(lifecycle.DONEABLE_WORKFLOW_STATUSES)
+_ENDED = lifecycle.statuses_of(lifecycle.ENDED_RUN_STATUSES)
+_LIVE_INSTANCE = lifecycle.statuses_of(lifecycle.LIVE_INSTANCE_STATUSES)
+_RELEASE, _CLOSE = "release", "close"
+UNATTENDED_AFTER = ReaperSettings().unattended_after
+"""Seconds without a distributor before an ended run's live attempts are closed (default)."""
 
 
 @dataclass(frozen=True)
@@ -77,15 +86,19 @@ class ReapReport:
     ``lapsed``: runs whose heartbeat was overdue (to A, E, or D when every task was done).
     ``terminated``: runs of a resume (C, H) that had let go, moved to T.
     ``completed_workflows``: running workflows with every task done and no live run, moved to D.
+    ``abandoned_attempts``: live attempts of ended runs nobody attended, closed.
     """
 
     lapsed: tuple[ReapedRun, ...] = ()
     terminated: tuple[ReapedRun, ...] = ()
     completed_workflows: tuple[int, ...] = ()
+    abandoned_attempts: tuple[int, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return bool(self.lapsed or self.terminated or self.completed_workflows)
+        return bool(
+            self.lapsed or self.terminated or self.completed_workflows or self.abandoned_attempts
+        )
 
     def summary(self) -> str:
         """One line for people: what the pass changed, or that it changed nothing."""
@@ -100,6 +113,10 @@ class ReapReport:
             parts.append(f"{len(self.terminated)} resumed run(s) -> T (terminated)")
         if self.completed_workflows:
             parts.append(f"{len(self.completed_workflows)} workflow(s) -> D (done)")
+        if self.abandoned_attempts:
+            parts.append(
+                f"{len(self.abandoned_attempts)} abandoned attempt(s) of ended runs closed"
+            )
         return "; ".join(parts)
 
 
@@ -110,10 +127,11 @@ class _Candidates:
     lapsed: dict[int, list[int]] = field(default_factory=dict)
     resumed: dict[int, list[int]] = field(default_factory=dict)
     doneable: set[int] = field(default_factory=set)
+    unattended: dict[int, list[int]] = field(default_factory=dict)
 
     def workflow_ids(self) -> list[int]:
         # Ascending, like every multi-row lock in herdsman, so reapers cannot deadlock.
-        return sorted({*self.lapsed, *self.resumed, *self.doneable})
+        return sorted({*self.lapsed, *self.resumed, *self.doneable, *self.unattended})
 
 
 def reap(
@@ -121,6 +139,7 @@ def reap(
     *,
     notifier: ChangeNotifier | None = None,
     now: dt.datetime | None = None,
+    unattended_after: float = UNATTENDED_AFTER,
 ) -> ReapReport:
     """One pass of the reaper over the whole database; returns what it changed.
 
@@ -129,20 +148,24 @@ def reap(
     report-by time already allows for the start of its swarm (see
     :data:`herdsman.server.domain.runs.START_GRACE_SECONDS`). ``notifier`` wakes the change-feed
     long-polls of this server process after each commit; a standalone reaper has none to wake.
+    ``unattended_after``: seconds an ended run may go without a distributor's triage before its
+    live attempts are closed (the ``reaper.unattended_after`` setting).
     """
     now = now if now is not None else models.utcnow()
     write = FeedWriter(database, notifier if notifier is not None else ChangeNotifier())
-    found = database.read(lambda session: _candidates(session, now))
+    found = database.read(lambda session: _candidates(session, now, unattended_after))
     lapsed: list[ReapedRun] = []
     terminated: list[ReapedRun] = []
     completed: list[int] = []
+    abandoned: list[int] = []
     for workflow_id in found.workflow_ids():
-        lapsed_here, terminated_here, done_here = write(_settle_workflow(workflow_id, found, now))
-        lapsed.extend(lapsed_here)
-        terminated.extend(terminated_here)
-        if done_here:
+        settled = write(_settle_workflow(workflow_id, found, now, unattended_after))
+        lapsed.extend(settled.lapsed)
+        terminated.extend(settled.terminated)
+        abandoned.extend(settled.abandoned_attempts)
+        if settled.completed_workflows:
             completed.append(workflow_id)
-    report = ReapReport(tuple(lapsed), tuple(terminated), tuple(completed))
+    report = ReapReport(tuple(lapsed), tuple(terminated), tuple(completed), tuple(abandoned))
     if report.changed:
         logger.info("reaper_pass", summary=report.summary())
     else:
@@ -156,6 +179,7 @@ async def reap_periodically(
     interval: float,
     stop: asyncio.Event,
     notifier: ChangeNotifier | None = None,
+    unattended_after: float = UNATTENDED_AFTER,
 ) -> None:
     """Run :func:`reap` in a worker thread every ``interval`` seconds until ``stop`` is set.
 
@@ -168,7 +192,9 @@ async def reap_periodically(
     try:
         while not await _wait(stop, interval):
             try:
-                await asyncio.to_thread(reap, database, notifier=notifier)
+                await asyncio.to_thread(
+                    reap, database, notifier=notifier, unattended_after=unattended_after
+                )
             except Exception:
                 logger.exception("reaper_pass_failed")
     finally:
@@ -187,8 +213,8 @@ async def _wait(stop: asyncio.Event, seconds: float) -> bool:
 # --- reading the candidates -------------------------------------------------------------------
 
 
-def _candidates(session: Session, now: dt.datetime) -> _Candidates:
-    """Cheap reads without locks: live runs and running workflows are found by status index."""
+def _candidates(session: Session, now: dt.datetime, unattended_after: float) -> _Candidates:
+    """Cheap reads without locks: runs and workflows are found by their status indexes."""
     found = _Candidates()
     run = models.WorkflowRun
     lapsed = session.execute(
@@ -198,13 +224,23 @@ def _candidates(session: Session, now: dt.datetime) -> _Candidates:
     ).all()
     for run_id, workflow_id in lapsed:
         found.lapsed.setdefault(workflow_id, []).append(run_id)
-    resumed = session.execute(
-        select(run.id, run.workflow_id)
-        .where(run.status.in_(_RESUMING), ~_has_kill_request(run.id))
-        .order_by(run.id)
-    ).all()
-    for run_id, workflow_id in resumed:
-        found.resumed.setdefault(workflow_id, []).append(run_id)
+    # Ended runs that still hold something, in one read: resumed runs whose kills are all
+    # settled (to be released), and runs nobody attends that have live attempts (to close).
+    cutoff = now - dt.timedelta(seconds=unattended_after)
+    resumed = select(run.id, run.workflow_id, literal(_RELEASE).label("kind")).where(
+        run.status.in_(_RESUMING), ~_has_kill_request(run.id)
+    )
+    unattended = select(run.id, run.workflow_id, literal(_CLOSE).label("kind")).where(
+        run.status.in_(_ENDED),
+        run.status_date < cutoff,
+        run.triage_date.is_(None) | (run.triage_date < cutoff),
+        _has_live_instance(run.id),
+    )
+    for run_id, workflow_id, kind in session.execute(
+        union_all(resumed, unattended).order_by("id")
+    ).all():
+        bucket = found.resumed if kind == _RELEASE else found.unattended
+        bucket.setdefault(workflow_id, []).append(run_id)
     workflow = models.Workflow
     doneable = session.scalars(
         select(workflow.id).where(
@@ -226,6 +262,11 @@ def _has_kill_request(run_id: Mapped[int] | int) -> Exists:
     )
 
 
+def _has_live_instance(run_id: Mapped[int] | int) -> Exists:
+    instance = models.TaskInstance
+    return exists().where(instance.workflow_run_id == run_id, instance.status.in_(_LIVE_INSTANCE))
+
+
 def _has_unfinished_task(workflow_id: Mapped[int] | int) -> Exists:
     # Unfinished statuses listed rather than "!= D": each is one seek in the (workflow_id,
     # status) index, where "!= D" would walk past every done task of a large workflow.
@@ -240,20 +281,19 @@ def _has_live_run(workflow_id: Mapped[int] | int) -> Exists:
 
 # --- settling one workflow, under its lock ----------------------------------------------------
 
-_Settled = tuple[list[ReapedRun], list[ReapedRun], bool]
-
 
 def _settle_workflow(
-    workflow_id: int, found: _Candidates, now: dt.datetime
-) -> Callable[[Session, ChangeRecorder], _Settled]:
-    """The unit of work for one workflow: its lapsed runs, its resumed runs, then itself."""
+    workflow_id: int, found: _Candidates, now: dt.datetime, unattended_after: float
+) -> Callable[[Session, ChangeRecorder], ReapReport]:
+    """The unit of work for one workflow: its lapsed runs, the abandoned attempts of its ended
+    runs, its resumed runs, then itself. Answers what it did, for this workflow."""
 
-    def work(session: Session, recorder: ChangeRecorder) -> _Settled:
+    def work(session: Session, recorder: ChangeRecorder) -> ReapReport:
         workflow = session.scalars(
             select(models.Workflow).where(models.Workflow.id == workflow_id).with_for_update()
         ).first()
         if workflow is None:
-            return [], [], False
+            return ReapReport()
         lapsed = []
         for run in _runs_for_update(session, found.lapsed.get(workflow_id, ())):
             current = WorkflowRunStatus(run.status)
@@ -267,14 +307,25 @@ def _settle_workflow(
                 and move_run(session, run, target, recorder, workflow) is Transition.VALID
             ):
                 lapsed.append(_reaped(run, current, workflow))
-        _runs_for_update(session, found.resumed.get(workflow_id, ()))  # locked in id order
-        terminated = [
-            _reaped(run, previous, workflow)
-            for run, previous in release_settled(
-                session, found.resumed.get(workflow_id, ()), recorder
+        unattended = found.unattended.get(workflow_id, [])
+        abandoned = [
+            instance_id
+            for run in _runs_for_update(session, unattended)
+            for instance_id in close_abandoned_attempts(
+                session, run, recorder, now=now, unattended_after=unattended_after
             )
         ]
-        return lapsed, terminated, _complete_if_done(session, workflow)
+        # A resumed run whose last kills were just closed lets go in the same pass.
+        resumed = sorted({*found.resumed.get(workflow_id, ()), *unattended})
+        _runs_for_update(session, resumed)  # locked in id order
+        terminated = [
+            _reaped(run, previous, workflow)
+            for run, previous in release_settled(session, resumed, recorder)
+        ]
+        done = _complete_if_done(session, workflow)
+        return ReapReport(
+            tuple(lapsed), tuple(terminated), (workflow_id,) if done else (), tuple(abandoned)
+        )
 
     return work
 

@@ -9,7 +9,9 @@ from starlette.concurrency import run_in_threadpool
 
 from herdsman.core.errors import PermissionDeniedError
 from herdsman.core.schemas import auth as schemas
+from herdsman.core.schemas.types import Id
 from herdsman.server.api.access import CallerDep
+from herdsman.server.api.responses import errors
 from herdsman.server.auth.munge import user_of_credential
 from herdsman.server.auth.tokens import Claims, Role, TokenSigner
 
@@ -43,8 +45,8 @@ async def post_munge_login(body: schemas.MungeLoginIn, request: Request) -> sche
     return _token_out(token, claims)
 
 
-@router.post("/workflow_runs/{run_id}/token")
-def post_run_token(run_id: int, request: Request) -> schemas.TokenOut:
+@router.post("/workflow_runs/{run_id}/token", responses=errors(404))
+def post_run_token(run_id: Id, request: Request) -> schemas.TokenOut:
     """The token of this run's distributor and jobs; only the run's owner (or an admin) asks.
 
     It names the workflow's owner, whoever asked: the jobs act for the owner.

@@ -6,18 +6,20 @@ from fastapi import APIRouter
 
 from herdsman.core.schemas import control as schemas
 from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
+from herdsman.core.schemas.types import Id
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
+from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.domain import owner_actions
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["control"])
+router = APIRouter(tags=["control"], responses=CALLER_ERRORS)
 
 
-@router.put("/workflows/{workflow_id}/max_concurrently_running")
+@router.put("/workflows/{workflow_id}/max_concurrently_running", responses=errors(404))
 def put_workflow_limit(
-    workflow_id: int, request: schemas.ConcurrencyLimitIn, db: DatabaseDep, caller: CallerDep
+    workflow_id: Id, request: schemas.ConcurrencyLimitIn, db: DatabaseDep, caller: CallerDep
 ) -> ConcurrencyOut:
     """Set the workflow's limit; 0 pauses launching. Answers the limits now in force."""
     limit = request.max_concurrently_running
@@ -25,9 +27,12 @@ def put_workflow_limit(
 
 
 # ":path" so a template name may contain "/" (sent percent-encoded, decoded before routing).
-@router.put("/workflows/{workflow_id}/task_templates/{template_name:path}/max_concurrently_running")
+@router.put(
+    "/workflows/{workflow_id}/task_templates/{template_name:path}/max_concurrently_running",
+    responses=errors(404),
+)
 def put_template_limit(
-    workflow_id: int,
+    workflow_id: Id,
     template_name: str,
     request: schemas.ConcurrencyLimitIn,
     db: DatabaseDep,
@@ -42,17 +47,17 @@ def put_template_limit(
     )
 
 
-@router.post("/workflows/{workflow_id}/stop")
-def post_stop(workflow_id: int, write: FeedWriterDep, caller: CallerDep) -> RunStatusOut:
+@router.post("/workflows/{workflow_id}/stop", responses=errors(404, 409))
+def post_stop(workflow_id: Id, write: FeedWriterDep, caller: CallerDep) -> RunStatusOut:
     """Stop the run that holds the workflow; its jobs are killed. Answers the run's status."""
     return write(
         lambda s, changes: owner_actions.stop_workflow(s, workflow_id, caller.user, changes)
     )
 
 
-@router.post("/workflows/{workflow_id}/reset")
+@router.post("/workflows/{workflow_id}/reset", responses=errors(404, 409))
 def post_reset(
-    workflow_id: int, request: schemas.WorkflowResetIn, write: FeedWriterDep, caller: CallerDep
+    workflow_id: Id, request: schemas.WorkflowResetIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.OwnerUpdateOut:
     """The owner resets a workflow whose last run failed, so that it runs again on resume."""
     return write(
@@ -62,9 +67,9 @@ def post_reset(
     )
 
 
-@router.post("/workflows/{workflow_id}/task_updates")
+@router.post("/workflows/{workflow_id}/task_updates", responses=errors(404, 409))
 def post_task_updates(
-    workflow_id: int, request: schemas.TaskUpdateIn, write: FeedWriterDep, caller: CallerDep
+    workflow_id: Id, request: schemas.TaskUpdateIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.OwnerUpdateOut:
     """The owner sets tasks done or back to registering (downstream tasks follow a reset)."""
     return write(

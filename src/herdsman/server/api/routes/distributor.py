@@ -6,22 +6,24 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from herdsman.core.schemas import distributor as schemas
+from herdsman.core.schemas.types import Id
 from herdsman.server.api.access import CallerDep, require_run_instances
-from herdsman.server.api.deps import FeedWriterDep
+from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
+from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.database.feed import ChangeRecorder
-from herdsman.server.domain import kills, launching, queueing, runs, triage
+from herdsman.server.domain import abandoned, kills, launching, queueing, runs, triage
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["distributor"])
+router = APIRouter(tags=["distributor"], responses=CALLER_ERRORS)
 
 
-@router.post("/workflow_runs/{run_id}/claim")
-def post_claim(run_id: int, request: schemas.ClaimIn, write: FeedWriterDep) -> schemas.ClaimedOut:
+@router.post("/workflow_runs/{run_id}/claim", responses=errors(404, 409))
+def post_claim(run_id: Id, request: schemas.ClaimIn, write: FeedWriterDep) -> schemas.ClaimedOut:
     return write(lambda s, changes: queueing.claim(s, run_id, request, changes))
 
 
-@router.post("/task_instances/launched")
+@router.post("/task_instances/launched", responses=errors(404, 409))
 def post_launched(
     request: schemas.LaunchedIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.TransitionsOut:
@@ -34,7 +36,7 @@ def post_launched(
     return write(record)
 
 
-@router.post("/task_instances/submit_failed")
+@router.post("/task_instances/submit_failed", responses=errors(404, 409))
 def post_submit_failed(
     request: schemas.SubmitFailedIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.TransitionsOut:
@@ -45,7 +47,7 @@ def post_submit_failed(
     return write(record)
 
 
-@router.post("/task_instances/finish_without_running")
+@router.post("/task_instances/finish_without_running", responses=errors(404, 409))
 def post_finish_without_running(
     request: schemas.FinishIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.TransitionsOut:
@@ -56,17 +58,20 @@ def post_finish_without_running(
     return write(record)
 
 
-@router.post("/workflow_runs/{run_id}/triage")
+@router.post("/workflow_runs/{run_id}/triage", responses=errors(404, 409))
 def post_triage(
-    run_id: int, write: FeedWriterDep, request: schemas.TriageIn | None = None
+    run_id: Id, write: FeedWriterDep, db: DatabaseDep, request: schemas.TriageIn | None = None
 ) -> schemas.TriageOut:
     judge_silence = request is None or request.judge_silence
-    return write(
+    reply = write(
         lambda s, changes: triage.triage_scan(s, run_id, changes, judge_silence=judge_silence)
     )
+    # The run is attended: the reaper leaves its live attempts to this distributor.
+    db.write(lambda s: abandoned.record_triage(s, run_id))
+    return reply
 
 
-@router.post("/task_instances/triaged")
+@router.post("/task_instances/triaged", responses=errors(404, 409))
 def post_triaged(
     request: schemas.TriagedIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.TransitionsOut:
@@ -79,7 +84,7 @@ def post_triaged(
     return write(record)
 
 
-@router.post("/task_instances/killed")
+@router.post("/task_instances/killed", responses=errors(404, 409))
 def post_killed(
     request: schemas.KilledIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.TransitionsOut:

@@ -8,31 +8,33 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from herdsman.core.schemas import queries as schemas
+from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep
+from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.queries import diagnostics, history, tasks, usage, workflows
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["gui"])
+router = APIRouter(tags=["gui"], responses=CALLER_ERRORS)
 
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
 Limit = Annotated[int, Query(ge=1, le=10_000)]
 
 
-@router.get("/workflows/{workflow_id}/clusters")
-def get_workflow_clusters(workflow_id: int, db: DatabaseDep) -> schemas.WorkflowClustersOut:
+@router.get("/workflows/{workflow_id}/clusters", responses=errors(404))
+def get_workflow_clusters(workflow_id: Id, db: DatabaseDep) -> schemas.WorkflowClustersOut:
     return db.read(lambda s: workflows.workflow_clusters(s, workflow_id))
 
 
-@router.get("/workflows/{workflow_id}")
-def get_workflow(workflow_id: int, db: DatabaseDep) -> schemas.WorkflowDetailOut:
+@router.get("/workflows/{workflow_id}", responses=errors(404))
+def get_workflow(workflow_id: Id, db: DatabaseDep) -> schemas.WorkflowDetailOut:
     return db.read(lambda s: workflows.workflow_detail(s, workflow_id))
 
 
-@router.get("/workflows/{workflow_id}/tasks")
+@router.get("/workflows/{workflow_id}/tasks", responses=errors(404))
 def get_workflow_tasks(
-    workflow_id: int,
+    workflow_id: Id,
     db: DatabaseDep,
     offset: Offset = 0,
     limit: Limit = 1000,
@@ -43,21 +45,21 @@ def get_workflow_tasks(
     return db.read(lambda s: workflows.workflow_tasks(s, workflow_id, offset, limit, statuses))
 
 
-@router.get("/workflows/{workflow_id}/edges")
+@router.get("/workflows/{workflow_id}/edges", responses=errors(404))
 def get_workflow_edges(
-    workflow_id: int, db: DatabaseDep, offset: Offset = 0, limit: Limit = 1000
+    workflow_id: Id, db: DatabaseDep, offset: Offset = 0, limit: Limit = 1000
 ) -> schemas.EdgesOut:
     return db.read(lambda s: workflows.workflow_edges(s, workflow_id, offset, limit))
 
 
-@router.get("/tasks/{task_id}")
-def get_task(task_id: int, db: DatabaseDep) -> schemas.TaskDetailOut:
+@router.get("/tasks/{task_id}", responses=errors(404))
+def get_task(task_id: Id, db: DatabaseDep) -> schemas.TaskDetailOut:
     return db.read(lambda s: tasks.task_detail(s, task_id))
 
 
-@router.get("/workflows/{workflow_id}/errors")
+@router.get("/workflows/{workflow_id}/errors", responses=errors(404))
 def get_workflow_errors(
-    workflow_id: int, db: DatabaseDep, limit: Limit = 1000
+    workflow_id: Id, db: DatabaseDep, limit: Limit = 1000
 ) -> schemas.WorkflowErrorsOut:
     return db.read(lambda s: diagnostics.workflow_errors(s, workflow_id, limit))
 
@@ -67,7 +69,7 @@ def get_workflow_summaries(
     request: Request,
     db: DatabaseDep,
     caller: CallerDep,
-    workflow_id: Annotated[list[int] | None, Query()] = None,
+    workflow_id: Annotated[list[Id] | None, Query()] = None,
     user: str | None = None,
     limit: Limit = 20,
 ) -> schemas.WorkflowSummariesOut:
@@ -81,44 +83,44 @@ def get_workflow_summaries(
     return db.read(lambda s: workflows.workflow_summaries(s, ids, user, limit))
 
 
-@router.get("/tasks/{task_id}/attempts")
-def get_task_attempts(task_id: int, db: DatabaseDep) -> schemas.TaskAttemptsOut:
+@router.get("/tasks/{task_id}/attempts", responses=errors(404))
+def get_task_attempts(task_id: Id, db: DatabaseDep) -> schemas.TaskAttemptsOut:
     return db.read(lambda s: tasks.task_attempts(s, task_id))
 
 
-@router.get("/tasks/{task_id}/dependencies")
-def get_task_dependencies(task_id: int, db: DatabaseDep) -> schemas.DependenciesOut:
+@router.get("/tasks/{task_id}/dependencies", responses=errors(404))
+def get_task_dependencies(task_id: Id, db: DatabaseDep) -> schemas.DependenciesOut:
     return db.read(lambda s: tasks.task_dependencies(s, task_id))
 
 
-@router.get("/workflows/{workflow_id}/log_paths")
+@router.get("/workflows/{workflow_id}/log_paths", responses=errors(404))
 def get_log_paths(
-    workflow_id: int, db: DatabaseDep, task_template: str | None = None, limit: Limit = 1000
+    workflow_id: Id, db: DatabaseDep, task_template: str | None = None, limit: Limit = 1000
 ) -> schemas.LogPathsOut:
     return db.read(lambda s: diagnostics.log_paths(s, workflow_id, task_template, limit))
 
 
-@router.get("/workflows/{workflow_id}/error_messages")
+@router.get("/workflows/{workflow_id}/error_messages", responses=errors(404))
 def get_error_messages(
-    workflow_id: int, db: DatabaseDep, limit: Limit = 10_000
+    workflow_id: Id, db: DatabaseDep, limit: Limit = 10_000
 ) -> schemas.ErrorMessagesOut:
     return db.read(lambda s: diagnostics.error_messages(s, workflow_id, limit))
 
 
-@router.get("/resource_usage")
+@router.get("/resource_usage", responses=errors(404))
 def get_resource_usage(
     db: DatabaseDep,
     task_template: str | None = None,
-    workflow_id: Annotated[list[int] | None, Query()] = None,
+    workflow_id: Annotated[list[Id] | None, Query()] = None,
 ) -> schemas.ResourceUsageOut:
     """Runtime and memory statistics of done attempts, by task template and cluster."""
     ids = workflow_id or []
     return db.read(lambda s: usage.resource_usage(s, task_template, ids))
 
 
-@router.get("/workflows/{workflow_id}/history")
+@router.get("/workflows/{workflow_id}/history", responses=errors(404))
 def get_workflow_history(
-    workflow_id: int, db: DatabaseDep, limit: Limit = 1000
+    workflow_id: Id, db: DatabaseDep, limit: Limit = 1000
 ) -> schemas.HistoryOut:
     """Who changed the workflow, when, how, and the answer (refused attempts included)."""
     return db.read(lambda s: history.workflow_history(s, workflow_id, limit))

@@ -13,73 +13,75 @@ from starlette.concurrency import run_in_threadpool
 
 from herdsman.core.changes import CHANGE_FILTER_PATTERN, EVERY_CHANGE, ChangeFilter
 from herdsman.core.schemas import swarm as schemas
+from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.core.timing import MAX_FEED_WAIT_SECONDS
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, NotifierDep
+from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.database.feed import read_changes, require_workflow
 from herdsman.server.domain import queueing, resources, runs
 from herdsman.server.queries import swarm as swarm_reads
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["swarm"])
+router = APIRouter(tags=["swarm"], responses=CALLER_ERRORS)
 
 # A long-poll served by one server process is woken by its own commits at once; commits made
 # by another process behind the same database are noticed at the next re-read, this often.
 CROSS_PROCESS_RECHECK_SECONDS = 0.25
 
 
-@router.post("/workflows/{workflow_id}/runs")
+@router.post("/workflows/{workflow_id}/runs", responses=errors(404, 409))
 def post_run(
-    workflow_id: int, request: schemas.WorkflowRunIn, write: FeedWriterDep, caller: CallerDep
+    workflow_id: Id, request: schemas.WorkflowRunIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.WorkflowRunOut:
     return write(lambda s, changes: runs.create_run(s, workflow_id, request, caller.user, changes))
 
 
-@router.post("/workflow_runs/{run_id}/link")
-def post_link(run_id: int, write: FeedWriterDep) -> schemas.WorkflowRunOut:
+@router.post("/workflow_runs/{run_id}/link", responses=errors(404, 409))
+def post_link(run_id: Id, write: FeedWriterDep) -> schemas.WorkflowRunOut:
     """Bind a registered run once the runs it waited on have let go of the workflow."""
     return write(lambda s, changes: runs.link_run(s, run_id, changes))
 
 
-@router.post("/workflow_runs/{run_id}/force_release")
-def post_force_release(run_id: int, write: FeedWriterDep) -> schemas.RunStatusOut:
+@router.post("/workflow_runs/{run_id}/force_release", responses=errors(404))
+def post_force_release(run_id: Id, write: FeedWriterDep) -> schemas.RunStatusOut:
     """End a run that is letting go but whose kills nobody confirms (its jobs are gone)."""
     return write(lambda s, changes: runs.force_release(s, run_id, changes))
 
 
-@router.get("/workflow_runs/{run_id}")
-def get_run(run_id: int, db: DatabaseDep) -> schemas.RunStatusOut:
+@router.get("/workflow_runs/{run_id}", responses=errors(404))
+def get_run(run_id: Id, db: DatabaseDep) -> schemas.RunStatusOut:
     return db.read(lambda s: runs.get_run(s, run_id))
 
 
-@router.put("/workflow_runs/{run_id}/status")
+@router.put("/workflow_runs/{run_id}/status", responses=errors(404, 409))
 def put_run_status(
-    run_id: int, request: schemas.RunStatusIn, write: FeedWriterDep
+    run_id: Id, request: schemas.RunStatusIn, write: FeedWriterDep
 ) -> schemas.RunStatusOut:
     return write(lambda s, changes: runs.set_run_status(s, run_id, request, changes))
 
 
-@router.post("/workflow_runs/{run_id}/heartbeat")
+@router.post("/workflow_runs/{run_id}/heartbeat", responses=errors(404))
 def post_run_heartbeat(
-    run_id: int, request: schemas.RunHeartbeatIn, db: DatabaseDep
+    run_id: Id, request: schemas.RunHeartbeatIn, db: DatabaseDep
 ) -> schemas.RunHeartbeatOut:
     return db.write(lambda s: runs.run_heartbeat(s, run_id, request))
 
 
-@router.post("/workflow_runs/{run_id}/queue")
+@router.post("/workflow_runs/{run_id}/queue", responses=errors(404, 409))
 def post_queue(
-    run_id: int, request: schemas.QueueTasksIn, write: FeedWriterDep
+    run_id: Id, request: schemas.QueueTasksIn, write: FeedWriterDep
 ) -> schemas.TaskStatusesOut:
     return write(lambda s, changes: queueing.queue_tasks(s, run_id, request, changes))
 
 
-@router.get("/workflows/{workflow_id}/changes")
+@router.get("/workflows/{workflow_id}/changes", responses=errors(404))
 async def get_changes(
-    workflow_id: int,
+    workflow_id: Id,
     db: DatabaseDep,
     notifier: NotifierDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_FEED_WAIT_SECONDS)] = 0.0,
     kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = EVERY_CHANGE.spec,
 ) -> schemas.ChangesOut:
@@ -112,29 +114,29 @@ def _reader(
     return lambda session: read_changes(session, workflow_id, after, wanted)
 
 
-@router.get("/workflows/{workflow_id}/swarm_tasks")
+@router.get("/workflows/{workflow_id}/swarm_tasks", responses=errors(404))
 def get_swarm_tasks(
-    workflow_id: int,
+    workflow_id: Id,
     db: DatabaseDep,
-    after_task_id: Annotated[int, Query(ge=0)] = 0,
+    after_task_id: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> schemas.SwarmTasksOut:
     return db.read(lambda s: swarm_reads.swarm_tasks(s, workflow_id, after_task_id, limit))
 
 
-@router.get("/workflows/{workflow_id}/swarm_edges")
+@router.get("/workflows/{workflow_id}/swarm_edges", responses=errors(404))
 def get_swarm_edges(
-    workflow_id: int,
+    workflow_id: Id,
     db: DatabaseDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> schemas.SwarmEdgesOut:
     return db.read(lambda s: swarm_reads.swarm_edges(s, workflow_id, offset, limit))
 
 
-@router.post("/workflows/{workflow_id}/adjusted_resources")
+@router.post("/workflows/{workflow_id}/adjusted_resources", responses=errors(404, 409))
 def post_adjusted_resources(
-    workflow_id: int, request: schemas.AdjustedResourcesIn, db: DatabaseDep
+    workflow_id: Id, request: schemas.AdjustedResourcesIn, db: DatabaseDep
 ) -> schemas.AdjustedResourcesOut:
     """Store new requests for tasks of the workflow; queue the tasks with the ids returned.
 
@@ -144,7 +146,7 @@ def post_adjusted_resources(
     return db.write(lambda s: resources.create_adjusted_resources(s, workflow_id, request))
 
 
-@router.post("/task_resources/query")
+@router.post("/task_resources/query", responses=errors(404))
 def post_task_resources_query(
     request: schemas.TaskResourcesQueryIn, db: DatabaseDep
 ) -> schemas.TaskResourcesOut:

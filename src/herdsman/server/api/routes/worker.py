@@ -10,17 +10,19 @@ from fastapi import APIRouter
 from sqlalchemy.orm import Session
 
 from herdsman.core.schemas import worker as schemas
+from herdsman.core.schemas.types import Id
 from herdsman.server.api.access import CallerDep, require_run_instances
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
+from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain import worker_reports
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["worker"])
+router = APIRouter(tags=["worker"], responses=CALLER_ERRORS)
 
 
-@router.post("/task_instances/reports")
+@router.post("/task_instances/reports", responses=errors(409))
 def post_reports(
     request: schemas.InstanceReportsIn, write: FeedWriterDep, caller: CallerDep
 ) -> schemas.InstanceReportsOut:
@@ -33,31 +35,31 @@ def post_reports(
     return write(record)
 
 
-@router.post("/task_instances/{instance_id}/running")
+@router.post("/task_instances/{instance_id}/running", responses=errors(404, 409))
 def post_running(
-    instance_id: int, request: schemas.InstanceRunningIn, write: FeedWriterDep
+    instance_id: Id, request: schemas.InstanceRunningIn, write: FeedWriterDep
 ) -> schemas.InstanceRunningOut:
     return write(
         lambda s, changes: worker_reports.instance_running(s, instance_id, request, changes)
     )
 
 
-@router.post("/task_instances/{instance_id}/heartbeat")
+@router.post("/task_instances/{instance_id}/heartbeat", responses=errors(404, 409))
 def post_heartbeat(
-    instance_id: int, request: schemas.InstanceHeartbeatIn, db: DatabaseDep
+    instance_id: Id, request: schemas.InstanceHeartbeatIn, db: DatabaseDep
 ) -> schemas.InstanceStatusOut:
     return db.write(lambda s: worker_reports.instance_heartbeat(s, instance_id, request))
 
 
-@router.post("/task_instances/{instance_id}/done")
+@router.post("/task_instances/{instance_id}/done", responses=errors(404, 409))
 def post_done(
-    instance_id: int, request: schemas.InstanceDoneIn, write: FeedWriterDep
+    instance_id: Id, request: schemas.InstanceDoneIn, write: FeedWriterDep
 ) -> schemas.InstanceStatusOut:
     return write(lambda s, changes: worker_reports.instance_done(s, instance_id, request, changes))
 
 
-@router.post("/task_instances/{instance_id}/error")
+@router.post("/task_instances/{instance_id}/error", responses=errors(404, 409))
 def post_error(
-    instance_id: int, request: schemas.InstanceErrorIn, write: FeedWriterDep
+    instance_id: Id, request: schemas.InstanceErrorIn, write: FeedWriterDep
 ) -> schemas.InstanceStatusOut:
     return write(lambda s, changes: worker_reports.instance_error(s, instance_id, request, changes))

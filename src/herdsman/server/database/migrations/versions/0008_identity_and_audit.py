@@ -1,7 +1,7 @@
 """Identity: DAGs belong to the user who bound them; revoked tokens; the audit trail.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-05 18:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -40,7 +40,7 @@ def upgrade() -> None:
         sa.Column("token_kind", sa.String(16), nullable=False),
         sa.Column("method", sa.String(8), nullable=False),
         sa.Column("path", sa.String(1024), nullable=False),
-        sa.Column("workflow_id", sa.Integer(), nullable=True),
+        sa.Column("workflow_id", sa.BigInteger(), nullable=True),
         sa.Column("status_code", sa.Integer(), nullable=False),
         sa.Column("message", sa.String(1024), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit"),
