@@ -126,8 +126,14 @@ def workflow_tasks(
     return schemas.TasksPageOut(count=count, tasks=tasks)
 
 
-def task_attempts(requester: Requester, task_id: int) -> schemas.TaskAttemptsOut:
-    return requester.get(f"/tasks/{task_id}/attempts", schemas.TaskAttemptsOut)
+def task_attempts(
+    requester: Requester, task_id: int, tail_lines: int = 0
+) -> schemas.TaskAttemptsOut:
+    """Every attempt at the task; output tails cut to their last ``tail_lines`` lines (0: all
+    the worker kept, up to 10,000 characters each)."""
+    return requester.get(
+        f"/tasks/{task_id}/attempts", schemas.TaskAttemptsOut, params={"tail_lines": tail_lines}
+    )
 
 
 def task_dependencies(requester: Requester, task_id: int) -> schemas.DependenciesOut:
@@ -145,7 +151,11 @@ def log_paths(
 
 @dataclass(frozen=True)
 class ErrorGroup:
-    """Error messages that differ only in numbers and ids; ``sample`` is the newest one."""
+    """Error messages that differ only in numbers and ids; ``sample`` is the newest one.
+
+    For a list of messages at hand; the server groups a workflow's stored errors itself
+    (:func:`error_groups`).
+    """
 
     pattern: str
     count: int
@@ -154,13 +164,17 @@ class ErrorGroup:
     latest: str
 
 
-def error_groups(requester: Requester, workflow_id: int) -> tuple[int, list[ErrorGroup]]:
-    """The workflow's errors grouped by likeness, largest group first; with the total count.
-
-    The server hands over at most its newest 10,000 messages; the total says how many exist.
-    """
-    found = requester.get(f"/workflows/{workflow_id}/error_messages", schemas.ErrorMessagesOut)
-    return found.count, group_errors(found.errors)
+def error_groups(
+    requester: Requester, workflow_id: int, *, limit: int = 100, tail_lines: int = 20
+) -> schemas.ErrorGroupsOut:
+    """The workflow's errors grouped on the server by signature and exit class (see
+    :mod:`herdsman.core.error_signature`), largest group first, each with its newest error
+    and the last ``tail_lines`` lines of that attempt's output (0: all of it)."""
+    return requester.get(
+        f"/workflows/{workflow_id}/error_groups",
+        schemas.ErrorGroupsOut,
+        params={"limit": limit, "tail_lines": tail_lines},
+    )
 
 
 # Numbers, hex ids and the like vary between otherwise identical messages: ids, sizes, times.

@@ -61,6 +61,19 @@ def get_workflow_errors(
     return db.read(lambda s: diagnostics.workflow_errors(s, workflow_id, limit))
 
 
+@router.get("/workflows/{workflow_id}/error_groups")
+def get_error_groups(
+    workflow_id: int,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tail_lines: Annotated[int, Query(ge=0, le=10_000)] = 20,
+) -> schemas.ErrorGroupsOut:
+    """The workflow's errors grouped by signature and exit class, largest group first, each
+    with counts, first and last time seen, and its newest error with the last ``tail_lines``
+    lines of that attempt's output (0 for all the worker kept)."""
+    return db.read(lambda s: diagnostics.error_groups(s, workflow_id, limit, tail_lines))
+
+
 @router.get("/workflow_summaries")
 def get_workflow_summaries(
     db: DatabaseDep,
@@ -74,8 +87,14 @@ def get_workflow_summaries(
 
 
 @router.get("/tasks/{task_id}/attempts")
-def get_task_attempts(task_id: int, db: DatabaseDep) -> schemas.TaskAttemptsOut:
-    return db.read(lambda s: tasks.task_attempts(s, task_id))
+def get_task_attempts(
+    task_id: int,
+    db: DatabaseDep,
+    tail_lines: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> schemas.TaskAttemptsOut:
+    """Every attempt with its usage, request, last error and output tails: the last
+    ``tail_lines`` lines of each, or all the worker kept (up to 10,000 characters) for 0."""
+    return db.read(lambda s: tasks.task_attempts(s, task_id, tail_lines))
 
 
 @router.get("/tasks/{task_id}/dependencies")
