@@ -290,23 +290,27 @@ class ErrorGroupsOut(BaseModel):
 
 
 class StatisticsOut(BaseModel):
-    """Order statistics over the done attempts; p95 and median interpolate linearly."""
+    """Order statistics over the done attempts; the median and the percentiles interpolate
+    linearly between order statistics."""
 
     count: int
     min: float
     mean: float
     median: float
+    p90: float = 0.0
     p95: float
+    p99: float = 0.0
     max: float
 
 
 class TemplateUsageOut(BaseModel):
-    """What done attempts of one task template on one cluster used.
+    """What done attempts of one task template of one tool on one cluster used.
 
     ``runtime`` is wall time in seconds and ``memory`` the peak resident set in GiB; either is
     None when no attempt recorded it.
     """
 
+    tool: str = ""
     task_template: str
     cluster: str
     attempts: int

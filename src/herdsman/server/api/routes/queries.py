@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from herdsman.core.errors import InvalidInputError
 from herdsman.core.schemas import queries as schemas
 from herdsman.server.api.deps import DatabaseDep
 from herdsman.server.queries import diagnostics, tasks, usage, workflows
@@ -121,7 +122,23 @@ def get_resource_usage(
     db: DatabaseDep,
     task_template: str | None = None,
     workflow_id: Annotated[list[int] | None, Query()] = None,
+    tool: str | None = None,
+    node_arg: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.ResourceUsageOut:
-    """Runtime and memory statistics of done attempts, by task template and cluster."""
+    """Runtime and memory statistics of done attempts, by tool, task template and cluster;
+    ``node_arg`` (``name=value``, repeatable) keeps the tasks whose node has those values."""
     ids = workflow_id or []
-    return db.read(lambda s: usage.resource_usage(s, task_template, ids))
+    filters = _node_args(node_arg or [])
+    return db.read(
+        lambda s: usage.resource_usage(s, task_template, ids, tool=tool, node_args=filters)
+    )
+
+
+def _node_args(pairs: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise InvalidInputError(f"node_arg {pair!r} is not name=value", details={"value": pair})
+        found[name] = value
+    return found
