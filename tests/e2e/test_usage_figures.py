@@ -36,8 +36,12 @@ def test_echo_and_a_200_mib_task_record_their_own_memory(
     allocate = template.create_task(
         command=_ALLOCATE, name="allocate", compute_resources={"memory": "1G"}
     )
+    # Limits are enforced on the same figure: 20 MiB is plenty for an echo.
+    limited = template.create_task(
+        command="echo limited", name="limited", compute_resources={"memory": "20M"}
+    )
     workflow = tool.create_workflow(workflow_args=f"usage-{cluster}")
-    workflow.add_tasks([echo, allocate])
+    workflow.add_tasks([echo, allocate, limited])
 
     assert workflow.run() == "D"
 
@@ -53,6 +57,7 @@ def test_echo_and_a_200_mib_task_record_their_own_memory(
     echo_rss, echo_cpu, echo_wall = recorded["echo"]
     assert 0 < echo_rss < 10 * _MIB, f"echo recorded {echo_rss / _MIB:.1f} MiB"
     assert echo_cpu < 0.5 and echo_wall < 5
+    assert recorded["limited"][0] < 20 * _MIB
     allocate_rss, allocate_cpu, allocate_wall = recorded["allocate"]
     assert 200 * _MIB <= allocate_rss <= 260 * _MIB, f"{allocate_rss / _MIB:.1f} MiB"
     assert allocate_wall >= 0.5 and 0 < allocate_cpu < allocate_wall + 1

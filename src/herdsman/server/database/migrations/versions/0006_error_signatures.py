@@ -114,11 +114,13 @@ def _fill_requests() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("task_instance") as batch:
+    # Dropped in place (SQLite has ALTER TABLE ... DROP COLUMN since 3.35): recreating a
+    # table that other rows reference would break their foreign keys.
+    with op.batch_alter_table("task_instance", recreate="never") as batch:
         batch.drop_column("requested_cores")
         batch.drop_column("requested_runtime")
         batch.drop_column("requested_memory")
-    with op.batch_alter_table("task_instance_error_log") as batch:
+    with op.batch_alter_table("task_instance_error_log", recreate="never") as batch:
         batch.drop_index(op.f("ix_task_instance_error_log_workflow_id_signature"))
         batch.drop_column("exit_class")
         batch.drop_column("signature")
