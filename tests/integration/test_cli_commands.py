@@ -255,11 +255,18 @@ def test_task_status_shows_every_attempt(
         "INSTANCE", "RUN", "STATUS", "HOST", "JOB", "ID", "EXIT", "WALL", "CPU", "MAX", "RSS",
         "ERROR",
     ]  # fmt: skip
-    for line, attempt in zip(lines[2:], flaky["attempts"], strict=True):
+    # The table's rows, then each attempt's stderr (issue 14).
+    rows, output = lines[2 : 2 + len(flaky["attempts"])], lines[2 + len(flaky["attempts"]) :]
+    for line, attempt in zip(rows, flaky["attempts"], strict=True):
         cells = line.split()
         assert cells[:3] == [str(attempt["id"]), str(attempt["workflow_run_id"]), "error"]
         assert cells[4:6] == [attempt["distributor_id"], "3"]
         assert line.endswith("exit code 3")
+    assert output == [
+        line
+        for attempt in flaky["attempts"]
+        for line in (f"instance {attempt['id']} stderr:", "  boom")
+    ]
 
 
 def test_task_dependencies_with_statuses(cli: Cli, failed_wf: FailedWorkflow) -> None:

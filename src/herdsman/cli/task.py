@@ -14,10 +14,10 @@ from herdsman.cli.common import (
     task_option,
     workflow_option,
 )
-from herdsman.cli.formatting import duration, first_line, size, status_name
+from herdsman.cli.formatting import duration, first_line, last_lines, size, status_name
 from herdsman.client import control, queries
 from herdsman.core.lifecycle import OWNER_TASK_TARGETS
-from herdsman.core.schemas.queries import NeighbourOut
+from herdsman.core.schemas.queries import NeighbourOut, TaskAttemptsOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowStatus
 
 __all__ = ["task"]
@@ -38,47 +38,76 @@ def task() -> None:
 
 @task.command("status")
 @task_option(multiple=True)
+@click.option(
+    "--lines",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Last lines of each attempt's stdout and stderr shown.",
+)
+@click.option("--full", is_flag=True, help="All the output kept (the last 10,000 characters).")
 @json_option
-def status(task_ids: tuple[int, ...], as_json: bool) -> None:
-    """Every attempt of each task: status, host, job id, exit code, usage and error."""
+def status(task_ids: tuple[int, ...], lines: int, full: bool, as_json: bool) -> None:
+    """Every attempt of each task: status, where it ran, how it ended, what it requested and
+    used, its error, and the end of its stderr and stdout."""
+    tail_lines = 0 if full else lines
     with server_requester() as requester:
-        found = [queries.task_attempts(requester, task_id) for task_id in task_ids]
+        found = [queries.task_attempts(requester, task_id, tail_lines) for task_id in task_ids]
     if as_json:
         print_json([item.model_dump(mode="json") for item in found])
         return
     for item in found:
-        table = new_table(
-            ">INSTANCE",
-            ">RUN",
-            "STATUS",
-            "HOST",
-            "JOB ID",
-            ">EXIT",
-            ">WALL",
-            ">CPU",
-            ">MAX RSS",
-            "ERROR",
-            title=(
-                f"task {item.task_id} ({escape(item.name)}) of workflow {item.workflow_id}: "
-                f"{status_name(TaskStatus, item.status)}"
-            ),
+        _print_attempts(item)
+
+
+def _print_attempts(item: TaskAttemptsOut) -> None:
+    """The attempts' table, then the end of each attempt's stderr and stdout.
+
+    WALL and MAX RSS show what the attempt used over what it requested (``-`` when it named
+    no runtime or memory); ERROR starts with the attempt's exit class.
+    """
+    table = new_table(
+        ">INSTANCE",
+        ">RUN",
+        "STATUS",
+        "HOST",
+        "JOB ID",
+        ">EXIT",
+        ">WALL",
+        ">CPU",
+        ">MAX RSS",
+        "ERROR",
+        title=(
+            f"task {item.task_id} ({escape(item.name)}) of workflow {item.workflow_id}: "
+            f"{status_name(TaskStatus, item.status)}"
+        ),
+    )
+    for attempt in item.attempts:
+        error = first_line(attempt.error, 60)
+        if attempt.exit_class and error:
+            error = f"{attempt.exit_class}: {error}"
+        table.add_row(
+            str(attempt.id),
+            str(attempt.workflow_run_id),
+            status_name(TaskInstanceStatus, attempt.status),
+            escape(attempt.host or "-"),
+            escape(attempt.distributor_id or "-"),
+            "-" if attempt.exit_code is None else str(attempt.exit_code),
+            f"{duration(attempt.wall_time)} / {duration(attempt.requested_runtime)}",
+            duration(attempt.cpu_time),
+            f"{size(attempt.max_rss)} / {size(attempt.requested_memory)}",
+            escape(error),
         )
-        for attempt in item.attempts:
-            table.add_row(
-                str(attempt.id),
-                str(attempt.workflow_run_id),
-                status_name(TaskInstanceStatus, attempt.status),
-                escape(attempt.host or "-"),
-                escape(attempt.distributor_id or "-"),
-                "-" if attempt.exit_code is None else str(attempt.exit_code),
-                duration(attempt.wall_time),
-                duration(attempt.cpu_time),
-                size(attempt.max_rss),
-                escape(first_line(attempt.error, 60)),
-            )
-        console.print(table)
-        if not item.attempts:
-            console.print("  no attempts yet", highlight=False)
+    console.print(table)
+    if not item.attempts:
+        console.print("  no attempts yet", highlight=False)
+    for attempt in item.attempts:
+        for name, text in (("stderr", attempt.stderr_tail), ("stdout", attempt.stdout_tail)):
+            if not text.strip():
+                continue
+            console.print(f"instance {attempt.id} {name}:", highlight=False)
+            for line in last_lines(text, None):
+                console.print(f"  {escape(line)}", highlight=False)
 
 
 @task.command("update")

@@ -18,9 +18,17 @@ from herdsman.cli.common import (
     server_requester,
     workflow_option,
 )
-from herdsman.cli.formatting import duration, first_line, status_name, timestamp
+from herdsman.cli.formatting import (
+    duration,
+    first_line,
+    last_lines,
+    plural,
+    status_name,
+    timestamp,
+)
 from herdsman.client import control, queries
 from herdsman.core.schemas import API_PREFIX
+from herdsman.core.schemas.queries import ErrorGroupOut
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
 
 __all__ = ["workflow"]
@@ -253,42 +261,90 @@ def logs(workflow_id: int, template: str | None, limit: int, as_json: bool) -> N
 
 @workflow.command("errors")
 @workflow_option()
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 1000),
+    default=20,
+    show_default=True,
+    help="Groups shown, largest first.",
+)
+@click.option(
+    "--lines",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Last lines of each group's sample stderr shown.",
+)
+@click.option("--full", is_flag=True, help="The sample's whole stored stderr and stdout.")
 @json_option
-def errors(workflow_id: int, as_json: bool) -> None:
-    """The workflow's errors, grouped by similar message, with counts and a sample."""
+def errors(workflow_id: int, limit: int, lines: int, full: bool, as_json: bool) -> None:
+    """The workflow's errors grouped by signature, with counts and a sample of each.
+
+    Errors that differ only in numbers, paths, hex strings, ids and timestamps form one group;
+    each group shows its exit class (command error, out of memory, over time, node failure,
+    killed), how many errors and tasks it holds, when it was first and last seen, and its
+    newest error with the end of that attempt's stderr.
+    """
     with server_requester() as requester:
-        total, groups = queries.error_groups(requester, workflow_id)
-    if as_json:
-        print_json(
-            {
-                "workflow_id": workflow_id,
-                "count": total,
-                "groups": [
-                    {
-                        "count": group.count,
-                        "task_ids": list(group.task_ids),
-                        "latest": group.latest,
-                        "pattern": group.pattern,
-                        "sample": group.sample,
-                    }
-                    for group in groups
-                ],
-            }
+        found = queries.error_groups(
+            requester, workflow_id, limit=limit, tail_lines=0 if full else lines
         )
+    if as_json:
+        print_json(found)
         return
-    if not groups:
+    if not found.groups:
         console.print(f"workflow {workflow_id} has no errors", highlight=False)
         return
     table = new_table(">COUNT", "TASKS", "LATEST", "SAMPLE")
-    for group in groups:
-        shown = ", ".join(str(task_id) for task_id in group.task_ids[:5])
-        if len(group.task_ids) > 5:
-            shown += f" (+{len(group.task_ids) - 5})"
+    for group in found.groups:
         table.add_row(
-            str(group.count), shown, timestamp(group.latest), escape(first_line(group.sample))
+            str(group.count),
+            _task_ids_shown(group),
+            timestamp(group.last_seen),
+            escape(first_line(group.sample)),
         )
     console.print(table)
-    console.print(f"{total} errors in {len(groups)} groups", highlight=False)
+    for number, group in enumerate(found.groups, start=1):
+        _print_group(number, group, full=full)
+    shown = f" ({len(found.groups)} shown)" if found.group_count > len(found.groups) else ""
+    console.print(
+        f"\n{plural(found.count, 'error')} in {plural(found.group_count, 'group')}{shown}",
+        highlight=False,
+    )
+
+
+def _task_ids_shown(group: ErrorGroupOut) -> str:
+    shown = ", ".join(str(task_id) for task_id in group.task_ids[:5])
+    if group.tasks > 5:
+        shown += f" (+{group.tasks - 5})"
+    return shown
+
+
+def _print_group(number: int, group: ErrorGroupOut, *, full: bool) -> None:
+    """One group in full: its class and span, its pattern, its newest error and output."""
+    newest = group.newest
+    console.print(
+        f"\n[bold]group {number}[/]: {escape(group.exit_class)}, "
+        f"{plural(group.count, 'error')} of {plural(group.tasks, 'task')}, "
+        f"first {timestamp(group.first_seen)}, last {timestamp(group.last_seen)}",
+        highlight=False,
+    )
+    console.print(f"  pattern: {escape(group.pattern)}", highlight=False)
+    console.print(
+        f"  newest: task {newest.task_id} ({escape(newest.task_name)}), "
+        f"instance {newest.task_instance_id}: {escape(first_line(newest.message, 200))}",
+        highlight=False,
+    )
+    streams = [("stderr", newest.stderr_tail)]
+    if full:
+        streams.append(("stdout", newest.stdout_tail))
+    for name, text in streams:
+        if not text.strip():
+            console.print(f"  {name}: (empty)", highlight=False)
+            continue
+        console.print(f"  {name}:", highlight=False)
+        for line in last_lines(text, None):
+            console.print(f"    {escape(line)}", highlight=False)
 
 
 @workflow.command("history")

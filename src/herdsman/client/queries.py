@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -35,6 +35,8 @@ __all__ = [
     "resource_usage",
     "resources_yaml",
     "strategy",
+    "suggested_memory",
+    "suggested_runtime",
     "task_attempts",
     "task_dependencies",
     "task_statuses",
@@ -45,7 +47,7 @@ __all__ = [
     "workflow_tasks",
 ]
 
-Strategy = Literal["avg", "max", "p95"]
+Strategy = Literal["avg", "max", "p90", "p95", "p99"]
 
 TASK_STATUS_GROUPS: dict[str, tuple[str, ...]] = {
     progress.name: tuple(status.value for status in TaskStatus if progress_of(status) is progress)
@@ -128,8 +130,14 @@ def workflow_tasks(
     return schemas.TasksPageOut(count=count, tasks=tasks)
 
 
-def task_attempts(requester: Requester, task_id: int) -> schemas.TaskAttemptsOut:
-    return requester.get(f"/tasks/{task_id}/attempts", schemas.TaskAttemptsOut)
+def task_attempts(
+    requester: Requester, task_id: int, tail_lines: int = 0
+) -> schemas.TaskAttemptsOut:
+    """Every attempt at the task; output tails cut to their last ``tail_lines`` lines (0: all
+    the worker kept, up to 10,000 characters each)."""
+    return requester.get(
+        f"/tasks/{task_id}/attempts", schemas.TaskAttemptsOut, params={"tail_lines": tail_lines}
+    )
 
 
 def task_dependencies(requester: Requester, task_id: int) -> schemas.DependenciesOut:
@@ -147,7 +155,11 @@ def log_paths(
 
 @dataclass(frozen=True)
 class ErrorGroup:
-    """Error messages that differ only in numbers and ids; ``sample`` is the newest one."""
+    """Error messages that differ only in numbers and ids; ``sample`` is the newest one.
+
+    For a list of messages at hand; the server groups a workflow's stored errors itself
+    (:func:`error_groups`).
+    """
 
     pattern: str
     count: int
@@ -156,13 +168,17 @@ class ErrorGroup:
     latest: str
 
 
-def error_groups(requester: Requester, workflow_id: int) -> tuple[int, list[ErrorGroup]]:
-    """The workflow's errors grouped by likeness, largest group first; with the total count.
-
-    The server hands over at most its newest 10,000 messages; the total says how many exist.
-    """
-    found = requester.get(f"/workflows/{workflow_id}/error_messages", schemas.ErrorMessagesOut)
-    return found.count, group_errors(found.errors)
+def error_groups(
+    requester: Requester, workflow_id: int, *, limit: int = 100, tail_lines: int = 20
+) -> schemas.ErrorGroupsOut:
+    """The workflow's errors grouped on the server by signature and exit class (see
+    :mod:`herdsman.core.error_signature`), largest group first, each with its newest error
+    and the last ``tail_lines`` lines of that attempt's output (0: all of it)."""
+    return requester.get(
+        f"/workflows/{workflow_id}/error_groups",
+        schemas.ErrorGroupsOut,
+        params={"limit": limit, "tail_lines": tail_lines},
+    )
 
 
 # Numbers, hex ids and the like vary between otherwise identical messages: ids, sizes, times.
@@ -200,38 +216,84 @@ def group_errors(errors: Iterable[schemas.ErrorMessageOut]) -> list[ErrorGroup]:
 
 
 def resource_usage(
-    requester: Requester, task_template: str | None, workflow_ids: Sequence[int]
+    requester: Requester,
+    task_template: str | None,
+    workflow_ids: Sequence[int],
+    *,
+    tool: str | None = None,
+    node_args: Mapping[str, str] | None = None,
 ) -> schemas.ResourceUsageOut:
+    """Usage statistics of done attempts by tool, template and cluster; ``node_args`` keeps
+    the tasks whose node has those values."""
     params: dict[str, object] = {"workflow_id": list(workflow_ids)}
     if task_template is not None:
         params["task_template"] = task_template
+    if tool is not None:
+        params["tool"] = tool
+    if node_args:
+        params["node_arg"] = [f"{name}={value}" for name, value in node_args.items()]
     return requester.get("/resource_usage", schemas.ResourceUsageOut, params=params)
 
 
+def suggested_memory(stats: schemas.StatisticsOut, strategy: Strategy, headroom: float) -> float:
+    """A memory request in GiB: the ``strategy`` statistic plus ``headroom`` (0.2 = 20 %),
+    rounded up to whole MiB."""
+    return max(1, math.ceil(_pick(stats, strategy) * (1 + headroom) * 1024)) / 1024
+
+
+def suggested_runtime(stats: schemas.StatisticsOut, strategy: Strategy, headroom: float) -> int:
+    """A runtime request in whole seconds: the ``strategy`` statistic plus ``headroom``."""
+    return max(1, math.ceil(_pick(stats, strategy) * (1 + headroom)))
+
+
 def resources_yaml(
-    usage: schemas.ResourceUsageOut, *, memory: Strategy = "max", runtime: Strategy = "max"
+    usage: schemas.ResourceUsageOut,
+    *,
+    memory: Strategy = "max",
+    runtime: Strategy = "max",
+    headroom: float = 0.0,
 ) -> str:
     """A resources file (``task_template_resources`` by cluster) for ``yaml_file=``.
 
-    Memory is rounded up to whole MiB and written with a unit (``"512M"``, ``"2G"``); runtime is
-    rounded up to whole seconds. Templates with no recorded usage are left out, so the file
-    never claims a value nobody measured. Raises InvalidInputError when nothing is left.
+    Memory is the ``memory`` statistic plus ``headroom``, rounded up to whole MiB and written
+    with a unit (``"512M"``, ``"2G"``); runtime likewise in whole seconds. A comment at the top
+    states both. Templates with no recorded usage are left out, so the file never claims a
+    value nobody measured. Raises InvalidInputError when nothing is left, and when two tools
+    have templates of one name (a resources file names templates only): pick one tool.
     """
+    _refuse_shared_names(usage)
     templates: dict[str, dict[str, dict[str, object]]] = {}
     for entry in usage.templates:
         resources: dict[str, object] = {}
         if entry.memory is not None:
-            mib = max(1, math.ceil(_pick(entry.memory, memory) * 1024))
-            resources["memory"] = format_memory(mib / 1024)
+            resources["memory"] = format_memory(suggested_memory(entry.memory, memory, headroom))
         if entry.runtime is not None:
-            resources["runtime"] = max(1, math.ceil(_pick(entry.runtime, runtime)))
+            resources["runtime"] = suggested_runtime(entry.runtime, runtime, headroom)
         if resources:
             templates.setdefault(entry.task_template, {})[entry.cluster] = resources
     if not templates:
         raise InvalidInputError(
             "no done attempt recorded its runtime or memory, so there is nothing to write"
         )
-    return yaml.safe_dump({"task_template_resources": templates}, sort_keys=True)
+    percent = f"{headroom * 100:g} % headroom"
+    header = (
+        f"# memory: {memory} of the done attempts' peak memory + {percent}; "
+        f"runtime: {runtime} of their wall time + {percent}\n"
+    )
+    return header + yaml.safe_dump({"task_template_resources": templates}, sort_keys=True)
+
+
+def _refuse_shared_names(usage: schemas.ResourceUsageOut) -> None:
+    tools: dict[str, set[str]] = {}
+    for entry in usage.templates:
+        tools.setdefault(entry.task_template, set()).add(entry.tool)
+    shared = {name: sorted(found) for name, found in tools.items() if len(found) > 1}
+    if shared:
+        name, found = next(iter(sorted(shared.items())))
+        raise InvalidInputError(
+            f"task template {name!r} exists in tools {', '.join(map(repr, found))}; "
+            "name one with --tool (a resources file holds one tool's templates)"
+        )
 
 
 def strategy(name: str) -> Strategy:
@@ -239,11 +301,15 @@ def strategy(name: str) -> Strategy:
     lowered = name.lower()
     if lowered == "avg":
         return "avg"
+    if lowered == "p90":
+        return "p90"
     if lowered == "p95":
         return "p95"
+    if lowered == "p99":
+        return "p99"
     if lowered == "max":
         return "max"
-    raise InvalidInputError(f"unknown strategy {name!r}; use avg, max or p95")
+    raise InvalidInputError(f"unknown strategy {name!r}; use avg, max or p95 (also p90 and p99)")
 
 
 def _pick(stats: schemas.StatisticsOut, strategy: Strategy) -> float:
@@ -251,6 +317,10 @@ def _pick(stats: schemas.StatisticsOut, strategy: Strategy) -> float:
         return stats.mean
     if strategy == "p95":
         return stats.p95
+    if strategy == "p99":
+        return stats.p99
+    if strategy == "p90":
+        return stats.p90
     return stats.max
 
 

@@ -35,6 +35,9 @@ ResourcesByCluster = dict[str, dict[str, Any]]
 # Read-only: it is shared by every task that sets no scales of its own.
 DEFAULT_RESOURCE_SCALES: Mapping[str, float] = MappingProxyType({"memory": 0.5, "runtime": 0.5})
 
+# The units queue limits are kept in, for messages that quote them.
+_LIMIT_UNITS = {"memory": " GiB", "runtime": " seconds", "cores": " cores"}
+
 # Keys every plugin understands; others pass through to the plugin unchanged.
 _INT_KEYS = ("cores",)
 
@@ -69,7 +72,8 @@ def validate_resources(
         if isinstance(value, int | float) and not low <= value <= high:
             raise InvalidResourceError(
                 f"task {task_name!r} asks for {key}={requested[key]!r} but queue {queue.name!r} "
-                f"of cluster {cluster.name!r} allows {key} from {low:g} to {high:g}",
+                f"of cluster {cluster.name!r} allows {key} from {low:g} to {high:g}"
+                f"{_LIMIT_UNITS.get(key, '')}",
                 details={"task_name": task_name, "resource": key, "queue": queue.name},
             )
     return ValidatedResources(queue=queue, requested=canonical)

@@ -16,6 +16,18 @@ Usage is measured for the command's process tree:
 * max RSS as the larger of ``wait4``'s peak of the largest process and the sampled peak of the
   tree's sum (:mod:`herdsman.worker.usage`).
 
+Those figures must be the command's alone. Linux keeps a process's peak RSS across ``exec``
+(``ru_maxrss`` is the larger of the old and the new program's peak), and a process forked by
+the hosting Python -- a pool process or a distributor of 40 MiB and more -- starts with that
+Python's memory mapped, so an ``echo`` started directly would be recorded at the host's size.
+Hence, where the hosting process is a subreaper (below), the command is started by a launcher:
+a small shell that forks the command's shell and exits at once. Its child was forked from the
+launcher's fresh, small image, and is adopted by the hosting process, which waits for it
+directly; its figures are those of the command's own tree. The child waits for the launcher to
+be gone before it starts the command (a pipe that only the launcher holds open closes), so the
+launcher can never reap it first. It costs about two milliseconds per command. The launcher
+is the process-group leader: the group's id stays that of the (ended) launcher.
+
 When the command's main process exits, anything it left running in its process group is
 terminated (SIGTERM, then SIGKILL after the grace period), as a cluster does at the end of a
 job step. Otherwise a forgotten background process would hold the output pipes open and keep
@@ -71,6 +83,15 @@ _POLL_SECONDS = 0.05
 _PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 # ru_maxrss is in kilobytes on Linux and in bytes on macOS.
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
+
+# The launcher (see the module docstring): ``$0`` is the shell, ``$1`` the command; {report}
+# takes the child's pid, {gate} is read until the launcher's {gate_hold} closes with it. The
+# child resets SIGINT and SIGQUIT, which a shell without job control ignores in background
+# jobs, so the command sees the signal dispositions it would see started directly.
+_LAUNCHER = (
+    "( exec {gate_hold}>&- {report}>&-; trap - INT QUIT; read -r -u {gate} _; "
+    'exec {gate}<&-; exec "$0" -c "$1" ) & echo $! >&{report}'
+)
 
 
 @dataclass(frozen=True)
@@ -154,12 +175,14 @@ class RunningCommand:
     def __init__(
         self,
         process: subprocess.Popen[bytes],
+        main_pid: int,
         stdout: OutputCapture,
         stderr: OutputCapture,
         started: float,
         sampler: TreeMemorySampler,
     ) -> None:
         self._process = process
+        self._main_pid = main_pid
         self._stdout = stdout
         self._stderr = stderr
         self._started = started
@@ -185,17 +208,12 @@ class RunningCommand:
         The tree's memory is sampled every ``sample_interval`` seconds and each summed RSS
         (bytes) passed to ``on_memory_sample`` (see :class:`TreeMemorySampler`).
         """
-        become_subreaper()
         started = time.monotonic()
-        process = subprocess.Popen(
-            [SHELL, "-c", command],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,
-            close_fds=True,
-        )
+        if become_subreaper() and SHELL == "/bin/bash":
+            process, main_pid = _launch(command, env)
+        else:  # nobody would adopt the command's shell: run it directly, figures and all
+            process = _popen([SHELL, "-c", command], env, ())
+            main_pid = process.pid
         try:
             if process.stdout is None or process.stderr is None:  # Popen gives both for PIPE
                 raise OSError("the command's output pipes were not opened")
@@ -204,18 +222,18 @@ class RunningCommand:
             stdout.start()
             stderr.start()
             sampler = TreeMemorySampler(
-                process.pid, interval=sample_interval, listener=on_memory_sample
+                main_pid, interval=sample_interval, listener=on_memory_sample
             )
         except BaseException:
             # Nobody would wait for a command whose start failed half-way: stop it now.
             terminate_process_group(process.pid, 0)
             process.wait()
             raise
-        return cls(process, stdout, stderr, started, sampler)
+        return cls(process, main_pid, stdout, stderr, started, sampler)
 
     @property
     def pid(self) -> int:
-        """The shell's pid, which is also the command's process-group id."""
+        """The command's process-group id (the pid of the launcher, or of the shell itself)."""
         return self._process.pid
 
     def tails(self) -> tuple[str, str]:
@@ -232,15 +250,16 @@ class RunningCommand:
     def wait(self, *, straggler_grace: float) -> CommandResult:
         """Wait for the command to end, clean up its group, and collect output and usage."""
         try:
-            _, wait_status, rusage = os.wait4(self.pid, 0)
+            _, wait_status, rusage = os.wait4(self._main_pid, 0)
         except ChildProcessError:  # reaped by someone else: the status is gone
             exit_code = None
         else:
             exit_code = os.waitstatus_to_exitcode(wait_status)
             self._count(rusage)
         wall_time = time.monotonic() - self._started
-        # Popen must not try to reap the pid again (it may be reused by then).
-        self._process.returncode = exit_code if exit_code is not None else -1
+        if self._process.returncode is None:
+            # Popen must not try to reap the pid again (it may be reused by then).
+            self._process.returncode = exit_code if exit_code is not None else -1
         self._sampler.stop()
         self._reap_group()
         if process_group_exists(self.pid):
@@ -278,3 +297,46 @@ class RunningCommand:
     def _count(self, rusage: resource.struct_rusage) -> None:
         self._cpu_time += rusage.ru_utime + rusage.ru_stime
         self._wait_maxrss = max(self._wait_maxrss, rusage.ru_maxrss * _MAXRSS_UNIT)
+
+
+def _popen(
+    args: list[str], env: Mapping[str, str], keep: tuple[int, ...]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=dict(env),
+        start_new_session=True,
+        close_fds=True,
+        pass_fds=keep,
+    )
+
+
+def _launch(command: str, env: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``command`` through the launcher; the launcher (reaped) and the command's pid.
+
+    Raises OSError when the launcher could not start the command's shell.
+    """
+    report_read, report = os.pipe()
+    gate, gate_hold = os.pipe()
+    script = _LAUNCHER.format(report=report, gate=gate, gate_hold=gate_hold)
+    try:
+        launcher = _popen([SHELL, "-c", script, SHELL, command], env, (report, gate, gate_hold))
+    finally:
+        for fd in (report, gate, gate_hold):
+            os.close(fd)
+    with os.fdopen(report_read, "rb") as pids:
+        reported = pids.read()  # until the launcher exits: it holds the only writer left
+    _, status, _ = os.wait4(launcher.pid, 0)
+    launcher.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        return launcher, int(reported)
+    except ValueError:
+        for pipe in (launcher.stdout, launcher.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise OSError(
+            f"the launcher of the command's shell failed ({launcher.returncode})"
+        ) from None

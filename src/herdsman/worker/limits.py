@@ -118,7 +118,7 @@ def _gib_texts(used_bytes: int, limit_bytes: int) -> tuple[str, str]:
     used_text = limit_text = ""
     for decimals in (1, 2, 3):
         used_text, limit_text = f"{used:.{decimals}f}", f"{limit:.{decimals}f}"
-        if used_text != limit_text and math.isclose(float(limit_text), limit, rel_tol=0.05):
+        if used_text != limit_text and math.isclose(float(limit_text), limit, rel_tol=0.01):
             break
     return used_text, limit_text
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from herdsman.cli.formatting import duration, first_line, gib, size, status_name, timestamp
+from herdsman.cli.formatting import (
+    duration,
+    first_line,
+    gib,
+    last_lines,
+    plural,
+    size,
+    status_name,
+    timestamp,
+)
 from herdsman.core.statuses import TaskStatus
 
 
@@ -29,3 +38,10 @@ def test_first_line() -> None:
     assert first_line("\n\n  boom: it broke \nsecond") == "boom: it broke"
     assert first_line("x" * 100, 10) == "x" * 9 + "…"
     assert first_line(None) == ""
+
+
+def test_plural_and_last_lines() -> None:
+    assert [plural(n, "group") for n in (0, 1, 2)] == ["0 groups", "1 group", "2 groups"]
+    assert last_lines("a\nb\nc\n\n", 2) == ["b", "c"]
+    assert last_lines("a\nb\n", None) == ["a", "b"]
+    assert last_lines("", 3) == []

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 import yaml
 
-from herdsman.client.queries import group_errors, resources_yaml, strategy, task_statuses
+from herdsman.client.queries import (
+    group_errors,
+    resources_yaml,
+    strategy,
+    suggested_memory,
+    suggested_runtime,
+    task_statuses,
+)
 from herdsman.client.resources import load_resources_yaml
 from herdsman.core.errors import InvalidInputError
 from herdsman.core.schemas.queries import (
@@ -100,3 +108,55 @@ def test_strategy_names() -> None:
     assert [strategy(name) for name in ("AVG", "max", "p95")] == ["avg", "max", "p95"]
     with pytest.raises(InvalidInputError, match="use avg, max or p95"):
         strategy("median")
+
+
+def test_suggested_requests_add_their_headroom_and_round_up() -> None:
+    stats = StatisticsOut(
+        count=10, min=0.1, mean=0.2, median=0.2, p90=0.3, p95=0.4, p99=0.45, max=0.5
+    )
+    assert suggested_memory(stats, "max", 0.2) == math.ceil(0.5 * 1.2 * 1024) / 1024
+    assert suggested_memory(stats, "p90", 0.0) == math.ceil(0.3 * 1024) / 1024
+    assert suggested_runtime(stats, "p99", 1.0) == 1  # 0.9 s, never below one second
+    assert suggested_runtime(_stats(10.0, 60.0, 95.0, 100.0), "p95", 0.1) == 105
+
+
+def test_resources_yaml_states_its_headroom_and_applies_it() -> None:
+    usage = ResourceUsageOut(
+        templates=[
+            TemplateUsageOut(
+                tool="t",
+                task_template="fit",
+                cluster="slurm",
+                attempts=4,
+                runtime=_stats(10.0, 60.0, 95.0, 100.0),
+                memory=_stats(0.5, 1.0, 1.5, 2.0),
+            )
+        ]
+    )
+    text = resources_yaml(usage, memory="max", runtime="max", headroom=0.5)
+    assert text.splitlines()[0] == (
+        "# memory: max of the done attempts' peak memory + 50 % headroom; "
+        "runtime: max of their wall time + 50 % headroom"
+    )
+    assert yaml.safe_load(text)["task_template_resources"]["fit"]["slurm"] == {
+        "memory": "3G",
+        "runtime": 150,
+    }
+
+
+def test_resources_yaml_asks_for_a_tool_when_two_share_a_template_name() -> None:
+    usage = ResourceUsageOut(
+        templates=[
+            TemplateUsageOut(
+                tool=tool,
+                task_template="fit",
+                cluster="slurm",
+                attempts=1,
+                runtime=_stats(1.0, 1.0, 1.0, 1.0),
+                memory=None,
+            )
+            for tool in ("alpha", "beta")
+        ]
+    )
+    with pytest.raises(InvalidInputError, match=r"'fit' exists in tools 'alpha', 'beta'.*--tool"):
+        resources_yaml(usage)

@@ -12,12 +12,16 @@ import datetime as dt
 from pydantic import BaseModel
 
 __all__ = [
+    "GROUP_TASK_IDS",
     "AttemptOut",
     "DependenciesOut",
     "EdgesOut",
+    "ErrorGroupOut",
+    "ErrorGroupsOut",
     "ErrorMessageOut",
     "ErrorMessagesOut",
     "ErrorOut",
+    "ErrorSampleOut",
     "FailedTaskOut",
     "HistoryEntryOut",
     "HistoryOut",
@@ -38,6 +42,10 @@ __all__ = [
     "WorkflowSummariesOut",
     "WorkflowSummaryOut",
 ]
+
+
+GROUP_TASK_IDS = 100
+"""Task ids an error group lists; its ``tasks`` counts them all."""
 
 
 class WorkflowDetailOut(BaseModel):
@@ -154,7 +162,12 @@ class WorkflowSummariesOut(BaseModel):
 
 
 class AttemptOut(BaseModel):
-    """One task instance: where it ran, how it ended, what it used (seconds, bytes)."""
+    """One task instance: where it ran, how it ended, what it requested and used (seconds,
+    bytes, cores), the ends of its output, and its last error with its exit class.
+
+    ``stdout_tail`` and ``stderr_tail`` are the last characters the worker kept (up to
+    10,000), or their last ``tail_lines`` lines when the request asked for fewer.
+    """
 
     id: int
     workflow_run_id: int
@@ -167,9 +180,15 @@ class AttemptOut(BaseModel):
     wall_time: float | None
     cpu_time: float | None
     max_rss: int | None
+    requested_memory: int | None = None
+    requested_runtime: float | None = None
+    requested_cores: int | None = None
     stdout_path: str | None
     stderr_path: str | None
+    stdout_tail: str = ""
+    stderr_tail: str = ""
     error: str | None
+    exit_class: str | None = None
 
 
 class TaskAttemptsOut(BaseModel):
@@ -225,24 +244,77 @@ class ErrorMessagesOut(BaseModel):
     errors: list[ErrorMessageOut]
 
 
+class ErrorSampleOut(BaseModel):
+    """The newest error of a group, as the attempt that had it recorded it."""
+
+    task_instance_id: int
+    task_id: int
+    task_name: str
+    error_time: str
+    message: str
+    exit_code: int | None
+    stdout_tail: str
+    stderr_tail: str
+
+
+class ErrorGroupOut(BaseModel):
+    """A workflow's errors that share a signature and an exit class.
+
+    ``pattern`` is the signature's text (the message and the last meaningful stderr lines,
+    with numbers, paths, hex strings, ids and timestamps masked). ``count`` is how many errors
+    the group holds and ``tasks`` how many distinct tasks; ``task_ids`` lists the first
+    :data:`GROUP_TASK_IDS` of them. ``first_seen`` and ``last_seen`` are ISO times in UTC.
+    ``sample`` is the newest error's message, ``newest`` that error with its attempt's output.
+    """
+
+    signature: str
+    exit_class: str
+    pattern: str
+    count: int
+    tasks: int
+    task_ids: list[int]
+    first_seen: str
+    last_seen: str
+    sample: str
+    newest: ErrorSampleOut
+
+
+class ErrorGroupsOut(BaseModel):
+    """A workflow's errors by group, largest group first (newest first among equals).
+
+    ``count`` and ``tasks`` count every error and every task with an error; ``group_count``
+    is the number of groups, of which the first ``limit`` are listed.
+    """
+
+    workflow_id: int
+    count: int
+    tasks: int
+    group_count: int
+    groups: list[ErrorGroupOut]
+
+
 class StatisticsOut(BaseModel):
-    """Order statistics over the done attempts; p95 and median interpolate linearly."""
+    """Order statistics over the done attempts; the median and the percentiles interpolate
+    linearly between order statistics."""
 
     count: int
     min: float
     mean: float
     median: float
+    p90: float = 0.0
     p95: float
+    p99: float = 0.0
     max: float
 
 
 class TemplateUsageOut(BaseModel):
-    """What done attempts of one task template on one cluster used.
+    """What done attempts of one task template of one tool on one cluster used.
 
     ``runtime`` is wall time in seconds and ``memory`` the peak resident set in GiB; either is
     None when no attempt recorded it.
     """
 
+    tool: str = ""
     task_template: str
     cluster: str
     attempts: int

@@ -423,15 +423,32 @@ class TaskInstance(Base):
     wall_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     cpu_time: Mapped[float | None] = mapped_column(Float, nullable=True)
     max_rss: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # What the attempt was queued with (bytes, seconds, cores), beside what it used, so that
+    # requested and used read side by side; None where the request named no such value.
+    requested_memory: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    requested_runtime: Mapped[float | None] = mapped_column(Float, nullable=True)
+    requested_cores: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class TaskInstanceErrorLog(Base):
+    """One error of an attempt, with the kind of failure it is.
+
+    ``signature`` is the digest of the error's message and stderr with what varies masked
+    (:mod:`herdsman.core.error_signature`) and ``exit_class`` what ended the attempt; the
+    workflow's id is copied here so that grouping a workflow's errors is one indexed
+    ``GROUP BY`` over this table alone.
+    """
+
     __tablename__ = "task_instance_error_log"
+    __table_args__ = (Index(None, "workflow_id", "signature"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"), index=True)
+    workflow_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     error_time: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     description: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    exit_class: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class StatusChange(Base):

@@ -69,12 +69,14 @@ def queue_tasks(
         "task_resources_id = ? WHERE id = ?",
         [(_QUEUED_TASK.value, now, resources_id, task_id) for task_id, _, resources_id in to_queue],
     )
+    requests = _requests(session, {resources_id for _, _, resources_id in to_queue})
     sql.execute_many(
         session,
         "INSERT INTO task_instance (workflow_run_id, task_id, array_id, task_resources_id, "
-        "status, status_date) VALUES (?, ?, ?, ?, ?, ?)",
+        "status, status_date, requested_memory, requested_runtime, requested_cores) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
-            (run_id, task_id, array_id, resources_id, _QUEUED.value, now)
+            (run_id, task_id, array_id, resources_id, _QUEUED.value, now, *requests[resources_id])
             for task_id, array_id, resources_id in to_queue
         ],
     )
@@ -92,6 +94,42 @@ def queue_tasks(
     return sschemas.TaskStatusesOut(
         task_ids=list(request.task_ids), statuses=[statuses[t] for t in request.task_ids]
     )
+
+
+_GIB = 1024**3
+
+
+def _requests(
+    session: Session, resources_ids: set[int]
+) -> dict[int, tuple[int | None, float | None, int | None]]:
+    """Memory (bytes), runtime (s) and cores of each resource request, for the attempt's row.
+
+    Requests are shared by content, so a batch of a thousand tasks names a handful at most.
+    """
+    found: dict[int, tuple[int | None, float | None, int | None]] = {}
+    for part in chunked(sorted(resources_ids), CHUNK):
+        for resources_id, requested in sql.fetch_all(
+            session,
+            f"SELECT id, requested FROM task_resources WHERE id IN {sql.in_list(len(part))}",
+            part,
+        ):
+            values = json.loads(requested)
+            memory, runtime, cores = (_number(values.get(key)) for key in _REQUESTED)
+            found[resources_id] = (
+                None if memory is None else round(memory * _GIB),
+                runtime,
+                None if cores is None else int(cores),
+            )
+    return found
+
+
+_REQUESTED = ("memory", "runtime", "cores")
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def claim(

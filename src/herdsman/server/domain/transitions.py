@@ -23,6 +23,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from herdsman.core import lifecycle
+from herdsman.core.error_signature import ExitClass, error_signature, exit_class_of
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas import distributor as schemas
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, Transition, decide
@@ -180,6 +181,7 @@ def end_attempt(
     *,
     now: dt.datetime,
     killed: bool = False,
+    stderr_tail: str | None = None,
 ) -> Transition:
     """End a live attempt in an error or a confirmed kill, with its error log, and move its
     task as the lifecycle says.
@@ -187,11 +189,20 @@ def end_attempt(
     ``killed``: the attempt died because it was told to (a stop or a resume), so its task
     goes back to wait for the next run without spending an attempt; otherwise the task is
     retried, adjusted or ended (:func:`~herdsman.core.lifecycle.task_after_failed_attempt`).
+    ``stderr_tail``: what the attempt's report carries; without it, the tail its last
+    heartbeat left counts towards the error's signature.
     """
+    previous = row.status
     decision = move_instance(session, row, target, recorder, now=now)
     if decision is not Transition.VALID:
         return decision
-    log_error(session, row.id, message, now)
+    if killed:
+        stderr_tail = None  # a kill is a kill, whatever the command was printing
+    elif stderr_tail is None:
+        stderr_tail = _stored_stderr_tail(session, row.id)
+    signature = error_signature(message, stderr_tail)
+    kind = exit_class_of(target, message, previous=previous, killed=killed)
+    log_error(session, row, message, now, signature=signature.digest, exit_class=kind)
     if killed:
         move_task(session, row, lifecycle.TASK_STATUS_AFTER_KILL, recorder, now=now)
     else:
@@ -218,13 +229,36 @@ def _task_after_failed_attempt(
     )
 
 
-def log_error(session: Session, instance_id: int, description: str, now: dt.datetime) -> None:
+def log_error(
+    session: Session,
+    row: InstanceRow,
+    description: str,
+    now: dt.datetime,
+    *,
+    signature: str,
+    exit_class: ExitClass,
+) -> None:
+    """Record one error of the attempt with its signature and exit class."""
     sql.execute(
         session,
-        "INSERT INTO task_instance_error_log (task_instance_id, error_time, description) "
-        "VALUES (?, ?, ?)",
-        (instance_id, sql.timestamp(session, now), description),
+        "INSERT INTO task_instance_error_log (task_instance_id, workflow_id, error_time, "
+        "description, signature, exit_class) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            row.id,
+            row.workflow_id,
+            sql.timestamp(session, now),
+            description,
+            signature,
+            exit_class.value,
+        ),
     )
+
+
+def _stored_stderr_tail(session: Session, instance_id: int) -> str | None:
+    found = sql.fetch_one(
+        session, "SELECT stderr_tail FROM task_instance WHERE id = ?", (instance_id,)
+    )
+    return None if found is None else found[0]
 
 
 def transitions_out(ids: Sequence[int], rows: Sequence[InstanceRow]) -> schemas.TransitionsOut:

@@ -127,7 +127,10 @@ def instance_error(
     row = load_instance(session, instance_id)
     now = models.utcnow()
     target = TaskInstanceStatus(request.status)
-    if end_attempt(session, row, target, request.message, recorder, now=now) is (Transition.VALID):
+    ended = end_attempt(
+        session, row, target, request.message, recorder, now=now, stderr_tail=request.stderr_tail
+    )
+    if ended is Transition.VALID:
         _record_outcome(session, row.id, request.exit_code, request)
     return schemas.InstanceStatusOut(task_instance_id=row.id, status=row.status.value)
 

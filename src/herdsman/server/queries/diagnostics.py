@@ -1,13 +1,15 @@
-"""Reads for finding out why tasks failed: failed tasks with their errors and output tails,
-error messages, and where attempts wrote their output."""
+"""Reads for finding out why tasks failed: errors grouped by signature, failed tasks with
+their errors and output tails, error messages, and where attempts wrote their output."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
+from herdsman.core.error_signature import ExitClass, error_signature
 from herdsman.core.schemas import queries as schemas
 from herdsman.core.statuses import TaskStatus
 from herdsman.server.database import models
@@ -19,7 +21,14 @@ from herdsman.server.queries.lookups import (
 
 _Columns = TypeVarTuple("_Columns")
 
-__all__ = ["ERRORS_PER_TASK", "error_messages", "log_paths", "workflow_errors"]
+__all__ = [
+    "ERRORS_PER_TASK",
+    "error_groups",
+    "error_messages",
+    "last_lines",
+    "log_paths",
+    "workflow_errors",
+]
 
 
 ERRORS_PER_TASK = 3
@@ -37,6 +46,151 @@ def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.W
         count=count or 0,
         tasks=[_failed_task(session, row) for row in failed],
     )
+
+
+def error_groups(
+    session: Session, workflow_id: int, limit: int, tail_lines: int
+) -> schemas.ErrorGroupsOut:
+    """The workflow's errors grouped by signature and exit class, largest group first.
+
+    One ``GROUP BY`` over the error log's (workflow, signature) index; each group's sample is
+    its newest error, with the last ``tail_lines`` lines of its attempt's output (0: all the
+    worker kept).
+    """
+    require_workflow(session, workflow_id)
+    log, instance = models.TaskInstanceErrorLog, models.TaskInstance
+    errors = func.count()
+    newest = func.max(log.id)
+    grouped = (
+        select(
+            log.signature,
+            log.exit_class,
+            errors,
+            func.count(distinct(instance.task_id)),
+            func.min(log.error_time),
+            func.max(log.error_time),
+            newest,
+        )
+        .join(instance, instance.id == log.task_instance_id)
+        .where(log.workflow_id == workflow_id)
+        .group_by(log.signature, log.exit_class)
+    )
+    rows = session.execute(grouped.order_by(errors.desc(), newest.desc()).limit(limit)).all()
+    count = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
+    total_errors, total_tasks = session.execute(
+        select(func.count(), func.count(distinct(instance.task_id)))
+        .select_from(log)
+        .join(instance, instance.id == log.task_instance_id)
+        .where(log.workflow_id == workflow_id)
+    ).one()
+    samples = _error_samples(session, [row[-1] for row in rows], tail_lines)
+    return schemas.ErrorGroupsOut(
+        workflow_id=workflow_id,
+        count=total_errors,
+        tasks=total_tasks,
+        group_count=count,
+        groups=[
+            _error_group(
+                (signature, exit_class),
+                (n, tasks, _group_task_ids(session, workflow_id, signature, exit_class)),
+                (first, last),
+                samples[sample_id],
+            )
+            for signature, exit_class, n, tasks, first, last, sample_id in rows
+        ],
+    )
+
+
+def _group_task_ids(
+    session: Session, workflow_id: int, signature: str | None, exit_class: str | None
+) -> list[int]:
+    """The first task ids of a group, through the (workflow, signature) index."""
+    log, instance = models.TaskInstanceErrorLog, models.TaskInstance
+    found = session.scalars(
+        select(distinct(instance.task_id))
+        .join(log, log.task_instance_id == instance.id)
+        .where(
+            log.workflow_id == workflow_id,
+            log.signature == signature,
+            log.exit_class == exit_class,
+        )
+        .order_by(instance.task_id)
+        .limit(schemas.GROUP_TASK_IDS)
+    )
+    return list(found)
+
+
+def _error_group(
+    key: tuple[str | None, str | None],
+    counts: tuple[int, int, list[int]],
+    seen: tuple[dt.datetime, dt.datetime],
+    sample: tuple[schemas.ErrorSampleOut, str | None],
+) -> schemas.ErrorGroupOut:
+    (signature, exit_class), (errors, tasks, task_ids), (first, last) = key, counts, seen
+    newest, full_stderr = sample
+    killed = exit_class == ExitClass.KILLED.value
+    pattern = error_signature(newest.message, None if killed else full_stderr).text
+    return schemas.ErrorGroupOut(
+        signature=signature or "",
+        exit_class=exit_class or "",
+        pattern=pattern,
+        count=errors,
+        tasks=tasks,
+        task_ids=task_ids,
+        first_seen=first.isoformat(),
+        last_seen=last.isoformat(),
+        sample=newest.message,
+        newest=newest,
+    )
+
+
+def _error_samples(
+    session: Session, log_ids: list[int], tail_lines: int
+) -> dict[int, tuple[schemas.ErrorSampleOut, str | None]]:
+    """Each error by its log id, with its attempt's full stderr tail beside it."""
+    log, instance, task = models.TaskInstanceErrorLog, models.TaskInstance, models.Task
+    found: dict[int, tuple[schemas.ErrorSampleOut, str | None]] = {}
+    if not log_ids:
+        return found
+    rows = session.execute(
+        select(
+            log.id,
+            log.task_instance_id,
+            log.error_time,
+            log.description,
+            instance.task_id,
+            task.name,
+            instance.exit_code,
+            instance.stdout_tail,
+            instance.stderr_tail,
+        )
+        .join(instance, instance.id == log.task_instance_id)
+        .join(task, task.id == instance.task_id)
+        .where(log.id.in_(log_ids))
+    ).all()
+    for log_id, instance_id, when, message, task_id, name, code, stdout, stderr in rows:
+        sample = schemas.ErrorSampleOut(
+            task_instance_id=instance_id,
+            task_id=task_id,
+            task_name=name,
+            error_time=when.isoformat(),
+            message=message,
+            exit_code=code,
+            stdout_tail=last_lines(stdout, tail_lines),
+            stderr_tail=last_lines(stderr, tail_lines),
+        )
+        found[log_id] = (sample, stderr)
+    return found
+
+
+def last_lines(text: str | None, lines: int) -> str:
+    """The last ``lines`` lines of ``text`` (all of it for 0), trailing blank lines dropped."""
+    if not text:
+        return ""
+    if lines <= 0:
+        return text
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join(kept) + "\n"
 
 
 def _failed_task(session: Session, task: models.Task) -> schemas.FailedTaskOut:

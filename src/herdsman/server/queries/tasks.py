@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas import queries as schemas
 from herdsman.server.database import models
+from herdsman.server.queries.diagnostics import last_lines
 from herdsman.server.queries.lookups import (
     iso,
     require_task,
@@ -86,21 +87,22 @@ def _resources(session: Session, resources_id: int) -> schemas.ResourcesOut:
     )
 
 
-def task_attempts(session: Session, task_id: int) -> schemas.TaskAttemptsOut:
-    """Every attempt at the task, oldest first, each with its last error message."""
+def task_attempts(session: Session, task_id: int, tail_lines: int = 0) -> schemas.TaskAttemptsOut:
+    """Every attempt at the task, oldest first, each with its last error message and exit
+    class, and the last ``tail_lines`` lines of its output tails (0: all that was kept)."""
     task = require_task(session, task_id)
     instance, log = models.TaskInstance, models.TaskInstanceErrorLog
     attempts = session.scalars(
         select(instance).where(instance.task_id == task_id).order_by(instance.id)
     ).all()
-    last_error: dict[int, str] = {}
-    for instance_id, description in session.execute(
-        select(log.task_instance_id, log.description)
+    last_error: dict[int, tuple[str, str | None]] = {}
+    for instance_id, description, exit_class in session.execute(
+        select(log.task_instance_id, log.description, log.exit_class)
         .join(instance, instance.id == log.task_instance_id)
         .where(instance.task_id == task_id)
         .order_by(log.id)
     ).tuples():
-        last_error[instance_id] = description
+        last_error[instance_id] = (description, exit_class)
     return schemas.TaskAttemptsOut(
         task_id=task.id,
         workflow_id=task.workflow_id,
@@ -119,9 +121,15 @@ def task_attempts(session: Session, task_id: int) -> schemas.TaskAttemptsOut:
                 wall_time=row.wall_time,
                 cpu_time=row.cpu_time,
                 max_rss=row.max_rss,
+                requested_memory=row.requested_memory,
+                requested_runtime=row.requested_runtime,
+                requested_cores=row.requested_cores,
                 stdout_path=row.stdout_path,
                 stderr_path=row.stderr_path,
-                error=last_error.get(row.id),
+                stdout_tail=last_lines(row.stdout_tail, tail_lines),
+                stderr_tail=last_lines(row.stderr_tail, tail_lines),
+                error=last_error.get(row.id, (None, None))[0],
+                exit_class=last_error.get(row.id, (None, None))[1],
             )
             for row in attempts
         ],

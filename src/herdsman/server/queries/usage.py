@@ -1,4 +1,5 @@
-"""What done attempts used: runtime and memory by task template and cluster, as statistics.
+"""What done attempts used: runtime and memory by tool, task template and cluster, as
+statistics.
 
 Statistics are computed here in Python over the fetched values rather than in SQL: SQLite has
 no percentile function and PostgreSQL's and MariaDB's differ, while users comparing numbers
@@ -10,10 +11,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TypeVarTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import InvalidInputError, NotFoundError
@@ -34,22 +35,43 @@ _GIB = 1024**3
 
 
 def resource_usage(
-    session: Session, template: str | None, workflow_ids: Sequence[int]
+    session: Session,
+    template: str | None,
+    workflow_ids: Sequence[int],
+    *,
+    tool: str | None = None,
+    node_args: Mapping[str, str] | None = None,
 ) -> schemas.ResourceUsageOut:
-    """Runtime and memory of done attempts, by task template and cluster.
+    """Runtime and memory of done attempts, by tool, task template and cluster.
+
+    Templates of different tools are different templates even when they share a name, so
+    each tool's are kept apart; ``tool`` keeps only that tool's. ``node_args`` keeps only
+    tasks whose node has each of those values (``{"region": "emea"}``), since one template's
+    tasks often need very different resources by what they work on.
 
     Only done attempts count: a failed one stopped early or was killed for its resources, so
     its usage says nothing about what the task needs.
     """
-    if template is None and not workflow_ids:
-        raise InvalidInputError("name a task template, one or more workflows, or both")
+    if template is None and not workflow_ids and tool is None:
+        raise InvalidInputError("name a tool, a task template, one or more workflows, or some")
     instance, task = models.TaskInstance, models.Task
     template_name = models.TaskTemplate.name
     query = with_task_template_names(
-        select(template_name, models.Cluster.name, instance.wall_time, instance.max_rss)
+        select(
+            models.Tool.name,
+            template_name,
+            models.Cluster.name,
+            instance.wall_time,
+            instance.max_rss,
+        )
         .join(task, task.id == instance.task_id)
         .join(models.Cluster, models.Cluster.id == task.cluster_id)
-    ).where(instance.status == TaskInstanceStatus.DONE.value)
+    )
+    query = (
+        query.join(models.ToolVersion, models.ToolVersion.id == models.TaskTemplate.tool_version_id)
+        .join(models.Tool, models.Tool.id == models.ToolVersion.tool_id)
+        .where(instance.status == TaskInstanceStatus.DONE.value)
+    )
     if template is not None:
         known = select(func.count()).select_from(models.TaskTemplate)
         if session.scalar(known.where(template_name == template)) == 0:
@@ -57,15 +79,21 @@ def resource_usage(
                 f"no task template is called {template!r}", details={"value": template}
             )
         query = query.where(template_name == template)
+    if tool is not None:
+        if session.scalar(select(models.Tool.id).where(models.Tool.name == tool)) is None:
+            raise NotFoundError(f"no tool is called {tool!r}", details={"value": tool})
+        query = query.where(models.Tool.name == tool)
     if workflow_ids:
         for workflow_id in workflow_ids:
             require_workflow(session, workflow_id)
         query = query.where(task.workflow_id.in_(workflow_ids))
-    runtimes: dict[tuple[str, str], list[float]] = defaultdict(list)
-    memories: dict[tuple[str, str], list[float]] = defaultdict(list)
-    attempts: dict[tuple[str, str], int] = defaultdict(int)
-    for name, cluster, wall_time, max_rss in session.execute(query).tuples():
-        key = (name, cluster)
+    for name, value in (node_args or {}).items():
+        query = query.where(_has_node_arg(name, value))
+    runtimes: dict[_Key, list[float]] = defaultdict(list)
+    memories: dict[_Key, list[float]] = defaultdict(list)
+    attempts: dict[_Key, int] = defaultdict(int)
+    for tool_name, name, cluster, wall_time, max_rss in session.execute(query).tuples():
+        key = (tool_name, name, cluster)
         attempts[key] += 1
         if wall_time is not None:
             runtimes[key].append(float(wall_time))
@@ -74,19 +102,33 @@ def resource_usage(
     return schemas.ResourceUsageOut(
         templates=[
             schemas.TemplateUsageOut(
-                task_template=name,
-                cluster=cluster,
-                attempts=attempts[(name, cluster)],
-                runtime=statistics_of(runtimes[(name, cluster)]),
-                memory=statistics_of(memories[(name, cluster)]),
+                tool=key[0],
+                task_template=key[1],
+                cluster=key[2],
+                attempts=attempts[key],
+                runtime=statistics_of(runtimes[key]),
+                memory=statistics_of(memories[key]),
             )
-            for name, cluster in sorted(attempts)
+            for key in sorted(attempts)
         ]
     )
 
 
+_Key = tuple[str, str, str]
+
+
+def _has_node_arg(name: str, value: str) -> ColumnElement[bool]:
+    """The task's node has node arg ``name`` set to ``value``."""
+    node_arg, arg = models.NodeArg, models.Arg
+    return exists(
+        select(node_arg.node_id)
+        .join(arg, arg.id == node_arg.arg_id)
+        .where(node_arg.node_id == models.Task.node_id, arg.name == name, node_arg.value == value)
+    )
+
+
 def statistics_of(values: Sequence[float]) -> schemas.StatisticsOut | None:
-    """min, mean, median, p95 and max; quantiles interpolate linearly between order
+    """min, mean, median, p90, p95, p99 and max; quantiles interpolate linearly between order
     statistics (the common "type 7" definition), so p95 of one value is that value."""
     if not values:
         return None
@@ -96,7 +138,9 @@ def statistics_of(values: Sequence[float]) -> schemas.StatisticsOut | None:
         min=ordered[0],
         mean=statistics.fmean(ordered),
         median=_quantile(ordered, 0.5),
+        p90=_quantile(ordered, 0.90),
         p95=_quantile(ordered, 0.95),
+        p99=_quantile(ordered, 0.99),
         max=ordered[-1],
     )
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from herdsman.core.errors import InvalidInputError
 from herdsman.core.schemas import queries as schemas
 from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.server.api.access import CallerDep
@@ -64,6 +65,19 @@ def get_workflow_errors(
     return db.read(lambda s: diagnostics.workflow_errors(s, workflow_id, limit))
 
 
+@router.get("/workflows/{workflow_id}/error_groups", responses=errors(404))
+def get_error_groups(
+    workflow_id: Id,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    tail_lines: Annotated[int, Query(ge=0, le=10_000)] = 20,
+) -> schemas.ErrorGroupsOut:
+    """The workflow's errors grouped by signature and exit class, largest group first, each
+    with counts, first and last time seen, and its newest error with the last ``tail_lines``
+    lines of that attempt's output (0 for all the worker kept)."""
+    return db.read(lambda s: diagnostics.error_groups(s, workflow_id, limit, tail_lines))
+
+
 @router.get("/workflow_summaries")
 def get_workflow_summaries(
     request: Request,
@@ -84,8 +98,14 @@ def get_workflow_summaries(
 
 
 @router.get("/tasks/{task_id}/attempts", responses=errors(404))
-def get_task_attempts(task_id: Id, db: DatabaseDep) -> schemas.TaskAttemptsOut:
-    return db.read(lambda s: tasks.task_attempts(s, task_id))
+def get_task_attempts(
+    task_id: Id,
+    db: DatabaseDep,
+    tail_lines: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> schemas.TaskAttemptsOut:
+    """Every attempt with its usage, request, last error and output tails: the last
+    ``tail_lines`` lines of each, or all the worker kept (up to 10,000 characters) for 0."""
+    return db.read(lambda s: tasks.task_attempts(s, task_id, tail_lines))
 
 
 @router.get("/tasks/{task_id}/dependencies", responses=errors(404))
@@ -112,10 +132,26 @@ def get_resource_usage(
     db: DatabaseDep,
     task_template: str | None = None,
     workflow_id: Annotated[list[Id] | None, Query()] = None,
+    tool: Annotated[str | None, Query(max_length=255)] = None,
+    node_arg: Annotated[list[str] | None, Query()] = None,
 ) -> schemas.ResourceUsageOut:
-    """Runtime and memory statistics of done attempts, by task template and cluster."""
+    """Runtime and memory statistics of done attempts, by tool, task template and cluster;
+    ``node_arg`` (``name=value``, repeatable) keeps the tasks whose node has those values."""
     ids = workflow_id or []
-    return db.read(lambda s: usage.resource_usage(s, task_template, ids))
+    filters = _node_args(node_arg or [])
+    return db.read(
+        lambda s: usage.resource_usage(s, task_template, ids, tool=tool, node_args=filters)
+    )
+
+
+def _node_args(pairs: list[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, value = pair.partition("=")
+        if not equals or not name:
+            raise InvalidInputError(f"node_arg {pair!r} is not name=value", details={"value": pair})
+        found[name] = value
+    return found
 
 
 @router.get("/workflows/{workflow_id}/history", responses=errors(404))
