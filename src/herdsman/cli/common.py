@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from herdsman.core.config import Settings, normalize_database_url
+from herdsman.core.config import load_settings as core_load_settings
 from herdsman.core.errors import (
     ConfigurationError,
     ConflictError,
@@ -79,12 +80,7 @@ _DEFAULT_HINT = "run again with `herdsman --debug ...` to see the traceback"
 
 def load_settings() -> Settings:
     """Settings from the environment and the config file, with load errors made readable."""
-    try:
-        return Settings()
-    except pydantic.ValidationError as error:
-        raise ConfigurationError(f"invalid settings: {describe_validation_error(error)}") from error
-    except (OSError, ValueError) as error:
-        raise ConfigurationError(f"cannot read settings: {error}") from error
+    return core_load_settings()
 
 
 def describe_validation_error(error: pydantic.ValidationError) -> str:

@@ -28,7 +28,7 @@ from herdsman.client.identity import SetHash, hash_text, hash_values63
 from herdsman.client.resolution import ResolvedResources
 from herdsman.client.task import Task
 from herdsman.client.task_template import TaskTemplateVersion
-from herdsman.core.config import Settings
+from herdsman.core.config import load_settings
 from herdsman.core.schemas import client as schemas
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ class Binder:
         self.workflow = workflow
         self.requester = workflow.requester
         self.resolver = workflow.resolver()
-        self.chunk_size = workflow.chunk_size or Settings().bind.chunk_size
+        self.chunk_size = workflow.chunk_size or load_settings().bind.chunk_size
         self.tasks: list[Task] = list(workflow.tasks.values())
         self._task_args_hashes: dict[tuple[str, ...], int] = {}
         self._resource_ids: dict[str, tuple[int, int]] = {}
