@@ -266,6 +266,10 @@ def _settle_workflow(
                 target is not None
                 and move_run(session, run, target, recorder, workflow) is Transition.VALID
             ):
+                run.status_message = (
+                    "its swarm stopped heartbeating (the process running the workflow died or "
+                    "lost the server); ended by the server's reaper"
+                )
                 lapsed.append(_reaped(run, current, workflow))
         _runs_for_update(session, found.resumed.get(workflow_id, ()))  # locked in id order
         terminated = [
