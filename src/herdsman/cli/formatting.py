@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["duration", "first_line", "gib", "size", "status_name", "timestamp"]
+__all__ = ["duration", "first_line", "gib", "plural", "size", "status_name", "timestamp"]
 
 
 def status_name(status_type: type[enum.Enum], letter: str) -> str:
@@ -64,3 +64,8 @@ def first_line(text: str | None, width: int = 80) -> str:
         return ""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 error``, ``9 errors``: a count with its noun, in the plural when it is not one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

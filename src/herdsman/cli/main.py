@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from herdsman import __version__
-from herdsman.cli.common import HerdsmanGroup
+from herdsman.cli.common import HerdsmanGroup, with_full_summaries
 from herdsman.cli.config import config
 from herdsman.cli.resources import resources
 from herdsman.cli.server import server
@@ -38,6 +38,7 @@ cli.add_command(task)
 cli.add_command(resources)
 cli.add_command(server)
 cli.add_command(config)
+with_full_summaries(cli)
 
 # Names of the older command set, accepted (hidden) so existing scripts keep working.
 cli.legacy_names = {

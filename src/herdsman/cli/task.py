@@ -84,7 +84,7 @@ def status(task_ids: tuple[int, ...], as_json: bool) -> None:
 
 @task.command("update")
 @task_option(multiple=True)
-@workflow_option()
+@workflow_option(positional=False)
 @click.option(
     "-s",
     "--status",
