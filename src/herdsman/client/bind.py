@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -90,7 +91,9 @@ class Binder:
         self.requester = workflow.requester
         self.resolver = workflow.resolver()
         self.chunk_size = workflow.chunk_size or load_settings().bind.chunk_size
-        self.tasks: list[Task] = list(workflow.tasks.values())
+        # In creation order, so that new task ids follow the script (a near-sorted list: the
+        # sort costs a pass over it).
+        self.tasks: list[Task] = sorted(workflow.tasks.values(), key=attrgetter("creation_index"))
         self._task_args_hashes: dict[tuple[str, ...], int] = {}
         self._resource_ids: dict[str, tuple[int, int]] = {}
         self._json_cache: dict[int, str] = {}
