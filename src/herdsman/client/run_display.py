@@ -33,7 +33,8 @@ from typing import Any, Literal, TextIO
 
 import structlog
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, TaskID, TextColumn
+from rich.table import Column
 
 from herdsman.client.run_report import estimate_seconds_left, format_duration, progress_line
 from herdsman.client.swarm.values import RunProgress
@@ -49,6 +50,8 @@ LINE_INTERVAL_SECONDS = 30.0
 """How often a plain progress line is written when the output is not a terminal."""
 LIVE_POLL_SECONDS = 2.0
 """How often the live bar asks the server how many tasks run."""
+WIDE_TERMINAL = 110
+"""Columns from which the live display draws a bar beside the counts."""
 RELAY_INTERVAL_SECONDS = 0.5
 _RELAYED_LEVELS = frozenset({"warning", "error", "critical", "exception"})
 
@@ -147,23 +150,16 @@ class RunDisplay:
         if self.mode == "off":
             return self
         if self.mode == "live":
+            columns: list[ProgressColumn] = [
+                TextColumn(f"workflow {self.workflow_id}:", table_column=Column(no_wrap=True))
+            ]
+            if self._console.width >= WIDE_TERMINAL:  # room for a bar beside the counts
+                columns.append(BarColumn(bar_width=12))
+            columns.append(TextColumn("{task.fields[text]}", table_column=Column(no_wrap=True)))
             self._progress = Progress(
-                TextColumn(f"workflow {self.workflow_id}"),
-                BarColumn(),
-                TextColumn("{task.completed}/{task.total} done"),
-                TextColumn("{task.fields[running]} running"),
-                TextColumn("{task.fields[queued]} queued"),
-                TextColumn("{task.fields[failed]} failed"),
-                TextColumn("{task.fields[rate]}"),
-                TimeElapsedColumn(),
-                TextColumn("{task.fields[left]}"),
-                console=self._console,
-                refresh_per_second=4,
-                transient=False,
+                *columns, console=self._console, refresh_per_second=4, transient=False
             )
-            self._task = self._progress.add_task(
-                "run", total=None, running=0, queued=0, failed=0, rate="", left=""
-            )
+            self._task = self._progress.add_task("run", total=None, text="starting")
             self._progress.start()
         self._thread = threading.Thread(target=self._loop, name="herdsman-progress", daemon=True)
         self._thread.start()
@@ -209,19 +205,23 @@ class RunDisplay:
         if shown == self._shown and not force:
             return
         self._shown = shown
+        bar.update(self._task, total=shown.total, completed=shown.done, text=self._bar_text(shown))
+
+    def _bar_text(self, shown: RunProgress) -> str:
         elapsed = self._clock() - self._started
+        parts = [
+            f"{shown.done}/{shown.total} done",
+            f"{shown.running} running",
+            f"{shown.queued} queued",
+            f"[red]{shown.failed} failed[/]" if shown.failed else "0 failed",
+        ]
+        if shown.newly_done and elapsed > 0:
+            parts.append(f"{shown.newly_done / elapsed:.1f}/s")
+        parts.append(format_duration(elapsed))
         left = estimate_seconds_left(shown, elapsed)
-        rate = shown.newly_done / elapsed if elapsed > 0 and shown.newly_done else 0.0
-        bar.update(
-            self._task,
-            total=shown.total,
-            completed=shown.done,
-            running=shown.running,
-            queued=shown.queued,
-            failed=shown.failed,
-            rate=f"{rate:.1f}/s" if rate else "",
-            left=f"~{format_duration(left)} left" if left else "",
-        )
+        if left:
+            parts.append(f"~{format_duration(left)} left")
+        return ", ".join(parts)
 
     def _line(self, progress: RunProgress, *, final: bool = False) -> str:
         elapsed = self._clock() - self._started
