@@ -147,7 +147,9 @@ class MultiprocessPlugin:
             kill_grace_seconds=self._kill_grace,
             enforce_limits=bool_parameter(parameters, "enforce_limits", True),
         )
-        self._reports = ReportBatcher(requester.base_url)
+        self._reports = ReportBatcher(
+            requester.base_url, recover=getattr(requester, "recover", None)
+        )
         self._context = multiprocessing.get_context("spawn")
         self._results: Queue[tuple[Any, ...]] = self._context.Queue()
         self._jobs = LocalJobs()
