@@ -216,7 +216,7 @@ class RunDisplay:
             f"[red]{shown.failed} failed[/]" if shown.failed else "0 failed",
         ]
         if shown.newly_done and elapsed > 0:
-            parts.append(f"{shown.newly_done / elapsed:.1f}/s")
+            parts.append(f"{shown.newly_done / elapsed:.1f} tasks/s")
         parts.append(format_duration(elapsed))
         left = estimate_seconds_left(shown, elapsed)
         if left:
