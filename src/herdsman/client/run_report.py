@@ -197,7 +197,8 @@ def _headline(facts: RunFacts) -> str:
         total = facts.progress.total if facts.progress is not None else 0
         before = facts.progress.done - facts.progress.newly_done if facts.progress else 0
         earlier = f" ({before} were done before this run)" if before > 0 else ""
-        return f"{what} is done: run {facts.run_id} finished all {total} tasks{earlier} in {took}"
+        tasks = f"all {total} tasks" if total != 1 else "its 1 task"
+        return f"{what} is done: run {facts.run_id} finished {tasks}{earlier} in {took}"
     status = f"{facts.status.name.lower()} ({facts.status.value})"
     return f"{what}: run {facts.run_id} ended {status} after {took}"
 

@@ -49,8 +49,8 @@ _debug = False
 # Sentences for events a person may see, by event name. Fields in braces come from the
 # event; an event missing one of them falls back to the generic rendering.
 _SENTENCES: Mapping[str, str] = {
-    "worker_limit_exceeded": "{reason}; the command was killed, and the task is retried with "
-    "more {resource}",
+    # The watcher's reason says what was used, what was asked and that the task is retried.
+    "worker_limit_exceeded": "{reason}",
     "worker_limit_kill_failed": "the command exceeded its {resource} request but could not be "
     "killed",
     "multiprocess_worker_died": "a process of the multiprocess pool died (exit code "

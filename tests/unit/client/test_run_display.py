@@ -65,14 +65,17 @@ def test_the_relay_shows_warnings_in_the_human_format_and_leaves_the_rest(tmp_pa
                 task_id=4,
                 task_instance_id=9,
                 resource="runtime",
-                reason="ran 12 s, over the 10 s requested",
+                reason=(
+                    "ran 12 s, over its runtime request of 10 s; killed so it can be retried "
+                    "with more runtime"
+                ),
             )
             + "\n"
         )
         stream.write(event("error", "distributor_failed", error="boom"))  # no newline yet
     assert said == [
-        "herdsman warning: task 4 (attempt 9): ran 12 s, over the 10 s requested; the command "
-        "was killed, and the task is retried with more runtime"
+        "herdsman warning: task 4 (attempt 9): ran 12 s, over its runtime request of 10 s; "
+        "killed so it can be retried with more runtime"
     ]
 
 

@@ -10,19 +10,20 @@ import structlog
 from herdsman.core.logs import configure_logging, debugging, describe_event, human_line
 
 
-def test_a_limit_warning_names_the_task_and_attempt_and_says_what_happens_next() -> None:
+def test_a_limit_warning_names_the_task_and_attempt() -> None:
     event = {
         "event": "worker_limit_exceeded",
         "level": "warning",
         "task_id": 12,
         "task_instance_id": 34,
         "resource": "memory",
-        "reason": "the command used 312 MiB, over the 200 MiB requested",
+        "reason": "the command used 0.2 GiB, more than its memory request of 0.1 GiB; killed so "
+        "it can be retried with more memory",
         "timestamp": "2026-12-05T10:00:00Z",
     }
     assert human_line(event) == (
-        "herdsman warning: task 12 (attempt 34): the command used 312 MiB, over the 200 MiB "
-        "requested; the command was killed, and the task is retried with more memory"
+        "herdsman warning: task 12 (attempt 34): the command used 0.2 GiB, more than its memory "
+        "request of 0.1 GiB; killed so it can be retried with more memory"
     )
 
 
