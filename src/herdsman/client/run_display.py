@@ -48,8 +48,10 @@ DisplayMode = Literal["live", "lines", "off"]
 
 LINE_INTERVAL_SECONDS = 30.0
 """How often a plain progress line is written when the output is not a terminal."""
-LIVE_POLL_SECONDS = 2.0
-"""How often the live bar asks the server how many tasks run."""
+LIVE_REDRAW_SECONDS = 1.0
+"""How often the live bar is redrawn when nothing changed (the clock, the rate move on)."""
+RUNNING_POLL_SECONDS = 5.0
+"""How often the live bar asks the server how many tasks run (one count per request)."""
 WIDE_TERMINAL = 110
 """Columns from which the live display draws a bar beside the counts."""
 RELAY_INTERVAL_SECONDS = 0.5
@@ -91,8 +93,9 @@ class RunDisplay:
         self.mode = mode
         self._running_source = running
         self._server_running = 0
-        default = LIVE_POLL_SECONDS if mode == "live" else LINE_INTERVAL_SECONDS
+        default = LIVE_REDRAW_SECONDS if mode == "live" else LINE_INTERVAL_SECONDS
         self._interval = default if interval is None else interval
+        self._polled_at: float | None = None
         self._clock = clock
         self._started = clock() if started is None else started
         self._latest: RunProgress | None = None
@@ -169,8 +172,7 @@ class RunDisplay:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        if self.mode != "off":
-            self._poll_running()  # where the run's jobs were when it ended, for the summary
+        self._poll_running()  # where the run's jobs were when it ended, for the summary
         latest = self._latest
         if self._progress is not None:
             self._redraw(force=True)
@@ -183,15 +185,20 @@ class RunDisplay:
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
-            self._poll_running()
             if self.mode == "live":
+                polled = self._polled_at
+                if polled is None or self._clock() - polled >= RUNNING_POLL_SECONDS:
+                    self._poll_running()
                 self._redraw(force=True)  # the rate and time left move with the clock
-            elif (latest := self._latest) is not None:
-                self.say(self._line(latest))
+            else:
+                self._poll_running()
+                if (latest := self._latest) is not None:
+                    self.say(self._line(latest))
 
     def _poll_running(self) -> None:
         if self._running_source is None:
             return
+        self._polled_at = self._clock()
         try:
             self._server_running = self._running_source()
         except Exception as error:  # progress is a courtesy; the run reports real failures
