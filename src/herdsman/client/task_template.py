@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from herdsman.client import checks
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, ResourcesCallable, Task, validate_task_name
-from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.errors import WorkflowValidationError, short_traceback
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool
@@ -275,6 +275,7 @@ class TaskTemplate:
 
     # --- tasks --------------------------------------------------------------------------------
 
+    @short_traceback
     def create_task(
         self,
         name: str | None = None,
@@ -312,6 +313,7 @@ class TaskTemplate:
             task.add_upstreams(upstream_tasks)
         return task
 
+    @short_traceback
     def create_tasks(
         self,
         upstream_tasks: Iterable[Task] | None = None,
@@ -340,6 +342,7 @@ class TaskTemplate:
             **kwargs,
         ).tasks
 
+    @short_traceback
     def create_array(
         self,
         upstream_tasks: Iterable[Task] | None = None,
