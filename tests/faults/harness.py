@@ -3,12 +3,14 @@
 A trial plays three parts at once:
 
 * the *operator*: starts a server process on a fixed port of its own and a fresh database, and
-  restarts it at the same URL when it was killed;
+  restarts it at the same URL when it was killed -- except in the ``embedded`` kind, where the
+  user's script runs on the embedded server (on the trial's database) and nobody restarts it:
+  the run's own processes must;
 * the *user*: runs the workflow script (:mod:`tests.faults.user_script`) as a process and, when
   it ends without success or is killed, runs it again with ``--resume``;
 * the *injector* (a thread): at moments drawn from the trial's seed -- after a number of tasks
-  completed, plus a delay -- kills one component with SIGKILL: the server, the script (the
-  swarm), its distributor, or processes of the multiprocess pool.
+  completed, plus a delay -- kills one component with SIGKILL: the server, the embedded
+  server, the script (the swarm), its distributor, or processes of the multiprocess pool.
 
 Afterwards the database and the completions log are compared: every task done by exactly one
 done instance, nothing left live, every failed attempt explained in the error log, and no
@@ -50,7 +52,9 @@ from tests.conftest import (
 from tests.e2e.conftest import FAST_PARAMETERS, create_cluster
 from tests.faults import user_script
 
-KINDS = ("server", "swarm", "distributor", "worker")
+from herdsman.core.ready_file import read_ready_file
+
+KINDS = ("server", "embedded", "swarm", "distributor", "worker")
 
 LAYERS = 4
 WIDTH = 50
@@ -63,6 +67,12 @@ SLOW_SWARM_HEARTBEAT_SECONDS = 10.0
 # trial's cluster confirms a kill within seconds (two-second kill grace), so 30 s is ample.
 RESUME_TIMEOUT_SECONDS = 30.0
 SERVER_SETTINGS = {"HERDSMAN_REAPER__INTERVAL": "1"}
+# Starts (or finds) the embedded server of the environment's data_dir and database.
+EMBEDDED_START = (
+    "from herdsman.client.embedded import ensure_server_url\n"
+    "from herdsman.core.config import Settings\n"
+    "print(ensure_server_url(Settings()))\n"
+)
 
 # Generous deadlines: a trial on a loaded machine may be slow; none of these is an assertion
 # about speed, they only keep a wedged trial from hanging the suite.
@@ -509,6 +519,13 @@ class FaultTrial:
         snapshot = self._settle()
         findings = check(snapshot, read_completions(self.completions_log))
         self._check_resumes(findings)
+        if self.kind == "embedded" and findings.lost_completions:
+            # The run carries on through a restart of its own server: no report may be lost,
+            # so no command may have to run again.
+            findings.add(
+                "command run twice",
+                f"{findings.lost_completions} command(s) completed in an attempt that was lost",
+            )
         self._note_snapshot(snapshot)
         self.record.lost_completions = findings.lost_completions
         if findings.problems:
@@ -535,7 +552,7 @@ class FaultTrial:
         away); those are only counted, in the report.
         """
         kills = sum(1 for kill in self.record.kills if not kill.get("skipped"))
-        expected = {"swarm": kills, "distributor": kills, "worker": 0}.get(self.kind)
+        expected = {"swarm": kills, "distributor": kills, "worker": 0, "embedded": 0}.get(self.kind)
         if expected is not None and self.record.resumes != expected:
             findings.add(
                 "resumes needed",
@@ -584,7 +601,10 @@ class FaultTrial:
 
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._start_server()
+        if self.kind == "embedded":
+            self._start_embedded_server()
+        else:
+            self._start_server()
         cluster = create_cluster(self.database_url, "multiprocess", dict(FAST_PARAMETERS))
         config = {
             "tool_name": f"fault-{self.kind}-{self.marker[:8]}",
@@ -613,8 +633,42 @@ class FaultTrial:
         with self._lock:
             self._server = process
 
+    def _start_embedded_server(self) -> None:
+        """The embedded server on the trial's database, started as the user's client would.
+
+        Started once from a process with the script's environment (so that the schema exists
+        before the trial's cluster is written); later starts are the run's own. Its reaper
+        keeps its default interval, as for any user.
+        """
+        started = subprocess.run(
+            [sys.executable, "-c", EMBEDDED_START],
+            env=self._script_environment(),
+            capture_output=True,
+            text=True,
+            timeout=SERVER_HEALTH_DEADLINE_SECONDS,
+            check=False,
+        )
+        if started.returncode != 0:
+            raise TrialFailure(f"the embedded server did not start:\n{started.stderr}")
+        info = read_ready_file(self.embedded_data_dir / "server.json")
+        if info is None:
+            raise TrialFailure("the embedded server wrote no ready file")
+        self.server_url = info.url
+
+    @property
+    def embedded_data_dir(self) -> Path:
+        return self.directory / "embedded"
+
     def _script_environment(self) -> dict[str, str]:
         # os.environ holds the test's isolated settings (data dir, config file) already.
+        if self.kind == "embedded":
+            return {
+                **{k: v for k, v in os.environ.items() if k != "HERDSMAN_SERVER_URL"},
+                "HERDSMAN_DATA_DIR": str(self.embedded_data_dir),
+                "HERDSMAN_DATABASE_URL": self.database_url,
+                "HERDSMAN_LOG_LEVEL": "info",
+                MARKER_VARIABLE: self.marker,
+            }
         return {
             **os.environ,
             "HERDSMAN_SERVER_URL": self.server_url,
@@ -674,7 +728,12 @@ class FaultTrial:
             return exit_code
 
     def _wait_for_server(self) -> None:
-        """Before a resume: a user first makes sure the server answers."""
+        """Before a resume: a user first makes sure the server answers.
+
+        (The embedded server needs no waiting: the resumed script starts it if it must.)
+        """
+        if self.kind == "embedded":
+            return
         deadline = time.monotonic() + SERVER_HEALTH_DEADLINE_SECONDS
         while time.monotonic() < deadline:
             self._raise_injector_error()
@@ -709,6 +768,7 @@ class FaultTrial:
     def _inject(self) -> None:
         killers: dict[str, Callable[[KillPoint], None]] = {
             "server": self._kill_server,
+            "embedded": self._kill_embedded_server,
             "swarm": self._kill_swarm,
             "distributor": self._kill_distributor,
             "worker": self._kill_workers,
@@ -738,7 +798,11 @@ class FaultTrial:
         """Wait for the point's progress and delay; False when the run ended first."""
         while not self._finished.is_set():
             script, generation = self._live_script()
-            fresh = generation > self._killed_generation or self.kind in ("server", "worker")
+            fresh = generation > self._killed_generation or self.kind in (
+                "server",
+                "embedded",
+                "worker",
+            )
             if script is not None and fresh and self._progress() >= point.completions:
                 return not self._finished.wait(point.delay)
             time.sleep(POLL_SECONDS)
@@ -767,6 +831,23 @@ class FaultTrial:
         time.sleep(point.pause)
         self._start_server()
         self.record.server_restarts += 1
+
+    def _kill_embedded_server(self, point: KillPoint) -> None:
+        """SIGKILL the embedded server the run uses; nobody but the run starts it again."""
+        info = read_ready_file(self.embedded_data_dir / "server.json")
+        if info is None:
+            return
+        try:
+            server = psutil.Process(info.pid)
+            if "herdsman.server" not in " ".join(server.cmdline()):
+                return
+        except psutil.Error:
+            return
+        if _sigkill(server):
+            with contextlib.suppress(psutil.Error):
+                server.wait(timeout=10)
+            self._note_kill("embedded", [info.pid], url=info.url)
+            self.record.server_restarts += 1
 
     def _kill_swarm(self, point: KillPoint) -> None:
         script, generation = self._live_script()

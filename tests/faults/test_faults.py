@@ -34,6 +34,16 @@ def test_a_killed_server_is_restarted_and_the_run_still_ends_done(
     run_fault_trial("server")
 
 
+def test_a_killed_embedded_server_is_restarted_by_the_run_and_nothing_runs_twice(
+    run_fault_trial: RunFaultTrial,
+) -> None:
+    """The embedded server dies mid-run; the run's processes start it again and carry on.
+
+    No resume, every task done once, and no command completed twice.
+    """
+    run_fault_trial("embedded")
+
+
 def test_a_killed_swarm_is_resumed_and_the_workflow_ends_done(
     run_fault_trial: RunFaultTrial,
 ) -> None:

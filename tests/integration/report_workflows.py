@@ -139,19 +139,24 @@ def start_running_workflow(
     """
     directory.mkdir(parents=True, exist_ok=True)
     output = directory / f"{name}.out"
-    with output.open("wb") as sink:
+    # The run's progress and summary go to stderr, apart from what the script prints.
+    errors = directory / f"{name}.err"
+    with output.open("wb") as sink, errors.open("wb") as error_sink:
         process = processes.spawn(
             [sys.executable, str(SLEEPING_SCRIPT), server_url, name],
             stdin=subprocess.DEVNULL,
             stdout=sink,
-            stderr=subprocess.STDOUT,
+            stderr=error_sink,
             env=env,
         )
     workflow_id = None
     with Requester(server_url, timeout=30, retries=3) as requester:
         while True:
             if process.poll() is not None:
-                raise AssertionError(f"the sleeping workflow ended early:\n{output.read_text()}")
+                raise AssertionError(
+                    f"the sleeping workflow ended early:\n{output.read_text()}\n"
+                    f"{errors.read_text()}"
+                )
             if workflow_id is None:
                 first = output.read_text().split("\n", 1)[0].strip()
                 workflow_id = int(first) if first.isdigit() and "\n" in output.read_text() else None

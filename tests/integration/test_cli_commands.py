@@ -474,3 +474,31 @@ def test_stop_kills_the_running_workflow(
     first_line = finished_already.stderr.splitlines()[0]
     assert first_line.startswith(f"error: workflow {done} is not running: its last run ")
     assert first_line.endswith(" ended as done (D)")
+
+
+def test_ids_are_taken_as_arguments_too(
+    cli: Cli, done_wf: DoneWorkflow, failed_wf: FailedWorkflow
+) -> None:
+    done, failed = str(done_wf.workflow_id), str(failed_wf.workflow_id)
+    assert cli.json("workflow", "status", done, failed) == cli.json(
+        "workflow", "status", "-w", done, "-w", failed
+    )
+    assert cli.json("workflow", "tasks", failed) == cli.json("workflow", "tasks", "-w", failed)
+    assert cli.json("task", "status", str(done_wf.prepare_id)) == cli.json(
+        "task", "status", "-t", str(done_wf.prepare_id)
+    )
+    assert cli.ok("workflow", "errors", failed).splitlines()[-1] == "3 errors in 2 groups"
+
+
+def test_a_workflow_without_a_name_shows_its_tool_and_workflow_args(cli: Cli, tool: Tool) -> None:
+    unnamed = tool.create_workflow(workflow_args="unnamed-args")
+    unnamed.add_tasks(
+        [tool.get_task_template("echo", "echo {n}", node_args=["n"]).create_task(n=1)]
+    )
+    workflow_id = unnamed.bind()
+
+    row = cli.ok("workflow", "status", str(workflow_id)).splitlines()[1]
+
+    assert row.split()[:3] == [str(workflow_id), f"{tool.name}:", "unnamed-args"]
+    (found,) = cli.json("workflow", "status", str(workflow_id))["workflows"]
+    assert (found["name"], found["tool"], found["workflow_args"]) == ("", tool.name, "unnamed-args")

@@ -221,3 +221,70 @@ def test_cli_status_and_stop(embedded_data_dir: Path, herdsman_executable: str) 
 
     assert after.returncode == 1
     assert "no embedded server" in after.stdout
+
+
+def _start_with_stderr() -> tuple[str, str]:
+    result = subprocess.run(
+        [sys.executable, "-c", CLIENT_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return _printed_url(result.stdout), result.stderr
+
+
+def test_the_first_start_says_where_the_server_runs_and_how_to_stop_it_once(
+    embedded_data_dir: Path, herdsman_executable: str
+) -> None:
+    url, said = _start_with_stderr()
+    assert f"herdsman: started a local server at {url}" in said
+    assert str(embedded_data_dir) in said and "`herdsman server stop`" in said
+
+    _, again = _start_with_stderr()  # reused: nothing to say
+    assert "started a local server" not in again
+
+    assert _herdsman(herdsman_executable, "server", "stop").returncode == 0
+    _, restarted = _start_with_stderr()  # a later start in the same data_dir: said once already
+    assert "started a local server" not in restarted
+
+
+def test_a_killed_embedded_server_is_started_again_on_the_same_port_and_database(
+    embedded_data_dir: Path,
+) -> None:
+    from herdsman import Tool
+
+    with default_requester() as requester:
+        tool_id = Tool("survivor", requester=requester).id
+        before = embedded_server_status(Settings())
+        assert before is not None
+        psutil.Process(before.pid).kill()
+        psutil.Process(before.pid).wait(timeout=10)
+
+        assert Tool("survivor", requester=requester).id == tool_id  # same database
+
+        after = embedded_server_status(Settings())
+    assert after is not None and after.running
+    assert after.pid != before.pid
+    assert after.url == before.url == requester.base_url  # same port: every process finds it
+    assert [p.pid for p in _server_processes(embedded_data_dir)] == [after.pid]
+
+
+def test_status_says_where_the_data_is_and_the_version_whether_or_not_a_server_runs(
+    embedded_data_dir: Path, herdsman_executable: str
+) -> None:
+    never = _herdsman(herdsman_executable, "server", "status")
+    assert never.returncode == 1
+    assert "no embedded server is running" in never.stdout
+    assert f"data_dir: {embedded_data_dir}" in never.stdout
+    assert "herdsman: 0.1.0 (this client)" in never.stdout
+
+    url = _start_in_another_process()
+    running = _herdsman(herdsman_executable, "server", "status")
+    assert running.returncode == 0
+    assert f"embedded server: {url}" in running.stdout
+    assert "running: yes (herdsman 0.1.0 on sqlite)" in running.stdout
+    assert f"log: {embedded_data_dir / 'server.log'}" in running.stdout
+
+    assert _herdsman(herdsman_executable, "server", "stop").returncode == 0
+    stopped = _herdsman(herdsman_executable, "server", "status")
+    assert stopped.returncode == 1
+    assert "no embedded server is running" in stopped.stdout
+    assert f"database: sqlite:///{embedded_data_dir / 'herdsman.sqlite'}" in stopped.stdout

@@ -7,11 +7,12 @@ traceback is for herdsman's developers, so only ``--debug`` shows it.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar, cast
 
 import click
 import pydantic
@@ -20,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from herdsman.core.config import Settings, normalize_database_url
+from herdsman.core.config import load_settings as core_load_settings
 from herdsman.core.errors import (
     ConfigurationError,
     ConflictError,
@@ -27,12 +29,14 @@ from herdsman.core.errors import (
     InvalidInputError,
     NotFoundError,
     PermissionDeniedError,
+    RunInterrupted,
     ServerError,
     ServerUnavailableError,
 )
 from herdsman.core.requester import Requester
 
 __all__ = [
+    "CommandGroup",
     "HerdsmanGroup",
     "console",
     "database_url_option",
@@ -46,6 +50,7 @@ __all__ = [
     "redact_database_url",
     "server_requester",
     "task_option",
+    "with_full_summaries",
     "workflow_option",
 ]
 
@@ -73,16 +78,12 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (InvalidInputError, "fix the input and try again"),
 )
 _DEFAULT_HINT = "run again with `herdsman --debug ...` to see the traceback"
+INTERRUPTED_EXIT = 130  # what a shell reports for a command ended by Ctrl-C (128 + SIGINT)
 
 
 def load_settings() -> Settings:
     """Settings from the environment and the config file, with load errors made readable."""
-    try:
-        return Settings()
-    except pydantic.ValidationError as error:
-        raise ConfigurationError(f"invalid settings: {describe_validation_error(error)}") from error
-    except (OSError, ValueError) as error:
-        raise ConfigurationError(f"cannot read settings: {error}") from error
+    return core_load_settings()
 
 
 def describe_validation_error(error: pydantic.ValidationError) -> str:
@@ -102,28 +103,80 @@ def json_option(command: F) -> F:
 
 
 def workflow_option(
-    *, multiple: bool = False, required: bool = True, help: str | None = None
+    *,
+    multiple: bool = False,
+    required: bool = True,
+    help: str | None = None,
+    positional: bool = True,
 ) -> Callable[[F], F]:
-    """``-w/--workflow-id ID``; with ``multiple`` it may be repeated and arrives as a tuple."""
-    return _id_option("workflow", multiple=multiple, required=required, help=help)
+    """``-w/--workflow-id ID``; with ``multiple`` it may be repeated and arrives as a tuple.
+
+    With ``positional`` the ids may also be given as arguments: ``herdsman workflow status 3``
+    is ``herdsman workflow status -w 3``.
+    """
+    return _id_option(
+        "workflow", multiple=multiple, required=required, help=help, positional=positional
+    )
 
 
-def task_option(*, multiple: bool = False) -> Callable[[F], F]:
-    """``-t/--task-id ID`` (required); with ``multiple`` it may be repeated, as a tuple."""
-    return _id_option("task", multiple=multiple, required=True, help=None)
+def task_option(*, multiple: bool = False, positional: bool = True) -> Callable[[F], F]:
+    """``-t/--task-id ID`` (required); with ``multiple`` it may be repeated, as a tuple.
+
+    With ``positional`` the ids may also be given as arguments (``herdsman task status 7``).
+    """
+    return _id_option("task", multiple=multiple, required=True, help=None, positional=positional)
 
 
-def _id_option(noun: str, *, multiple: bool, required: bool, help: str | None) -> Callable[[F], F]:
-    return click.option(
+def _id_option(
+    noun: str, *, multiple: bool, required: bool, help: str | None, positional: bool
+) -> Callable[[F], F]:
+    name = f"{noun}_ids" if multiple else f"{noun}_id"
+    option = click.option(
         f"-{noun[0]}",
         f"--{noun}-id",
-        f"{noun}_ids" if multiple else f"{noun}_id",
+        name,
         type=click.IntRange(min=1),
         multiple=multiple,
-        required=required,
+        required=required and not positional,
         metavar="ID",
         help=help or f"{noun.capitalize()} id" + (" (repeat for several)." if multiple else "."),
     )
+    if not positional:
+        return option
+
+    def decorate(command: F) -> F:
+        given_name = f"{noun}_id_arguments"
+
+        @functools.wraps(command)
+        def merged(*args: Any, **kwargs: Any) -> Any:
+            given: tuple[int, ...] = kwargs.pop(given_name)
+            option_value = kwargs.get(name)
+            from_option: list[int]
+            if multiple:
+                from_option = list(option_value or ())
+            else:
+                from_option = [] if option_value is None else [option_value]
+            ids = list(dict.fromkeys([*given, *from_option]))
+            flag = f"-{noun[0]}"
+            if required and not ids:
+                raise click.UsageError(
+                    f"give the {noun} id, as an argument or with {flag} (e.g. `... 3` or "
+                    f"`... {flag} 3`)"
+                )
+            if not multiple and len(ids) > 1:
+                raise click.UsageError(f"give one {noun} id, not {len(ids)}")
+            kwargs[name] = tuple(ids) if multiple else (ids[0] if ids else None)
+            return command(*args, **kwargs)
+
+        with_argument = click.argument(
+            given_name,
+            nargs=-1,
+            type=click.IntRange(min=1),
+            metavar=f"[{noun.upper()}_ID]" + ("..." if multiple else ""),
+        )(merged)
+        return cast(F, option(with_argument))
+
+    return decorate
 
 
 def print_json(value: pydantic.BaseModel | object) -> None:
@@ -198,7 +251,38 @@ def redact_database_url(url: str) -> str:
         return url
 
 
-class HerdsmanGroup(click.Group):
+class CommandGroup(click.Group):
+    """A command group whose help lists each command with its whole first sentence.
+
+    click cuts a command's summary to the width left on the line and ends it with ``...``;
+    here the summary is the docstring's first sentence, wrapped onto the next lines instead.
+    """
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=_NO_LIMIT)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+def with_full_summaries(group: click.Group) -> None:
+    """Make ``group`` and every group under it a :class:`CommandGroup` (for groups defined
+    with plain ``click.group()``)."""
+    if type(group) is click.Group:
+        group.__class__ = CommandGroup
+    for command in group.commands.values():
+        if isinstance(command, click.Group):
+            with_full_summaries(command)
+
+
+_NO_LIMIT = 10_000
+
+
+class HerdsmanGroup(CommandGroup):
     """The root command group: turns exceptions into one red line unless ``--debug`` is on.
 
     It also answers to older command names (``legacy_names``: old name -> path of the new
@@ -229,6 +313,16 @@ class HerdsmanGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except RunInterrupted:
+            if ctx.params.get("debug"):
+                raise
+            # The run has said in one line what became of it; nothing to add.
+            ctx.exit(INTERRUPTED_EXIT)
+        except KeyboardInterrupt:
+            if ctx.params.get("debug"):
+                raise
+            error_console.print("interrupted", highlight=False)
+            ctx.exit(INTERRUPTED_EXIT)
         except Exception as error:
             if ctx.params.get("debug"):
                 raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from herdsman import __version__
-from herdsman.cli.common import HerdsmanGroup
+from herdsman.cli.common import HerdsmanGroup, with_full_summaries
 from herdsman.cli.config import config
 from herdsman.cli.login import login, whoami
 from herdsman.cli.resources import resources
@@ -41,6 +41,7 @@ cli.add_command(server)
 cli.add_command(config)
 cli.add_command(login)
 cli.add_command(whoami)
+with_full_summaries(cli)
 
 # Names of the older command set, accepted (hidden) so existing scripts keep working.
 cli.legacy_names = {

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.markup import escape
 
+from herdsman import __version__
 from herdsman.cli.cluster import cluster
 from herdsman.cli.common import (
     console,
@@ -19,8 +20,14 @@ from herdsman.cli.common import (
     redact_database_url,
 )
 from herdsman.cli.database import require_current_schema
+from herdsman.cli.formatting import timestamp
 from herdsman.cli.tokens import token
-from herdsman.client.embedded import embedded_server_status, probe_health, stop_embedded_server
+from herdsman.client.embedded import (
+    embedded_log_file,
+    embedded_server_status,
+    probe_health,
+    stop_embedded_server,
+)
 from herdsman.core.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -113,35 +120,56 @@ server.add_command(token)
 
 @server.command()
 def status() -> None:
-    """Show the server clients use; exit status 1 if it does not answer."""
+    """Whether the server clients use runs, where, its version and where its data is.
+
+    Exit status 1 if it does not answer (the embedded server starts again when a workflow or
+    a command needs it).
+    """
     settings = load_settings()
     if settings.server_url:
         console.print(f"configured server: {escape(settings.server_url)}", highlight=False)
-        _report_health(settings.server_url)
+        running = _report_health(settings.server_url)
+        _print_client_version()
+        if not running:
+            exit_with(1)
         return
     embedded = embedded_server_status(settings)
     if embedded is None:
-        console.print(
-            f"no embedded server has been started (data_dir: {escape(str(settings.data_dir))})"
-        )
-        exit_with(1)
-    console.print(f"embedded server: {escape(embedded.url)}", highlight=False)
-    console.print(f"pid: {embedded.pid}", highlight=False)
+        console.print("no embedded server is running", highlight=False)
+    else:
+        console.print(f"embedded server: {escape(embedded.url)}", highlight=False)
+        started = f" (started {timestamp(embedded.started)} UTC)" if embedded.started else ""
+        console.print(f"pid: {embedded.pid}{started}", highlight=False)
+    running = embedded is not None and _report_health(embedded.url if embedded.running else None)
+    database = embedded.database_url if embedded is not None else settings.resolved_database_url()
+    console.print(f"data_dir: {escape(str(settings.data_dir))}", highlight=False)
+    console.print(f"database: {escape(redact_database_url(database))}", highlight=False)
+    console.print(f"log: {escape(str(embedded_log_file(settings)))}", highlight=False)
+    if running:
+        console.print("stop it with `herdsman server stop`", highlight=False)
+        return
+    _print_client_version()
     console.print(
-        f"database: {escape(redact_database_url(embedded.database_url))}", highlight=False
+        "the next workflow or command that needs a server starts one on this database",
+        highlight=False,
     )
-    _report_health(embedded.url if embedded.running else None)
+    exit_with(1)
 
 
-def _report_health(url: str | None) -> None:
+def _report_health(url: str | None) -> bool:
     health = probe_health(url) if url is not None else None
     if health is None:
         console.print("running: [red]no[/] (it does not answer)")
-        exit_with(1)
+        return False
     console.print(
         f"running: [green]yes[/] (herdsman {escape(health.version)} on {escape(health.database)})",
         highlight=False,
     )
+    return True
+
+
+def _print_client_version() -> None:
+    console.print(f"herdsman: {__version__} (this client)", highlight=False)
 
 
 @server.command()
@@ -153,7 +181,10 @@ def stop(timeout: float) -> None:
     """
     settings = load_settings()
     if stop_embedded_server(settings, timeout=timeout):
-        console.print("embedded server stopped")
+        console.print(
+            f"embedded server stopped; its data stays in {escape(str(settings.data_dir))}",
+            highlight=False,
+        )
     else:
         console.print("no embedded server was running")
     if settings.server_url:

@@ -112,7 +112,7 @@ def _print_attempts(item: TaskAttemptsOut) -> None:
 
 @task.command("update")
 @task_option(multiple=True)
-@workflow_option()
+@workflow_option(positional=False)
 @click.option(
     "-s",
     "--status",

@@ -6,6 +6,8 @@ Each command parses its options, calls :mod:`herdsman.client.queries` or
 
 from __future__ import annotations
 
+import warnings
+
 import click
 from rich.markup import escape
 
@@ -27,8 +29,9 @@ from herdsman.cli.formatting import (
     timestamp,
 )
 from herdsman.client import control, queries
+from herdsman.core.errors import RunEndedEarlyWarning
 from herdsman.core.schemas import API_PREFIX
-from herdsman.core.schemas.queries import ErrorGroupOut
+from herdsman.core.schemas.queries import ErrorGroupOut, WorkflowSummaryOut
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
 
 __all__ = ["workflow"]
@@ -78,7 +81,7 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
     for row in found.workflows:
         table.add_row(
             str(row.id),
-            escape(row.name),
+            escape(row.name) if row.name else f"[dim]{escape(unnamed(row))}[/]",
             status_name(WorkflowStatus, row.status),
             str(row.tasks),
             str(row.pending),
@@ -90,6 +93,12 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
             duration(row.elapsed_seconds),
         )
     console.print(table)
+
+
+def unnamed(row: WorkflowSummaryOut) -> str:
+    """What identifies a workflow without a name: its tool and workflow_args, shortened."""
+    args = row.workflow_args if len(row.workflow_args) <= 24 else row.workflow_args[:23] + "…"
+    return f"{row.tool}: {args}" if row.tool else args
 
 
 @workflow.command("tasks")
@@ -126,8 +135,16 @@ def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool
 
 @workflow.command("resume")
 @workflow_option()
-@click.option("--cold", "mode", flag_value="cold", default=True, help="Kill jobs still running.")
-@click.option("--hot", "mode", flag_value="hot", help="Let running jobs finish and count.")
+@click.option(
+    "--cold",
+    "mode",
+    flag_value="cold",
+    default=True,
+    help="Kill the jobs an earlier run left running (the default).",
+)
+@click.option(
+    "--hot", "mode", flag_value="hot", help="Let jobs still running finish, and count them."
+)
 @click.option(
     "--timeout",
     type=click.IntRange(min=1),
@@ -139,12 +156,16 @@ def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool
 def resume(workflow_id: int, mode: str, timeout: int, as_json: bool) -> None:
     """Run the workflow again from the database, in this process, until it ends.
 
-    Done tasks are kept. Progress is printed every few seconds on stderr; the exit status is
-    0 only if the workflow finishes done.
+    Done tasks are kept; --cold (the default) kills what an earlier run left running, --hot
+    lets it finish. Progress shows on stderr (a bar at a terminal, a line every 30 s
+    otherwise), then a summary of how the run ended. The exit status is 0 only if the
+    workflow finishes done, 130 after Ctrl-C.
     """
     from herdsman.client.execution import resume_workflow_from_id
 
-    with server_requester() as requester:
+    with server_requester() as requester, warnings.catch_warnings():
+        # The summary on stderr says why a run ended early; Python's warning would repeat it.
+        warnings.simplefilter("ignore", RunEndedEarlyWarning)
         final = resume_workflow_from_id(
             workflow_id,
             reset_running_jobs=mode == "cold",

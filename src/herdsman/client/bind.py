@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
@@ -29,7 +30,7 @@ from herdsman.client.identity import SetHash, hash_text, hash_values63
 from herdsman.client.resolution import ResolvedResources
 from herdsman.client.task import Task
 from herdsman.client.task_template import TaskTemplateVersion
-from herdsman.core.config import Settings
+from herdsman.core.config import load_settings
 from herdsman.core.schemas import client as schemas
 
 if TYPE_CHECKING:
@@ -90,10 +91,12 @@ class Binder:
         self.workflow = workflow
         self.requester = workflow.requester
         self.resolver = workflow.resolver()
-        self.chunk_size = workflow.chunk_size or Settings().bind.chunk_size
+        self.chunk_size = workflow.chunk_size or load_settings().bind.chunk_size
         # Bulk requests are split further where a chunk would be over the server's body limit.
         self.max_request_bytes = workflow.limits().max_request_bytes
-        self.tasks: list[Task] = list(workflow.tasks.values())
+        # In creation order, so that new task ids follow the script (a near-sorted list: the
+        # sort costs a pass over it).
+        self.tasks: list[Task] = sorted(workflow.tasks.values(), key=attrgetter("creation_index"))
         self._task_args_hashes: dict[tuple[str, ...], int] = {}
         self._resource_ids: dict[str, tuple[int, int]] = {}
         self._json_cache: dict[int, str] = {}

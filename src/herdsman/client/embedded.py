@@ -22,6 +22,15 @@ clients reuse it) and is not hit by a Ctrl-C meant for the client.
 Binding to 127.0.0.1 does not keep the other users of a shared login node out; the token does.
 Every request carries the owner's token from ``server.json``, which no other user can read, so
 the server refuses everyone else (see docs/security.md).
+clients reuse it) and is not hit by a Ctrl-C meant for the client. The first start in a data
+directory says so on stderr, with where the server runs and how to stop it.
+
+If the server dies while a run is in progress, the run's requests find it gone: the requester
+of :func:`default_requester` (and of a distributor started by that run) then calls
+:class:`EmbeddedRecovery`, which starts it again -- on the same port when it is free, so that
+every process of the run finds it at the URL it knows -- on the same database. Requests are
+idempotent, so the run carries on where it was; only one of the processes that noticed starts
+the server (the lock), the others find it running.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import filelock
 import httpx
@@ -41,7 +51,7 @@ import psutil
 import pydantic
 import structlog
 
-from herdsman.core.config import Settings
+from herdsman.core.config import Settings, load_settings
 from herdsman.core.errors import ServerUnavailableError
 from herdsman.core.ready_file import ServerInfo, read_ready_file
 from herdsman.core.requester import Requester
@@ -49,6 +59,7 @@ from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.client import HealthOut
 
 __all__ = [
+    "EmbeddedRecovery",
     "EmbeddedServerStatus",
     "ServerAddress",
     "default_requester",
@@ -82,6 +93,7 @@ class EmbeddedServerStatus:
     pid: int
     database_url: str
     running: bool
+    started: str = ""  # ISO 8601, UTC
 
 
 @dataclass(frozen=True)
@@ -125,7 +137,14 @@ def embedded_server_status(settings: Settings) -> EmbeddedServerStatus | None:
     info = read_ready_file(_Paths(settings.data_dir).server_file)
     if info is None:
         return None
-    return EmbeddedServerStatus(info.url, info.pid, info.database_url, _is_running(info))
+    return EmbeddedServerStatus(
+        info.url, info.pid, info.database_url, _is_running(info), info.started
+    )
+
+
+def embedded_log_file(settings: Settings) -> Path:
+    """The embedded server's log (its output, appended across starts)."""
+    return _Paths(settings.data_dir).log_file
 
 
 def stop_embedded_server(settings: Settings, timeout: float = 10.0) -> bool:
@@ -146,8 +165,13 @@ def stop_embedded_server(settings: Settings, timeout: float = 10.0) -> bool:
 
 
 def default_requester(settings: Settings | None = None) -> Requester:
-    """A requester for the configured server, starting the embedded one when none is set."""
-    settings = settings if settings is not None else Settings()
+    """A requester for the configured server, starting the embedded one when none is set.
+
+    For the embedded server the requester also restarts it should it die (see the module
+    docstring); a configured server is the operator's to restart.
+    """
+    settings = settings if settings is not None else load_settings()
+    recover = None if settings.server_url else EmbeddedRecovery(settings)
     address = ensure_server(settings)
     return Requester(
         address.url,
@@ -155,7 +179,48 @@ def default_requester(settings: Settings | None = None) -> Requester:
         timeout=settings.http.timeout,
         retries=settings.http.retries,
         ca_bundle=settings.http.ca_bundle,
+        recover=recover,
     )
+
+
+class EmbeddedRecovery:
+    """A requester's ``recover``: start the embedded server again on the same database.
+
+    Called with the URL that stopped answering. Under the lock it first looks whether another
+    process has restarted the server already; if not, it starts one on the same port (so that
+    the run's other processes, which know that URL, find it) or, if the port was taken in the
+    meantime, on a new one. Returns the URL the server answers at.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
+
+    def environment(self) -> dict[str, str]:
+        """Variables that make a child process's settings name this embedded server."""
+        variables = {"HERDSMAN_DATA_DIR": str(self.settings.data_dir)}
+        if self.settings.database_url:
+            variables["HERDSMAN_DATABASE_URL"] = self.settings.database_url
+        return variables
+
+    def __call__(self, dead_url: str) -> str:
+        settings = self.settings
+        paths = _Paths(settings.data_dir)
+        database_url = settings.resolved_database_url()
+        with _locked(paths):
+            info = read_ready_file(paths.server_file)
+            if info is not None and _process(info.pid) is not None:
+                # Restarted by another process of the run, or alive but slow to answer (a busy
+                # database): a live server is never replaced here, only a dead one.
+                logger.info("embedded_server_alive", url=info.url, pid=info.pid)
+                return info.url
+            port = urlsplit(dead_url).port or 0
+            started = _start(paths, database_url, settings.log_level, port=port)
+        logger.warning("embedded_server_restarted", url=started.url, pid=started.pid)
+        return started.url
 
 
 def probe_health(url: str, timeout: float = 2.0) -> HealthOut | None:
@@ -207,8 +272,39 @@ def _locked(paths: _Paths) -> Iterator[None]:
         lock.release()
 
 
-def _start(paths: _Paths, database_url: str, log_level: str) -> ServerInfo:
-    """Launch a server process and wait until it has announced itself and answers."""
+def _start(paths: _Paths, database_url: str, log_level: str, port: int = 0) -> ServerInfo:
+    """Launch a server process and wait until it has announced itself and answers.
+
+    ``port`` 0 picks a free port. A server that cannot have the port it was asked for (taken
+    by another program since) is started again on a free one.
+    """
+    first = not paths.log_file.exists()
+    try:
+        info = _launch(paths, database_url, log_level, port)
+    except _PortTaken:
+        info = _launch(paths, database_url, log_level, 0)
+    if first:
+        _announce_first_start(info, paths)
+    return info
+
+
+class _PortTaken(Exception):
+    """The server exited at start on a fixed port: most likely someone else has the port."""
+
+
+def _announce_first_start(info: ServerInfo, paths: _Paths) -> None:
+    """Tell the user, once per data directory, that a server now runs on their behalf."""
+    print(
+        f"herdsman: started a local server at {info.url} (pid {info.pid}, data in "
+        f"{paths.data_dir}).\n"
+        "herdsman: it keeps running for later runs; `herdsman server status` shows it and "
+        "`herdsman server stop` stops it.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _launch(paths: _Paths, database_url: str, log_level: str, port: int) -> ServerInfo:
     _reap_children()
     paths.server_file.unlink(missing_ok=True)  # stale: its server no longer answers
     command = [
@@ -218,7 +314,7 @@ def _start(paths: _Paths, database_url: str, log_level: str) -> ServerInfo:
         "--host",
         "127.0.0.1",
         "--port",
-        "0",
+        str(port),
         "--database-url",
         database_url,
         "--ready-file",
@@ -243,6 +339,12 @@ def _start(paths: _Paths, database_url: str, log_level: str) -> ServerInfo:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         status = process.poll()
+        if (
+            status is not None
+            and port != 0
+            and "address already in use" in _log_tail(paths.log_file).lower()
+        ):
+            raise _PortTaken(port)
         if status is not None:
             raise ServerUnavailableError(
                 f"the embedded herdsman server exited with status {status} before it was "

@@ -3,23 +3,66 @@
 This is what ``Workflow.run()`` does. The distributors are child processes of the user's
 process and live exactly as long as the run: they are stopped in ``finally``, whatever ends the
 run (completion, failure, timeout, Ctrl-C).
+
+What the person at the terminal sees (:mod:`herdsman.client.run_display`): progress while the
+run goes on, the distributors' warnings, and at the end always a summary -- the final status,
+the counts, why the run ended if not done, and what to run next
+(:func:`herdsman.client.run_report.summarize`). The rule for runs that end early, the same for
+every way in (``Workflow.run``, :func:`resume_workflow_from_id`, ``herdsman workflow resume``):
+
+* the status letter is returned however the run ends -- D, E, or S when the run was stopped
+  with ``herdsman workflow stop``;
+* a run that timed out or lost its distributor also issues a warning
+  (:class:`~herdsman.core.errors.RunTimedOutWarning`,
+  :class:`~herdsman.core.errors.DistributorDiedWarning`), which a script can turn into the
+  ``RuntimeError`` Jobmon raises;
+* a confirmed Ctrl-C stops the run (S, its jobs killed), prints one line saying so, and
+  raises :class:`~herdsman.core.errors.RunInterrupted`, a ``KeyboardInterrupt``.
+
+``seconds_until_timeout`` counts from the moment the run starts its distributors, so a run
+returns promptly after it: starting and stopping them is inside the limit, not added to it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from herdsman.client import queries
+from herdsman.client.run_display import LogRelay, RunDisplay, choose_mode, log_tail
+from herdsman.client.run_report import (
+    LOG_LINES_SHOWN,
+    DistributorFacts,
+    FailedTask,
+    RunFacts,
+    format_duration,
+    interrupted_line,
+    summarize,
+)
 from herdsman.client.swarm.gateway import HttpSwarmGateway
-from herdsman.core.lifecycle import TAKEN_OVER_RUN_STATUSES, WAITING_TASK_STATUSES
-from herdsman.core.schemas.queries import WorkflowDetailOut
+from herdsman.client.swarm.orchestrator import RunEnding, SwarmResult, confirm_stop_on_terminal
+from herdsman.client.swarm.values import RunProgress
+from herdsman.core.config import load_settings
+from herdsman.core.errors import (
+    DistributorDiedWarning,
+    HerdsmanError,
+    RunEndedEarlyWarning,
+    RunInterrupted,
+    RunTimedOutWarning,
+    short_traceback,
+)
+from herdsman.core.lifecycle import TAKEN_OVER_RUN_STATUSES
+from herdsman.core.schemas.queries import FailedTaskOut
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 if TYPE_CHECKING:
@@ -28,19 +71,30 @@ if TYPE_CHECKING:
     from herdsman.core.requester import Requester
     from herdsman.distributor.process import DistributorProcess
 
-__all__ = ["ProgressReporter", "drive_run", "resume_workflow_from_id", "run_workflow"]
+__all__ = ["RunOutcome", "drive_run", "resume_workflow_from_id", "run_workflow"]
 
 logger = structlog.get_logger(__name__)
 
-PROGRESS_INTERVAL_SECONDS = 5.0
 _RELEASE_POLL_SECONDS = 0.2
+# A distributor started by a run logs its own steps at info: few lines (per batch, not per
+# task), and the ones a summary of its death needs.
+DISTRIBUTOR_LOG_LEVEL = "info"
+_PACKAGE_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """How a run ended: its status letter and the facts its summary was made of."""
+
+    status: str
+    facts: RunFacts | None
 
 
 def run_workflow(
     workflow: Workflow,
     *,
     fail_fast: bool,
-    seconds_until_timeout: int,
+    seconds_until_timeout: float,
     resume: bool,
     reset_running_jobs: bool,
     distributor_startup_timeout: float,
@@ -61,19 +115,22 @@ def run_workflow(
         requester=workflow.requester,
         **swarm_options,
     )
-    status = drive_run(
+    outcome = drive_run(
         swarm,
         clusters,
         workflow.requester,
         seconds_until_timeout=seconds_until_timeout,
         distributor_startup_timeout=distributor_startup_timeout,
         progress=progress,
+        workflow_name=workflow.name,
     )
     _record_final_statuses(workflow, swarm.done_tasks, swarm.failed_tasks)
-    logger.info("workflow_run_finished", workflow_id=workflow.workflow_id, status=status)
-    return status
+    logger.info("workflow_run_finished", workflow_id=workflow.workflow_id, status=outcome.status)
+    _warn_if_ended_early(outcome.facts)
+    return outcome.status
 
 
+@short_traceback
 def resume_workflow_from_id(
     workflow_id: int,
     *,
@@ -81,7 +138,7 @@ def resume_workflow_from_id(
     fail_fast: bool = False,
     seconds_until_timeout: int = 36_000,
     distributor_startup_timeout: float = 180.0,
-    progress: bool = False,
+    progress: bool = True,
     resume_timeout: float = 300.0,
     requester: Requester | None = None,
     **swarm_options: Any,
@@ -90,7 +147,8 @@ def resume_workflow_from_id(
 
     The DAG, resources and limits come from the server; a task's ``compute_resources_callable``
     and callable or iterator resource scales, which live only in the script, are not
-    available, so numeric scales apply. Returns the new run's final status.
+    available, so numeric scales apply. Returns the new run's final status; shows progress
+    and a summary on stderr as ``Workflow.run()`` does (see the module docstring).
     """
     from herdsman.client.embedded import default_requester
     from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -106,16 +164,18 @@ def resume_workflow_from_id(
         requester=requester,
         **swarm_options,
     )
-    status = drive_run(
+    outcome = drive_run(
         swarm,
         clusters,
         requester,
         seconds_until_timeout=seconds_until_timeout,
         distributor_startup_timeout=distributor_startup_timeout,
         progress=progress,
+        workflow_name=None,
     )
-    logger.info("workflow_run_finished", workflow_id=workflow_id, status=status)
-    return status
+    logger.info("workflow_run_finished", workflow_id=workflow_id, status=outcome.status)
+    _warn_if_ended_early(outcome.facts)
+    return outcome.status
 
 
 def drive_run(
@@ -126,41 +186,132 @@ def drive_run(
     seconds_until_timeout: float,
     distributor_startup_timeout: float,
     progress: bool,
-) -> str:
-    """Start a distributor per cluster, run the swarm, and stop the distributors.
+    workflow_name: str | None,
+) -> RunOutcome:
+    """Start a distributor per cluster, run the swarm, stop the distributors, summarize.
 
     A run that a resume took over (C, H or T) waits for its distributors to leave on their own:
     they carry out the kills the resume asked for, or (hot) watch running jobs to their end,
     and the server then ends the run (T).
     """
-    from herdsman.distributor.process import DistributorProcess
-
     started = time.monotonic()
+    workflow_id = swarm.workflow_id or 0
+    display = RunDisplay(
+        workflow_id,
+        choose_mode(progress),
+        running=_running_counter(requester, workflow_id),
+        started=started,
+    )
     # The distributors and their jobs act for this run alone, with a token made for it.
     run_token = HttpSwarmGateway(requester).run_token(swarm.workflow_run_id)
+    distributors = [
+        _distributor(
+            swarm, cluster, requester, _log_file(swarm.workflow_run_id, cluster), run_token
+        )
+        for cluster in clusters
+    ]
+    dead: list[DistributorProcess] = []
+    interrupted = False
+    status = WorkflowRunStatus.ERROR.value
     with ExitStack() as stack:
-        distributors = []
-        for cluster in clusters:
-            distributor = DistributorProcess(
-                swarm.workflow_run_id,
-                cluster,
-                requester.base_url,
-                token=run_token,
-                after_seq=swarm.feed_position,
-            )
+        stack.enter_context(LogRelay([d.log_file for d in distributors if d.log_file], display.say))
+        for distributor in distributors:
             stack.callback(distributor.stop)
             distributor.start(timeout=distributor_startup_timeout)
-            distributors.append(distributor)
-        if progress and swarm.workflow_id is not None:
-            stack.enter_context(ProgressReporter(requester, swarm.workflow_id))
-        status = swarm.run(
-            lambda: all(d.is_alive() for d in distributors),
-            seconds_until_timeout=int(seconds_until_timeout),
-        )
-        if WorkflowRunStatus(status) in TAKEN_OVER_RUN_STATUSES:
-            remaining = max(0.0, seconds_until_timeout - (time.monotonic() - started))
-            status = _wait_for_release(swarm.workflow_run_id, distributors, requester, remaining)
-    return status
+        remaining = seconds_until_timeout - (time.monotonic() - started)
+        with display:
+            try:
+                status = swarm.run(
+                    lambda: all(d.is_alive() for d in distributors),
+                    seconds_until_timeout=max(remaining, 0.001),
+                    on_progress=display.update,
+                    confirm_stop=_paused(display, confirm_stop_on_terminal),
+                )
+            except KeyboardInterrupt:
+                if swarm.status is not WorkflowRunStatus.STOPPED:
+                    raise  # not the swarm's confirmed stop: nothing of the run to report
+                interrupted = True
+        ended = time.monotonic()
+        dead = [d for d in distributors if not d.is_alive()]
+        if not interrupted and WorkflowRunStatus(status) in TAKEN_OVER_RUN_STATUSES:
+            left = max(0.0, seconds_until_timeout - (time.monotonic() - started))
+            status = _wait_for_release(swarm.workflow_run_id, distributors, requester, left)
+    if interrupted:
+        display.say(interrupted_line(workflow_id, swarm.workflow_run_id))
+        raise RunInterrupted(
+            f"workflow run {swarm.workflow_run_id} was stopped (Ctrl-C); resume workflow "
+            f"{workflow_id} to go on"
+        ) from None
+    facts = _facts(
+        swarm,
+        requester,
+        status=status,
+        workflow_name=workflow_name,
+        timeout=seconds_until_timeout,
+        elapsed=ended - started,
+        dead=dead,
+        split=display.split,
+    )
+    if facts is not None:
+        display.print_summary(summarize(facts), ok=facts.status is WorkflowRunStatus.DONE)
+    return RunOutcome(status, facts)
+
+
+def _running_counter(requester: Requester, workflow_id: int) -> Callable[[], int]:
+    """How many of the workflow's tasks run, as the server counts them (for the display)."""
+
+    def count() -> int:
+        counts = queries.workflow_detail(requester, workflow_id).task_status_counts
+        return counts.get(TaskStatus.RUNNING.value, 0)
+
+    return count
+
+
+def _distributor(
+    swarm: WorkflowRun, cluster: str, requester: Requester, log_file: Path, token: str
+) -> DistributorProcess:
+    from herdsman.client.embedded import EmbeddedRecovery
+    from herdsman.distributor.process import DistributorProcess
+
+    recovery = requester.recover
+    embedded = isinstance(recovery, EmbeddedRecovery)
+    return DistributorProcess(
+        swarm.workflow_run_id,
+        cluster,
+        requester.base_url,
+        token=token,
+        after_seq=swarm.feed_position,
+        log_file=log_file,
+        log_level=_distributor_log_level(),
+        log_format="json",
+        embedded_server=embedded,
+        environment=recovery.environment() if isinstance(recovery, EmbeddedRecovery) else None,
+    )
+
+
+def _distributor_log_level() -> str:
+    level = os.environ.get("HERDSMAN_LOG_LEVEL", "").lower()
+    return "debug" if level == "debug" else DISTRIBUTOR_LOG_LEVEL
+
+
+def _log_file(run_id: int, cluster: str) -> Path:
+    """Where a run's distributor for ``cluster`` logs: ``<data_dir>/logs/``, else a temp dir."""
+    try:
+        directory = load_settings().data_dir / "logs"
+        directory.mkdir(parents=True, exist_ok=True)
+    except (HerdsmanError, OSError):
+        directory = Path(tempfile.gettempdir()) / "herdsman-logs"
+        directory.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in cluster)
+    return directory / f"run-{run_id}-{safe}.log"
+
+
+def _paused(display: RunDisplay, ask: Callable[[], bool]) -> Callable[[], bool]:
+    def confirm() -> bool:
+        with display.paused():
+            return ask()
+
+    return confirm
 
 
 def _wait_for_release(
@@ -173,6 +324,149 @@ def _wait_for_release(
     return HttpSwarmGateway(requester).get_run(run_id).status
 
 
+# --- the summary's facts --------------------------------------------------------------------
+
+
+def _facts(
+    swarm: WorkflowRun,
+    requester: Requester,
+    *,
+    status: str,
+    workflow_name: str | None,
+    timeout: float,
+    elapsed: float,
+    dead: Sequence[DistributorProcess],
+    split: Callable[[RunProgress], RunProgress],
+) -> RunFacts | None:
+    """What the summary says, read after the run; None if the run has no result to tell."""
+    try:
+        result = swarm.result
+    except RuntimeError:
+        return None
+    workflow_id = swarm.workflow_id or 0
+    with _best_effort("workflow_detail"):
+        if workflow_name is None:
+            workflow_name = queries.workflow_detail(requester, workflow_id).name
+    failed, failed_total = _failed_tasks(requester, workflow_id, result)
+    return RunFacts(
+        workflow_id=workflow_id,
+        workflow_name=workflow_name or "",
+        run_id=swarm.workflow_run_id,
+        status=WorkflowRunStatus(status),
+        ending=result.ending,
+        elapsed_seconds=elapsed,
+        progress=split(result.progress) if result.progress is not None else None,
+        timeout_seconds=timeout,
+        reason=result.reason,
+        failed=failed,
+        failed_total=failed_total,
+        fail_fast_task=_fail_fast_task(requester, result, failed),
+        distributor=_died(dead) if result.ending is RunEnding.DISTRIBUTOR_DIED else None,
+        status_message=_status_message(requester, swarm.workflow_run_id, result),
+    )
+
+
+@contextmanager
+def _best_effort(what: str) -> Iterator[None]:
+    """A summary is a courtesy: a read that fails leaves its part out, the run's result stands."""
+    try:
+        yield
+    except HerdsmanError as error:
+        logger.debug("run_summary_incomplete", part=what, error=error.message)
+
+
+def _failed_tasks(
+    requester: Requester, workflow_id: int, result: SwarmResult
+) -> tuple[list[FailedTask], int]:
+    if not result.failed_task_ids:
+        return [], 0
+    with _best_effort("workflow_errors"):
+        reply = queries.workflow_errors(requester, workflow_id, limit=3)
+        return [_failed(task) for task in reply.tasks], reply.count
+    return [], len(result.failed_task_ids)
+
+
+def _failed(task: FailedTaskOut) -> FailedTask:
+    error = task.errors[0].description if task.errors else "no error was recorded"
+    return FailedTask(task.task_id, task.name, task.num_attempts, error, task.stderr_tail)
+
+
+def _fail_fast_task(
+    requester: Requester, result: SwarmResult, failed: Sequence[FailedTask]
+) -> FailedTask | None:
+    if result.ending is not RunEnding.FAIL_FAST or result.first_failed_task_id is None:
+        return None
+    task_id = result.first_failed_task_id
+    found = next((task for task in failed if task.task_id == task_id), None)
+    if found is not None:
+        return found
+    with _best_effort("task_attempts"):
+        attempts = queries.task_attempts(requester, task_id)
+        errors = [attempt.error for attempt in attempts.attempts if attempt.error]
+        last = errors[-1] if errors else ""
+        return FailedTask(task_id, attempts.name, len(attempts.attempts), last)
+    return FailedTask(task_id, "", 0, "")
+
+
+def _status_message(requester: Requester, run_id: int, result: SwarmResult) -> str:
+    if result.ending not in (RunEnding.STOPPED, RunEnding.ENDED_ELSEWHERE):
+        return ""
+    with _best_effort("run status"):
+        return HttpSwarmGateway(requester).get_run(run_id).status_message
+    return ""
+
+
+def _died(dead: Sequence[DistributorProcess]) -> DistributorFacts | None:
+    if not dead:
+        return None
+    distributor = dead[0]
+    log = distributor.log_file
+    return DistributorFacts(
+        cluster=distributor.cluster_name,
+        pid=distributor.pid,
+        exit_code=distributor.exit_code,
+        log_file=str(log) if log is not None else None,
+        last_lines=log_tail(log, LOG_LINES_SHOWN) if log is not None else (),
+    )
+
+
+def _warn_if_ended_early(facts: RunFacts | None) -> None:
+    """The warning that stands in for Jobmon's exception (see the module docstring)."""
+    if facts is None:
+        return
+    warning: RunEndedEarlyWarning
+    if facts.ending is RunEnding.TIMEOUT:
+        warning = RunTimedOutWarning(
+            f"workflow {facts.workflow_id}: run {facts.run_id} did not finish within "
+            f"seconds_until_timeout={facts.timeout_seconds:g} "
+            f"({format_duration(facts.elapsed_seconds)}); it ended E and can be resumed"
+        )
+    elif facts.ending is RunEnding.DISTRIBUTOR_DIED:
+        warning = DistributorDiedWarning(
+            f"workflow {facts.workflow_id}: run {facts.run_id} ended E because its distributor "
+            "died; it can be resumed"
+        )
+    else:
+        return
+    _warn_at_caller(warning)
+
+
+def _warn_at_caller(warning: Warning) -> None:
+    """Issue ``warning`` at the first frame outside herdsman: the user's call of ``run()``."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    module_globals = frame.f_globals
+    warnings.warn_explicit(
+        warning,
+        type(warning),
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=module_globals.get("__name__"),
+        registry=module_globals.setdefault("__warningregistry__", {}),
+    )
+
+
 def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int]) -> None:
     done_ids, failed_ids = set(done), set(failed)
     for task in workflow.tasks.values():
@@ -180,54 +474,3 @@ def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int
             task.status = TaskStatus.DONE.value
         elif task.task_id in failed_ids:
             task.status = TaskStatus.ERROR_FATAL.value
-
-
-class ProgressReporter:
-    """Prints a line with the workflow's task counts every few seconds, and once at the end."""
-
-    def __init__(
-        self,
-        requester: Requester,
-        workflow_id: int,
-        interval: float = PROGRESS_INTERVAL_SECONDS,
-        write: Callable[[str], None] | None = None,
-    ) -> None:
-        self._requester = requester
-        self._workflow_id = workflow_id
-        self._interval = interval
-        self._write = write or (lambda line: print(line, file=sys.stderr, flush=True))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="herdsman-progress", daemon=True)
-
-    def __enter__(self) -> ProgressReporter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=self._interval + 5)
-        self._report()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self._interval):
-            self._report()
-
-    def _report(self) -> None:
-        try:
-            detail = queries.workflow_detail(self._requester, self._workflow_id)
-        except Exception as error:  # progress is best effort; the run reports real failures
-            logger.debug("progress_unavailable", error=str(error))
-            return
-        self._write(format_progress(detail))
-
-
-def format_progress(detail: WorkflowDetailOut) -> str:
-    counts = detail.task_status_counts
-    done, failed = counts.get(TaskStatus.DONE, 0), counts.get(TaskStatus.ERROR_FATAL, 0)
-    running = counts.get(TaskStatus.RUNNING, 0)
-    waiting = sum(counts.get(status, 0) for status in WAITING_TASK_STATUSES)
-    percent = 100 * done / detail.num_tasks if detail.num_tasks else 100.0
-    return (
-        f"workflow {detail.id}: {done}/{detail.num_tasks} done ({percent:.0f}%), "
-        f"{running} running, {waiting} queued, {failed} failed"
-    )

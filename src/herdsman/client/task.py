@@ -9,6 +9,7 @@ Dictionaries of arguments, the command and the default name are computed when as
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ ResourcesCallable = Callable[..., dict[str, Any]]
 
 MAX_NAME_LENGTH = 255
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f]")
+# Numbers tasks in the order this process creates them: binding sends them in that order, so
+# their ids follow it (see Task.creation_index).
+_CREATED = itertools.count()
 
 
 def validate_task_name(name: object) -> str:
@@ -61,6 +65,7 @@ class Task:
         "cluster_name",
         "compute_resources",
         "compute_resources_callable",
+        "creation_index",
         "fallback_queues",
         "max_attempts",
         "node_id",
@@ -102,6 +107,9 @@ class Task:
         self.max_attempts = max_attempts
         self.cluster_name = cluster_name
         self.task_attributes = task_attributes
+        # Where the task comes in the order this process created tasks; bind sends tasks in
+        # that order, so a new workflow's task ids follow the order of the script.
+        self.creation_index = next(_CREATED)
         self._upstream: set[Task] | None = None
         self._downstream: set[Task] | None = None
         self._mark = 0  # scratch counter for graph checks (see Workflow._check_acyclic)

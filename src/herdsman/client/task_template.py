@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from herdsman.client import checks
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, ResourcesCallable, Task, validate_task_name
-from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.errors import WorkflowValidationError, short_traceback
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool
@@ -297,6 +297,7 @@ class TaskTemplate:
 
     # --- tasks --------------------------------------------------------------------------------
 
+    @short_traceback
     def create_task(
         self,
         name: str | None = None,
@@ -334,6 +335,7 @@ class TaskTemplate:
             task.add_upstreams(upstream_tasks)
         return task
 
+    @short_traceback
     def create_tasks(
         self,
         upstream_tasks: Iterable[Task] | None = None,
@@ -362,6 +364,7 @@ class TaskTemplate:
             **kwargs,
         ).tasks
 
+    @short_traceback
     def create_array(
         self,
         upstream_tasks: Iterable[Task] | None = None,

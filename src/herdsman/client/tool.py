@@ -16,7 +16,7 @@ from herdsman.client import bind_requests, checks
 from herdsman.client.resources import ResourcesByCluster, load_resources_yaml
 from herdsman.client.task_template import TaskTemplate
 from herdsman.client.workflow import Workflow
-from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.errors import WorkflowValidationError, short_traceback
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ToolIn, ToolVersionIn
 
@@ -102,6 +102,7 @@ class Tool:
     ) -> None:
         self.default_compute_resources_set[cluster_name] = dict(compute_resources)
 
+    @short_traceback
     def set_default_compute_resources_from_yaml(
         self,
         yaml_file: str | Path,
@@ -127,6 +128,7 @@ class Tool:
 
     # --- templates and workflows --------------------------------------------------------------
 
+    @short_traceback
     def get_task_template(
         self,
         template_name: str,
@@ -169,6 +171,7 @@ class Tool:
             template.set_default_max_attempts(default_max_attempts)
         return template
 
+    @short_traceback
     def create_workflow(
         self,
         name: str = "",

@@ -20,7 +20,7 @@ from herdsman.client.resolution import Resolver
 from herdsman.client.resources import ResourcesByCluster
 from herdsman.client.task import Array, Task
 from herdsman.client.task_template import TaskTemplateVersion
-from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.errors import WorkflowValidationError, short_traceback
 from herdsman.core.limits import InputLimits
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
@@ -153,6 +153,7 @@ class Workflow:
 
     # --- validation ---------------------------------------------------------------------------
 
+    @short_traceback
     def validate(self) -> None:
         """Raise if the workflow cannot be bound; talks to the server only to read clusters
         and the limits it puts on input (the length of commands, argument values, ...)."""
@@ -230,6 +231,7 @@ class Workflow:
 
     # --- binding ------------------------------------------------------------------------------
 
+    @short_traceback
     def bind(self) -> int:
         """Validate, then write the workflow and its tasks to the server; return its id."""
         from herdsman.client.bind import Binder
@@ -238,6 +240,7 @@ class Workflow:
         self.workflow_id = Binder(self).bind()
         return self.workflow_id
 
+    @short_traceback
     def run(
         self,
         fail_fast: bool = False,
@@ -245,21 +248,30 @@ class Workflow:
         resume: bool = False,
         reset_running_jobs: bool = True,
         distributor_startup_timeout: float = 180.0,
-        progress: bool = False,
+        progress: bool = True,
         resume_timeout: float = 300.0,
         **swarm_options: Any,
     ) -> str:
-        """Bind, run every task to the end, and return the run's final status.
+        """Bind, run every task to the end, and return the run's final status letter.
 
-        The letter of ``WorkflowRunStatus.DONE`` when every task is done, of ``ERROR``
-        otherwise (also after ``seconds_until_timeout``, when jobs already submitted keep
-        running). Afterwards each task's ``status`` is final and
-        :meth:`get_errors` reports the failed tasks. ``resume`` continues a workflow that ran
-        before: only one run holds a workflow, so the earlier run is told to let go first.
-        ``reset_running_jobs`` (cold) kills the jobs it left running; without it (hot) they
-        may finish and their results count. The new run waits up to ``resume_timeout``
-        seconds for the earlier run's kills to be confirmed, then takes over regardless.
-        ``swarm_options`` go to :class:`herdsman.client.swarm.workflow_run.WorkflowRun`.
+        ``"D"`` when every task is done; ``"E"`` when tasks failed, fail_fast stopped the run,
+        ``seconds_until_timeout`` passed or a distributor died (the last two also issue a
+        :class:`~herdsman.core.errors.RunEndedEarlyWarning`); ``"S"`` when the run was stopped
+        with ``herdsman workflow stop``. A confirmed Ctrl-C stops the run and raises
+        :class:`~herdsman.core.errors.RunInterrupted`. Afterwards each task's ``status`` is
+        final and :meth:`get_errors` reports the failed tasks.
+
+        On stderr: live progress (a bar at a terminal, a line every 30 s otherwise; none with
+        ``progress=False``) and, always, a summary of how the run ended and what to run next.
+        The timeout counts from the start of the run's distributors, so ``run()`` returns
+        promptly once it passes.
+
+        ``resume`` continues a workflow that ran before: only one run holds a workflow, so
+        the earlier run is told to let go first. ``reset_running_jobs`` (cold) kills the jobs
+        it left running; without it (hot) they may finish and their results count. The new
+        run waits up to ``resume_timeout`` seconds for the earlier run's kills to be
+        confirmed, then takes over regardless. ``swarm_options`` go to
+        :class:`herdsman.client.swarm.workflow_run.WorkflowRun`.
         """
         from herdsman.client.execution import run_workflow
 
@@ -274,6 +286,7 @@ class Workflow:
             swarm_options={**swarm_options, "resume_timeout": resume_timeout},
         )
 
+    @short_traceback
     def get_errors(self, limit: int = 1000) -> dict[int, FailedTaskOut]:
         """Fatal tasks of the workflow: task id -> its last errors and output tails."""
         if self.workflow_id is None:
@@ -283,6 +296,7 @@ class Workflow:
         reply = workflow_errors(self.requester, self.workflow_id, limit)
         return {task.task_id: task for task in reply.tasks}
 
+    @short_traceback
     def set_max_concurrently_running(
         self, limit: int, task_template_name: str | None = None
     ) -> ConcurrencyOut:

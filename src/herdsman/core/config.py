@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -52,6 +52,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from herdsman.core.errors import ConfigurationError
 from herdsman.core.limits import InputLimits
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "Settings",
     "config_file_path",
     "default_data_dir",
+    "describe_validation_error",
+    "load_settings",
     "normalize_database_url",
 ]
 
@@ -236,3 +239,42 @@ class Settings(BaseSettings):
         if path.is_file():
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """:class:`Settings` from the arguments, environment and config file, errors made readable.
+
+    A malformed value raises :class:`ConfigurationError` naming where it came from -- the
+    ``HERDSMAN_*`` variable when one is set, else the key of the config file -- instead of
+    pydantic's multi-line ``ValidationError``.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise ConfigurationError(
+            f"invalid settings: {describe_validation_error(error)}",
+            details={"config_file": str(config_file_path())},
+        ) from None
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(
+            f"cannot read settings from {config_file_path()}: {error}"
+        ) from None
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming each offending setting, e.g. ``HERDSMAN_HTTP__TIMEOUT=-1: ...``."""
+    problems = []
+    for item in error.errors():
+        parts = [str(part) for part in item["loc"]]
+        key = ".".join(parts)
+        variable = "HERDSMAN_" + "__".join(part.upper() for part in parts)
+        if parts and variable in os.environ:
+            where = f"{variable}={os.environ[variable]!r} ({key})"
+        elif parts:
+            where = f"{key} (in {config_file_path()} or the arguments)"
+        else:
+            where = "settings"
+        message = str(item["msg"])
+        message = message[0].lower() + message[1:] if message else message
+        problems.append(f"{where}: {message}")
+    return "; ".join(problems)

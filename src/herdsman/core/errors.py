@@ -18,6 +18,18 @@
     ├── ServerError                  the server answered 5xx: report it, do not retry blindly
     └── ServerUnavailableError       transport failed after retries: check the server is up
 
+    RunInterrupted (KeyboardInterrupt)  Ctrl-C stopped a run: it is S, its jobs are killed
+
+    RunEndedEarlyWarning             a run returned E for a reason outside its tasks (warning)
+    ├── RunTimedOutWarning           seconds_until_timeout passed
+    └── DistributorDiedWarning       a distributor process died during the run
+
+The warnings are issued by ``Workflow.run()``, which returns the status letter whatever ends
+the run. They are ``RuntimeWarning`` *and* ``RuntimeError`` subclasses: a script that wants
+Jobmon's behaviour (its ``run()`` raises ``RuntimeError`` on a timeout and
+``DistributorNotAlive`` when the distributor dies) turns them into exceptions with
+``warnings.simplefilter("error", RunEndedEarlyWarning)`` and catches ``RuntimeError``.
+
 Exceptions cross the HTTP boundary by name: the server's error handler writes ``{"error":
 <class name>, "message": ..., "details": ...}`` and the client's requester raises the class of
 that name again, so a user sees the same exception locally and remotely.
@@ -25,18 +37,24 @@ that name again, so a user sees the same exception locally and remotely.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "ConflictError",
+    "DistributorDiedWarning",
     "HerdsmanError",
     "InvalidInputError",
     "InvalidResourceError",
     "NotFoundError",
     "PermissionDeniedError",
     "RequestTooLargeError",
+    "RunEndedEarlyWarning",
+    "RunInterrupted",
+    "RunTimedOutWarning",
     "ServerError",
     "ServerUnavailableError",
     "TransitionRefused",
@@ -44,7 +62,11 @@ __all__ = [
     "WorkflowAlreadyExists",
     "WorkflowValidationError",
     "error_class_by_name",
+    "short_traceback",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class HerdsmanError(Exception):
@@ -131,6 +153,30 @@ class ServerUnavailableError(HerdsmanError):
     http_status = 503
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a workflow run, and the user confirmed; the message says what became of it.
+
+    A ``KeyboardInterrupt``, so that scripts and shells treat it as the interrupt it is.
+    """
+
+
+class RunEndedEarlyWarning(RuntimeWarning, RuntimeError):
+    """A workflow run ended E for a reason outside its tasks; ``run()`` still returned "E".
+
+    Warnings rather than exceptions, so that ``run()`` keeps one contract (it returns the
+    status letter however the run ends); see the module docstring for turning them into
+    errors.
+    """
+
+
+class RunTimedOutWarning(RunEndedEarlyWarning):
+    """The run ended because ``seconds_until_timeout`` passed before every task finished."""
+
+
+class DistributorDiedWarning(RunEndedEarlyWarning):
+    """The run ended because a distributor process died: nothing could launch its tasks."""
+
+
 def error_class_by_name(name: str) -> type[HerdsmanError]:
     """The exception class a server error payload names, or ServerError for unknown names."""
     found = _BY_NAME.get(name)
@@ -157,3 +203,27 @@ _BY_NAME: dict[str, type[HerdsmanError]] = {
         ServerUnavailableError,
     )
 }
+
+
+def short_traceback(function: Callable[P, R]) -> Callable[P, R]:
+    """Raise herdsman's errors from a public function with a traceback that ends there.
+
+    A refused request surfaces deep in the HTTP client (the requester, tenacity, httpx), and
+    those frames say nothing to a scientist whose ``workflow.run()`` found the workflow
+    complete. The error is raised again from this function's frame, without its chain, so the
+    traceback is the caller's lines and the message. With debug logging on
+    (``HERDSMAN_LOG_LEVEL=debug``, ``herdsman --debug``) the full traceback is kept.
+    """
+
+    @functools.wraps(function)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return function(*args, **kwargs)
+        except (HerdsmanError, RunInterrupted) as error:
+            from herdsman.core.logs import debugging
+
+            if debugging():
+                raise
+            raise error.with_traceback(None) from None
+
+    return wrapper

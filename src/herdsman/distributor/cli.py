@@ -14,12 +14,13 @@ import os
 import signal
 from collections.abc import Sequence
 from types import FrameType
+from typing import cast
 
 import structlog
 
 from herdsman.core.errors import HerdsmanError
-from herdsman.core.logs import configure_logging
-from herdsman.core.requester import Requester
+from herdsman.core.logs import FORMAT_VARIABLE, LogFormat, configure_logging
+from herdsman.core.requester import Recover, Requester
 from herdsman.distributor.gateway import HttpDistributorGateway
 from herdsman.distributor.plugin import load_plugin
 from herdsman.distributor.process import READY_MARKER
@@ -28,6 +29,8 @@ from herdsman.distributor.service import DistributorConfig, DistributorService, 
 __all__ = ["main"]
 
 logger = structlog.get_logger(__name__)
+
+_TRACKER_WARNING_FILTER = "ignore:resource_tracker:UserWarning"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         choices=("debug", "info", "warning", "error"),
         help="log level on stderr (default: the log_level setting)",
     )
+    parser.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json", "human"),
+        help="format of the logs on stderr, the pool processes' included (default: text)",
+    )
+    parser.add_argument(
+        "--embedded-server",
+        action="store_true",
+        help="the server is the embedded one: start it again (same database) should it die",
+    )
     return parser
 
 
@@ -60,14 +74,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     # everything else written to stdout (by us or by the plugin's children) to stderr.
     ready = _ReadyPipe(os.dup(1))
     os.dup2(2, 1)
-    if args.log_level:
-        os.environ["HERDSMAN_LOG_LEVEL"] = args.log_level  # pool processes inherit it
+    # Pool processes inherit the format, but log at the level of the settings: they log per
+    # job, the distributor per batch, so a log at info stays small for a million tasks.
+    os.environ[FORMAT_VARIABLE] = args.log_format
+    # multiprocessing's resource tracker (a child) warns about "leaked semaphore objects" when
+    # this process is killed before it could release its pool's queues; it releases them
+    # itself, and the kill is reported where it matters (the run's summary), so the warning
+    # would only be noise in the log.
+    os.environ["PYTHONWARNINGS"] = ",".join(
+        part for part in (os.environ.get("PYTHONWARNINGS", ""), _TRACKER_WARNING_FILTER) if part
+    )
     from herdsman.core.config import Settings
 
-    configure_logging(args.log_level or Settings().log_level)
+    configure_logging(
+        args.log_level or Settings().log_level, format=cast(LogFormat, args.log_format)
+    )
     log = logger.bind(workflow_run_id=args.workflow_run_id, cluster=args.cluster_name)
     try:
-        with Requester(args.server_url) as requester:
+        with Requester(args.server_url, recover=_recovery(args.embedded_server)) as requester:
             gateway = HttpDistributorGateway(requester)
             try:
                 cluster = gateway.get_cluster(args.cluster_name)
@@ -99,6 +123,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         ready.close()
     return 1 if result.reason is ExitReason.SERVER_UNREACHABLE else 0
+
+
+def _recovery(embedded_server: bool) -> Recover | None:
+    """For the embedded server: what starts it again should it die (None: nothing can)."""
+    if not embedded_server:
+        return None
+    # Imported only here: the embedded server's launcher is the client's, and a distributor
+    # for a configured server never needs it.
+    from herdsman.client.embedded import EmbeddedRecovery
+    from herdsman.core.config import load_settings
+
+    return EmbeddedRecovery(load_settings(server_url=None))
 
 
 class _ReadyPipe:

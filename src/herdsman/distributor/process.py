@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -34,6 +35,7 @@ import psutil
 import structlog
 
 from herdsman.core.errors import HerdsmanError
+from herdsman.core.logs import LogFormat
 
 __all__ = ["READY_MARKER", "DistributorProcess", "DistributorStartError"]
 
@@ -61,8 +63,11 @@ class DistributorProcess:
     environment, never on its command line, where other users could read it); None leaves
     the environment's. ``log_file``: where its stderr (its logs) is appended; None inherits
     this process's.
-    ``log_level``: its log level; None uses the ``log_level`` setting. ``after_seq``: the
-    change-feed position to follow from (the run's ``last_seq`` when it was created).
+    ``log_level``: its log level; None uses the ``log_level`` setting. ``log_format``: that
+    of its logs (see :mod:`herdsman.core.logs`); its pool processes log alike. ``after_seq``:
+    the change-feed position to follow from (the run's ``last_seq`` when it was created).
+    ``embedded_server``: the server is the embedded one, which the distributor starts again
+    should it die (its settings come from this process's environment plus ``environment``).
     """
 
     def __init__(
@@ -74,7 +79,10 @@ class DistributorProcess:
         token: str | None = None,
         log_file: Path | None = None,
         log_level: str | None = None,
+        log_format: LogFormat = "text",
         after_seq: int = 0,
+        embedded_server: bool = False,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.workflow_run_id = workflow_run_id
         self._token = token
@@ -82,12 +90,20 @@ class DistributorProcess:
         self.server_url = server_url
         self.log_file = log_file
         self.log_level = log_level
+        self.log_format = log_format
         self.after_seq = after_seq
+        self.embedded_server = embedded_server
+        self.environment = dict(environment or {})
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
+
+    @property
+    def exit_code(self) -> int | None:
+        """Its exit code once it has exited (negative: killed by that signal), else None."""
+        return self._process.poll() if self._process is not None else None
 
     def command(self) -> list[str]:
         """The command line that starts the distributor."""
@@ -106,6 +122,10 @@ class DistributorProcess:
         ]
         if self.log_level:
             command += ["--log-level", self.log_level]
+        if self.log_format != "text":
+            command += ["--log-format", self.log_format]
+        if self.embedded_server:
+            command.append("--embedded-server")
         return command
 
     def start(self, timeout: float = 60.0) -> DistributorProcess:
@@ -141,9 +161,13 @@ class DistributorProcess:
         return self
 
     def _environment(self) -> dict[str, str] | None:
-        if self._token is None:
+        """This process's environment plus ``environment`` and the run's token, if any."""
+        if self._token is None and not self.environment:
             return None
-        return {**os.environ, TOKEN_VARIABLE: self._token}
+        added = dict(self.environment)
+        if self._token is not None:
+            added[TOKEN_VARIABLE] = self._token
+        return {**os.environ, **added}
 
     def is_alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -165,7 +189,12 @@ class DistributorProcess:
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                logger.warning("distributor_killed", pid=process.pid, timeout=timeout)
+                logger.warning(
+                    "distributor_killed",
+                    pid=process.pid,
+                    timeout=timeout,
+                    workflow_run_id=self.workflow_run_id,
+                )
                 _signal(process.pid, signal.SIGKILL)
                 process.wait()
             for straggler in _wait_until_gone(tree, TREE_DRAIN_SECONDS):

@@ -240,6 +240,8 @@ class DistributorService:
         self._claim_id: str | None = None  # the claim whose answer has not arrived yet
         self._stop = threading.Event()
         self._waiting_on_feed = False
+        self._plugin_stopped = False
+        self._run_status: WorkflowRunStatus | None = None
         self._log = logger.bind(workflow_run_id=workflow_run_id)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -256,7 +258,13 @@ class DistributorService:
             self._settle_after_stop()
 
     def _settle_after_stop(self) -> None:
-        """Triage once more: what the stopped plugin no longer runs must not stay launched."""
+        """Triage once more: what the stopped plugin no longer runs must not stay launched.
+
+        A job the stopped plugin dropped before it started did not fail or get lost: the run
+        ended first (a timeout, a stop, an error elsewhere). Its attempt says so, instead of
+        the lost-job message that asks whether a node failed.
+        """
+        self._plugin_stopped = True
         try:
             self.triage()
         except HerdsmanError as error:
@@ -318,6 +326,7 @@ class DistributorService:
                 self._stop.wait(config.unreachable_pause)
 
     def _exit(self, reason: ExitReason, status: WorkflowRunStatus | None) -> DistributorResult:
+        self._run_status = status
         self._log.info(
             "distributor_exiting",
             reason=reason.value,
@@ -445,11 +454,15 @@ class DistributorService:
                 continue
             _, info = self._plugin.remote_exit_info(job)
             usage = self._plugin.remote_usage(job)
-            message = (
-                f"job {job} was submitted but never reported running, and the cluster no "
-                f"longer has it ({info}); check the cluster's records of the job: was it "
-                "cancelled, did its node fail, or could the node not reach the herdsman server?"
-            )
+            if self._plugin_stopped:
+                message = self._dropped_at_stop(job)
+            else:
+                message = (
+                    f"job {job} was submitted but never reported running, and the cluster no "
+                    f"longer has it ({info}); check the cluster's records of the job: was it "
+                    "cancelled, did its node fail, or could the node not reach the herdsman "
+                    "server?"
+                )
             items.append(
                 TriagedItem(
                     task_instance_id=ref.task_instance_id,
@@ -459,6 +472,15 @@ class DistributorService:
                 )
             )
         return items
+
+    def _dropped_at_stop(self, job: str) -> str:
+        status = self._run_status
+        ended = f" ({status.name.lower()})" if status in ENDED_RUN_STATUSES else ""
+        where = f" on cluster {self.cluster_name}" if self.cluster_name else ""
+        return (
+            f"job {job} had not started when the run ended{ended}: its distributor stopped "
+            f"and the job never ran{where}; the task runs when the workflow is resumed"
+        )
 
     def _silent(self, triaging: Sequence[InstanceRef], known: set[str]) -> list[TriagedItem]:
         """Instances that stopped heart-beating: what the cluster says became of their jobs."""

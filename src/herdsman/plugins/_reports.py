@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import structlog
 
 from herdsman.core.errors import HerdsmanError, ServerUnavailableError, error_class_by_name
-from herdsman.core.requester import Requester
+from herdsman.core.requester import Recover, Requester
 from herdsman.core.schemas.worker import (
     MAX_REPORTS_PER_BATCH,
     InstanceReportIn,
@@ -65,8 +65,10 @@ class ReportBatcher:
         *,
         max_outage_seconds: float = MAX_OUTAGE_SECONDS,
         retry_pause: float = RETRY_PAUSE_SECONDS,
+        recover: Recover | None = None,
     ) -> None:
         self._server_url = server_url
+        self._recover = recover  # the distributor's: brings a dead embedded server back
         self._max_outage = max_outage_seconds
         self._retry_pause = retry_pause
         self._unreachable_since: float | None = None
@@ -95,7 +97,7 @@ class ReportBatcher:
             self._thread.join()
 
     def _run(self) -> None:
-        with Requester(self._server_url) as requester:
+        with Requester(self._server_url, recover=self._recover) as requester:
             while (batch := self._next_batch()) is not None:
                 self._send_batch(requester, batch)
         logger.debug("report_batcher_stopped")

@@ -163,7 +163,9 @@ class MultiprocessPlugin(LocalJobsPlugin[PooledJob]):
             kill_grace_seconds=checked.kill_grace_seconds,
             enforce_limits=checked.enforce_limits,
         )
-        self._reports = ReportBatcher(requester.base_url)
+        self._reports = ReportBatcher(
+            requester.base_url, recover=getattr(requester, "recover", None)
+        )
         self._context = multiprocessing.get_context("spawn")
         self._results: Queue[tuple[Any, ...]] = self._context.Queue()
         self._slots: list[_Slot] = []
@@ -347,12 +349,19 @@ class MultiprocessPlugin(LocalJobsPlugin[PooledJob]):
                 continue
             with self._lock:
                 lost, slot.job, slot.ready = slot.job, None, False
-            logger.warning(
-                "multiprocess_worker_died",
-                index=slot.index,
-                exit_code=slot.process.exitcode,
-                task_instance_id=lost.task_instance_id if lost else None,
-            )
+            if lost is not None:
+                logger.warning(
+                    "multiprocess_worker_died",
+                    index=slot.index,
+                    exit_code=slot.process.exitcode,
+                    task_instance_id=lost.task_instance_id,
+                    task_id=lost.run.task_id if lost.run is not None else None,
+                    hint="the attempt is reported lost and the task retried",
+                )
+            else:
+                logger.warning(
+                    "multiprocess_worker_died", index=slot.index, exit_code=slot.process.exitcode
+                )
             if lost is not None:
                 pgid = self._jobs.finished(lost.job_id, None)
                 if pgid is not None:  # its command runs on without anyone to report it

@@ -25,6 +25,7 @@ the sampler for the group to empty would wait for itself.
 
 from __future__ import annotations
 
+import contextvars
 import math
 import threading
 import time
@@ -188,8 +189,14 @@ class LimitWatcher:
         if not self._limits.active:
             return
         started = self._clock()
+        # In the caller's context: its log lines name the task and attempt (structlog's
+        # context variables), which a new thread would otherwise not see.
+        context = contextvars.copy_context()
         self._thread = threading.Thread(
-            target=self._run, args=(started, terminate), name="herdsman-limits", daemon=True
+            target=context.run,
+            args=(self._run, started, terminate),
+            name="herdsman-limits",
+            daemon=True,
         )
         self._thread.start()
 

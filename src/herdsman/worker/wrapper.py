@@ -176,8 +176,37 @@ def run_reported_instance(
 
     A local pool's parent makes the running report itself, in a batch, and hands a pool
     process the answer; a wrapper of its own gets there through :func:`run_task_instance`.
-    The return value is that of :func:`run_task_instance`.
+    The return value is that of :func:`run_task_instance`. Every log line of the attempt
+    names its task and attempt (``task_id``, ``task_instance_id``).
     """
+    with structlog.contextvars.bound_contextvars(
+        task_id=running.task_id, task_instance_id=running.task_instance_id
+    ):
+        return _run_reported_instance(
+            reporter,
+            running,
+            distributor_id=distributor_id,
+            heartbeat_interval=heartbeat_interval,
+            next_report_seconds=next_report_seconds,
+            kill_grace_seconds=kill_grace_seconds,
+            exit_code_status=exit_code_status,
+            on_command_start=on_command_start,
+            enforce_limits=enforce_limits,
+        )
+
+
+def _run_reported_instance(
+    reporter: InstanceReporter,
+    running: InstanceRunningOut,
+    *,
+    distributor_id: str | None,
+    heartbeat_interval: float,
+    next_report_seconds: float,
+    kill_grace_seconds: float,
+    exit_code_status: ExitCodeStatus,
+    on_command_start: Callable[[int], None] | None,
+    enforce_limits: bool,
+) -> int:
     task_instance_id = running.task_instance_id
     log = logger.bind(task_instance_id=task_instance_id, distributor_id=distributor_id)
     job_id = distributor_id or str(task_instance_id)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from herdsman.core.config import Settings, normalize_database_url
+from herdsman.core.config import Settings, load_settings, normalize_database_url
+from herdsman.core.errors import ConfigurationError
 
 
 @pytest.fixture
@@ -75,3 +76,16 @@ def test_a_bad_value_names_the_setting(config_file: Path) -> None:
 def test_the_embedded_database_lives_in_the_data_dir(tmp_path: Path, config_file: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     assert settings.resolved_database_url() == f"sqlite:///{tmp_path / 'data' / 'herdsman.sqlite'}"
+
+
+def test_load_settings_names_the_config_file_key_when_no_variable_is_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("http:\n  retries: 0\n")
+    monkeypatch.setenv("HERDSMAN_CONFIG_FILE", str(config_file))
+
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+
+    assert f"http.retries (in {config_file} or the arguments)" in str(raised.value)

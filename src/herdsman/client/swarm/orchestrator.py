@@ -20,6 +20,7 @@ server in ``finally``, on errors too.
 
 from __future__ import annotations
 
+import enum
 import sys
 import time
 from collections.abc import Callable
@@ -40,12 +41,14 @@ from herdsman.client.swarm.services.heartbeat import (
 from herdsman.client.swarm.services.scheduler import SchedulerService
 from herdsman.client.swarm.services.synchronizer import SynchronizerService
 from herdsman.client.swarm.state import StateUpdate, SwarmState
+from herdsman.client.swarm.values import RunProgress
 from herdsman.core.errors import ConfigurationError, HerdsmanError, ServerUnavailableError
 from herdsman.core.lifecycle import ENDED_RUN_STATUSES, RESUMING_RUN_STATUSES
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 from herdsman.core.timing import DEFAULT_REPORT_BY_BUFFER, DEFAULT_RUN_HEARTBEAT_INTERVAL
 
 __all__ = [
+    "RunEnding",
     "SwarmConfig",
     "SwarmOrchestrator",
     "SwarmResult",
@@ -103,9 +106,31 @@ class SwarmConfig:
             raise ConfigurationError("server_retry_pause must be >= 0")
 
 
+class RunEnding(enum.Enum):
+    """Why a run's loop ended: what a summary of the run explains, one member per way out."""
+
+    DONE = "done"  # every task done
+    TASKS_FAILED = "tasks_failed"  # tasks spent their attempts; the rest wait behind them
+    FAIL_FAST = "fail_fast"  # a task failed and fail_fast was set
+    TIMEOUT = "timeout"  # seconds_until_timeout passed
+    DISTRIBUTOR_DIED = "distributor_died"  # nothing could launch the queued tasks
+    SERVER_LOST = "server_lost"  # heartbeats failed until the server counts the run dead
+    RESOURCES = "resources"  # a task's next resource request could not be computed
+    STOPPED = "stopped"  # the server set the run stopped (``herdsman workflow stop``)
+    TAKEN_OVER = "taken_over"  # a resume took the workflow over
+    ENDED_ELSEWHERE = "ended_elsewhere"  # the server ended the run (its reaper, say)
+    FAIL_AFTER_N = "fail_after_n"  # the fail_after_n_executions testing hook
+    INTERRUPTED = "interrupted"  # Ctrl-C, confirmed
+    CRASHED = "crashed"  # the loop raised
+
+
 @dataclass(frozen=True)
 class SwarmResult:
-    """How a run ended; read this, not the state, after the run."""
+    """How a run ended; read this, not the state, after the run.
+
+    ``first_failed_task_id``: the task whose failure was seen first (the one fail_fast stopped
+    on), if any. ``progress``: where the tasks were at the end.
+    """
 
     status: WorkflowRunStatus
     done_task_ids: frozenset[int]
@@ -113,6 +138,9 @@ class SwarmResult:
     num_tasks: int
     elapsed_seconds: float
     reason: str
+    ending: RunEnding = RunEnding.CRASHED
+    first_failed_task_id: int | None = None
+    progress: RunProgress | None = None
 
 
 @dataclass(frozen=True)
@@ -162,10 +190,15 @@ class _Outcome:
     status: WorkflowRunStatus
     reason: str
     record: bool  # set ``status`` on the server: False when the server reported it to us
+    ending: RunEnding = RunEnding.CRASHED
 
 
 class SwarmOrchestrator:
-    """Runs one workflow run to its end. ``clock`` and ``sleep`` are injectable for tests."""
+    """Runs one workflow run to its end. ``clock`` and ``sleep`` are injectable for tests.
+
+    ``on_progress`` is called after every pass of the loop with where the tasks are; it must
+    return at once (a display keeps the value and draws it in its own time).
+    """
 
     def __init__(
         self,
@@ -179,6 +212,7 @@ class SwarmOrchestrator:
         confirm_stop: Callable[[], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        on_progress: Callable[[RunProgress], None] | None = None,
     ) -> None:
         self._state = state
         self._gateway = gateway
@@ -190,6 +224,8 @@ class SwarmOrchestrator:
         self._sleep = sleep
         self._beat_failures = ConsecutiveFailures(config.max_heartbeat_failures)
         self._confirm_stop = confirm_stop or confirm_stop_on_terminal
+        self._on_progress = on_progress
+        self._first_failed: int | None = None
 
     def run(self) -> SwarmResult:
         """Loop until the run ends; returns how. Exceptions propagate after the run is ended."""
@@ -199,7 +235,10 @@ class SwarmOrchestrator:
             outcome = self._loop_until_stopped(started)
         except KeyboardInterrupt:
             outcome = _Outcome(
-                _R.STOPPED, "interrupted: the run stops and its jobs are killed", True
+                _R.STOPPED,
+                "interrupted: the run stops and its jobs are killed",
+                True,
+                RunEnding.INTERRUPTED,
             )
             raise
         except Exception as error:
@@ -214,7 +253,19 @@ class SwarmOrchestrator:
             num_tasks=self._state.num_tasks,
             elapsed_seconds=self._clock() - started,
             reason=outcome.reason,
+            ending=outcome.ending,
+            first_failed_task_id=self._first_failed_task(),
+            progress=self._progress(),
         )
+
+    def _progress(self) -> RunProgress:
+        return RunProgress.of(self._state.counts(), self._state.num_newly_done)
+
+    def _first_failed_task(self) -> int | None:
+        if self._first_failed is not None:
+            return self._first_failed
+        failed = self._state.failed_ids()
+        return min(failed) if failed else None
 
     def _loop_until_stopped(self, started: float) -> _Outcome:
         """The loop; a Ctrl-C the user does not confirm resumes it where it was.
@@ -236,17 +287,19 @@ class SwarmOrchestrator:
         self._services.synchronizer.start(started)
         while True:
             now = self._clock()
+            if self._on_progress is not None:
+                self._on_progress(self._progress())
             if (outcome := self._check_end(now, deadline)) is not None:
                 return outcome
             if (outcome := self._heartbeat_if_due(now)) is not None:
                 return outcome
             if not self._distributor_alive():
                 reason = "the distributor is not running, so queued tasks would never launch"
-                return _Outcome(_R.ERROR, reason, record=True)
+                return _Outcome(_R.ERROR, reason, True, RunEnding.DISTRIBUTOR_DIED)
             try:
                 self._services.adjuster.tick()
             except ResourceAdjustmentError as error:
-                return _Outcome(_R.ERROR, error.message, record=True)
+                return _Outcome(_R.ERROR, error.message, True, RunEnding.RESOURCES)
             self._schedule()
             if (outcome := self._follow(self._poll_timeout(deadline))) is not None:
                 return outcome
@@ -259,23 +312,24 @@ class SwarmOrchestrator:
         counts = state.counts()
         failed = counts[TaskStatus.ERROR_FATAL]
         if state.is_finished() and not failed:
-            return _Outcome(_R.DONE, f"all {state.num_tasks} tasks are done", record=True)
+            return _Outcome(_R.DONE, f"all {state.num_tasks} tasks are done", True, RunEnding.DONE)
         if failed and self._config.fail_fast:
-            return _Outcome(_R.ERROR, f"fail_fast: {failed} task(s) failed", record=True)
+            reason = f"fail_fast: {failed} task(s) failed"
+            return _Outcome(_R.ERROR, reason, True, RunEnding.FAIL_FAST)
         if state.is_settled():
             blocked = state.num_tasks - counts[TaskStatus.DONE] - failed
             reason = f"{failed} task(s) failed and {blocked} task(s) wait on failed upstreams"
-            return _Outcome(_R.ERROR, reason, record=True)
+            return _Outcome(_R.ERROR, reason, True, RunEnding.TASKS_FAILED)
         limit = self._config.fail_after_n_executions
         if state.num_newly_done >= limit:
             reason = f"fail_after_n_executions: {limit} task(s) finished in this run"
-            return _Outcome(_R.ERROR, reason, record=True)
+            return _Outcome(_R.ERROR, reason, True, RunEnding.FAIL_AFTER_N)
         if now >= deadline:
             reason = (
                 f"not finished after seconds_until_timeout={self._config.seconds_until_timeout}"
                 "; jobs already submitted keep running, and a resume picks up their results"
             )
-            return _Outcome(_R.ERROR, reason, record=True)
+            return _Outcome(_R.ERROR, reason, True, RunEnding.TIMEOUT)
         return None
 
     def _heartbeat_if_due(self, now: float) -> _Outcome | None:
@@ -290,7 +344,7 @@ class SwarmOrchestrator:
                     f"{self._beat_failures.count} heartbeats in a row failed (last: {error}); "
                     "the server no longer considers this run alive"
                 )
-                return _Outcome(_R.ERROR, reason, record=True)
+                return _Outcome(_R.ERROR, reason, True, RunEnding.SERVER_LOST)
             logger.warning(
                 "swarm_heartbeat_failed",
                 workflow_run_id=self._run_id,
@@ -354,6 +408,8 @@ class SwarmOrchestrator:
         changed = self._state.apply(update)
         for task_id in changed:
             if update.statuses[task_id] is TaskStatus.ERROR_FATAL:
+                if self._first_failed is None:
+                    self._first_failed = task_id
                 logger.info("swarm_task_failed", workflow_run_id=self._run_id, task_id=task_id)
         logger.debug(
             "swarm_update_applied",
@@ -382,9 +438,10 @@ class SwarmOrchestrator:
             # A new run is taking the workflow over. This one stops scheduling; the server
             # ends it (T) once its distributor has carried out the kills the resume asked for.
             reason = f"the server set the run to {status.name}: a new run resumes the workflow"
-            return _Outcome(status, reason, record=False)
+            return _Outcome(status, reason, False, RunEnding.TAKEN_OVER)
         if status in ENDED_RUN_STATUSES:  # done, failed, stopped, ended or aborted elsewhere
-            return _Outcome(status, f"the server set the run to {status.name}", record=False)
+            ending = RunEnding.STOPPED if status is _R.STOPPED else RunEnding.ENDED_ELSEWHERE
+            return _Outcome(status, f"the server set the run to {status.name}", False, ending)
         return None
 
     def _conclude(self, outcome: _Outcome, started: float) -> None:

@@ -13,10 +13,11 @@ from types import MappingProxyType
 from typing import NamedTuple
 
 from herdsman.core.changes import ChangeKind
+from herdsman.core.lifecycle import WAITING_TASK_STATUSES
 from herdsman.core.schemas.swarm import ChangesOut, SwarmTasksOut, TaskStatusesOut
 from herdsman.core.statuses import TaskStatus
 
-__all__ = ["QueueBatch", "ResourceNeed", "StateUpdate", "TaskRow"]
+__all__ = ["QueueBatch", "ResourceNeed", "RunProgress", "StateUpdate", "TaskRow"]
 
 _TASK_CHANGE = ChangeKind.TASK.value
 
@@ -99,3 +100,36 @@ class ResourceNeed(NamedTuple):
     task_id: int
     task_resources_id: int
     initial: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunProgress:
+    """Where a run's tasks are, at one moment; what a progress display shows.
+
+    ``queued``: handed to the cluster but not running yet (queued, instantiating, launched).
+    ``waiting``: the rest of the unfinished tasks -- behind their upstreams, or between a
+    failed attempt and the next. ``newly_done``: tasks this run finished (not those done
+    before a resume), the figure a rate is computed from.
+    """
+
+    total: int
+    done: int
+    running: int
+    queued: int
+    failed: int
+    newly_done: int
+
+    @property
+    def waiting(self) -> int:
+        return self.total - self.done - self.running - self.queued - self.failed
+
+    @classmethod
+    def of(cls, counts: Mapping[TaskStatus, int], newly_done: int) -> RunProgress:
+        return cls(
+            total=sum(counts.values()),
+            done=counts.get(TaskStatus.DONE, 0),
+            running=counts.get(TaskStatus.RUNNING, 0),
+            queued=sum(counts.get(status, 0) for status in WAITING_TASK_STATUSES),
+            failed=counts.get(TaskStatus.ERROR_FATAL, 0),
+            newly_done=newly_done,
+        )

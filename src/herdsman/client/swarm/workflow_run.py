@@ -45,6 +45,7 @@ from herdsman.client.swarm.policies import (
     WorkflowResourcePolicy,
 )
 from herdsman.client.swarm.state import QueueBatch, SwarmState
+from herdsman.client.swarm.values import RunProgress
 from herdsman.core.errors import ConflictError, InvalidInputError
 from herdsman.core.lifecycle import run_startup_path
 from herdsman.core.requester import Requester
@@ -304,13 +305,20 @@ class WorkflowRun:
     def run(
         self,
         distributor_alive_callable: Callable[[], bool],
-        seconds_until_timeout: int = 36000,
+        seconds_until_timeout: float = 36000,
         initialize: bool = True,
+        *,
+        on_progress: Callable[[RunProgress], None] | None = None,
+        confirm_stop: Callable[[], bool] | None = None,
     ) -> str:
         """Schedule the run to its end; returns the final run status letter.
 
         ``initialize`` first moves the run to I, O and R on the server. Batches taken by
         :meth:`get_swarm_commands` and not sent are handed back and scheduled afresh.
+        ``on_progress`` is called with where the tasks are after every pass of the loop; it
+        must return at once. ``confirm_stop`` asks, after a Ctrl-C, whether to stop (default:
+        a question at an interactive terminal). :attr:`result` then says how and why the run
+        ended.
         """
         self.set_initial_fringe()
         if initialize:
@@ -324,6 +332,8 @@ class WorkflowRun:
             services=self._services_(),
             config=replace(self._config, seconds_until_timeout=seconds_until_timeout),
             distributor_alive=distributor_alive_callable,
+            on_progress=on_progress,
+            confirm_stop=confirm_stop,
         )
         try:
             self._result = orchestrator.run()

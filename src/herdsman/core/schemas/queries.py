@@ -145,6 +145,9 @@ class WorkflowSummaryOut(BaseModel):
 
     id: int
     name: str
+    # The tool and workflow_args identify a workflow that has no name.
+    tool: str = ""
+    workflow_args: str = ""
     status: str
     user: str
     tasks: int

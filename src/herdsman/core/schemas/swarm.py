@@ -72,6 +72,8 @@ class RunStatusOut(BaseModel):
     workflow_id: int
     status: str
     workflow_status: str
+    # Why the run has its status, as sent with the change ("stopped by alice", a timeout).
+    status_message: str = ""
 
 
 class RunHeartbeatIn(_In):

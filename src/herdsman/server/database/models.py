@@ -76,6 +76,7 @@ COMMAND = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 HASH = String(64)
 NAME = String(255)
 STATUS = String(1)
+STATUS_MESSAGE_LENGTH = 1000
 
 # Tables keyed by a composite primary key store their rows in that key's B-tree on SQLite,
 # instead of a rowid table plus a separate index: half the writes per row at bind.
@@ -303,6 +304,10 @@ class WorkflowRun(Base):
         STATUS, default=WorkflowRunStatus.REGISTERED.value, index=True
     )
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    # Why the run has its status, as sent with the change (who stopped it, why it ended).
+    status_message: Mapped[str] = mapped_column(
+        String(STATUS_MESSAGE_LENGTH), default="", server_default=text("''")
+    )
     heartbeat_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     # When a distributor last triaged the run: after the run ended, the sign that someone still

@@ -418,14 +418,15 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
         request.fallback_queues,
         strict=True,
     )
+    # In request order, unlike the other bulk inserts here: new task ids then follow the order
+    # in which the script created its tasks (the client sends them so), which is the order a
+    # person expects in listings. Two binders of one workflow send the same order, so they
+    # still take row locks alike; a deadlock between differently ordered ones is retried.
     insert_ignore(
         session,
         models.Task,
         _TASK_COLUMNS,
-        sorted(
-            ((workflow_id, *row, TaskStatus.REGISTERING.value, now, 0) for row in rows),
-            key=lambda row: row[1],
-        ),
+        [(workflow_id, *row, TaskStatus.REGISTERING.value, now, 0) for row in rows],
     )
     found = _task_ids_and_statuses(session, workflow_id, request.node_ids)
     task_ids = [found[node_id][0] for node_id in request.node_ids]

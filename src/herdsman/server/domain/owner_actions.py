@@ -195,9 +195,13 @@ def reset_workflow(
     workflow = workflow_for_update(session, workflow_id)
     run = _require_idle(session, workflow)
     if run is None or run.status != WorkflowRunStatus.ERROR.value:
-        ended = "never ran" if run is None else f"last run {run.id} is {run.status}"
+        if run is None:
+            ended = "it never ran"
+        else:
+            name = WorkflowRunStatus(run.status).name.lower()
+            ended = f"its last run {run.id} ended {name} ({run.status})"
         raise ConflictError(
-            f"workflow {workflow_id} can only be reset after a failed run (E); it {ended}",
+            f"workflow {workflow_id} can only be reset after a failed run (E); {ended}",
             details={"workflow_id": workflow_id, "status": workflow.status},
         )
     task = models.Task

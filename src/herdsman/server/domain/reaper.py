@@ -306,6 +306,10 @@ def _settle_workflow(
                 target is not None
                 and move_run(session, run, target, recorder, workflow) is Transition.VALID
             ):
+                run.status_message = (
+                    "its swarm stopped heartbeating (the process running the workflow died or "
+                    "lost the server); ended by the server's reaper"
+                )
                 lapsed.append(_reaped(run, current, workflow))
         unattended = found.unattended.get(workflow_id, [])
         abandoned = [

@@ -348,6 +348,7 @@ def get_run(session: Session, run_id: int) -> schemas.RunStatusOut:
         workflow_id=run.workflow_id,
         status=run.status,
         workflow_status=workflow.status,
+        status_message=run.status_message,
     )
 
 
@@ -375,6 +376,9 @@ def set_run_status(
         kills.request_kills(session, run.id, lifecycle.KILLABLE_INSTANCE_STATUSES, recorder)
     if request.message:
         logger.info("workflow_run_message", workflow_run_id=run_id, message=request.message)
+        if decision is Transition.VALID:
+            # Why the run has its status: who stopped it, why its swarm ended it.
+            run.status_message = request.message[: models.STATUS_MESSAGE_LENGTH]
     return get_run(session, run_id)
 
 

@@ -70,6 +70,14 @@ def workflow_summaries(
             .group_by(run.workflow_id)
         ).tuples()
     }
+    tool_names = {
+        version_id: name
+        for version_id, name in session.execute(
+            select(models.ToolVersion.id, models.Tool.name)
+            .join(models.Tool, models.Tool.id == models.ToolVersion.tool_id)
+            .where(models.ToolVersion.id.in_({row.tool_version_id for row in rows}))
+        ).tuples()
+    }
     now = models.utcnow()
     summaries = []
     for row in rows:
@@ -81,6 +89,8 @@ def workflow_summaries(
             schemas.WorkflowSummaryOut(
                 id=row.id,
                 name=row.name,
+                tool=tool_names.get(row.tool_version_id, ""),
+                workflow_args=row.workflow_args,
                 status=row.status,
                 user=row.user,
                 tasks=sum(by_progress.values()),

@@ -19,6 +19,7 @@ from herdsman.client.swarm.loader import load_from_server
 from herdsman.client.swarm.orchestrator import SwarmConfig, SwarmOrchestrator, build_services
 from herdsman.client.swarm.policies import StoredResourcePolicy
 from herdsman.client.swarm.state import SwarmState
+from herdsman.client.swarm.values import RunProgress
 from herdsman.core.requester import Requester
 from herdsman.core.statuses import WorkflowRunStatus
 
@@ -94,7 +95,7 @@ def orchestrate(clock: FakeClock) -> Callable[..., tuple[SwarmOrchestrator, Swar
     """A running run of the gateway's workflow, loaded from it, ready to ``run()``.
 
     Returns (orchestrator, state, run id). Keyword arguments are :class:`SwarmConfig` fields,
-    plus ``distributor_alive`` and ``confirm_stop``.
+    plus ``distributor_alive``, ``confirm_stop`` and ``on_progress``.
     """
 
     def start(
@@ -102,6 +103,7 @@ def orchestrate(clock: FakeClock) -> Callable[..., tuple[SwarmOrchestrator, Swar
         *,
         distributor_alive: Callable[[], bool] = lambda: True,
         confirm_stop: Callable[[], bool] | None = None,
+        on_progress: Callable[[RunProgress], None] | None = None,
         **config: Any,
     ) -> tuple[SwarmOrchestrator, SwarmState, int]:
         run = gateway.create_run(gateway.workflow_id, resume=False, reset_running_jobs=True)
@@ -132,6 +134,7 @@ def orchestrate(clock: FakeClock) -> Callable[..., tuple[SwarmOrchestrator, Swar
             confirm_stop=confirm_stop,
             clock=clock,
             sleep=clock.sleep,
+            on_progress=on_progress,
         )
         return orchestrator, state, run.workflow_run_id
 
