@@ -224,11 +224,11 @@ class Dag(Base):
     """
 
     __tablename__ = "dag"
-    __table_args__ = (UniqueConstraint("user", "hash"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     user: Mapped[str] = mapped_column(NAME, default="", server_default="")
-    hash: Mapped[str] = mapped_column(HASH)
+    # sha256 of the binding user and the client's hash of the DAG (see binding.get_or_create_dag)
+    hash: Mapped[str] = mapped_column(HASH, unique=True)
     created_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     completed_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
 

@@ -176,12 +176,12 @@ def bind_nodes(session: Session, request: schemas.NodesIn) -> list[int]:
 
 def get_or_create_dag(session: Session, dag_hash: str, user: str) -> schemas.DagOut:
     """``user``'s DAG of this hash: DAGs are never shared, so nobody can prepare one with
-    other edges under a hash someone else will bind."""
+    other edges under a hash someone else will bind. The stored hash is the user's and the
+    client's hash together, so each user's DAGs are apart under the one unique index."""
+    stored = hashlib.sha256(f"{len(user)}:{user}{dag_hash}".encode()).hexdigest()
     now = sql.timestamp(session, models.utcnow())
-    insert_ignore(session, models.Dag, ("user", "hash", "created_date"), [(user, dag_hash, now)])
-    dag = session.scalars(
-        select(models.Dag).where(models.Dag.user == user, models.Dag.hash == dag_hash)
-    ).one()
+    insert_ignore(session, models.Dag, ("user", "hash", "created_date"), [(user, stored, now)])
+    dag = session.scalars(select(models.Dag).where(models.Dag.hash == stored)).one()
     return schemas.DagOut(id=dag.id, complete=dag.completed_date is not None)
 
 

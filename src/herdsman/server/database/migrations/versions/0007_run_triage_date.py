@@ -22,10 +22,10 @@ depends_on = None
 
 def upgrade() -> None:
     # Nullable, without a default: SQLite adds the column in place, without copying the table.
-    with op.batch_alter_table("workflow_run") as batch:
+    with op.batch_alter_table("workflow_run", recreate="never") as batch:
         batch.add_column(sa.Column("triage_date", sa.DateTime(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("workflow_run") as batch:
+    with op.batch_alter_table("workflow_run", recreate="never") as batch:
         batch.drop_column("triage_date")

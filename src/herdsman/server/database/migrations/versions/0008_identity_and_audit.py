@@ -19,11 +19,11 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    # A DAG bound before this revision keeps user "" and is reused by nobody again.
-    with op.batch_alter_table("dag") as batch:
+    # A DAG bound before this revision keeps user "" and is reused by nobody again: new DAGs
+    # are stored under a hash of their user and the client's hash. Added in place (SQLite
+    # would otherwise recreate a table that other rows reference).
+    with op.batch_alter_table("dag", recreate="never") as batch:
         batch.add_column(sa.Column("user", sa.String(255), nullable=False, server_default=""))
-        batch.drop_constraint("uq_dag_hash", type_="unique")
-        batch.create_unique_constraint("uq_dag_user_hash", ["user", "hash"])
     op.create_table(
         "revoked_token",
         sa.Column("token_id", sa.String(64), nullable=False),
@@ -52,7 +52,5 @@ def downgrade() -> None:
     op.drop_index("ix_audit_workflow_id_id", table_name="audit")
     op.drop_table("audit")
     op.drop_table("revoked_token")
-    with op.batch_alter_table("dag") as batch:
-        batch.drop_constraint("uq_dag_user_hash", type_="unique")
-        batch.create_unique_constraint("uq_dag_hash", ["hash"])
+    with op.batch_alter_table("dag", recreate="never") as batch:
         batch.drop_column("user")

@@ -29,5 +29,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("workflow_run", schema=None) as batch_op:
+    with op.batch_alter_table("workflow_run", recreate="never") as batch_op:
         batch_op.drop_column("status_message")
