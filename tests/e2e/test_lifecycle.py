@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from tests.e2e.conftest import query_rows
+from tests.support.tokens import run_token
 
 from herdsman import Tool, resume_workflow_from_id
 from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -146,7 +147,7 @@ class ForgetfulPlugin:
 
 
 def test_a_job_that_vanishes_before_it_starts_is_failed_and_retried(
-    tool: Tool, server: Any
+    tool: Tool, server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     template = tool.get_task_template("echo", "echo {n}", node_args=["n"])
     tasks = template.create_tasks(n=[1, 2, 3])
@@ -154,7 +155,10 @@ def test_a_job_that_vanishes_before_it_starts_is_failed_and_retried(
     workflow.add_tasks(tasks)
     workflow.bind()
     swarm = WorkflowRun.from_workflow(workflow)
-    with Requester(server.url) as requester:
+    # The distributor and its workers act with the run's token, as a started run's do.
+    token = run_token(swarm.workflow_run_id, workflow.workflow_id or 0)
+    monkeypatch.setenv("HERDSMAN_TOKEN", token)
+    with Requester(server.url, token=token) as requester:
         plugin = ForgetfulPlugin(SequentialPlugin(requester=requester, parameters={}))
         distributor = DistributorService(
             HttpDistributorGateway(requester),

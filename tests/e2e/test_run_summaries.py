@@ -185,7 +185,7 @@ def test_a_run_stopped_from_elsewhere_returns_s_and_says_who_stopped_it(
         if _running_tasks(server.database_url, workflow) < 1:
             return False
         assert workflow.workflow_id is not None
-        stop_workflow(requester, workflow.workflow_id, user=getpass.getuser())
+        stop_workflow(requester, workflow.workflow_id)
         return True
 
     thread = _in_background(stop)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.support.tokens import admin_token
 
 from herdsman import Tool
 from herdsman.core.errors import NotFoundError
@@ -46,7 +47,7 @@ def _writer(server_url: str, run_id: int, task_ids: list[int], errors: list[Base
     """Queue, claim and finish tasks in small random batches, as fast as possible."""
     rng = random.Random(run_id * 1000 + len(task_ids))
     try:
-        with Requester(server_url, retries=5) as requester:
+        with Requester(server_url, token=admin_token(), retries=5) as requester:
             pending = list(task_ids)
             rng.shuffle(pending)
             while pending:

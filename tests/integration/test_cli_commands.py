@@ -9,7 +9,6 @@ on every engine in ``test_report_routes.py``.
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
 import os
 import subprocess
@@ -31,6 +30,7 @@ from tests.integration.report_workflows import (
     run_failed_workflow,
     start_running_workflow,
 )
+from tests.support.tokens import user_token
 
 from herdsman import Tool
 from herdsman.client.control import stop_workflow, update_task_statuses
@@ -57,8 +57,8 @@ class Cli:
 
     def __call__(self, *args: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
         env = dict(self.env)
-        if user is not None:  # getpass.getuser() reads these first
-            env.update(LOGNAME=user, USER=user)
+        if user is not None:  # another user: their own token
+            env.update(HERDSMAN_TOKEN=user_token(user))
         return subprocess.run(
             [self.executable, *args], env=env, capture_output=True, text=True, check=False
         )
@@ -89,6 +89,7 @@ def cli(
         HERDSMAN_SERVER_URL=info.url,
         HERDSMAN_DATA_DIR=str(state / "data"),
         HERDSMAN_CONFIG_FILE=str(state / "config.yaml"),
+        HERDSMAN_TOKEN=user_token(),
     )
     try:
         yield Cli(herdsman_executable, env, info.url)
@@ -134,7 +135,7 @@ def running(
         yield started
     finally:
         with contextlib.suppress(ConflictError):  # stopped by a test already
-            stop_workflow(requester, started.workflow_id, user=getpass.getuser())
+            stop_workflow(requester, started.workflow_id)
         # Let its run end the way a stopped run does, stopping its distributor; a signal
         # would end the script before it could.
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -391,10 +392,7 @@ def test_owner_resets_and_updates_then_resumes_a_failed_workflow(
     done = cli.ok("task", "update", "-t", str(own.crash_id), "-w", failed, "-s", "DONE")
     assert done.strip() == f"tasks set to done: 1 ({own.crash_id}); workflow {failed} is failed"
     # (In-process where the CLI's output is not what is under test: each call costs a second.)
-    owner = getpass.getuser()
-    after = update_task_statuses(
-        requester, own.workflow_id, [own.after_id], "D", user=owner, recursive=False
-    )
+    after = update_task_statuses(requester, own.workflow_id, [own.after_id], "D", recursive=False)
     assert after.changed_task_ids == [own.after_id]
     # Resetting prepare resets everything downstream of it that is not new: "after" was done.
     reset = cli.json("task", "update", "-t", str(own.prepare_id), "-w", failed, "-s", "REGISTERED")
@@ -409,7 +407,7 @@ def test_owner_resets_and_updates_then_resumes_a_failed_workflow(
     }
 
     with pytest.raises(ConflictError, match=f"workflow {running.workflow_id} is running"):
-        update_task_statuses(requester, running.workflow_id, [1], "D", user=owner, recursive=False)
+        update_task_statuses(requester, running.workflow_id, [1], "D", recursive=False)
 
     own.flaky_marker.touch()
     resumed = cli("workflow", "resume", "-w", failed, "--json")
@@ -454,8 +452,11 @@ def test_stop_kills_the_running_workflow(
     cli: Cli, requester: Requester, running: RunningWorkflow, done_wf: DoneWorkflow
 ) -> None:
     workflow_id = str(running.workflow_id)
-    with pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {workflow_id}"):
-        stop_workflow(requester, running.workflow_id, user="intruder")
+    with (
+        Requester(cli.server_url, token=user_token("intruder")) as intruder,
+        pytest.raises(PermissionDeniedError, match=f"only the owner of workflow {workflow_id}"),
+    ):
+        stop_workflow(intruder, running.workflow_id)
     stopped = cli.ok("workflow", "stop", "-w", workflow_id)
     assert stopped.startswith(f"workflow {workflow_id}: run ")
     assert stopped.strip().endswith("is stopped; its jobs are being killed")

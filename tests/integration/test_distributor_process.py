@@ -14,6 +14,7 @@ import pytest
 from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import swarm as sschemas
+from herdsman.core.schemas.auth import TokenOut
 from herdsman.core.schemas.queries import TaskDetailOut
 from herdsman.distributor.process import DistributorProcess, DistributorStartError
 
@@ -74,6 +75,11 @@ def _wait_for_tasks(
         time.sleep(0.1)
 
 
+def _token(requester: Requester, run_id: int) -> str:
+    """The run's token, as a run's client gets it for its distributors."""
+    return requester.post(f"/workflow_runs/{run_id}/token", None, TokenOut).token
+
+
 def _wait_exit(distributor: DistributorProcess, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while distributor.is_alive():
@@ -95,7 +101,12 @@ def test_the_distributor_runs_queued_tasks_and_exits_with_the_run(
     )
     log_file = tmp_path / "distributor.log"
     distributor = DistributorProcess(
-        run_id, cluster, server.url, log_file=log_file, log_level="info"
+        run_id,
+        cluster,
+        server.url,
+        token=_token(requester, run_id),
+        log_file=log_file,
+        log_level="info",
     )
     distributor.start(timeout=START_TIMEOUT)
     try:
@@ -119,7 +130,9 @@ def test_a_failing_command_is_reported_with_its_output(
 ) -> None:
     name = f"distributor-failing-{server.engine}-{time.time()}"
     run_id, task_ids = _running_workflow(requester, "multiprocess", name, ["echo why >&2; exit 3"])
-    with DistributorProcess(run_id, "multiprocess", server.url).start(timeout=START_TIMEOUT):
+    with DistributorProcess(
+        run_id, "multiprocess", server.url, token=_token(requester, run_id)
+    ).start(timeout=START_TIMEOUT):
         _queue(requester, run_id, task_ids)
         # One attempt failed: the task waits in G for the swarm to retry it.
         (detail,) = _wait_for_tasks(requester, task_ids, {"G", "F"})
@@ -131,9 +144,9 @@ def test_stop_ends_the_distributor_and_its_commands(
 ) -> None:
     name = f"distributor-stop-{server.engine}-{time.time()}"
     run_id, task_ids = _running_workflow(requester, "multiprocess", name, ["sleep 60"])
-    distributor = DistributorProcess(run_id, "multiprocess", server.url).start(
-        timeout=START_TIMEOUT
-    )
+    distributor = DistributorProcess(
+        run_id, "multiprocess", server.url, token=_token(requester, run_id)
+    ).start(timeout=START_TIMEOUT)
     _queue(requester, run_id, task_ids)
     _wait_for_tasks(requester, task_ids, {"R"})
     assert distributor.pid is not None
@@ -156,9 +169,9 @@ def test_a_killed_distributor_leaves_no_command_behind(
 ) -> None:
     name = f"distributor-killed-{server.engine}-{time.time()}"
     run_id, task_ids = _running_workflow(requester, "multiprocess", name, ["sleep 60"])
-    distributor = DistributorProcess(run_id, "multiprocess", server.url).start(
-        timeout=START_TIMEOUT
-    )
+    distributor = DistributorProcess(
+        run_id, "multiprocess", server.url, token=_token(requester, run_id)
+    ).start(timeout=START_TIMEOUT)
     try:
         _queue(requester, run_id, task_ids)
         _wait_for_tasks(requester, task_ids, {"R"})

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from tests.conftest import RunningServer
+from tests.support.tokens import user_token
 
 from herdsman import Tool
 from herdsman.core.requester import Requester
@@ -39,6 +40,7 @@ def _herdsman(server: RunningServer, tmp_path: Path, *args: str) -> str:
         HERDSMAN_SERVER_URL=server.url,
         HERDSMAN_DATA_DIR=str(tmp_path / "data"),
         HERDSMAN_CONFIG_FILE=str(tmp_path / "config.yaml"),
+        HERDSMAN_TOKEN=user_token(),
     )
     executable = Path(sys.executable).with_name("herdsman")
     done = subprocess.run(

@@ -14,7 +14,6 @@ worker would, so no background process is needed besides the server.
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 from sqlalchemy import Engine, create_engine, func, select, update
+from tests.support.tokens import admin_token, bearer
 
 from herdsman import Tool, __version__
 from herdsman.core.errors import HerdsmanError
@@ -166,7 +166,8 @@ def assert_refused_alike(result: Replay, current_status: str) -> dict[str, Any]:
 @pytest.fixture
 def api(server: Any) -> Iterator[httpx.Client]:
     """A plain HTTP client: it shows every status code and never retries on its own."""
-    with httpx.Client(base_url=server.url + API_PREFIX, timeout=60) as client:
+    headers = bearer(admin_token())  # the machinery's routes: a run's token or an admin's
+    with httpx.Client(base_url=server.url + API_PREFIX, timeout=60, headers=headers) as client:
         yield client
 
 
@@ -265,7 +266,7 @@ def new_scenario(
     max_attempts: int = 3,
 ) -> Scenario:
     workflow_id, task_ids = bind_workflow(requester, name, tasks, max_attempts)
-    run = api.post(f"/workflows/{workflow_id}/runs", json={"user": "tester"})
+    run = api.post(f"/workflows/{workflow_id}/runs", json={})
     assert run.is_success, run.text
     scenario = Scenario(api, workflow_id, run.json()["workflow_run_id"], task_ids)
     for status in run_to:
@@ -866,17 +867,16 @@ def test_stop_replay_answers_the_stopped_run_alike(
     scenario: Scenario, api: httpx.Client, db: Engine
 ) -> None:
     path = f"/workflows/{scenario.workflow_id}/stop"
-    result = replay(api, db, scenario.workflow_id, "POST", path, {"user": getpass.getuser()})
+    result = replay(api, db, scenario.workflow_id, "POST", path, None)
     assert assert_replay_is_harmless(result)["status"] == "S"
 
 
 def test_task_update_replay_changes_nothing_more(
     scenario: Scenario, api: httpx.Client, db: Engine
 ) -> None:
-    owner = getpass.getuser()
-    api.post(f"/workflows/{scenario.workflow_id}/stop", json={"user": owner}).raise_for_status()
+    api.post(f"/workflows/{scenario.workflow_id}/stop", json=None).raise_for_status()
     path = f"/workflows/{scenario.workflow_id}/task_updates"
-    body = {"user": owner, "task_ids": scenario.task_ids[:1], "status": "D"}
+    body = {"task_ids": scenario.task_ids[:1], "status": "D"}
     result = replay(api, db, scenario.workflow_id, "POST", path, body)
     assert result.first.is_success, result.first.text
     assert result.first.json()["changed_task_ids"] == scenario.task_ids[:1]

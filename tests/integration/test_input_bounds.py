@@ -23,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
+from tests.support.tokens import admin_token, bearer
 
 from herdsman.core.config import ReaperSettings
 from herdsman.server.api.app import create_app
@@ -40,6 +41,7 @@ def _app(tmp_path: Path) -> FastAPI:
     """The app whose routes are probed; never started, so it touches no database."""
     return create_app(
         f"sqlite:///{tmp_path / 'unused.sqlite'}",
+        key=b"k" * 32,
         upgrade_schema=False,
         reaper=ReaperSettings(enabled=False),
     )
@@ -146,7 +148,14 @@ class _Probe:
 
 
 def _send(server: RunningServer, method: str, url: str, params: Any, body: Any) -> httpx.Response:
-    return httpx.request(method, f"{server.url}{url}", params=params, json=body, timeout=60)
+    return httpx.request(
+        method,
+        f"{server.url}{url}",
+        params=params,
+        json=body,
+        headers=bearer(admin_token()),
+        timeout=60,
+    )
 
 
 def _assert_error_shape(response: httpx.Response) -> None:
@@ -202,7 +211,9 @@ def test_an_id_past_32_bits_names_nothing_rather_than_being_refused(
     server: RunningServer,
 ) -> None:
     for path in ("/workflows/{id}", "/tasks/{id}", "/workflow_runs/{id}"):
-        response = httpx.get(f"{server.url}/api/v1{path.format(id=PAST_32_BITS)}", timeout=30)
+        response = httpx.get(
+            f"{server.url}/api/v1{path.format(id=PAST_32_BITS)}", headers=bearer(), timeout=30
+        )
 
         assert response.status_code == 404, response.text
         assert response.json()["error"] == "NotFoundError"

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
+from tests.support.tokens import bearer
 
 from herdsman import Tool, WorkflowValidationError
 from herdsman.core.limits import InputLimits
@@ -228,7 +229,7 @@ def test_the_server_refuses_the_same_values_from_any_caller(
     response = httpx.put(
         f"{server.url}/api/v1{path}",
         content=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **bearer()},
         timeout=30,
     )
 

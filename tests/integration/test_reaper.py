@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, event, func, insert, select, update
+from tests.support.tokens import admin_token, key_file
 
 import herdsman
 from herdsman import Tool
@@ -74,6 +75,7 @@ def start_server(
     env.update(
         HERDSMAN_DATA_DIR=str(state_dir / "data"),
         HERDSMAN_CONFIG_FILE=str(state_dir / "absent-config.yaml"),
+        HERDSMAN_AUTH__KEY_FILE=str(key_file()),
         **settings,
     )
     command = [
@@ -124,7 +126,7 @@ def quiet_server(
 
 @pytest.fixture
 def api(quiet_server: Server) -> Iterator[Requester]:
-    with Requester(quiet_server.url, timeout=60, retries=3) as requester:
+    with Requester(quiet_server.url, token=admin_token(), timeout=60, retries=3) as requester:
         yield requester
 
 
@@ -691,7 +693,7 @@ def test_the_server_reaps_in_the_background(
         {"HERDSMAN_REAPER__INTERVAL": "0.2"},
     )
     try:
-        with Requester(server.url, timeout=60, retries=3) as requester:
+        with Requester(server.url, token=admin_token(), timeout=60, retries=3) as requester:
             workflow_id, _ = bound_workflow(requester, "background")
             run_id = new_run(requester, workflow_id)
             after = feed_position(requester, workflow_id)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from tests.conftest import RunningServer
 from tests.integration.report_workflows import HOLD_MEMORY
+from tests.support.tokens import user_token
 
 from herdsman import Tool
 from herdsman.core.requester import Requester
@@ -34,6 +35,7 @@ def _herdsman(
         HERDSMAN_SERVER_URL=server.url,
         HERDSMAN_DATA_DIR=str(tmp_path / "data"),
         HERDSMAN_CONFIG_FILE=str(tmp_path / "config.yaml"),
+        HERDSMAN_TOKEN=user_token(),
     )
     executable = Path(sys.executable).with_name("herdsman")
     return subprocess.run(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 from sqlalchemy import create_engine, inspect, text
+from tests.support.tokens import bearer
 
 from herdsman.core.errors import InvalidInputError, NotFoundError
 from herdsman.core.requester import Requester
@@ -63,7 +64,9 @@ def test_local_clusters_are_seeded_with_a_default_queue(requester: Requester, na
 def test_unknown_cluster_is_404_listing_known_clusters(
     server: RunningServer, requester: Requester
 ) -> None:
-    response = httpx.get(f"{server.url}/api/v1/clusters/no-such-cluster", timeout=30)
+    response = httpx.get(
+        f"{server.url}/api/v1/clusters/no-such-cluster", headers=bearer(), timeout=30
+    )
 
     assert response.status_code == 404
     body = response.json()
@@ -90,7 +93,7 @@ MALFORMED_REQUESTS: dict[str, tuple[str, Any, str]] = {
 def test_malformed_request_is_422_naming_the_field(server: RunningServer, case: str) -> None:
     path, body, field = MALFORMED_REQUESTS[case]
 
-    response = httpx.put(f"{server.url}/api/v1{path}", json=body, timeout=30)
+    response = httpx.put(f"{server.url}/api/v1{path}", json=body, headers=bearer(), timeout=30)
 
     assert response.status_code == 422, response.text
     answer = response.json()
@@ -104,7 +107,7 @@ def test_body_that_is_not_json_is_422(server: RunningServer, path: str) -> None:
     response = httpx.put(
         f"{server.url}/api/v1{path}",
         content=b"{not json",
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **bearer()},
         timeout=30,
     )
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
+from tests.support.tokens import admin_token
 
 import herdsman
 from herdsman import Tool
@@ -64,6 +65,10 @@ def claimed_instance(
     return workflow_id, instance
 
 
+# The worker reports on attempts, which a run's token or an admin's may do.
+WORKER_ENV = {**os.environ, "HERDSMAN_TOKEN": admin_token()}
+
+
 def run_worker(
     server: RunningServer, task_instance_id: int, *options: str
 ) -> subprocess.CompletedProcess[str]:
@@ -83,6 +88,7 @@ def run_worker(
         text=True,
         timeout=120,
         check=False,
+        env=WORKER_ENV,
     )
 
 
@@ -194,7 +200,7 @@ def test_a_command_that_cannot_start_is_an_error_of_the_attempt(
         text=True,
         timeout=120,
         check=False,
-        env={**os.environ, "HERDSMAN_TEST_SECRET": "do-not-print-me"},
+        env={**WORKER_ENV, "HERDSMAN_TEST_SECRET": "do-not-print-me"},
     )
 
     assert done.returncode == WRAPPER_ERROR_EXIT_CODE

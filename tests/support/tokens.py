@@ -17,7 +17,7 @@ from pathlib import Path
 from herdsman.server.auth.keys import load_or_create_key
 from herdsman.server.auth.tokens import Role, TokenSigner
 
-__all__ = ["admin_token", "key_file", "run_token", "user_token"]
+__all__ = ["admin_token", "bearer", "key_file", "run_token", "user_token"]
 
 LIFETIME = dt.timedelta(days=1)
 
@@ -49,3 +49,8 @@ def run_token(workflow_run_id: int, workflow_id: int, user: str | None = None) -
     return _signer().issue_run_token(
         user or getpass.getuser(), workflow_run_id, workflow_id, LIFETIME
     )[0]
+
+
+def bearer(token: str | None = None) -> dict[str, str]:
+    """Headers carrying ``token`` (default: the test user's), for tests that use httpx."""
+    return {"authorization": f"Bearer {token or user_token()}"}

@@ -65,6 +65,7 @@ __all__ = [
     "default_requester",
     "embedded_server_status",
     "ensure_server",
+    "ensure_server_url",
     "probe_health",
     "stop_embedded_server",
 ]
@@ -129,6 +130,11 @@ def ensure_server(settings: Settings) -> ServerAddress:
             _terminate(info.pid, timeout=10.0)
         started = _start(paths, database_url, settings.log_level)
         return ServerAddress(started.url, started.token)
+
+
+def ensure_server_url(settings: Settings) -> str:
+    """The URL of the server to use (see :func:`ensure_server`)."""
+    return ensure_server(settings).url
 
 
 def embedded_server_status(settings: Settings) -> EmbeddedServerStatus | None:

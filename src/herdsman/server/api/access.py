@@ -19,8 +19,14 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from herdsman.core.errors import AuthenticationError, HerdsmanError, PermissionDeniedError
+from herdsman.core.errors import (
+    AuthenticationError,
+    HerdsmanError,
+    InvalidInputError,
+    PermissionDeniedError,
+)
 from herdsman.core.schemas import API_PREFIX
+from herdsman.core.schemas.types import INT64_MAX
 from herdsman.server.auth.identity import Authenticator, Caller
 from herdsman.server.auth.policy import POLICY, Entry, Rule, Target, check
 from herdsman.server.database.engine import Database
@@ -97,12 +103,17 @@ async def authorize(request: Request, _bearer: object = Depends(bearer_scheme)) 
 
 async def _target(cache: OwnershipCache, request: Request, rule: Rule, caller: Caller) -> Target:
     """The facts about the path's target the policy needs; a 404 for ids that do not exist."""
-    if rule in (Rule.PUBLIC, Rule.SIGNED_IN, Rule.USER) or caller.is_admin:
+    if rule in (Rule.PUBLIC, Rule.SIGNED_IN, Rule.USER):
         return Target()
     for name, value in request.path_params.items():
         if name not in PATH_PARAMETERS:
             continue
-        row_id = int(value) if str(value).isdigit() else -1
+        row_id = int(value) if str(value).isdigit() else 0
+        if not 1 <= row_id <= INT64_MAX:
+            raise InvalidInputError(
+                f"{name} {value!r} is not an id (a whole number from 1 to {INT64_MAX})",
+                details={"fields": [name]},
+            )
         found = cache.cached(name, row_id)
         if found is None:
             found = await run_in_threadpool(cache.lookup, name, row_id)
