@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 from tests.e2e.conftest import query_rows
 
 from herdsman import Tool
@@ -45,12 +46,21 @@ def _in_background(action: Callable[[], bool]) -> threading.Thread:
 
     def loop() -> None:
         deadline = time.monotonic() + WAIT_SECONDS
-        while time.monotonic() < deadline and not action():
+        while time.monotonic() < deadline and not _attempt(action):
             time.sleep(0.1)
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     return thread
+
+
+def _attempt(action: Callable[[], bool]) -> bool:
+    """``action``'s answer; False when it fails on something passing (a process that exited
+    while it was looked at, a database busy with the run), so the thread tries again."""
+    try:
+        return action()
+    except (psutil.Error, SQLAlchemyError):
+        return False
 
 
 def _running_tasks(database_url: str, workflow: Workflow) -> int:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from herdsman.core.schemas.types import UtcDateTime
 
 __all__ = ["MungeLoginIn", "TokenOut", "WhoAmIOut"]
 
@@ -30,4 +31,4 @@ class TokenOut(BaseModel):
     token_id: str
     user: str
     role: str
-    expires: dt.datetime
+    expires: UtcDateTime

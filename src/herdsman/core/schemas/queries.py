@@ -7,9 +7,9 @@ memory is GiB, the units herdsman's resource parser reads back.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from pydantic import BaseModel
+
+from herdsman.core.schemas.types import Edge, UtcDateTime
 
 __all__ = [
     "GROUP_TASK_IDS",
@@ -89,7 +89,7 @@ class TasksPageOut(BaseModel):
 
 class EdgesOut(BaseModel):
     count: int
-    edges: list[tuple[int, int]]
+    edges: list[Edge]
 
 
 class ResourcesOut(BaseModel):
@@ -332,7 +332,7 @@ class ResourceUsageOut(BaseModel):
 class HistoryEntryOut(BaseModel):
     """One audited request: who asked what, and the HTTP status of the answer."""
 
-    time: dt.datetime
+    time: UtcDateTime
     user: str
     role: str
     method: str

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from herdsman.core.schemas.types import (
+    Edge,
     Id,
     IdOrZero,
     Limit32,
@@ -151,7 +152,7 @@ class SwarmTasksOut(BaseModel):
 class SwarmEdgesOut(BaseModel):
     """A page of dependencies as (upstream task id, downstream task id)."""
 
-    edges: list[tuple[int, int]]
+    edges: list[Edge]
     next_offset: int | None
 
 

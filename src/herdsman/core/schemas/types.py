@@ -19,9 +19,10 @@ the report would lose the attempt's outcome over a byte the command happened to 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, WithJsonSchema
 
 from herdsman.core.limits import MAX_NAME_CHARACTERS, utf8_size
 
@@ -30,6 +31,7 @@ __all__ = [
     "INT64_MAX",
     "CatalogueId",
     "Count",
+    "Edge",
     "Id",
     "IdOrZero",
     "Int32",
@@ -40,6 +42,7 @@ __all__ = [
     "ReportedText",
     "Seconds",
     "Text",
+    "UtcDateTime",
     "check_text",
     "clean_reported_text",
 ]
@@ -58,6 +61,23 @@ CatalogueId = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 Int32 = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
 """Any value of a 32-bit column: exit codes (negative for signals), array steps."""
+
+Edge = Annotated[
+    tuple[int, int],
+    WithJsonSchema({"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}),
+]
+"""An (upstream, downstream) pair of ids. Described as a pair of integers rather than with
+``prefixItems``, which says the same for two integers, but not every OpenAPI tool reads."""
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UtcDateTime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+"""A moment in UTC, sent with its offset. The database keeps naive UTC times; an answer
+without the offset would be read as local time by a browser, and is not an RFC 3339
+``date-time``."""
 
 Limit32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 """A non-negative 32-bit setting or counter: concurrency limits, pids."""

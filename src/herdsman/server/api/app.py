@@ -230,8 +230,11 @@ def _add_error_handlers(app: FastAPI) -> None:
         else:
             name = InvalidInputError.__name__ if exc.status_code < 500 else "ServerError"
             message = f"{request.method} {request.url.path}: {exc.detail}"
+        # A body that is not JSON (FastAPI's 400) is malformed input like any other: the one
+        # status every route declares for it.
+        status_code = 422 if exc.status_code == 400 else exc.status_code
         return JSONResponse(
-            error_body(name, message, {}), status_code=exc.status_code, headers=exc.headers
+            error_body(name, message, {}), status_code=status_code, headers=exc.headers
         )
 
 
