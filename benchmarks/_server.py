@@ -14,7 +14,7 @@ from pathlib import Path
 
 from herdsman.client.embedded import (
     embedded_server_status,
-    ensure_server_url,
+    ensure_server,
     stop_embedded_server,
 )
 from herdsman.core.config import Settings
@@ -25,8 +25,14 @@ __all__ = ["BenchServer", "bench_server", "peak_rss_mib"]
 @dataclass(frozen=True)
 class BenchServer:
     url: str
+    token: str | None
     pid: int
     database_url: str
+
+    def environment(self) -> dict[str, str]:
+        """Settings for a benchmark's child process: this server, with its owner's token."""
+        token = {"HERDSMAN_TOKEN": self.token} if self.token is not None else {}
+        return {"HERDSMAN_SERVER_URL": self.url, **token}
 
     def peak_rss_mib(self) -> float:
         return peak_rss_mib(self.pid)
@@ -45,13 +51,16 @@ def bench_server() -> Iterator[BenchServer]:
     """The embedded server of a new, temporary data directory; stopped afterwards."""
     with tempfile.TemporaryDirectory(prefix="herdsman-bench-") as tmp:
         settings = Settings(data_dir=Path(tmp), server_url=None)
-        url = ensure_server_url(settings)
+        address = ensure_server(settings)
         status = embedded_server_status(settings)
         if status is None:
             raise RuntimeError(f"the embedded server in {tmp} did not record itself")
         try:
             yield BenchServer(
-                url=url, pid=status.pid, database_url=settings.resolved_database_url()
+                url=address.url,
+                token=address.token,
+                pid=status.pid,
+                database_url=settings.resolved_database_url(),
             )
         finally:
             stop_embedded_server(settings)

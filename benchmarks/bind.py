@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -59,8 +60,6 @@ def build(shape: str, n: int) -> object:
 
 
 def _server_url() -> str:
-    import os
-
     return os.environ["HERDSMAN_SERVER_URL"]
 
 
@@ -102,10 +101,9 @@ def main() -> None:
     for n in args.sizes:
         for shape in args.shapes:
             with bench_server() as server:
-                env = {"HERDSMAN_SERVER_URL": server.url}
                 out = subprocess.run(
                     [sys.executable, __file__, "--case", shape, str(n)],
-                    env={**__import__("os").environ, **env},
+                    env={**os.environ, **server.environment()},
                     check=True,
                     capture_output=True,
                     text=True,

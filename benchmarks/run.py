@@ -237,7 +237,7 @@ def main() -> None:
             server_cpu = _process_cpu_seconds(server.pid)
             out = subprocess.run(
                 [sys.executable, __file__, "--case", spec],
-                env={**os.environ, "HERDSMAN_SERVER_URL": server.url},
+                env={**os.environ, **server.environment()},
                 check=True,
                 capture_output=True,
                 text=True,

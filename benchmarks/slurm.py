@@ -118,9 +118,9 @@ def main() -> int:
         shims.mkdir()
         make_shims(shims, log)
         with bench_server() as server:
-            os.environ["HERDSMAN_SERVER_URL"] = server.url
+            os.environ.update(server.environment())
             cluster = create_cluster(server.database_url, shims)
-            tool = Tool("slurm-benchmark", requester=Requester(server.url))
+            tool = Tool("slurm-benchmark", requester=Requester(server.url, token=server.token))
             tool.set_default_cluster_name(cluster)
             job = tool.get_task_template("job", "true {i}", node_args=["i"])
             workflow = tool.create_workflow(workflow_args=f"slurm-{time.time()}")
