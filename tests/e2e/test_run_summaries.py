@@ -55,12 +55,21 @@ def _in_background(action: Callable[[], bool]) -> threading.Thread:
 
 
 def _attempt(action: Callable[[], bool]) -> bool:
-    """``action``'s answer; False when it fails on something passing (a process that exited
-    while it was looked at, a database busy with the run), so the thread tries again."""
+    """``action``'s answer; False when the database is busy with the run, so the thread
+    tries again."""
     try:
         return action()
-    except (psutil.Error, SQLAlchemyError):
+    except SQLAlchemyError:
         return False
+
+
+def _command_line(process: psutil.Process) -> list[str]:
+    """The process's command line; empty for one that exited (or is a zombie left by an
+    earlier test of this worker), which the search then passes over."""
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
 
 
 def _running_tasks(database_url: str, workflow: Workflow) -> int:
@@ -164,7 +173,7 @@ def test_a_distributor_killed_with_sigkill_is_named_with_its_last_log_lines(
         if _running_tasks(server.database_url, workflow) < 1:
             return False
         for child in psutil.Process(os.getpid()).children():
-            if "herdsman.distributor" in " ".join(child.cmdline()):
+            if "herdsman.distributor" in " ".join(_command_line(child)):
                 os.kill(child.pid, signal.SIGKILL)
                 killed.append(child.pid)
                 return True

@@ -26,6 +26,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from herdsman.core.lifecycle import LOST_INSTANCE_STATUSES
 from herdsman.core.statuses import TaskInstanceStatus
 
 __all__ = [
@@ -139,7 +140,6 @@ def error_signature(message: str, stderr_tail: str | None = None) -> ErrorSignat
     return ErrorSignature(text=text, digest=digest)
 
 
-_NODE_FAILURES = frozenset({TaskInstanceStatus.UNKNOWN_ERROR, TaskInstanceStatus.NO_HEARTBEAT})
 _TIME_WORDS = re.compile(r"time limit|runtime|timeout|wall ?time", re.IGNORECASE)
 
 
@@ -163,7 +163,7 @@ def exit_class_of(
         return ExitClass.KILLED
     if status is TaskInstanceStatus.NO_DISTRIBUTOR_ID:
         return ExitClass.NOT_LAUNCHED
-    if status in _NODE_FAILURES or previous is TaskInstanceStatus.NO_HEARTBEAT:
+    if status in LOST_INSTANCE_STATUSES or previous is TaskInstanceStatus.NO_HEARTBEAT:
         return ExitClass.NODE_FAILURE
     if status is TaskInstanceStatus.RESOURCE_ERROR:
         if _TIME_WORDS.search(message) and "memory" not in message.lower():

@@ -45,6 +45,7 @@ __all__ = [
     "KILLABLE_INSTANCE_STATUSES",
     "LAPSABLE_RUN_STATUSES",
     "LIVE_INSTANCE_STATUSES",
+    "LOST_INSTANCE_STATUSES",
     "LIVE_WORKFLOW_RUN_STATUSES",
     "NOT_STARTED_INSTANCE_STATUSES",
     "OWNER_TASK_TARGETS",
@@ -120,6 +121,12 @@ is evidence triage weighs)."""
 
 SILENT_INSTANCE_STATUSES: frozenset[TaskInstanceStatus] = frozenset({_I.TRIAGING, _I.NO_HEARTBEAT})
 """Attempts whose worker fell silent: the distributor asks the cluster what became of them."""
+
+LOST_INSTANCE_STATUSES: frozenset[TaskInstanceStatus] = frozenset(
+    {_I.UNKNOWN_ERROR, _I.NO_HEARTBEAT}
+)
+"""Attempts that ended without a word from their command: their node, not the command, is
+the first suspect when their errors are grouped."""
 
 TASK_INSTANCE_ERROR_STATUSES: frozenset[TaskInstanceStatus] = frozenset(
     TASK_INSTANCE.final - {_I.DONE}

@@ -47,6 +47,7 @@ EXPECTED_SETS: list[tuple[str, type[enum.Enum], str]] = [
     ("NOT_STARTED_INSTANCE_STATUSES", I, "Q I"),
     ("HEARTBEAT_INSTANCE_STATUSES", I, "R T"),
     ("SILENT_INSTANCE_STATUSES", I, "T X"),
+    ("LOST_INSTANCE_STATUSES", I, "U X"),
     ("TASK_INSTANCE_ERROR_STATUSES", I, "E Z U W F"),
     ("ERROR_STATUSES", I, "E Z U"),
     ("ACTIVE_TASK_STATUSES", T, "Q I O R"),

@@ -329,10 +329,10 @@ def test_a_command_above_its_memory_request_is_killed_as_a_resource_error(
     error = fake_server.last(1, "error")
     assert error["status"] == "Z"
     assert error["exit_code"] == -15
-    # The amount used depends on when a sample caught the allocation; the request's decimals
-    # on the amount used.
+    # The amount used depends on when a sample caught the allocation, and the request is
+    # written with as many decimals as the amount used (0.1, 0.10 or 0.100).
     assert re.fullmatch(
-        r"the command used [0-9.]+ GiB, more than its memory request of 0\.10? GiB; "
+        r"the command used [0-9.]+ GiB, more than its memory request of 0\.10* GiB; "
         "killed so it can be retried with more memory",
         error["message"],
     ), error["message"]
