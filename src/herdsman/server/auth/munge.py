@@ -16,6 +16,7 @@ __all__ = ["user_of_credential"]
 
 UNMUNGE_SECONDS = 10
 _UID_LINE = re.compile(r"^UID:\s+(?P<name>\S+)\s+\((?P<uid>\d+)\)", re.MULTILINE)
+_STATUS_LINE = re.compile(r"^STATUS:\s+(?P<status>.+?)\s+\(\d+\)$", re.MULTILINE)
 
 
 def user_of_credential(credential: str, unmunge: str = "unmunge") -> str:
@@ -35,8 +36,7 @@ def user_of_credential(credential: str, unmunge: str = "unmunge") -> str:
     except subprocess.TimeoutExpired:
         raise AuthenticationError("MUNGE did not answer; is munged running?") from None
     if result.returncode != 0:
-        reason = result.stderr.decode(errors="replace").strip().removeprefix("unmunge: ")
-        raise AuthenticationError(f"the MUNGE credential was refused: {reason}")
+        raise AuthenticationError(f"the MUNGE credential was refused: {_refusal(result)}")
     match = _UID_LINE.search(result.stdout.decode(errors="replace"))
     if match is None:
         raise AuthenticationError("the MUNGE credential names no user")
@@ -44,3 +44,13 @@ def user_of_credential(credential: str, unmunge: str = "unmunge") -> str:
     if name.isdigit() or name == "?":  # a uid the server's host does not know by name
         raise AuthenticationError(f"uid {match.group('uid')} has no login name on the server")
     return name
+
+
+def _refusal(result: subprocess.CompletedProcess[bytes]) -> str:
+    """Why unmunge refused: its error, or the status it decoded (an expired or replayed
+    credential decodes, with a status that says so)."""
+    error = result.stderr.decode(errors="replace").strip().removeprefix("unmunge: ")
+    if error:
+        return error.removeprefix("Error: ")
+    status = _STATUS_LINE.search(result.stdout.decode(errors="replace"))
+    return status.group("status") if status else f"unmunge exited with {result.returncode}"
