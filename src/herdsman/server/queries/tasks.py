@@ -44,7 +44,11 @@ __all__ = [
 ]
 
 
-def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
+def task_detail(
+    session: Session, task_id: int, neighbour_limit: int | None = None
+) -> schemas.TaskDetailOut:
+    """The task with its args, attributes and resources, and the ids of its upstream and
+    downstream tasks: all of them, or the first ``neighbour_limit`` of each."""
     task = require_task(session, task_id)
     node_args = session.execute(
         select(models.Arg.name, models.NodeArg.value)
@@ -61,7 +65,7 @@ def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
             models.TaskAttribute.task_id == task_id
         )
     ).tuples()
-    upstream, downstream = neighbours(session, task)
+    upstream, downstream = neighbours(session, task, neighbour_limit)
     base = task_out(task)
     return schemas.TaskDetailOut(
         **base.model_dump(),
@@ -76,8 +80,11 @@ def task_detail(session: Session, task_id: int) -> schemas.TaskDetailOut:
     )
 
 
-def neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int]]:
-    """The ids of the task's direct upstream and downstream tasks in its workflow."""
+def neighbours(
+    session: Session, task: models.Task, limit: int | None = None
+) -> tuple[list[int], list[int]]:
+    """The ids of the task's direct upstream and downstream tasks in its workflow (the first
+    ``limit`` of each, or all)."""
     dag_id = session.scalar(
         select(models.Workflow.dag_id).where(models.Workflow.id == task.workflow_id)
     )
@@ -89,6 +96,7 @@ def neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int
         .where(edge.dag_id == dag_id, edge.downstream_node_id == task.node_id)
         .where(other.workflow_id == task.workflow_id)
         .order_by(other.id)
+        .limit(limit)
     ).all()
     downstream = session.scalars(
         select(other.id)
@@ -96,6 +104,7 @@ def neighbours(session: Session, task: models.Task) -> tuple[list[int], list[int
         .where(edge.dag_id == dag_id, edge.upstream_node_id == task.node_id)
         .where(other.workflow_id == task.workflow_id)
         .order_by(other.id)
+        .limit(limit)
     ).all()
     return list(upstream), list(downstream)
 
