@@ -54,6 +54,7 @@ PAGE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "/tasks/{task_id}/{direction}": (("GET", "/tasks/{task_id}/dependencies"),),
 }
 
+MAX_PER_PAGE = 500
 WORKFLOWS_PER_PAGE = 50
 TASKS_PER_PAGE = 100
 NEIGHBOURS_PER_PAGE = 50
@@ -131,6 +132,7 @@ async def workflows_page(
     submitted_from: Text = None,
     submitted_to: Text = None,
     before: Annotated[int | None, Query(ge=1)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = WORKFLOWS_PER_PAGE,
 ) -> HTMLResponse:
     """Workflows, newest first: the caller's own unless the user filter says otherwise."""
     shown_user = caller.user if user is None else user.strip()
@@ -147,9 +149,7 @@ async def workflows_page(
         submitted_from=_date("submitted_from", submitted_from),
         submitted_to=until + dt.timedelta(days=1) if until is not None else None,
     )
-    page = await _read(
-        request, lambda s: workflows.find_workflows(s, filters, before, WORKFLOWS_PER_PAGE)
-    )
+    page = await _read(request, lambda s: workflows.find_workflows(s, filters, before, limit))
     return _render(
         request,
         "workflows.html",
@@ -242,6 +242,7 @@ async def tasks_page(
     signature: Text = None,
     sort: Text = None,
     after: Text = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = TASKS_PER_PAGE,
 ) -> HTMLResponse:
     """The workflow's tasks, filtered and sorted on the server, a page at a time; htmx asks
     for the next page's rows only (``HX-Request``)."""
@@ -250,7 +251,7 @@ async def tasks_page(
     fragment = request.headers.get("hx-request") == "true" and bool(after)
 
     def read(session: Session) -> dict[str, Any]:
-        page = tasks.task_page(session, workflow_id, filters, order, after, TASKS_PER_PAGE)
+        page = tasks.task_page(session, workflow_id, filters, order, after, limit)
         if fragment:
             return {"page": page}
         return {
@@ -420,12 +421,19 @@ async def neighbours_fragment(
     task_id: Id,
     direction: Literal["upstream", "downstream"],
     after: Annotated[int | None, Query(ge=0)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = NEIGHBOURS_PER_PAGE,
 ) -> HTMLResponse:
     """The next page of a task's upstream or downstream tasks, as table rows (for htmx)."""
     page = await _read(
         request,
-        lambda s: tasks.neighbour_page(s, task_id, direction, after, NEIGHBOURS_PER_PAGE),
+        lambda s: tasks.neighbour_page(s, task_id, direction, after, limit),
     )
     return _render(
-        request, "_neighbour_rows.html", caller, page=page, task_id=task_id, direction=direction
+        request,
+        "_neighbour_rows.html",
+        caller,
+        page=page,
+        task_id=task_id,
+        direction=direction,
+        limit=limit if limit != NEIGHBOURS_PER_PAGE else None,
     )

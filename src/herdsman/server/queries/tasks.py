@@ -480,9 +480,9 @@ def task_blockers(session: Session, task_id: int, listed: int) -> Blockers:
     workflow = session.get_one(models.Workflow, task.workflow_id)
     upstream = _neighbours_query(session, task, "upstream").subquery()
     by_status: dict[str, int] = dict(
-        session.execute(
-            select(upstream.c.status, func.count()).group_by(upstream.c.status)
-        ).tuples()
+        session.execute(select(upstream.c.status, func.count()).group_by(upstream.c.status))
+        .tuples()
+        .all()
     )
     not_done = session.execute(
         select(upstream.c.id, upstream.c.name, upstream.c.status)
@@ -496,7 +496,9 @@ def task_blockers(session: Session, task_id: int, listed: int) -> Blockers:
             select(active.array_id, func.count())
             .where(active.workflow_id == task.workflow_id, active.status.in_(_ACTIVE))
             .group_by(active.array_id)
-        ).tuples()
+        )
+        .tuples()
+        .all()
     )
     template, limit = session.execute(
         with_template_names(
