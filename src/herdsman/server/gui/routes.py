@@ -257,7 +257,7 @@ async def tasks_page(
         return {
             "page": page,
             "detail": workflows.workflow_detail(session, workflow_id),
-            "templates": workflows.template_rows(session, workflow_id),
+            "templates": workflows.template_names(session, workflow_id),
         }
 
     found = await _read(request, read)

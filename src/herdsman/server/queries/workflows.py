@@ -37,6 +37,7 @@ __all__ = [
     "find_workflows",
     "latest_runs",
     "template_edges",
+    "template_names",
     "template_rows",
     "workflow_clusters",
     "workflow_detail",
@@ -378,6 +379,20 @@ def template_rows(session: Session, workflow_id: int) -> list[TemplateRow]:
         TemplateRow(array_id, name, limit, counts.get(array_id, {}), attempts.get(array_id, 0))
         for array_id, name, limit in arrays
     ]
+
+
+def template_names(session: Session, workflow_id: int) -> list[str]:
+    """The names of the workflow's task templates, in the order they were added (no task is
+    read: for choosers on pages that must not count a million tasks)."""
+    require_workflow(session, workflow_id)
+    array = models.Array
+    return list(
+        session.scalars(
+            with_template_names(select(models.TaskTemplate.name))
+            .where(array.workflow_id == workflow_id)
+            .order_by(array.id)
+        )
+    )
 
 
 @dataclass(frozen=True)
