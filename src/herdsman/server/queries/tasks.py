@@ -502,7 +502,9 @@ def task_blockers(session: Session, task_id: int, listed: int) -> Blockers:
     )
     template, limit = session.execute(
         with_template_names(
-            select(models.TaskTemplate.name, models.Array.max_concurrently_running)
+            select(models.TaskTemplate.name, models.Array.max_concurrently_running).select_from(
+                models.Array
+            )
         ).where(models.Array.id == task.array_id)
     ).one()
     run = session.execute(

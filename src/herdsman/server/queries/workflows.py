@@ -388,7 +388,7 @@ def template_names(session: Session, workflow_id: int) -> list[str]:
     array = models.Array
     return list(
         session.scalars(
-            with_template_names(select(models.TaskTemplate.name))
+            with_template_names(select(models.TaskTemplate.name).select_from(array))
             .where(array.workflow_id == workflow_id)
             .order_by(array.id)
         )
