@@ -76,9 +76,12 @@ PageCaller = Annotated[Caller, Depends(signed_in)]
 
 def safe_next(target: str | None) -> str:
     """``target`` if it is a path on this server, else "/": a sign-in link must not send
-    anyone to another site (``//evil.example``, ``https://…``, ``/\\evil``)."""
+    anyone to another site (``//evil.example``, ``https://…``, ``/\\evil``, ``/`` and a tab
+    before ``/evil``)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
+    if any(ch.isspace() or not ch.isprintable() for ch in target):
+        return "/"  # browsers drop tabs and newlines: "/\t/evil.example" is "//evil.example"
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
         return "/"

@@ -20,6 +20,8 @@ from herdsman.server.gui.session import safe_next, sign_in_url
         "//evil.example/",
         "///evil.example",
         "/\\evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
         "https://evil.example/",
         "javascript:alert(1)",
     ],
