@@ -429,21 +429,51 @@ def neighbour_page(
 def _neighbours_query(
     session: Session, task: models.Task, direction: Literal["upstream", "downstream"]
 ) -> Select[int, str, str]:
+    """The task's direct upstream (or downstream) tasks: their nodes from the edge index,
+    then each task through the (workflow, node) index.
+
+    Written as ``IN (edges)`` so that planners start from the task's few edges; as a join,
+    SQLite may instead walk every task of the workflow when the query is grouped.
+    """
     dag_id = session.scalar(
         select(models.Workflow.dag_id).where(models.Workflow.id == task.workflow_id)
     )
     other, edge = models.Task, models.Edge
     if direction == "upstream":
-        joined = edge.upstream_node_id == other.node_id
-        here = edge.downstream_node_id == task.node_id
+        nodes = select(edge.upstream_node_id).where(
+            edge.dag_id == dag_id, edge.downstream_node_id == task.node_id
+        )
     else:
-        joined = edge.downstream_node_id == other.node_id
-        here = edge.upstream_node_id == task.node_id
-    return (
-        select(other.id, other.name, other.status)
-        .join(edge, joined)
-        .where(edge.dag_id == dag_id, here, other.workflow_id == task.workflow_id)
+        nodes = select(edge.downstream_node_id).where(
+            edge.dag_id == dag_id, edge.upstream_node_id == task.node_id
+        )
+    return select(other.id, other.name, other.status).where(
+        other.workflow_id == task.workflow_id, other.node_id.in_(nodes)
     )
+
+
+def _upstream_statuses(session: Session, task: models.Task) -> dict[str, int]:
+    """The task's upstream tasks counted by status, read from its edges.
+
+    The status is a correlated look-up per edge, so the query can only start from the task's
+    edges: grouped as a join, SQLite prefers walking every task of the workflow in status
+    order.
+    """
+    dag_id = session.scalar(
+        select(models.Workflow.dag_id).where(models.Workflow.id == task.workflow_id)
+    )
+    other, edge = models.Task, models.Edge
+    status = (
+        select(other.status)
+        .where(other.workflow_id == task.workflow_id, other.node_id == edge.upstream_node_id)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(status, func.count())
+        .where(edge.dag_id == dag_id, edge.downstream_node_id == task.node_id)
+        .group_by(status)
+    ).tuples()
+    return {found: count for found, count in rows if found is not None}
 
 
 _ACTIVE = lifecycle.statuses_of(lifecycle.ACTIVE_TASK_STATUSES)
@@ -479,11 +509,7 @@ def task_blockers(session: Session, task_id: int, listed: int) -> Blockers:
     task = require_task(session, task_id)
     workflow = session.get_one(models.Workflow, task.workflow_id)
     upstream = _neighbours_query(session, task, "upstream").subquery()
-    by_status: dict[str, int] = dict(
-        session.execute(select(upstream.c.status, func.count()).group_by(upstream.c.status))
-        .tuples()
-        .all()
-    )
+    by_status = _upstream_statuses(session, task)
     not_done = session.execute(
         select(upstream.c.id, upstream.c.name, upstream.c.status)
         .where(upstream.c.status != TaskStatus.DONE.value)
