@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, case, func, select
+from sqlalchemy import ColumnElement, case, func, literal, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from herdsman.core import lifecycle
@@ -89,7 +89,8 @@ class WorkflowPage:
 def find_workflows(
     session: Session, filters: WorkflowFilter, before: int | None, limit: int
 ) -> WorkflowPage:
-    """The newest ``limit`` workflows that ``filters`` keep with ids below ``before``.
+    """The newest ``limit`` workflows that ``filters`` keep with ids below ``before``, their
+    tasks counted by status (``retries`` is not counted: 0).
 
     Keyset paging on the primary key: each page costs the same however deep it is.
     """
@@ -121,7 +122,8 @@ def find_workflows(
     rows = session.scalars(query).all()
     more = len(rows) > limit
     rows = rows[:limit]
-    return WorkflowPage(_summaries(session, rows), rows[-1].id if more and rows else None)
+    summaries = _summaries(session, rows, count_retries=False)
+    return WorkflowPage(summaries, rows[-1].id if more and rows else None)
 
 
 def _contains(
@@ -131,21 +133,25 @@ def _contains(
 
 
 def _summaries(
-    session: Session, rows: Sequence[models.Workflow]
+    session: Session, rows: Sequence[models.Workflow], *, count_retries: bool = True
 ) -> list[schemas.WorkflowSummaryOut]:
     """The given workflows with their tasks counted: one GROUP BY over the (workflow, status)
-    index for all of them, one over their runs."""
+    index for all of them, one over their runs.
+
+    Without ``count_retries`` (``retries`` is then 0) the count reads the index alone, several
+    times faster for big workflows, since attempts are counted in the task rows.
+    """
     ids = [row.id for row in rows]
     task = models.Task
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     retries: dict[int, int] = defaultdict(int)
+    extra_attempts = (
+        func.sum(case((task.num_attempts > 1, task.num_attempts - 1), else_=0))
+        if count_retries
+        else literal(0)
+    )
     for workflow_id, status, number, extra in session.execute(
-        select(
-            task.workflow_id,
-            task.status,
-            func.count(),
-            func.sum(case((task.num_attempts > 1, task.num_attempts - 1), else_=0)),
-        )
+        select(task.workflow_id, task.status, func.count(), extra_attempts)
         .where(task.workflow_id.in_(ids))
         .group_by(task.workflow_id, task.status)
     ).tuples():
