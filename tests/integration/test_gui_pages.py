@@ -322,6 +322,8 @@ def test_missing_things_are_404_pages_and_bad_input_422(owner: httpx.Client, ran
     wrong_sort = owner.get(f"/workflows/{ran.workflow_id}/tasks?sort=colour")
     assert wrong_sort.status_code == 422 and "is not one of id, runtime" in wrong_sort.text
     assert owner.get("/?submitted_from=yesterday").status_code == 422
+    bad_cursor = owner.get(f"/workflows/{ran.workflow_id}/tasks?sort=runtime&after=soon:1")
+    assert bad_cursor.status_code == 422 and "start again from the first page" in bad_cursor.text
 
 
 # --- pages -------------------------------------------------------------------------------------
