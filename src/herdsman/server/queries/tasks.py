@@ -6,7 +6,7 @@ import enum
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, TypeVarTuple
+from typing import Any, Literal, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Select, Subquery, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -286,8 +286,11 @@ def task_page(
     query = query.where(*_kept(workflow_id, filters))
     if after:
         query = query.where(_after(sort, key, after))
-    query = query.order_by(task.id) if sort is TaskSort.ID else query.order_by(key.desc(), task.id)
-    found = session.execute(query.limit(limit + 1)).tuples().all()
+    if sort is TaskSort.ID:
+        found = _by_id(session, query, filters.statuses, limit + 1)
+    else:
+        ordered = query.order_by(key.desc(), task.id).limit(limit + 1)
+        found = list(session.execute(ordered).tuples().all())
     more = len(found) > limit
     found = found[:limit]
     ids = [task_id for task_id, _ in found]
@@ -300,6 +303,26 @@ def task_page(
 
 
 _Key = ColumnElement[float] | ColumnElement[int] | InstrumentedAttribute[int]
+
+
+def _by_id(
+    session: Session, query: Select[int, Any], statuses: Sequence[str], limit: int
+) -> list[tuple[int, Any]]:
+    """The first ``limit`` rows of ``query`` by task id, one status at a time, merged.
+
+    Each status's rows come from the (workflow, status) index in id order and stop at
+    ``limit``, so a page reads at most ``limit`` rows per status. Asked in one piece, the
+    planner walks every task of the workflow and sorts them, on every page.
+    """
+    task = models.Task
+    found: list[tuple[int, Any]] = []
+    for status in statuses or [status.value for status in TaskStatus]:
+        found.extend(
+            session.execute(query.where(task.status == status).order_by(task.id).limit(limit))
+            .tuples()
+            .all()
+        )
+    return sorted(found, key=lambda row: row[0])[:limit]
 
 
 def _usage_by_task(workflow_id: int) -> Subquery:
