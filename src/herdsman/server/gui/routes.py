@@ -116,7 +116,6 @@ def _whole(name: str, value: str | None) -> int | None:
 
 
 Text = Annotated[str | None, Query(max_length=255)]
-Statuses = Annotated[list[str] | None, Query(max_length=20)]
 
 
 @router.get("/", response_class=HTMLResponse)
