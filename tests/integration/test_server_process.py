@@ -240,6 +240,7 @@ def test_server_start_prints_its_url_and_stops_on_sigterm(
 
     assert process.returncode in (0, -signal.SIGTERM), stderr
     assert f"listening on {info.url}" in stdout.decode()
+    assert f"web GUI: {info.url}/ " in stdout.decode()
     assert not ready_file.exists(), "a stopped server must remove its ready file"
 
 

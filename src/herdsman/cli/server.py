@@ -111,6 +111,11 @@ def start(
 def _announce(url: str) -> None:
     # No markup: an IPv6 URL's brackets would be read as rich markup.
     console.print(f"herdsman server listening on {url}", markup=False, highlight=False)
+    console.print(
+        f"web GUI: {url}/ (sign in with your token; herdsman server token issue makes one)",
+        markup=False,
+        highlight=False,
+    )
 
 
 server.add_command(start)

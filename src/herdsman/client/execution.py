@@ -71,7 +71,7 @@ if TYPE_CHECKING:
     from herdsman.core.requester import Requester
     from herdsman.distributor.process import DistributorProcess
 
-__all__ = ["RunOutcome", "drive_run", "resume_workflow_from_id", "run_workflow"]
+__all__ = ["RunOutcome", "drive_run", "page_line", "resume_workflow_from_id", "run_workflow"]
 
 logger = structlog.get_logger(__name__)
 
@@ -218,6 +218,7 @@ def drive_run(
         for distributor in distributors:
             stack.callback(distributor.stop)
             distributor.start(timeout=distributor_startup_timeout)
+        display.say(page_line(requester.base_url, workflow_id))
         remaining = seconds_until_timeout - (time.monotonic() - started)
         with display:
             try:
@@ -255,6 +256,11 @@ def drive_run(
     if facts is not None:
         display.print_summary(summarize(facts), ok=facts.status is WorkflowRunStatus.DONE)
     return RunOutcome(status, facts)
+
+
+def page_line(server_url: str, workflow_id: int) -> str:
+    """The line a run starts with: where its workflow's page is in the server's web GUI."""
+    return f"workflow {workflow_id}: {server_url}/workflows/{workflow_id}"
 
 
 def _running_counter(requester: Requester, workflow_id: int) -> Callable[[], int]:

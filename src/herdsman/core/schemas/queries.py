@@ -140,7 +140,9 @@ class WorkflowSummaryOut(BaseModel):
     ``pending`` counts tasks not yet in a job (registering, queued, instantiating, launched,
     recoverable error, adjusting resources); ``retries`` counts attempts beyond each task's
     first. ``elapsed_seconds`` runs from the first run's start to its runs' last status change,
-    or to now while a run holds the workflow; None if it never ran.
+    or to now while a run holds the workflow; None if it never ran. ``task_status_counts``
+    counts tasks by status letter, ``runs`` counts its runs, and ``last_heartbeat`` is the
+    report-by time its newest run's swarm last promised (ISO, UTC; None if it never ran).
     """
 
     id: int
@@ -158,6 +160,9 @@ class WorkflowSummaryOut(BaseModel):
     retries: int
     submitted: str | None
     elapsed_seconds: float | None
+    task_status_counts: dict[str, int] = {}
+    runs: int = 0
+    last_heartbeat: str | None = None
 
 
 class WorkflowSummariesOut(BaseModel):

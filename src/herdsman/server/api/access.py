@@ -43,6 +43,7 @@ __all__ = [
     "CallerDep",
     "authorize",
     "bearer_scheme",
+    "check_route",
     "require_run_instances",
     "route_key",
 ]
@@ -99,6 +100,19 @@ async def authorize(request: Request, _bearer: object = Depends(bearer_scheme)) 
         _remember_for_audit(request, Entry(entry.rule, audited=True), caller, target.workflow_id)
         raise
     _remember_for_audit(request, entry, caller, target.workflow_id)
+
+
+async def check_route(request: Request, caller: Caller, key: tuple[str, str]) -> Target:
+    """Apply to ``caller`` exactly the checks of the JSON route ``key`` (its POLICY row), with
+    the target named by ``request``'s path parameters; the target, or 403 / 404.
+
+    For pages that show what a JSON route answers: they must refuse whom that route refuses.
+    """
+    entry = POLICY[key]
+    state = request.app.state
+    target = await _target(state.ownership, request, entry.rule, caller)
+    check(entry.rule, caller, target, owners_only_read=state.owners_only_read)
+    return target
 
 
 async def _target(cache: OwnershipCache, request: Request, rule: Rule, caller: Caller) -> Target:

@@ -18,7 +18,7 @@ from contextlib import AbstractAsyncContextManager
 import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,6 +38,7 @@ from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.domain.reaper import reap_periodically
+from herdsman.server.gui import error_page, install, serves
 from herdsman.server.queries.owners import OwnershipCache
 
 __all__ = ["create_app", "database_of"]
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(client.public_router, prefix=API_PREFIX, dependencies=guarded)
     for routes in (auth_routes, client, swarm, distributor, worker, queries, control):
         app.include_router(routes.router, prefix=API_PREFIX, dependencies=guarded)
+    install(app)  # the web GUI's pages at /, beside the API
     app.add_middleware(AuditTrail, database=database)
     _add_error_handlers(app)
     # The last added runs first: an unexpected error anywhere, the size limit included, is
@@ -175,13 +177,18 @@ def database_of(app: FastAPI) -> Database:
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HerdsmanError)
-    async def _herdsman_error(request: Request, exc: HerdsmanError) -> JSONResponse:
+    async def _herdsman_error(request: Request, exc: HerdsmanError) -> JSONResponse | HTMLResponse:
         note_error(request, exc)
+        if serves(request):
+            title = _ERROR_TITLES.get(exc.http_status, "Error")
+            return error_page(request, exc.http_status, title, exc.message)
         body = error_body(type(exc).__name__, exc.message, exc.details)
         return JSONResponse(body, status_code=exc.http_status)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(
+        request: Request, exc: RequestValidationError
+    ) -> JSONResponse | HTMLResponse:
         problems = []
         for error in exc.errors():
             if error.get("type") == "json_invalid":
@@ -193,6 +200,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         if len(problems) > 5:
             message += f"; and {len(problems) - 5} more"
         fields = [p.split(":", 1)[0] for p in problems]
+        if serves(request):
+            return error_page(request, 422, "Not a valid request", message)
         return JSONResponse(
             error_body("InvalidInputError", message, {"fields": fields}), status_code=422
         )
@@ -219,8 +228,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(InvalidInputError.__name__, message, {}), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(
+        request: Request, exc: StarletteHTTPException
+    ) -> JSONResponse | HTMLResponse:
         # Starlette's own answers: no such route, a method the route does not take.
+        if serves(request) and exc.status_code == 404:
+            return error_page(request, 404, "Not found", f"there is no page {request.url.path}")
         if exc.status_code == 404:
             name = NotFoundError.__name__
             message = (
@@ -236,6 +249,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(
             error_body(name, message, {}), status_code=status_code, headers=exc.headers
         )
+
+
+_ERROR_TITLES = {
+    401: "Sign in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    422: "Not a valid request",
+}
 
 
 # SQLSTATE 23505 (PostgreSQL), MySQL error 1062, SQLite's message: a duplicate key.

@@ -4,9 +4,10 @@ their errors and output tails, error messages, and where attempts wrote their ou
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import ColumnElement, distinct, func, select
 from sqlalchemy.orm import Session
 
 from herdsman.core.error_signature import ExitClass, error_signature
@@ -17,14 +18,17 @@ from herdsman.server.queries.lookups import (
     count_and_first,
     require_workflow,
     with_task_template_names,
+    with_template_names,
 )
 
 _Columns = TypeVarTuple("_Columns")
 
 __all__ = [
     "ERRORS_PER_TASK",
+    "TemplateErrors",
     "error_groups",
     "error_messages",
+    "errors_by_template",
     "last_lines",
     "log_paths",
     "workflow_errors",
@@ -49,16 +53,19 @@ def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.W
 
 
 def error_groups(
-    session: Session, workflow_id: int, limit: int, tail_lines: int
+    session: Session, workflow_id: int, limit: int, tail_lines: int, array_id: int | None = None
 ) -> schemas.ErrorGroupsOut:
     """The workflow's errors grouped by signature and exit class, largest group first.
 
     One ``GROUP BY`` over the error log's (workflow, signature) index; each group's sample is
     its newest error, with the last ``tail_lines`` lines of its attempt's output (0: all the
-    worker kept).
+    worker kept). ``array_id`` keeps the errors of one of its task templates (its array).
     """
     require_workflow(session, workflow_id)
     log, instance = models.TaskInstanceErrorLog, models.TaskInstance
+    where = [log.workflow_id == workflow_id]
+    if array_id is not None:
+        where.append(instance.array_id == array_id)
     errors = func.count()
     newest = func.max(log.id)
     grouped = (
@@ -72,7 +79,7 @@ def error_groups(
             newest,
         )
         .join(instance, instance.id == log.task_instance_id)
-        .where(log.workflow_id == workflow_id)
+        .where(*where)
         .group_by(log.signature, log.exit_class)
     )
     rows = session.execute(grouped.order_by(errors.desc(), newest.desc()).limit(limit)).all()
@@ -81,7 +88,7 @@ def error_groups(
         select(func.count(), func.count(distinct(instance.task_id)))
         .select_from(log)
         .join(instance, instance.id == log.task_instance_id)
-        .where(log.workflow_id == workflow_id)
+        .where(*where)
     ).one()
     samples = _error_samples(session, [row[-1] for row in rows], tail_lines)
     return schemas.ErrorGroupsOut(
@@ -92,7 +99,7 @@ def error_groups(
         groups=[
             _error_group(
                 (signature, exit_class),
-                (n, tasks, _group_task_ids(session, workflow_id, signature, exit_class)),
+                (n, tasks, _group_task_ids(session, where, signature, exit_class)),
                 (first, last),
                 samples[sample_id],
             )
@@ -102,18 +109,17 @@ def error_groups(
 
 
 def _group_task_ids(
-    session: Session, workflow_id: int, signature: str | None, exit_class: str | None
+    session: Session,
+    where: list[ColumnElement[bool]],
+    signature: str | None,
+    exit_class: str | None,
 ) -> list[int]:
     """The first task ids of a group, through the (workflow, signature) index."""
     log, instance = models.TaskInstanceErrorLog, models.TaskInstance
     found = session.scalars(
         select(distinct(instance.task_id))
         .join(log, log.task_instance_id == instance.id)
-        .where(
-            log.workflow_id == workflow_id,
-            log.signature == signature,
-            log.exit_class == exit_class,
-        )
+        .where(*where, log.signature == signature, log.exit_class == exit_class)
         .order_by(instance.task_id)
         .limit(schemas.GROUP_TASK_IDS)
     )
@@ -287,3 +293,45 @@ def log_paths(
             for instance_id, status, stdout, stderr, task_id, task_name, template_value in rows
         ],
     )
+
+
+@dataclass(frozen=True)
+class TemplateErrors:
+    """A task template's errors in a workflow: how many, in how many tasks, how many groups."""
+
+    array_id: int
+    template: str
+    errors: int
+    tasks: int
+    groups: int
+
+
+def errors_by_template(session: Session, workflow_id: int) -> list[TemplateErrors]:
+    """The workflow's errors counted by task template, the most errors first (one GROUP BY
+    over the error log's workflow index; a row per template that had errors)."""
+    require_workflow(session, workflow_id)
+    log, instance = models.TaskInstanceErrorLog, models.TaskInstance
+    counted = (
+        select(
+            instance.array_id.label("array_id"),
+            func.count().label("errors"),
+            func.count(distinct(instance.task_id)).label("tasks"),
+            func.count(distinct(log.signature)).label("groups"),
+        )
+        .join(instance, instance.id == log.task_instance_id)
+        .where(log.workflow_id == workflow_id)
+        .group_by(instance.array_id)
+        .subquery()
+    )
+    rows = session.execute(
+        with_template_names(
+            select(
+                counted.c.array_id,
+                models.TaskTemplate.name,
+                counted.c.errors,
+                counted.c.tasks,
+                counted.c.groups,
+            ).join(models.Array, models.Array.id == counted.c.array_id)
+        ).order_by(counted.c.errors.desc(), counted.c.array_id)
+    ).tuples()
+    return [TemplateErrors(*row) for row in rows]

@@ -3,12 +3,14 @@ its edges, a page at a time."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import case, func, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from herdsman.core import lifecycle
 from herdsman.core.lifecycle import TaskProgress
@@ -18,6 +20,7 @@ from herdsman.server.database import models
 from herdsman.server.queries.lookups import (
     iso,
     require_workflow,
+    with_template_names,
 )
 from herdsman.server.queries.tasks import task_out
 
@@ -26,6 +29,16 @@ _Columns = TypeVarTuple("_Columns")
 _SCHEDULING = lifecycle.statuses_of(lifecycle.SCHEDULING_WORKFLOW_STATUSES)
 
 __all__ = [
+    "RunRow",
+    "TemplateEdge",
+    "TemplateRow",
+    "WorkflowFilter",
+    "WorkflowPage",
+    "find_workflows",
+    "latest_runs",
+    "template_edges",
+    "template_names",
+    "template_rows",
     "workflow_clusters",
     "workflow_detail",
     "workflow_edges",
@@ -44,18 +57,101 @@ def workflow_summaries(
         query = query.where(workflow.id.in_(workflow_ids))
     if user:
         query = query.where(workflow.user == user)
+    return schemas.WorkflowSummariesOut(workflows=_summaries(session, session.scalars(query).all()))
+
+
+@dataclass(frozen=True)
+class WorkflowFilter:
+    """What a listing of workflows keeps; None or empty keeps everything.
+
+    ``name`` and ``args`` match anywhere in the name and the workflow args, ignoring case;
+    ``submitted_from`` and ``submitted_to`` bound the creation time (UTC, ``to`` excluded).
+    """
+
+    user: str | None = None
+    tool: str | None = None
+    name: str | None = None
+    args: str | None = None
+    workflow_id: int | None = None
+    statuses: tuple[str, ...] = ()
+    submitted_from: dt.datetime | None = None
+    submitted_to: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowPage:
+    """A page of a listing, newest first, and the id to page on from (None on the last)."""
+
+    workflows: list[schemas.WorkflowSummaryOut]
+    next_before: int | None
+
+
+def find_workflows(
+    session: Session, filters: WorkflowFilter, before: int | None, limit: int
+) -> WorkflowPage:
+    """The newest ``limit`` workflows that ``filters`` keep with ids below ``before``, their
+    tasks counted by status (``retries`` is not counted: 0).
+
+    Keyset paging on the primary key: each page costs the same however deep it is.
+    """
+    workflow = models.Workflow
+    query = select(workflow).order_by(workflow.id.desc()).limit(limit + 1)
+    if before is not None:
+        query = query.where(workflow.id < before)
+    if filters.user:
+        query = query.where(workflow.user == filters.user)
+    if filters.workflow_id is not None:
+        query = query.where(workflow.id == filters.workflow_id)
+    if filters.name:
+        query = query.where(_contains(workflow.name, filters.name))
+    if filters.args:
+        query = query.where(_contains(workflow.workflow_args, filters.args))
+    if filters.statuses:
+        query = query.where(workflow.status.in_(filters.statuses))
+    if filters.submitted_from is not None:
+        query = query.where(workflow.created_date >= filters.submitted_from)
+    if filters.submitted_to is not None:
+        query = query.where(workflow.created_date < filters.submitted_to)
+    if filters.tool:
+        versions = (
+            select(models.ToolVersion.id)
+            .join(models.Tool, models.Tool.id == models.ToolVersion.tool_id)
+            .where(models.Tool.name == filters.tool)
+        )
+        query = query.where(workflow.tool_version_id.in_(versions))
     rows = session.scalars(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    summaries = _summaries(session, rows, count_retries=False)
+    return WorkflowPage(summaries, rows[-1].id if more and rows else None)
+
+
+def _contains(
+    column: ColumnElement[str] | InstrumentedAttribute[str], text: str
+) -> ColumnElement[bool]:
+    return func.lower(column).contains(text.lower(), autoescape=True)
+
+
+def _summaries(
+    session: Session, rows: Sequence[models.Workflow], *, count_retries: bool = True
+) -> list[schemas.WorkflowSummaryOut]:
+    """The given workflows with their tasks counted: one GROUP BY over the (workflow, status)
+    index for all of them, one over their runs.
+
+    Without ``count_retries`` (``retries`` is then 0) the count reads the index alone, several
+    times faster for big workflows, since attempts are counted in the task rows.
+    """
     ids = [row.id for row in rows]
     task = models.Task
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     retries: dict[int, int] = defaultdict(int)
+    extra_attempts = (
+        func.sum(case((task.num_attempts > 1, task.num_attempts - 1), else_=0))
+        if count_retries
+        else literal(0)
+    )
     for workflow_id, status, number, extra in session.execute(
-        select(
-            task.workflow_id,
-            task.status,
-            func.count(),
-            func.sum(case((task.num_attempts > 1, task.num_attempts - 1), else_=0)),
-        )
+        select(task.workflow_id, task.status, func.count(), extra_attempts)
         .where(task.workflow_id.in_(ids))
         .group_by(task.workflow_id, task.status)
     ).tuples():
@@ -63,9 +159,15 @@ def workflow_summaries(
         retries[workflow_id] += int(extra or 0)
     run = models.WorkflowRun
     run_span = {
-        workflow_id: (first, last)
-        for workflow_id, first, last in session.execute(
-            select(run.workflow_id, func.min(run.created_date), func.max(run.status_date))
+        workflow_id: (first, last, number, heartbeat)
+        for workflow_id, first, last, number, heartbeat in session.execute(
+            select(
+                run.workflow_id,
+                func.min(run.created_date),
+                func.max(run.status_date),
+                func.count(),
+                func.max(run.heartbeat_date),
+            )
             .where(run.workflow_id.in_(ids))
             .group_by(run.workflow_id)
         ).tuples()
@@ -82,7 +184,7 @@ def workflow_summaries(
     summaries = []
     for row in rows:
         by_progress = _by_progress(counts.get(row.id, {}))
-        started, last_change = run_span.get(row.id, (None, None))
+        started, last_change, runs, heartbeat = run_span.get(row.id, (None, None, 0, None))
         scheduling = row.status in _SCHEDULING  # a run holds it: its elapsed time grows
         until = now if scheduling else last_change
         summaries.append(
@@ -105,9 +207,12 @@ def workflow_summaries(
                     if started is not None and until is not None
                     else None
                 ),
+                task_status_counts=counts.get(row.id, {}),
+                runs=runs,
+                last_heartbeat=iso(heartbeat),
             )
         )
-    return schemas.WorkflowSummariesOut(workflows=summaries)
+    return summaries
 
 
 def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetailOut:
@@ -198,3 +303,140 @@ def _by_progress(by_status: dict[str, int]) -> dict[TaskProgress, int]:
     for status, count in by_status.items():
         found[lifecycle.progress_of(TaskStatus(status))] += count
     return found
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One run of a workflow: who ran it where, its status and the report-by time its swarm
+    last promised (``heartbeat_date``; overdue means the swarm stopped heartbeating)."""
+
+    id: int
+    status: str
+    user: str
+    host: str
+    created_date: dt.datetime
+    status_date: dt.datetime
+    heartbeat_date: dt.datetime
+    status_message: str
+
+
+def latest_runs(session: Session, workflow_id: int, limit: int) -> list[RunRow]:
+    """The workflow's newest ``limit`` runs, newest first."""
+    require_workflow(session, workflow_id)
+    run = models.WorkflowRun
+    rows = session.scalars(
+        select(run).where(run.workflow_id == workflow_id).order_by(run.id.desc()).limit(limit)
+    ).all()
+    return [
+        RunRow(
+            id=row.id,
+            status=row.status,
+            user=row.user,
+            host=row.host,
+            created_date=row.created_date,
+            status_date=row.status_date,
+            heartbeat_date=row.heartbeat_date,
+            status_message=row.status_message,
+        )
+        for row in rows
+    ]
+
+
+@dataclass(frozen=True)
+class TemplateRow:
+    """One task template of a workflow (its array): tasks by status letter, attempts made,
+    and its concurrency limit."""
+
+    array_id: int
+    name: str
+    max_concurrently_running: int
+    status_counts: dict[str, int]
+    attempts: int
+
+    @property
+    def tasks(self) -> int:
+        return sum(self.status_counts.values())
+
+
+def template_rows(session: Session, workflow_id: int) -> list[TemplateRow]:
+    """The workflow's task templates, in the order they were added, with their tasks counted.
+
+    One GROUP BY over the workflow's tasks, however many; the answer has a row per template.
+    """
+    require_workflow(session, workflow_id)
+    task, array = models.Task, models.Array
+    counts: dict[int, dict[str, int]] = defaultdict(dict)
+    attempts: dict[int, int] = defaultdict(int)
+    for array_id, status, number, tried in session.execute(
+        select(task.array_id, task.status, func.count(), func.sum(task.num_attempts))
+        .where(task.workflow_id == workflow_id)
+        .group_by(task.array_id, task.status)
+    ).tuples():
+        counts[array_id][status] = number
+        attempts[array_id] += int(tried or 0)
+    arrays = session.execute(
+        with_template_names(
+            select(array.id, models.TaskTemplate.name, array.max_concurrently_running)
+        )
+        .where(array.workflow_id == workflow_id)
+        .order_by(array.id)
+    ).tuples()
+    return [
+        TemplateRow(array_id, name, limit, counts.get(array_id, {}), attempts.get(array_id, 0))
+        for array_id, name, limit in arrays
+    ]
+
+
+def template_names(session: Session, workflow_id: int) -> list[str]:
+    """The names of the workflow's task templates, in the order they were added (no task is
+    read: for choosers on pages that must not count a million tasks)."""
+    require_workflow(session, workflow_id)
+    array = models.Array
+    return list(
+        session.scalars(
+            with_template_names(select(models.TaskTemplate.name).select_from(array))
+            .where(array.workflow_id == workflow_id)
+            .order_by(array.id)
+        )
+    )
+
+
+@dataclass(frozen=True)
+class TemplateEdge:
+    """Dependencies between two task templates' tasks, counted."""
+
+    upstream_array_id: int
+    downstream_array_id: int
+    edges: int
+
+
+def template_edges(session: Session, workflow_id: int) -> list[TemplateEdge]:
+    """The workflow's task edges summed by the templates at their two ends.
+
+    One GROUP BY over the DAG's edges through their nodes' template versions; the answer has
+    at most a row per pair of templates.
+    """
+    workflow = require_workflow(session, workflow_id)
+    edge, array = models.Edge, models.Array
+    up_node, down_node = aliased(models.Node), aliased(models.Node)
+    up_array, down_array = aliased(array), aliased(array)
+    rows = session.execute(
+        select(up_array.id, down_array.id, func.count())
+        .select_from(edge)
+        .join(up_node, up_node.id == edge.upstream_node_id)
+        .join(down_node, down_node.id == edge.downstream_node_id)
+        .join(
+            up_array,
+            (up_array.task_template_version_id == up_node.task_template_version_id)
+            & (up_array.workflow_id == workflow_id),
+        )
+        .join(
+            down_array,
+            (down_array.task_template_version_id == down_node.task_template_version_id)
+            & (down_array.workflow_id == workflow_id),
+        )
+        .where(edge.dag_id == workflow.dag_id)
+        .group_by(up_array.id, down_array.id)
+        .order_by(up_array.id, down_array.id)
+    ).tuples()
+    return [TemplateEdge(up, down, number) for up, down, number in rows]

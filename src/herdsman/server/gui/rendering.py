@@ -1,0 +1,84 @@
+"""The GUI's Jinja2 templates and the filters they format values with.
+
+Templates autoescape everything: names, args, commands and output tails are the users' own
+text and may hold markup.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from herdsman import __version__
+from herdsman.server.auth.identity import Caller
+from herdsman.server.gui import status
+
+__all__ = ["TEMPLATES", "render", "templates"]
+
+TEMPLATES = Path(__file__).parent / "templates"
+templates = Jinja2Templates(directory=TEMPLATES)
+
+
+def _when(value: dt.datetime | str | None) -> str:
+    """A time in UTC to the second, as the CLI shows them."""
+    if value is None or value == "":
+        return ""
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h {minutes:02d}m"
+    return f"{hours // 24}d {hours % 24}h"
+
+
+def _bytes(value: float | None) -> str:
+    if value is None:
+        return ""
+    size = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+templates.env.filters.update(when=_when, duration=_duration, size=_bytes)
+templates.env.globals.update(
+    bucket=status.bucket_of,
+    status_name=status.status_name,
+    bar=status.bar,
+    buckets=list(status.Bucket),
+    version=__version__,
+)
+
+
+def render(
+    request: Request,
+    name: str,
+    caller: Caller | None,
+    *,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Template ``name`` with ``context``, the signed-in ``caller`` (None on sign-in and
+    error pages before sign-in) and the request."""
+    return templates.TemplateResponse(
+        request, name, {"caller": caller, **context}, status_code=status_code
+    )
