@@ -135,6 +135,7 @@ class Resolver:
             or template.default_cluster_name
             or self._workflow.default_cluster_name
             or template.tool.default_cluster_name
+            or ""
         )
         for level in (template, self._workflow, template.tool):
             by_cluster = level.default_resource_scales_set.get(cluster)
