@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from tests.unit.client.conftest import FakeClusterRequester
 
 from herdsman.client.api import Array, Task, TaskTemplate, Tool, Workflow
 from herdsman.client.swarm.policies import CallableReturnedInvalidObject
@@ -23,7 +24,6 @@ from herdsman.core.exceptions import (
 )
 from herdsman.core.requester import Requester
 from herdsman.core.units import parse_memory
-from tests.unit.client.conftest import FakeClusterRequester
 
 
 @pytest.fixture
