@@ -197,6 +197,18 @@ class Task:
         self.status = status
 
     @property
+    def is_bound(self) -> bool:
+        return self.task_id is not None
+
+    def update_compute_resources(self, **resources: Any) -> None:
+        """Change only the keys given of the task's own compute resources."""
+        self.compute_resources = {**(self.compute_resources or {}), **resources}
+
+    def update_resource_scales(self, **resource_scales: Any) -> None:
+        """Change only the keys given of the task's own resource scales."""
+        self.resource_scales = {**(self.resource_scales or {}), **resource_scales}
+
+    @property
     def requester(self) -> Requester:
         return self.template_version.template.tool.requester
 

@@ -254,6 +254,10 @@ class TaskTemplate:
         return self.name
 
     @property
+    def is_bound(self) -> bool:
+        return self.id is not None
+
+    @property
     def task_template_versions(self) -> list[TaskTemplateVersion]:
         return self.versions
 

@@ -27,7 +27,7 @@ from herdsman.core.errors import (
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ToolIn, ToolVersionIn
 
-__all__ = ["Tool"]
+__all__ = ["InvalidToolError", "InvalidToolVersionError", "Tool"]
 
 
 class Tool:
@@ -98,8 +98,8 @@ class Tool:
         self._ids = self.id, version.id
         return version.id
 
-    def set_active_tool_version_id(self, version_id: int | str) -> None:
-        self._requested_version = version_id
+    def set_active_tool_version_id(self, tool_version_id: int | str) -> None:
+        self._requested_version = tool_version_id
         self._ids = None
 
     # --- defaults -----------------------------------------------------------------------------
@@ -145,16 +145,15 @@ class Tool:
         self,
         default_cluster_name: str | Path,
         yaml_file: str | Path | None = None,
-        set_task_templates: bool | None = None,
+        set_task_templates: bool = False,
         ignore_missing_keys: bool = False,
     ) -> None:
         """Tool defaults (and, with ``set_task_templates``, those of its templates) from YAML.
 
         Jobmon's form, ``(cluster, file)``: the resources on that cluster, which becomes the
-        default cluster; templates only with ``set_task_templates=True``; a section missing
-        for the cluster raises unless ``ignore_missing_keys``. The one-argument form,
-        ``(file)``: every cluster of the file, the templates too unless
-        ``set_task_templates=False``, and the default cluster left as it is.
+        default cluster; a section missing for the cluster raises unless
+        ``ignore_missing_keys``. The one-argument form, ``(file)``: every cluster of the file,
+        the default cluster left as it is.
         """
         if yaml_file is None:
             self._resources_from_whole_file(default_cluster_name, set_task_templates)
@@ -190,11 +189,11 @@ class Tool:
             scales=True,
         )
 
-    def _resources_from_whole_file(self, path: str | Path, set_task_templates: bool | None) -> None:
+    def _resources_from_whole_file(self, path: str | Path, set_task_templates: bool) -> None:
         found = load_resources_file(path)
         self.default_compute_resources_set.update(found.tool_resources)
         self.default_resource_scales_set.update(found.tool_scales)
-        if set_task_templates is False:
+        if not set_task_templates:
             return
         for name, template in self.task_templates.items():
             template.default_compute_resources_set.update(

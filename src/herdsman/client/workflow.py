@@ -365,9 +365,9 @@ class Workflow:
         resume: bool = False,
         reset_running_jobs: bool = True,
         distributor_startup_timeout: float = 180.0,
-        progress: bool = True,
         resume_timeout: float = 300.0,
         configure_logging: bool = False,
+        progress: bool = True,
         **swarm_options: Any,
     ) -> str:
         """Bind, run every task to the end, and return the run's final status letter.

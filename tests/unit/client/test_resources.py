@@ -259,7 +259,7 @@ def test_tool_yaml_sets_the_resources_of_existing_templates(
     fit = tool.get_task_template("fit", "fit")
     unrelated = tool.get_task_template("unrelated", "unrelated")
 
-    tool.set_default_compute_resources_from_yaml(resources_file)
+    tool.set_default_compute_resources_from_yaml(resources_file, set_task_templates=True)
 
     assert fit.default_compute_resources_set == {"dummy": {"memory": "8G", "cores": 4}}
     assert unrelated.default_compute_resources_set == {}
