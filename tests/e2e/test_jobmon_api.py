@@ -18,8 +18,10 @@ from herdsman.client.api import (
     workflow_status,
     workflow_tasks,
 )
+from herdsman.client.tool import InvalidToolVersionError
 from herdsman.core.constants import TaskStatus
 from herdsman.core.errors import PermissionDeniedError
+from herdsman.core.exceptions import WorkflowAlreadyExists
 from herdsman.core.requester import Requester
 
 pytestmark = pytest.mark.e2e
@@ -121,3 +123,19 @@ def test_only_the_owner_adds_attributes(tool: Tool, server: Any) -> None:
         pytest.raises(PermissionDeniedError),
     ):
         add_task_attributes({"x": 1}, task_id=task.task_id, requester=intruder)
+
+
+def test_an_unknown_tool_version_and_clashing_workflow_args_raise_jobmons_errors(
+    tool: Tool, requester: Requester
+) -> None:
+    with pytest.raises(InvalidToolVersionError, match="has no version 999999"):
+        _ = Tool(tool.name, active_tool_version_id=999999, requester=requester).id
+
+    echo = tool.get_task_template("echo", "echo {word}", node_args=["word"])
+    first = tool.create_workflow(f"{tool.name}-same-args")
+    first.add_task(echo.create_task(word="a"))
+    first.bind()
+    second = tool.create_workflow(f"{tool.name}-same-args")
+    second.add_task(echo.create_task(word="b"))
+    with pytest.raises(WorkflowAlreadyExists):
+        second.bind()

@@ -12,7 +12,6 @@ import pytest
 from tests.unit.client.conftest import FakeClusterRequester
 
 from herdsman.client.api import Array, Task, TaskTemplate, Tool, Workflow
-from herdsman.client.swarm.policies import CallableReturnedInvalidObject
 from herdsman.core.constants import SpecialChars, TaskStatus
 from herdsman.core.errors import WorkflowValidationError
 from herdsman.core.exceptions import (
@@ -422,9 +421,3 @@ def test_a_cycle_is_a_cyclic_graph_error(fit: TaskTemplate, workflow: Workflow) 
 def test_a_memory_value_not_understood_is_an_invalid_memory_format() -> None:
     with pytest.raises(InvalidMemoryFormat):
         parse_memory("lots")
-
-
-def test_callable_returned_invalid_object_is_jobmons_class() -> None:
-    from herdsman.core import exceptions
-
-    assert CallableReturnedInvalidObject is exceptions.CallableReturnedInvalidObject
