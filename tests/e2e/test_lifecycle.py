@@ -18,6 +18,7 @@ from tests.support.tokens import run_token
 from herdsman import Tool, resume_workflow_from_id
 from herdsman.client.swarm.workflow_run import WorkflowRun
 from herdsman.client.workflow import Workflow
+from herdsman.core.errors import RunTimedOutError
 from herdsman.core.lifecycle import ErrorStatus
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.worker import Usage
@@ -212,7 +213,9 @@ def test_the_timeout_ends_the_run_in_error_and_the_workflow_stays_resumable(
     workflow = _workflow(tool, "timeout")
     workflow.add_task(task)
 
-    assert workflow.run(seconds_until_timeout=2) == "E"
+    with pytest.raises(RunTimedOutError) as raised:
+        workflow.run(seconds_until_timeout=2)
+    assert raised.value.details["status"] == "E"
 
     # Ended by the timeout, not by the task: its one attempt never finished.
     assert [status for status, _ in attempts(server.database_url, task.task_id)] != ["D"]

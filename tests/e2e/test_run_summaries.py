@@ -22,7 +22,8 @@ from tests.e2e.conftest import query_rows
 from herdsman import Tool
 from herdsman.client.control import stop_workflow
 from herdsman.client.workflow import Workflow
-from herdsman.core.errors import DistributorDiedWarning, RunTimedOutWarning
+from herdsman.core.constants import TaskStatus
+from herdsman.core.errors import DistributorNotAlive, RunTimedOutError
 from herdsman.core.requester import Requester
 
 pytestmark = pytest.mark.e2e
@@ -123,8 +124,18 @@ def test_a_timeout_is_named_and_jobs_it_left_unstarted_are_not_called_lost(
     workflow = _workflow(tool, "timeout")
     workflow.add_tasks([sleeper.create_task(s=60 + i) for i in range(5)])
 
-    with pytest.warns(RunTimedOutWarning, match="seconds_until_timeout=3"):
-        assert workflow.run(seconds_until_timeout=3) == "E"
+    # Jobmon's run() raises RuntimeError on a timeout; so does ours, once the run has ended.
+    with pytest.raises(RuntimeError, match="seconds_until_timeout=3") as raised:
+        workflow.run(seconds_until_timeout=3)
+    assert isinstance(raised.value, RunTimedOutError)
+    assert raised.value.details["status"] == "E"
+    assert workflow.last_workflow_run_id == raised.value.details["workflow_run_id"]
+    assert {task.final_status for task in workflow.tasks.values()} <= {
+        TaskStatus.QUEUED,
+        TaskStatus.INSTANTIATING,
+        TaskStatus.LAUNCHED,
+        TaskStatus.RUNNING,
+    }
 
     said = capsys.readouterr().err
     assert "why: seconds_until_timeout=3 was reached after" in said
@@ -180,8 +191,8 @@ def test_a_distributor_killed_with_sigkill_is_named_with_its_last_log_lines(
         return False
 
     thread = _in_background(kill_the_distributor)
-    with pytest.warns(DistributorDiedWarning):
-        assert workflow.run() == "E"
+    with pytest.raises(DistributorNotAlive):
+        workflow.run()
     thread.join()
 
     said = capsys.readouterr().err

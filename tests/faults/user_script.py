@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from herdsman import Tool, Workflow
-from herdsman.core.errors import WorkflowAlreadyComplete
+from herdsman.core.errors import RunEndedEarly, WorkflowAlreadyComplete
 
 ALREADY_COMPLETE_EXIT = 3
 FAILED_EXIT = 1
@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkflowAlreadyComplete as error:
         print(f"nothing to run: {error}", flush=True)
         return ALREADY_COMPLETE_EXIT
+    except RunEndedEarly as error:  # a timeout or a dead distributor: the run ended E
+        print(f"workflow {workflow.workflow_id} ended E ({type(error).__name__})", flush=True)
+        return FAILED_EXIT
     print(f"workflow {workflow.workflow_id} ended {status}", flush=True)
     return 0 if status == "D" else FAILED_EXIT
 

@@ -12,10 +12,12 @@ every way in (``Workflow.run``, :func:`resume_workflow_from_id`, ``herdsman work
 
 * the status letter is returned however the run ends -- D, E, or S when the run was stopped
   with ``herdsman workflow stop``;
-* a run that timed out or lost its distributor also issues a warning
+* a run that timed out or lost its distributor raises, as Jobmon's ``run()`` does, once it
+  has ended: ``Workflow.run`` raises :class:`~herdsman.core.errors.RunTimedOutError` (a
+  ``RuntimeError``) or :class:`~herdsman.core.errors.DistributorNotAlive`; the resume entry
+  points return the letter and issue a warning instead
   (:class:`~herdsman.core.errors.RunTimedOutWarning`,
-  :class:`~herdsman.core.errors.DistributorDiedWarning`), which a script can turn into the
-  ``RuntimeError`` Jobmon raises;
+  :class:`~herdsman.core.errors.DistributorDiedWarning`);
 * a confirmed Ctrl-C stops the run (S, its jobs killed), prints one line saying so, and
   raises :class:`~herdsman.core.errors.RunInterrupted`, a ``KeyboardInterrupt``.
 
@@ -55,9 +57,11 @@ from herdsman.client.swarm.values import RunProgress
 from herdsman.core.config import load_settings
 from herdsman.core.errors import (
     DistributorDiedWarning,
+    DistributorNotAlive,
     HerdsmanError,
     RunEndedEarlyWarning,
     RunInterrupted,
+    RunTimedOutError,
     RunTimedOutWarning,
     short_traceback,
 )
@@ -124,9 +128,14 @@ def run_workflow(
         progress=progress,
         workflow_name=workflow.name,
     )
-    _record_final_statuses(workflow, swarm.done_tasks, swarm.failed_tasks)
+    _record_final_statuses(workflow, swarm)
     logger.info("workflow_run_finished", workflow_id=workflow.workflow_id, status=outcome.status)
-    _warn_if_ended_early(outcome.facts)
+    workflow.last_workflow_run_id = swarm.workflow_run_id
+    counts = swarm.result.progress
+    if counts is not None:
+        workflow._num_newly_completed = counts.newly_done
+        workflow._num_previously_completed = counts.done - counts.newly_done
+    _raise_if_ended_early(outcome.facts)
     return outcome.status
 
 
@@ -457,6 +466,28 @@ def _warn_if_ended_early(facts: RunFacts | None) -> None:
     _warn_at_caller(warning)
 
 
+def _raise_if_ended_early(facts: RunFacts | None) -> None:
+    """Jobmon's ``run()`` raises on a timeout and when its distributor dies; so does ours,
+    once the run has ended and its summary and the tasks' final statuses are in place."""
+    if facts is None:
+        return
+    details = {"workflow_id": facts.workflow_id, "workflow_run_id": facts.run_id, "status": "E"}
+    if facts.ending is RunEnding.TIMEOUT:
+        raise RunTimedOutError(
+            f"workflow {facts.workflow_id}: run {facts.run_id} did not finish within "
+            f"seconds_until_timeout={facts.timeout_seconds:g} "
+            f"({format_duration(facts.elapsed_seconds)}); it ended E. Jobs already submitted "
+            "may still run; resume the workflow to finish it",
+            details=details,
+        )
+    if facts.ending is RunEnding.DISTRIBUTOR_DIED:
+        raise DistributorNotAlive(
+            f"workflow {facts.workflow_id}: run {facts.run_id} ended E because its distributor "
+            "died (its log is in the summary above); resume the workflow",
+            details=details,
+        )
+
+
 def _warn_at_caller(warning: Warning) -> None:
     """Issue ``warning`` at the first frame outside herdsman: the user's call of ``run()``."""
     frame = sys._getframe(1)
@@ -473,10 +504,10 @@ def _warn_at_caller(warning: Warning) -> None:
     )
 
 
-def _record_final_statuses(workflow: Workflow, done: list[int], failed: list[int]) -> None:
-    done_ids, failed_ids = set(done), set(failed)
+def _record_final_statuses(workflow: Workflow, swarm: WorkflowRun) -> None:
+    """Each task's ``status`` (Jobmon: ``final_status``) as the swarm last knew it."""
     for task in workflow.tasks.values():
-        if task.task_id in done_ids:
-            task.status = TaskStatus.DONE.value
-        elif task.task_id in failed_ids:
-            task.status = TaskStatus.ERROR_FATAL.value
+        if task.task_id is not None:
+            status = swarm.status_of(task.task_id)
+            if status is not None:
+                task.final_status = status.value

@@ -125,13 +125,22 @@ class Resolver:
         return DEFAULT_MAX_ATTEMPTS
 
     def resource_scales(self, task: Task) -> Mapping[str, Any]:
+        """The first scales set along task, template, workflow, tool; at each level those for
+        the task's cluster (``*_from_dict(cluster, ...)``) come before those for any cluster."""
+        if task.resource_scales is not None:
+            return task.resource_scales
         template = task.template_version.template
-        for value in (
-            task.resource_scales,
-            template.default_resource_scales,
-            self._workflow.default_resource_scales,
-            template.tool.default_resource_scales,
-        ):
-            if value is not None:
-                return value
+        cluster = (
+            task.cluster_name
+            or template.default_cluster_name
+            or self._workflow.default_cluster_name
+            or template.tool.default_cluster_name
+            or ""
+        )
+        for level in (template, self._workflow, template.tool):
+            by_cluster = level.default_resource_scales_set.get(cluster)
+            if by_cluster is not None:
+                return by_cluster
+            if level.default_resource_scales is not None:
+                return level.default_resource_scales
         return DEFAULT_RESOURCE_SCALES

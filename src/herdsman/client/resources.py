@@ -25,7 +25,9 @@ from herdsman.core.units import parse_memory, parse_runtime
 __all__ = [
     "DEFAULT_RESOURCE_SCALES",
     "ResourcesByCluster",
+    "ResourcesFile",
     "ValidatedResources",
+    "load_resources_file",
     "load_resources_yaml",
     "validate_resources",
 ]
@@ -112,46 +114,75 @@ def _positive_int(key: str, value: Any) -> int:
     return int(number)
 
 
-def load_resources_yaml(
-    path: str | Path,
-) -> tuple[ResourcesByCluster, dict[str, ResourcesByCluster]]:
-    """Read a resources file: ``(tool_resources, {template name: task_template_resources})``.
+@dataclass(frozen=True)
+class ResourcesFile:
+    """What a resources YAML file holds, each section keyed by cluster name."""
 
-    The file looks like::
+    tool_resources: ResourcesByCluster
+    task_template_resources: dict[str, ResourcesByCluster]
+    tool_scales: ResourcesByCluster
+    task_template_scales: dict[str, ResourcesByCluster]
 
-        tool_resources:
-          slurm: {cores: 1, memory: 2G, runtime: "01:00:00", queue: all.q}
-        task_template_resources:
-          fit_model:
-            slurm: {memory: 8G}
+
+_SECTIONS = ("tool_resources", "task_template_resources", "tool_scales", "task_template_scales")
+
+
+def load_resources_file(path: str | Path) -> ResourcesFile:
+    """Read a resources file (the format Jobmon's ``yaml_file`` arguments take)::
+
+    tool_resources:
+      slurm: {cores: 1, memory: 2G, runtime: "01:00:00", queue: all.q}
+    task_template_resources:
+      fit_model:
+        slurm: {memory: 8G}
+    tool_scales:
+      slurm: {memory: 0.5, runtime: 0.5}
+    task_template_scales:
+      fit_model:
+        slurm: {memory: 1.0}
     """
     try:
         with Path(path).open() as stream:
             content = yaml.safe_load(stream) or {}
+    except FileNotFoundError:
+        raise InvalidResourceError(f"resources file {str(path)!r} does not exist") from None
     except yaml.YAMLError as error:
         raise InvalidResourceError(
             f"resources file {str(path)!r} is not valid YAML: {error}"
         ) from None
     if not isinstance(content, dict):
         raise InvalidResourceError(
-            f"resources file {str(path)!r} must hold a mapping with 'tool_resources' and/or "
-            "'task_template_resources'"
+            f"resources file {str(path)!r} must hold a mapping with some of {list(_SECTIONS)}"
         )
-    unknown = sorted(set(content) - {"tool_resources", "task_template_resources"})
+    unknown = sorted(set(content) - set(_SECTIONS))
     if unknown:
         raise InvalidResourceError(
             f"resources file {str(path)!r} has unknown keys {unknown}; it may hold "
-            "'tool_resources' and 'task_template_resources'"
+            f"{list(_SECTIONS)}"
         )
-    tool = _by_cluster(content.get("tool_resources") or {}, f"{path}: tool_resources")
-    templates_raw = content.get("task_template_resources") or {}
-    if not isinstance(templates_raw, dict):
-        raise InvalidResourceError(f"{path}: task_template_resources must be a mapping")
-    templates = {
-        str(name): _by_cluster(value, f"{path}: task_template_resources.{name}")
-        for name, value in templates_raw.items()
+    return ResourcesFile(
+        tool_resources=_by_cluster(content.get("tool_resources") or {}, f"{path}: tool_resources"),
+        task_template_resources=_by_template(content, "task_template_resources", path),
+        tool_scales=_by_cluster(content.get("tool_scales") or {}, f"{path}: tool_scales"),
+        task_template_scales=_by_template(content, "task_template_scales", path),
+    )
+
+
+def load_resources_yaml(
+    path: str | Path,
+) -> tuple[ResourcesByCluster, dict[str, ResourcesByCluster]]:
+    """A resources file's ``(tool_resources, {template name: task_template_resources})``."""
+    found = load_resources_file(path)
+    return found.tool_resources, found.task_template_resources
+
+
+def _by_template(content: dict[str, Any], section: str, path: str | Path) -> dict[str, Any]:
+    raw = content.get(section) or {}
+    if not isinstance(raw, dict):
+        raise InvalidResourceError(f"{path}: {section} must be a mapping")
+    return {
+        str(name): _by_cluster(value, f"{path}: {section}.{name}") for name, value in raw.items()
     }
-    return tool, templates
 
 
 def _by_cluster(value: Any, where: str) -> ResourcesByCluster:

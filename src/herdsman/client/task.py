@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from herdsman.core.errors import WorkflowValidationError
+from herdsman.core.errors import InvalidTaskNameError, WorkflowValidationError
 from herdsman.core.limits import utf8_size
 
 if TYPE_CHECKING:
     from herdsman.client.task_template import TaskTemplateVersion
+    from herdsman.client.workflow import Workflow
+    from herdsman.core.requester import Requester
 
-__all__ = ["Array", "ResourcesCallable", "Task", "validate_task_name"]
+__all__ = [
+    "Array",
+    "ResourcesCallable",
+    "Task",
+    "validate_explicit_task_name",
+    "validate_task_name",
+]
 
 ResourcesCallable = Callable[..., dict[str, Any]]
 
 MAX_NAME_LENGTH = 255
 _BAD_NAME = re.compile(r"[\x00-\x1f\x7f]")
+# Characters cluster schedulers refuse in a job name (Jobmon's SpecialChars).
+_SCHEDULER_REFUSED = "/\\'\" "
 # Numbers tasks in the order this process creates them: binding sends them in that order, so
 # their ids follow it (see Task.creation_index).
 _CREATED = itertools.count()
@@ -50,6 +60,25 @@ def validate_task_name(name: object) -> str:
     return name
 
 
+def validate_explicit_task_name(name: object) -> str:
+    """A name the user chose: as :func:`validate_task_name`, and as Jobmon refuses, not one
+    that starts with a digit or holds ``/ \\ ' "`` or a space (job names on clusters)."""
+    checked = validate_task_name(name)
+    if checked[0].isdigit():
+        raise InvalidTaskNameError(
+            f"task name {checked!r} starts with a digit, which cluster schedulers refuse in a "
+            "job name; start it with a letter"
+        )
+    refused = sorted({c for c in checked if c in _SCHEDULER_REFUSED})
+    if refused:
+        shown = ", ".join("space" if c == " " else repr(c) for c in refused)
+        raise InvalidTaskNameError(
+            f"task name {checked!r} contains {shown}, which cluster schedulers refuse in a "
+            "job name; use letters, digits, '_', '-' or '.'"
+        )
+    return checked
+
+
 class Task:
     """One command to run, with its upstream and downstream tasks.
 
@@ -58,9 +87,11 @@ class Task:
 
     __slots__ = (
         "_downstream",
+        "_final_status",
         "_mark",
         "_name",
         "_upstream",
+        "array",
         "array_id",
         "cluster_name",
         "compute_resources",
@@ -117,6 +148,8 @@ class Task:
         self.array_id: int | None = None
         self.task_id: int | None = None
         self.status: str | None = None
+        self._final_status: str | None = None
+        self.array: Array | None = None
 
     # --- identity and arguments ---------------------------------------------------------------
 
@@ -142,6 +175,50 @@ class Task:
     @property
     def command(self) -> str:
         return self.template_version.render(self.node_values, self.task_values, self.op_values)
+
+    @staticmethod
+    def is_valid_job_name(name: str) -> bool:
+        """True for a name Jobmon accepts as an explicit task name; raises ValueError else."""
+        validate_explicit_task_name(name)
+        return True
+
+    @property
+    def final_status(self) -> str:
+        """The task's status when the last ``run()`` of its workflow ended (a status letter)."""
+        if self._final_status is None:
+            raise AttributeError(
+                f"task {self.name!r} has no final_status: its workflow has not run yet"
+            )
+        return self._final_status
+
+    @final_status.setter
+    def final_status(self, status: str) -> None:
+        self._final_status = status
+        self.status = status
+
+    @property
+    def is_bound(self) -> bool:
+        return self.task_id is not None
+
+    def update_compute_resources(self, **resources: Any) -> None:
+        """Change only the keys given of the task's own compute resources."""
+        self.compute_resources = {**(self.compute_resources or {}), **resources}
+
+    def update_resource_scales(self, **resource_scales: Any) -> None:
+        """Change only the keys given of the task's own resource scales."""
+        self.resource_scales = {**(self.resource_scales or {}), **resource_scales}
+
+    @property
+    def requester(self) -> Requester:
+        return self.template_version.template.tool.requester
+
+    def _bound_id(self, what: str) -> int:
+        if self.task_id is None:
+            raise WorkflowValidationError(
+                f"task {self.name!r} is not bound yet, so it has no {what}; bind() or run() its "
+                "workflow first"
+            )
+        return self.task_id
 
     @property
     def key(self) -> tuple[TaskTemplateVersion, tuple[str, ...]]:
@@ -192,18 +269,181 @@ class Task:
             )
         downstream.add_upstream(self)
 
+    def add_downstreams(self, downstreams: Iterable[Task]) -> None:
+        for downstream in downstreams:
+            self.add_downstream(downstream)
+
+    # --- attributes, errors and usage ----------------------------------------------------------
+
+    def add_attribute(self, attribute: str, value: object) -> None:
+        """Set one attribute; sent to the server at once if the task is bound."""
+        self.add_attributes({attribute: value})
+
+    def add_attributes(self, attributes: Mapping[str, object]) -> None:
+        """Set attributes (names to values, kept as text); sent at once if the task is bound."""
+        text = {str(name): str(value) for name, value in attributes.items()}
+        self.task_attributes = {**(self.task_attributes or {}), **text}
+        if self.task_id is not None:
+            from herdsman.client.attributes import put_task_attributes
+
+            put_task_attributes(self.requester, self.task_id, text)
+
+    def get_errors(self) -> dict[str, Any] | None:
+        """The errors of the task's latest attempt: ``{"task_instance_id": id, "error_log":
+        [{"description": ..., "exit_code": ..., ...}]}``, or None when it has no attempt."""
+        from herdsman.client.queries import task_attempts
+
+        attempts = task_attempts(self.requester, self._bound_id("errors")).attempts
+        if not attempts:
+            return None
+        last = attempts[-1]
+        log = []
+        if last.error:
+            log.append(
+                {
+                    "task_instance_id": last.id,
+                    "description": last.error,
+                    "exit_code": last.exit_code,
+                    "exit_class": last.exit_class,
+                    "error_time": last.status_date,
+                }
+            )
+        return {"task_instance_id": last.id, "error_log": log}
+
+    def resource_usage(self) -> dict[str, Any]:
+        """What the task's done attempt used: ``num_attempts``, ``nodename``, ``runtime``
+        (seconds), ``memory`` (peak bytes); None values while no attempt is done."""
+        from herdsman.client.queries import task_attempts
+
+        attempts = task_attempts(self.requester, self._bound_id("resource usage")).attempts
+        done = next((a for a in reversed(attempts) if a.status == "D"), None)
+        return {
+            "num_attempts": len(attempts),
+            "nodename": None if done is None else done.host,
+            "runtime": None if done is None else done.wall_time,
+            "memory": None if done is None else done.max_rss,
+        }
+
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, task_id={self.task_id}, status={self.status})"
 
 
-@dataclass
+@dataclass(eq=False)
 class Array:
     """Tasks of one template created together, sharing resources and a concurrency limit.
 
     On the server every workflow has one array per template version; an Array's
-    ``max_concurrently_running`` becomes that array's limit.
+    ``max_concurrently_running`` becomes that array's limit. ``create_tasks`` adds more tasks
+    with the same task args, op args and settings.
     """
 
     template_version: TaskTemplateVersion
     tasks: list[Task] = field(default_factory=list)
     max_concurrently_running: int | None = None
+    name: str = ""
+    task_args: dict[str, Any] = field(default_factory=dict)
+    op_args: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    workflow: Workflow | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            self.name = self.template_version.template.name
+        for task in self.tasks:
+            task.array = self
+
+    @property
+    def task_template_version(self) -> TaskTemplateVersion:
+        return self.template_version
+
+    @property
+    def is_bound(self) -> bool:
+        return bool(self.tasks) and self.tasks[0].array_id is not None
+
+    @property
+    def array_id(self) -> int:
+        if not self.is_bound:
+            raise AttributeError(f"array {self.name!r} is not bound yet; bind its workflow")
+        array_id = self.tasks[0].array_id
+        assert array_id is not None
+        return array_id
+
+    def add_task(self, task: Task) -> None:
+        if task.template_version is not self.template_version:
+            raise WorkflowValidationError(
+                f"task {task.name!r} is of another template version than array {self.name!r}"
+            )
+        if any(existing.key == task.key for existing in self.tasks):
+            raise WorkflowValidationError(
+                f"array {self.name!r} has a task with node args {task.node_args} already"
+            )
+        self.tasks.append(task)
+        task.array = self
+        if self.workflow is not None:
+            self.workflow.add_task(task)
+
+    def create_tasks(
+        self,
+        upstream_tasks: Iterable[Task] | None = None,
+        task_attributes: Mapping[str, Any] | Iterable[str] | None = None,
+        max_attempts: int | None = None,
+        resource_scales: dict[str, Any] | None = None,
+        **node_kwargs: Any,
+    ) -> list[Task]:
+        """More tasks, one per combination of the node-arg values, with the array's task
+        args, op args and settings; they join the array (and its workflow, if added)."""
+        settings = dict(self.settings)
+        if upstream_tasks is not None:
+            settings["upstream_tasks"] = upstream_tasks
+        if task_attributes is not None:
+            settings["task_attributes"] = task_attributes
+        if max_attempts is not None:
+            settings["max_attempts"] = max_attempts
+        if resource_scales is not None:
+            settings["resource_scales"] = resource_scales
+        template = self.template_version.template
+        built = template.build_array(
+            self.template_version, {**node_kwargs, **self.task_args, **self.op_args}, settings
+        )
+        for task in built.tasks:
+            self.add_task(task)
+        return built.tasks
+
+    @staticmethod
+    def expand_dict(**kwargs: Iterable[Any]) -> Iterator[dict[str, Any]]:
+        """Every combination of the values: ``expand_dict(a=[1, 2], b=[3])`` yields
+        ``{"a": 1, "b": 3}`` and ``{"a": 2, "b": 3}``."""
+        keys = list(kwargs)
+        if not keys:
+            return
+        for values in itertools.product(*kwargs.values()):
+            yield dict(zip(keys, values, strict=True))
+
+    def get_tasks_by_node_args(self, **node_args: Any) -> list[Task]:
+        """Tasks whose node args match: a list, tuple or set means any of its values."""
+        return [task for task in self.tasks if node_args_match(task, node_args)]
+
+    def bind(self) -> None:
+        """Bind the workflow the array was added to (arrays are written with it)."""
+        if self.workflow is None:
+            raise WorkflowValidationError(
+                f"array {self.name!r} is not in a workflow; add it with workflow.add_array()"
+            )
+        if self.workflow.workflow_id is None:
+            self.workflow.bind()
+
+
+_MEMBERSHIP_TYPES = (list, tuple, set, frozenset, range)
+
+
+def node_args_match(task: Task, wanted: Mapping[str, Any]) -> bool:
+    """Whether the task's node args hold these values; a collection means any of its values."""
+    mapping = task.node_args
+    for name, value in wanted.items():
+        have = mapping.get(name)
+        if isinstance(value, _MEMBERSHIP_TYPES):
+            if have not in {str(v) for v in value}:
+                return False
+        elif have != str(value):
+            return False
+    return True

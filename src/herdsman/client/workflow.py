@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -18,13 +19,23 @@ from herdsman.client import bind_requests, checks
 from herdsman.client.input_checks import InputChecker
 from herdsman.client.resolution import Resolver
 from herdsman.client.resources import ResourcesByCluster
-from herdsman.client.task import Array, Task
+from herdsman.client.task import Array, Task, node_args_match
 from herdsman.client.task_template import TaskTemplateVersion
-from herdsman.core.errors import WorkflowValidationError, short_traceback
+from herdsman.core.errors import (
+    CyclicGraphError,
+    DuplicateNodeArgsError,
+    EmptyWorkflowError,
+    InvalidInputError,
+    InvalidResourceError,
+    NodeDependencyNotExistError,
+    WorkflowValidationError,
+    short_traceback,
+)
 from herdsman.core.limits import InputLimits
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.queries import FailedTaskOut
+from herdsman.core.statuses import TaskStatus
 
 if TYPE_CHECKING:
     from herdsman.client.tool import Tool
@@ -76,6 +87,7 @@ class Workflow:
         self.default_resource_scales = (
             None if default_resource_scales is None else dict(default_resource_scales)
         )
+        self.default_resource_scales_set: ResourcesByCluster = {}
         self.default_max_attempts = checks.optional_whole_number(
             default_max_attempts, "default_max_attempts", 1
         )
@@ -86,6 +98,10 @@ class Workflow:
         self._array_limits: dict[str, int] = {}
         self._resolver: Resolver | None = None
         self._limits: InputLimits | None = None
+        # Set by run(), as Jobmon's are.
+        self.last_workflow_run_id: int | None = None
+        self._num_newly_completed = 0
+        self._num_previously_completed = 0
 
     # --- building -----------------------------------------------------------------------------
 
@@ -98,18 +114,90 @@ class Workflow:
     def requester(self) -> Requester:
         return self.tool.requester
 
+    @property
+    def is_bound(self) -> bool:
+        return self.workflow_id is not None
+
+    @property
+    def arrays(self) -> dict[str, Array]:
+        """The workflow's tasks grouped by template name, as the Arrays they were made in
+        (tasks made one by one share one Array per template here)."""
+        found: dict[str, Array] = {}
+        for task in self._tasks.values():
+            name = task.template_version.template.name
+            array = found.get(name)
+            if array is None:
+                array = Array(task.template_version, [], name=name, workflow=self)
+                found[name] = array
+            array.tasks.append(task)
+        return found
+
+    # --- defaults -----------------------------------------------------------------------------
+
+    def set_default_cluster_name(self, cluster_name: str) -> None:
+        self.default_cluster_name = cluster_name
+
+    def set_default_max_attempts(self, value: int) -> None:
+        self.default_max_attempts = checks.whole_number(value, "max_attempts", 1)
+
+    def set_default_compute_resources_from_dict(
+        self, cluster_name: str, dictionary: Mapping[str, Any]
+    ) -> None:
+        """Resources for the workflow's tasks on ``cluster_name``."""
+        self.default_compute_resources_set[cluster_name] = dict(dictionary)
+
+    def set_default_resource_scales_from_dict(
+        self, cluster_name: str, dictionary: Mapping[str, Any]
+    ) -> None:
+        """Resource scales for the workflow's tasks on ``cluster_name``."""
+        self.default_resource_scales_set[cluster_name] = dict(dictionary)
+
+    @short_traceback
+    def set_default_compute_resources_from_yaml(
+        self, cluster_name: str, yaml_file: str | Path
+    ) -> None:
+        """The file's ``tool_resources`` entry for ``cluster_name`` as this workflow's
+        resources there (Jobmon's method of this name does nothing)."""
+        from herdsman.client.resources import load_resources_file
+
+        found = load_resources_file(yaml_file).tool_resources
+        if cluster_name not in found:
+            raise InvalidResourceError(
+                f"{yaml_file}: tool_resources has no entry for cluster {cluster_name!r}"
+            )
+        self.default_compute_resources_set[cluster_name] = dict(found[cluster_name])
+
+    # --- attributes ---------------------------------------------------------------------------
+
+    @short_traceback
+    def add_attributes(self, workflow_attributes: Mapping[str, Any]) -> None:
+        """Add or update attributes; sent to the server at once if the workflow is bound."""
+        added = checks.attributes(workflow_attributes, "workflow_attributes")
+        self.workflow_attributes.update(added)
+        if self.workflow_id is not None:
+            from herdsman.client.attributes import put_workflow_attributes
+
+            put_workflow_attributes(self.requester, self.workflow_id, added)
+
     def add_task(self, task: Task) -> Task:
         if not isinstance(task, Task):
             raise WorkflowValidationError(f"add_task takes a Task, not {type(task).__name__}")
         key = task.key
         existing = self._tasks.get(key)
         if existing is not None and existing is not task:
-            raise WorkflowValidationError(
+            raise DuplicateNodeArgsError(
                 f"duplicate task: {task.name!r} has the same template and node args "
                 f"{task.node_args} as a task already in the workflow ({existing.name!r}); "
                 "give the tasks different node args"
             )
         self._tasks[key] = task
+        array = task.array
+        if array is not None and array.workflow is None:
+            # Tasks from create_tasks bring their array's limit, as add_array does.
+            array.workflow = self
+            if array.max_concurrently_running is not None:
+                name = array.template_version.template.name
+                self._array_limits.setdefault(name, array.max_concurrently_running)
         return task
 
     def add_tasks(self, tasks: Iterable[Task]) -> None:
@@ -121,6 +209,7 @@ class Workflow:
             self.set_task_template_max_concurrency_limit(
                 array.template_version.template.name, array.max_concurrently_running
             )
+        array.workflow = self
         self.add_tasks(array.tasks)
 
     def set_task_template_max_concurrency_limit(self, task_template_name: str, limit: int) -> None:
@@ -131,34 +220,62 @@ class Workflow:
         return self._array_limits.get(version.template.name, self.max_concurrently_running)
 
     def get_tasks_by_node_args(self, task_template_name: str, **node_args: Any) -> list[Task]:
-        """Tasks of the template whose node args include these values."""
-        wanted = {name: str(value) for name, value in node_args.items()}
+        """Tasks of the template whose node args have these values; a list, tuple, set or
+        range means any of its values. Raises for a template or node arg the workflow lacks."""
         found = []
         known: set[str] = set()
-        for (version, values), task in self._tasks.items():
+        seen_template = False
+        for (version, _), task in self._tasks.items():
             if version.template.name != task_template_name:
                 continue
+            seen_template = True
             known.update(version.node_args)
-            if not set(wanted) <= set(version.node_args):
+            if not set(node_args) <= set(version.node_args):
                 continue  # another version of the template, with other node args
-            mapping = dict(zip(version.node_args, values, strict=True))
-            if all(mapping[name] == value for name, value in wanted.items()):
+            if node_args_match(task, node_args):
                 found.append(task)
-        if known and not set(wanted) <= known:
+        if not seen_template:
+            names = sorted({version.template.name for version, _ in self._tasks})
+            raise WorkflowValidationError(
+                f"the workflow has no tasks of template {task_template_name!r}; its templates "
+                f"are {names}"
+            )
+        if not set(node_args) <= known:
             raise WorkflowValidationError(
                 f"template {task_template_name!r} has no node args "
-                f"{sorted(set(wanted) - known)}; its node args are {sorted(known)}"
+                f"{sorted(set(node_args) - known)}; its node args are {sorted(known)}"
             )
         return found
+
+    @property
+    def task_errors(self) -> dict[str, dict[str, Any] | None]:
+        """Errors of the tasks that ended fatally in the last run, by task name."""
+        return {
+            task.name: task.get_errors()
+            for task in self._tasks.values()
+            if task._final_status == TaskStatus.ERROR_FATAL
+        }
 
     # --- validation ---------------------------------------------------------------------------
 
     @short_traceback
-    def validate(self) -> None:
+    def validate(self, strict: bool = True, raise_on_error: bool = True) -> None:
         """Raise if the workflow cannot be bound; talks to the server only to read clusters
-        and the limits it puts on input (the length of commands, argument values, ...)."""
+        and the limits it puts on input (the length of commands, argument values, ...).
+
+        Jobmon's arguments: ``strict`` is accepted and changes nothing (herdsman never coerces
+        resources to fit a queue); ``raise_on_error=False`` logs the problem instead.
+        """
+        try:
+            self._validate()
+        except InvalidInputError as error:
+            if raise_on_error:
+                raise
+            logger.warning("workflow_invalid", error=str(error))
+
+    def _validate(self) -> None:
         if not self._tasks:
-            raise WorkflowValidationError("the workflow has no tasks; add some with add_tasks()")
+            raise EmptyWorkflowError("the workflow has no tasks; add some with add_tasks()")
         self._check_upstreams()
         self._check_acyclic()
         # A fresh resolver each time: defaults may have changed since the last validation.
@@ -193,7 +310,7 @@ class Workflow:
         for task in tasks.values():
             for upstream in task.iter_upstream():
                 if tasks.get(upstream.key) is not upstream:
-                    raise WorkflowValidationError(
+                    raise NodeDependencyNotExistError(
                         f"task {task.name!r} depends on task {upstream.name!r}, which is not in "
                         "the workflow; add it with workflow.add_task()"
                     )
@@ -223,7 +340,7 @@ class Workflow:
             cycle = _a_cycle(task for task in tasks.values() if task._mark > 0)
             names = [task.name for task in cycle[:_CYCLE_SHOWN]]
             more = f" (and {len(cycle) - _CYCLE_SHOWN} more)" if len(cycle) > _CYCLE_SHOWN else ""
-            raise WorkflowValidationError(
+            raise CyclicGraphError(
                 f"the tasks form a cycle: {' -> '.join(names)}{more}; remove one of these "
                 "dependencies",
                 details={"cycle": names},
@@ -248,18 +365,23 @@ class Workflow:
         resume: bool = False,
         reset_running_jobs: bool = True,
         distributor_startup_timeout: float = 180.0,
-        progress: bool = True,
         resume_timeout: float = 300.0,
+        configure_logging: bool = False,
+        progress: bool = True,
         **swarm_options: Any,
     ) -> str:
         """Bind, run every task to the end, and return the run's final status letter.
 
-        ``"D"`` when every task is done; ``"E"`` when tasks failed, fail_fast stopped the run,
-        ``seconds_until_timeout`` passed or a distributor died (the last two also issue a
-        :class:`~herdsman.core.errors.RunEndedEarlyWarning`); ``"S"`` when the run was stopped
-        with ``herdsman workflow stop``. A confirmed Ctrl-C stops the run and raises
-        :class:`~herdsman.core.errors.RunInterrupted`. Afterwards each task's ``status`` is
-        final and :meth:`get_errors` reports the failed tasks.
+        ``"D"`` when every task is done; ``"E"`` when tasks failed or fail_fast stopped the
+        run; ``"S"`` when the run was stopped with ``herdsman workflow stop``. As in Jobmon, a
+        run that passes ``seconds_until_timeout`` raises
+        :class:`~herdsman.core.errors.RunTimedOutError` (a ``RuntimeError``) and one whose
+        distributor dies raises :class:`~herdsman.core.errors.DistributorNotAlive`, after the
+        run has ended. A confirmed Ctrl-C stops the run and raises
+        :class:`~herdsman.core.errors.RunInterrupted`. Afterwards each task's
+        ``final_status`` is set and :meth:`get_errors` reports the failed tasks.
+        ``configure_logging`` is accepted for Jobmon's scripts; herdsman's logging follows
+        ``HERDSMAN_LOG_LEVEL``.
 
         On stderr: live progress (a bar at a terminal, a line every 30 s otherwise; none with
         ``progress=False``) and, always, a summary of how the run ended and what to run next.
@@ -275,6 +397,7 @@ class Workflow:
         """
         from herdsman.client.execution import run_workflow
 
+        del configure_logging  # herdsman's logging is set up by its settings, not per run
         return run_workflow(
             self,
             fail_fast=fail_fast,

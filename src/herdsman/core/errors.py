@@ -5,30 +5,55 @@
     HerdsmanError
     ├── InvalidInputError            fix the input and try again (HTTP 422/400)
     │   ├── InvalidResourceError     a memory/runtime/queue value is not understood or too big
-    │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent (a cycle…)
-    │   ├── ConfigurationError       a setting is missing or malformed
+    │   │   ├── InvalidMemoryFormat  a memory value is not understood
+    │   │   ├── InvalidMemoryUnit    a memory value cannot be shown in the unit asked for
+    │   │   └── CallableReturnedInvalidObject  a compute_resources callable gave no dict
+    │   ├── WorkflowValidationError  the DAG or its tasks are inconsistent
+    │   │   ├── CyclicGraphError             the tasks' dependencies form a cycle
+    │   │   ├── DuplicateNodeArgsError       two tasks of a template have the same node args
+    │   │   ├── NodeDependencyNotExistError  a task depends on a task outside the workflow
+    │   │   ├── EmptyWorkflowError           the workflow has no tasks
+    │   │   ├── InvalidToolVersionError      the tool has no such version
+    │   │   └── InvalidTaskNameError         an explicit task name the clusters would refuse
+    │   ├── ConfigurationError       a setting is missing or malformed (alias ConfigError)
     │   └── RequestTooLargeError     the request body is over the server's limit (HTTP 413)
     ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
     ├── AuthenticationError          no valid credentials: sign in or fix the token (HTTP 401)
     ├── PermissionDeniedError        only the workflow's owner may do this (HTTP 403)
     ├── ConflictError                the server's state forbids the request (HTTP 409)
-    │   ├── TransitionRefused        a status change is not allowed; carries the current status
+    │   ├── TransitionError
+    │   │   └── InvalidStateTransition
+    │   │       └── TransitionRefused    a status change is not allowed; carries the status
+    │   ├── WorkflowRunStateError    a workflow run is not in a status that allows this
     │   ├── WorkflowAlreadyExists    same workflow_args, different tasks
-    │   └── WorkflowAlreadyComplete  nothing left to run
-    ├── ServerError                  the server answered 5xx: report it, do not retry blindly
-    └── ServerUnavailableError       transport failed after retries: check the server is up
+    │   ├── WorkflowAlreadyComplete  nothing left to run
+    │   └── WorkflowNotResumable     the workflow cannot be resumed now
+    ├── InvalidResponse              the server answered something unexpected
+    │   └── ServerError              the server answered 5xx: report it, do not retry blindly
+    ├── ServerUnavailableError       transport failed after retries: check the server is up
+    ├── RunEndedEarly (RuntimeError) ``Workflow.run()`` ended E for a reason outside its tasks
+    │   ├── RunTimedOutError         seconds_until_timeout passed
+    │   └── DistributorNotAlive      a distributor process died during the run
+    ├── DistributorStartupTimeout    a distributor did not start in time
+    └── (Jobmon's other names, for ``except`` clauses: DistributorUnexpected,
+         DistributorInterruptedError, RemoteExitInfoNotAvailable, ResumeSet,
+         WorkflowTestError, UserTaskFunctionError)
 
     RunInterrupted (KeyboardInterrupt)  Ctrl-C stopped a run: it is S, its jobs are killed
 
-    RunEndedEarlyWarning             a run returned E for a reason outside its tasks (warning)
+    RunEndedEarlyWarning             a resume ended E for a reason outside its tasks (warning)
     ├── RunTimedOutWarning           seconds_until_timeout passed
     └── DistributorDiedWarning       a distributor process died during the run
 
-The warnings are issued by ``Workflow.run()``, which returns the status letter whatever ends
-the run. They are ``RuntimeWarning`` *and* ``RuntimeError`` subclasses: a script that wants
-Jobmon's behaviour (its ``run()`` raises ``RuntimeError`` on a timeout and
-``DistributorNotAlive`` when the distributor dies) turns them into exceptions with
-``warnings.simplefilter("error", RunEndedEarlyWarning)`` and catches ``RuntimeError``.
+Jobmon's exception names (:mod:`herdsman.core.exceptions`) are these classes or aliases of
+them, so an ``except`` clause written for Jobmon catches what herdsman raises.
+
+``Workflow.run()`` raises :class:`RunTimedOutError` (a ``RuntimeError``, as Jobmon's
+``run()`` raises on a timeout) and :class:`DistributorNotAlive` once the run has ended, its
+summary printed and every task's ``final_status`` recorded. ``resume_workflow_from_id`` and
+``herdsman workflow resume`` return the status letter whatever ends the run and issue the
+warnings instead; they are ``RuntimeWarning`` *and* ``RuntimeError`` subclasses, which
+``warnings.simplefilter("error", RunEndedEarlyWarning)`` turns into exceptions.
 
 Exceptions cross the HTTP boundary by name: the server's error handler writes ``{"error":
 <class name>, "message": ..., "details": ...}`` and the client's requester raises the class of
@@ -43,23 +68,50 @@ from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "AuthenticationError",
+    "CallableReturnedInvalidObject",
+    "ConfigError",
     "ConfigurationError",
     "ConflictError",
+    "CyclicGraphError",
     "DistributorDiedWarning",
+    "DistributorInterruptedError",
+    "DistributorNotAlive",
+    "DistributorStartupTimeout",
+    "DistributorUnexpected",
+    "DuplicateNodeArgsError",
+    "EmptyWorkflowError",
     "HerdsmanError",
     "InvalidInputError",
+    "InvalidMemoryFormat",
+    "InvalidMemoryUnit",
+    "InvalidRequest",
     "InvalidResourceError",
+    "InvalidResponse",
+    "InvalidStateTransition",
+    "InvalidTaskNameError",
+    "InvalidToolError",
+    "InvalidToolVersionError",
+    "NodeDependencyNotExistError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RemoteExitInfoNotAvailable",
     "RequestTooLargeError",
+    "ResumeSet",
+    "RunEndedEarly",
     "RunEndedEarlyWarning",
     "RunInterrupted",
+    "RunTimedOutError",
     "RunTimedOutWarning",
     "ServerError",
     "ServerUnavailableError",
+    "TransitionError",
     "TransitionRefused",
+    "UserTaskFunctionError",
     "WorkflowAlreadyComplete",
     "WorkflowAlreadyExists",
+    "WorkflowNotResumable",
+    "WorkflowRunStateError",
+    "WorkflowTestError",
     "WorkflowValidationError",
     "error_class_by_name",
     "short_traceback",
@@ -86,16 +138,64 @@ class InvalidInputError(HerdsmanError, ValueError):
     http_status = 422
 
 
+InvalidRequest = InvalidInputError
+"""Jobmon's name for a request the server cannot accept."""
+
+
 class InvalidResourceError(InvalidInputError):
     """A compute-resource value (memory, runtime, cores, queue) cannot be used."""
+
+
+class InvalidMemoryFormat(InvalidResourceError):
+    """A memory value is neither a number of GiB nor a string such as ``"512M"``."""
+
+
+class InvalidMemoryUnit(InvalidResourceError):
+    """A memory value cannot be expressed in the unit asked for."""
+
+
+class CallableReturnedInvalidObject(InvalidResourceError):
+    """A task's ``compute_resources_callable`` raised or returned something other than a dict."""
 
 
 class WorkflowValidationError(InvalidInputError):
     """The workflow is inconsistent: a cycle, an upstream not in it, duplicate tasks, bad args."""
 
 
+class CyclicGraphError(WorkflowValidationError):
+    """The tasks' dependencies form a cycle; ``details['cycle']`` names its tasks."""
+
+
+class DuplicateNodeArgsError(WorkflowValidationError):
+    """Two tasks of one template version have the same node args: they are the same node."""
+
+
+class NodeDependencyNotExistError(WorkflowValidationError):
+    """A task of the workflow depends on a task that was not added to it."""
+
+
+class EmptyWorkflowError(WorkflowValidationError):
+    """The workflow has no tasks, so there is nothing to bind or run."""
+
+
+class InvalidToolError(WorkflowValidationError):
+    """The tool name cannot be used."""
+
+
+class InvalidToolVersionError(WorkflowValidationError):
+    """The tool has no version with the id asked for."""
+
+
+class InvalidTaskNameError(WorkflowValidationError):
+    """An explicit task name that cluster schedulers refuse (a leading digit, a space, ...)."""
+
+
 class ConfigurationError(InvalidInputError):
     """A setting is missing or malformed."""
+
+
+ConfigError = ConfigurationError
+"""Jobmon's name for a missing or malformed setting."""
 
 
 class RequestTooLargeError(InvalidInputError):
@@ -128,8 +228,20 @@ class ConflictError(HerdsmanError):
     http_status = 409
 
 
-class TransitionRefused(ConflictError):
+class TransitionError(ConflictError):
+    """A status change failed."""
+
+
+class InvalidStateTransition(TransitionError):
+    """A status change the state machine does not allow."""
+
+
+class TransitionRefused(InvalidStateTransition):
     """A status change the state machine does not allow; ``details['status']`` is current."""
+
+
+class WorkflowRunStateError(ConflictError):
+    """The workflow run is not in a status that allows the request."""
 
 
 class WorkflowAlreadyExists(ConflictError):
@@ -143,7 +255,15 @@ class WorkflowAlreadyComplete(ConflictError):
     """Every task of the workflow is done; there is nothing to run."""
 
 
-class ServerError(HerdsmanError):
+class WorkflowNotResumable(ConflictError):
+    """The workflow cannot be resumed in its present state."""
+
+
+class InvalidResponse(HerdsmanError):
+    """The server answered in a way the client did not expect."""
+
+
+class ServerError(InvalidResponse):
     """The server failed while handling the request (HTTP 5xx)."""
 
 
@@ -151,6 +271,50 @@ class ServerUnavailableError(HerdsmanError):
     """The server could not be reached, even after retrying."""
 
     http_status = 503
+
+
+class RunEndedEarly(HerdsmanError, RuntimeError):
+    """``Workflow.run()`` ended E for a reason outside its tasks; the run can be resumed.
+
+    Raised after the run has ended: its summary is printed and each task's ``final_status``
+    is set. ``details`` holds ``workflow_id``, ``workflow_run_id`` and ``status`` ("E").
+    """
+
+
+class RunTimedOutError(RunEndedEarly):
+    """``seconds_until_timeout`` passed before every task finished (Jobmon: RuntimeError)."""
+
+
+class DistributorNotAlive(RunEndedEarly):
+    """A distributor process died during the run, so nothing could launch its tasks."""
+
+
+class DistributorStartupTimeout(HerdsmanError):
+    """A distributor process did not say it was ready within distributor_startup_timeout."""
+
+
+class DistributorUnexpected(HerdsmanError):
+    """Something the distributor did not expect happened."""
+
+
+class DistributorInterruptedError(HerdsmanError):
+    """The distributor was sent a signal."""
+
+
+class RemoteExitInfoNotAvailable(HerdsmanError):
+    """The cluster could not say how a job ended."""
+
+
+class ResumeSet(HerdsmanError):
+    """Another process asked to resume the workflow this run holds."""
+
+
+class WorkflowTestError(HerdsmanError):
+    """A workflow run failed in a test."""
+
+
+class UserTaskFunctionError(HerdsmanError):
+    """A user's task function raised; the original exception is chained."""
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -161,11 +325,10 @@ class RunInterrupted(KeyboardInterrupt):
 
 
 class RunEndedEarlyWarning(RuntimeWarning, RuntimeError):
-    """A workflow run ended E for a reason outside its tasks; ``run()`` still returned "E".
+    """A resumed run ended E for a reason outside its tasks; the status letter was returned.
 
-    Warnings rather than exceptions, so that ``run()`` keeps one contract (it returns the
-    status letter however the run ends); see the module docstring for turning them into
-    errors.
+    Warnings rather than exceptions for ``resume_workflow_from_id``, which keeps one contract
+    (it returns the status letter however the run ends); see the module docstring.
     """
 
 
@@ -183,25 +346,16 @@ def error_class_by_name(name: str) -> type[HerdsmanError]:
     return found if found is not None else ServerError
 
 
+def _subclasses(root: type[HerdsmanError]) -> list[type[HerdsmanError]]:
+    found = [root]
+    for child in root.__subclasses__():
+        found.extend(_subclasses(child))
+    return found
+
+
+# Every class of the tree crosses the HTTP boundary by its name.
 _BY_NAME: dict[str, type[HerdsmanError]] = {
-    cls.__name__: cls
-    for cls in (
-        HerdsmanError,
-        InvalidInputError,
-        InvalidResourceError,
-        WorkflowValidationError,
-        ConfigurationError,
-        RequestTooLargeError,
-        NotFoundError,
-        AuthenticationError,
-        PermissionDeniedError,
-        ConflictError,
-        TransitionRefused,
-        WorkflowAlreadyExists,
-        WorkflowAlreadyComplete,
-        ServerError,
-        ServerUnavailableError,
-    )
+    cls.__name__: cls for cls in _subclasses(HerdsmanError) if cls.__module__ == __name__
 }
 
 

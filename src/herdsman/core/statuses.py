@@ -87,6 +87,21 @@ class TaskStatus(enum.StrEnum):
     ADJUSTING_RESOURCES = "A"
     ERROR_FATAL = "F"
 
+    # Jobmon's letter -> name table; a plain attribute, not a status.
+    LABEL_DICT = enum.nonmember(
+        {
+            "G": "REGISTERING",
+            "Q": "QUEUED",
+            "I": "INSTANTIATING",
+            "O": "LAUNCHED",
+            "R": "RUNNING",
+            "D": "DONE",
+            "E": "ERROR_RECOVERABLE",
+            "A": "ADJUSTING_RESOURCES",
+            "F": "ERROR_FATAL",
+        }
+    )
+
 
 class TaskInstanceStatus(enum.StrEnum):
     """Where one attempt at a task (one cluster job or array element) is."""

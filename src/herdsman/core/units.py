@@ -18,7 +18,7 @@ import re
 from decimal import Decimal
 from fractions import Fraction
 
-from herdsman.core.errors import InvalidResourceError
+from herdsman.core.errors import InvalidMemoryFormat, InvalidResourceError
 
 __all__ = [
     "format_memory",
@@ -76,8 +76,8 @@ def _quoted(value: object) -> str:
     return f"'{value}'"
 
 
-def _memory_error(value: object, problem: str) -> InvalidResourceError:
-    return InvalidResourceError(
+def _memory_error(value: object, problem: str) -> InvalidMemoryFormat:
+    return InvalidMemoryFormat(
         f"memory {_quoted(value)} {problem}; {_MEMORY_FORMS}",
         details={"resource": "memory", "value": str(value)},
     )

@@ -34,7 +34,7 @@ from types import TracebackType
 import psutil
 import structlog
 
-from herdsman.core.errors import HerdsmanError
+from herdsman.core.errors import DistributorStartupTimeout
 from herdsman.core.logs import LogFormat
 
 __all__ = ["READY_MARKER", "DistributorProcess", "DistributorStartError"]
@@ -52,7 +52,7 @@ TREE_DRAIN_SECONDS = 15.0
 _EXIT_POLL_SECONDS = 0.02
 
 
-class DistributorStartError(HerdsmanError):
+class DistributorStartError(DistributorStartupTimeout):
     """The distributor exited or stayed silent before it was ready; the message has its log."""
 
 

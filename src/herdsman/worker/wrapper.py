@@ -10,11 +10,13 @@ The sequence, for task instance ``N``:
    fail the same way every time, so it is logged and the wrapper returns 1.
 2. The command runs (:mod:`herdsman.worker.command`) with ``HERDSMAN_WORKFLOW_ID``,
    ``HERDSMAN_WORKFLOW_RUN_ID``, ``HERDSMAN_TASK_ID`` and ``HERDSMAN_TASK_INSTANCE_ID`` in its
-   environment. Meanwhile a heartbeat thread reports every ``heartbeat_interval`` seconds with
-   the output tails. The server reaps an instance whose next report is overdue by
-   ``heartbeat_interval * report_by_buffer`` seconds, so a beat or two may be lost to a busy
-   server before anyone gives up on the instance. A heartbeat answered with K kills the
-   command's process group (SIGTERM, ``kill_grace_seconds``, SIGKILL).
+   environment, and the names Jobmon sets for the same ids (``JOBMON_WORKFLOW_ID``,
+   ``JOBMON_TASK_ID``, ``JOBMON_TASK_INSTANCE_ID``). Meanwhile a heartbeat thread reports
+   every ``heartbeat_interval`` seconds with the output tails. The server reaps an instance
+   whose next report is overdue by ``heartbeat_interval * report_by_buffer`` seconds, so a
+   beat or two may be lost to a busy server before anyone gives up on the instance. A
+   heartbeat answered with K kills the command's process group (SIGTERM,
+   ``kill_grace_seconds``, SIGKILL).
    With ``enforce_limits`` (asked for by clusters without a scheduler to do it), the
    command's memory and runtime requests from the running answer are enforced while it runs
    (:mod:`herdsman.worker.limits`): a command that outgrows one has its process group
@@ -90,13 +92,17 @@ WRAPPER_ERROR_EXIT_CODE = 1
 
 
 def command_environment(running: InstanceRunningOut, base: Mapping[str, str]) -> dict[str, str]:
-    """``base`` plus the ``HERDSMAN_*`` ids a command may use to find its place in the run."""
+    """``base`` plus the ``HERDSMAN_*`` ids a command may use to find its place in the run,
+    and the ``JOBMON_*`` names Jobmon gives the same ids, for commands written for Jobmon."""
     return {
         **base,
         "HERDSMAN_WORKFLOW_ID": str(running.workflow_id),
         "HERDSMAN_WORKFLOW_RUN_ID": str(running.workflow_run_id),
         "HERDSMAN_TASK_ID": str(running.task_id),
         "HERDSMAN_TASK_INSTANCE_ID": str(running.task_instance_id),
+        "JOBMON_WORKFLOW_ID": str(running.workflow_id),
+        "JOBMON_TASK_ID": str(running.task_id),
+        "JOBMON_TASK_INSTANCE_ID": str(running.task_instance_id),
     }
 
 

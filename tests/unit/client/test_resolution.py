@@ -187,7 +187,7 @@ def test_yaml_resources_reach_the_resolved_request(tool: Tool, tmp_path: Path) -
         "tool_resources:\n  dummy: {memory: 2G, runtime: '00:10:00'}\n"
         "task_template_resources:\n  fit:\n    dummy: {memory: 4G}\n"
     )
-    tool.set_default_compute_resources_from_yaml(path, default_cluster_name="dummy")
+    tool.set_default_compute_resources_from_yaml("dummy", path)
     template = tool.get_task_template("fit", "fit {n}", node_args=["n"], yaml_file=path)
     workflow, task = resolve_task(tool, template)
 

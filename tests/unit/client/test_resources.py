@@ -211,10 +211,23 @@ def test_a_resources_file_that_is_not_yaml_is_an_invalid_resource(
         load_resources_yaml(write(tmp_path, text))
 
 
-def test_tool_defaults_from_yaml(tool: Tool, resources_file: Path) -> None:
-    tool.set_default_compute_resources_from_yaml(resources_file, default_cluster_name="dummy")
+def test_tool_defaults_from_yaml_in_jobmons_form_take_one_cluster(
+    tool: Tool, resources_file: Path
+) -> None:
+    tool.set_default_compute_resources_from_yaml("dummy", resources_file)
 
     assert tool.default_cluster_name == "dummy"
+    assert tool.default_compute_resources_set == {
+        "dummy": {"cores": 1, "memory": "2G", "runtime": "01:00:00", "queue": "default"},
+    }
+
+
+def test_tool_defaults_from_yaml_in_the_one_argument_form_take_every_cluster(
+    tool: Tool, resources_file: Path
+) -> None:
+    tool.set_default_compute_resources_from_yaml(resources_file)
+
+    assert tool.default_cluster_name is None
     assert tool.default_compute_resources_set == {
         "dummy": {"cores": 1, "memory": "2G", "runtime": "01:00:00", "queue": "default"},
         "other": {"memory": "16G"},
@@ -246,7 +259,7 @@ def test_tool_yaml_sets_the_resources_of_existing_templates(
     fit = tool.get_task_template("fit", "fit")
     unrelated = tool.get_task_template("unrelated", "unrelated")
 
-    tool.set_default_compute_resources_from_yaml(resources_file)
+    tool.set_default_compute_resources_from_yaml(resources_file, set_task_templates=True)
 
     assert fit.default_compute_resources_set == {"dummy": {"memory": "8G", "cores": 4}}
     assert unrelated.default_compute_resources_set == {}

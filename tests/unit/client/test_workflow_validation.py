@@ -182,8 +182,9 @@ def test_get_tasks_by_node_args_refuses_unknown_args(grid_workflow: Workflow) ->
     assert "['x', 'y']" in str(caught.value)
 
 
-def test_get_tasks_by_node_args_of_an_absent_template_is_empty(grid_workflow: Workflow) -> None:
-    assert grid_workflow.get_tasks_by_node_args("absent", x=1) == []
+def test_get_tasks_by_node_args_of_an_absent_template_is_refused(grid_workflow: Workflow) -> None:
+    with pytest.raises(WorkflowValidationError, match="no tasks of template 'absent'"):
+        grid_workflow.get_tasks_by_node_args("absent", x=1)
 
 
 # --- concurrency limits and arrays ------------------------------------------------------------
@@ -239,13 +240,9 @@ def test_add_array_without_a_limit_keeps_the_workflow_limit(tool: Tool, echo: Ta
     assert workflow.array_limit(echo.active_version) == 9
 
 
-def test_a_refused_array_adds_no_tasks(workflow: Workflow, echo: TaskTemplate) -> None:
-    array = echo.create_array(n=[1, 2], extra="", max_concurrently_running=-1)
-
-    with pytest.raises(WorkflowValidationError):
-        workflow.add_array(array)
-
-    assert workflow.tasks == {}
+def test_a_negative_array_limit_is_refused_where_it_is_written(echo: TaskTemplate) -> None:
+    with pytest.raises(WorkflowValidationError, match="max_concurrently_running"):
+        echo.create_array(n=[1, 2], extra="", max_concurrently_running=-1)
 
 
 # --- validate(): the DAG ----------------------------------------------------------------------

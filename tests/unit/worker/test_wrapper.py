@@ -103,6 +103,14 @@ def test_the_command_sees_its_ids(fake_server: FakeWorkerServer) -> None:
     assert fake_server.last(5, "done")["stdout_tail"] == "7 8 1005 5\n"
 
 
+def test_the_command_sees_its_ids_by_jobmons_names_too(fake_server: FakeWorkerServer) -> None:
+    fake_server.add(5, 'echo "$JOBMON_WORKFLOW_ID $JOBMON_TASK_ID $JOBMON_TASK_INSTANCE_ID"')
+
+    _run(fake_server, 5)
+
+    assert fake_server.last(5, "done")["stdout_tail"] == "7 1005 5\n"
+
+
 def test_tails_keep_the_last_characters(fake_server: FakeWorkerServer) -> None:
     # 30,000 characters ending in a recognisable line, written in many pieces.
     fake_server.add(1, "for i in $(seq 1 3000); do printf '%09d\\n' $i; done; printf END")

@@ -25,7 +25,7 @@ import structlog
 
 from herdsman.client.resources import validate_resources
 from herdsman.client.scaling import IteratorScale
-from herdsman.core.errors import InvalidResourceError
+from herdsman.core.errors import CallableReturnedInvalidObject, InvalidResourceError
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.statuses import TaskStatus
 
@@ -203,11 +203,11 @@ class WorkflowResourcePolicy:
         try:
             result = function()
         except Exception as error:
-            raise InvalidResourceError(
+            raise CallableReturnedInvalidObject(
                 f"its compute_resources_callable raised {error!r}; fix the function"
             ) from error
         if not isinstance(result, dict):
-            raise InvalidResourceError(
+            raise CallableReturnedInvalidObject(
                 f"its compute_resources_callable returned {result!r} "
                 f"({type(result).__name__}); it must return a dict of resources such as "
                 "{'memory': '8G', 'runtime': '2h'}"

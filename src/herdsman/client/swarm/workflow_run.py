@@ -50,7 +50,7 @@ from herdsman.core.errors import ConflictError, InvalidInputError
 from herdsman.core.lifecycle import run_startup_path
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.swarm import WorkflowRunOut
-from herdsman.core.statuses import WorkflowRunStatus
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 from herdsman.core.timing import DEFAULT_REPORT_BY_BUFFER, DEFAULT_RUN_HEARTBEAT_INTERVAL
 
 if TYPE_CHECKING:
@@ -234,6 +234,10 @@ class WorkflowRun:
     @property
     def failed_tasks(self) -> list[int]:
         return sorted(self._state.failed_ids())
+
+    def status_of(self, task_id: int) -> TaskStatus | None:
+        """The task's status as last learnt; None for a task this run did not load."""
+        return self._state.status_of(task_id)
 
     @property
     def active_tasks(self) -> list[int]:

@@ -41,6 +41,8 @@ __all__ = [
     "ArgKind",
     "ArrayIn",
     "ArraysIn",
+    "AttributesIn",
+    "AttributesOut",
     "ClusterOut",
     "CountOut",
     "DagIn",
@@ -241,6 +243,18 @@ class WorkflowIn(_In):
     max_concurrently_running: Limit32 = 10_000
     num_tasks: Count
     attributes: dict[Name, Annotated[str, AfterValidator(check_text)]] = Field(default_factory=dict)
+
+
+class AttributesIn(_In):
+    """Attributes to add, or to update where the name exists; values as for WorkflowIn."""
+
+    attributes: dict[Name, Annotated[str, AfterValidator(check_text)]]
+
+
+class AttributesOut(BaseModel):
+    """All the attributes of the workflow or task after the change."""
+
+    attributes: dict[str, str]
 
 
 class WorkflowOut(BaseModel):

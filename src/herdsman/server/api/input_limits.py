@@ -38,7 +38,7 @@ def check_template_version(limits: InputLimits, request: schemas.TaskTemplateVer
     )
 
 
-def check_workflow(limits: InputLimits, request: schemas.WorkflowIn) -> None:
+def check_workflow(limits: InputLimits, request: schemas.WorkflowIn | schemas.AttributesIn) -> None:
     _refuse_first(
         (f"attributes.{name}", value, limits.max_attribute_value_bytes, _ATTRIBUTE_VALUE)
         for name, value in request.attributes.items()

@@ -102,6 +102,8 @@ POLICY: dict[tuple[str, str], Entry] = {
     ("POST", "/workflows/{workflow_id}/stop"): _OWN,
     ("POST", "/workflows/{workflow_id}/reset"): _OWN,
     ("POST", "/workflows/{workflow_id}/task_updates"): _OWN,
+    ("PUT", "/workflows/{workflow_id}/attributes"): _OWN,
+    ("PUT", "/tasks/{task_id}/attributes"): _OWN,
     # reads for the CLI and the GUI
     ("GET", "/workflows/{workflow_id}"): _READ,
     ("GET", "/workflows/{workflow_id}/clusters"): _READ,

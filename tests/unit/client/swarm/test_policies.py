@@ -13,6 +13,7 @@ from herdsman import Task, Workflow
 from herdsman.client.scaling import scale_request
 from herdsman.client.swarm.policies import StoredResourcePolicy, WorkflowResourcePolicy
 from herdsman.core.errors import InvalidResourceError
+from herdsman.core.exceptions import CallableReturnedInvalidObject
 
 MakeWorkflow = Callable[..., tuple[Workflow, list[Task]]]
 
@@ -104,6 +105,16 @@ def test_a_callable_result_that_is_not_usable_is_refused(
     gateway = InMemorySwarmGateway()
     workflow, _ = make_workflow(gateway, [{"compute_resources_callable": lambda: result}])
     with pytest.raises(InvalidResourceError, match=message):
+        WorkflowResourcePolicy(workflow).initial_request(1)
+
+
+@pytest.mark.parametrize("result", [["4G"], None, "8G"])
+def test_a_callable_returning_no_dict_raises_jobmons_exception(
+    make_workflow: MakeWorkflow, result: object
+) -> None:
+    gateway = InMemorySwarmGateway()
+    workflow, _ = make_workflow(gateway, [{"compute_resources_callable": lambda: result}])
+    with pytest.raises(CallableReturnedInvalidObject):
         WorkflowResourcePolicy(workflow).initial_request(1)
 
 

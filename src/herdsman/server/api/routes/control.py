@@ -1,16 +1,19 @@
-"""Routes that steer a workflow from outside its run: limits, stop, reset, task updates."""
+"""Routes that steer a workflow from outside its run: limits, stop, reset, task updates, and
+attributes added after binding."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from herdsman.core.schemas import control as schemas
+from herdsman.core.schemas.client import AttributesIn, AttributesOut
 from herdsman.core.schemas.swarm import ConcurrencyOut, RunStatusOut
 from herdsman.core.schemas.types import Id
+from herdsman.server.api import input_limits
 from herdsman.server.api.access import CallerDep
-from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
+from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, LimitsDep
 from herdsman.server.api.responses import CALLER_ERRORS, errors
-from herdsman.server.domain import owner_actions
+from herdsman.server.domain import attributes, owner_actions
 
 __all__ = ["router"]
 
@@ -74,4 +77,30 @@ def post_task_updates(
     """The owner sets tasks done or back to registering (downstream tasks follow a reset)."""
     return write(
         lambda s, changes: owner_actions.update_tasks(s, workflow_id, request, caller.user, changes)
+    )
+
+
+@router.put("/workflows/{workflow_id}/attributes", responses=errors(404))
+def put_workflow_attributes(
+    workflow_id: Id, request: AttributesIn, db: DatabaseDep, limits: LimitsDep
+) -> AttributesOut:
+    """Add or update attributes of a bound workflow; answers all its attributes."""
+    input_limits.check_workflow(limits, request)
+    return AttributesOut(
+        attributes=db.write(
+            lambda s: attributes.set_workflow_attributes(s, workflow_id, request.attributes)
+        )
+    )
+
+
+@router.put("/tasks/{task_id}/attributes", responses=errors(404))
+def put_task_attributes(
+    task_id: Id, request: AttributesIn, db: DatabaseDep, limits: LimitsDep
+) -> AttributesOut:
+    """Add or update attributes of a bound task; answers all its attributes."""
+    input_limits.check_workflow(limits, request)
+    return AttributesOut(
+        attributes=db.write(
+            lambda s: attributes.set_task_attributes(s, task_id, request.attributes)
+        )
     )
