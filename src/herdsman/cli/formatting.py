@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import enum
 
+from herdsman.core.units import format_bytes
+
 __all__ = [
     "duration",
     "first_line",
@@ -45,14 +47,7 @@ def duration(seconds: float | None) -> str:
 
 def size(number_of_bytes: int | None) -> str:
     """``12.3 MiB``-style, or ``-`` when unknown."""
-    if number_of_bytes is None:
-        return "-"
-    value = float(number_of_bytes)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+    return "-" if number_of_bytes is None else format_bytes(number_of_bytes)
 
 
 def gib(value: float) -> str:

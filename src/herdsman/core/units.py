@@ -21,6 +21,7 @@ from fractions import Fraction
 from herdsman.core.errors import InvalidMemoryFormat, InvalidResourceError
 
 __all__ = [
+    "format_bytes",
     "format_memory",
     "format_runtime",
     "parse_memory",
@@ -212,3 +213,13 @@ def format_runtime(seconds: int) -> str:
     if days:
         return f"{days}-{hrs:02d}:{mins:02d}:{secs:02d}"
     return f"{hrs:02d}:{mins:02d}:{secs:02d}"
+
+
+def format_bytes(number_of_bytes: float) -> str:
+    """``12.3 MiB``-style, for people reading a size (not for :func:`parse_memory`)."""
+    value = float(number_of_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from herdsman.core.errors import NotFoundError
 from herdsman.server.database import models
@@ -26,18 +26,7 @@ def set_workflow_attributes(
     if session.get(models.Workflow, workflow_id) is None:
         raise NotFoundError(f"workflow {workflow_id} does not exist")
     table = models.WorkflowAttribute
-    if attributes:
-        session.execute(
-            delete(table).where(table.workflow_id == workflow_id, table.name.in_(list(attributes)))
-        )
-        insert_ignore(
-            session,
-            table,
-            ("workflow_id", "name", "value"),
-            [(workflow_id, name, value) for name, value in attributes.items()],
-        )
-    rows = session.execute(select(table.name, table.value).where(table.workflow_id == workflow_id))
-    return {name: value for name, value in rows}
+    return _set_attributes(session, table, table.workflow_id, workflow_id, attributes)
 
 
 def set_task_attributes(
@@ -47,15 +36,24 @@ def set_task_attributes(
     if session.get(models.Task, task_id) is None:
         raise NotFoundError(f"task {task_id} does not exist")
     table = models.TaskAttribute
+    return _set_attributes(session, table, table.task_id, task_id, attributes)
+
+
+def _set_attributes(
+    session: Session,
+    table: type[models.WorkflowAttribute] | type[models.TaskAttribute],
+    owner: InstrumentedAttribute[int],
+    owner_id: int,
+    attributes: Mapping[str, str],
+) -> dict[str, str]:
+    """Replace the named attributes of one row of the owning table; all of its attributes."""
     if attributes:
-        session.execute(
-            delete(table).where(table.task_id == task_id, table.name.in_(list(attributes)))
-        )
+        session.execute(delete(table).where(owner == owner_id, table.name.in_(list(attributes))))
         insert_ignore(
             session,
             table,
-            ("task_id", "name", "value"),
-            [(task_id, name, value) for name, value in attributes.items()],
+            (owner.key, "name", "value"),
+            [(owner_id, name, value) for name, value in attributes.items()],
         )
-    rows = session.execute(select(table.name, table.value).where(table.task_id == task_id))
+    rows = session.execute(select(table.name, table.value).where(owner == owner_id))
     return {name: value for name, value in rows}

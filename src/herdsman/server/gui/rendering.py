@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from herdsman import __version__
+from herdsman.core.units import format_bytes
 from herdsman.server.auth.identity import Caller
 from herdsman.server.gui import status
 
@@ -49,14 +50,7 @@ def _duration(seconds: float | None) -> str:
 
 
 def _bytes(value: float | None) -> str:
-    if value is None:
-        return ""
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024:
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
+    return "" if value is None else format_bytes(value)
 
 
 templates.env.filters.update(when=_when, duration=_duration, size=_bytes)
