@@ -59,7 +59,8 @@ def _operations(app: FastAPI) -> Iterator[tuple[str, str]]:
 
 def _walk(routes: list[BaseRoute], prefix: str) -> Iterator[tuple[str, str]]:
     for route in routes:
-        if isinstance(route, APIRoute):
+        # Routes left out of the OpenAPI document are the web GUI's pages (HTML, not the API).
+        if isinstance(route, APIRoute) and route.include_in_schema:
             for method in sorted(route.methods):
                 yield method, prefix + route.path_format
         included = getattr(route, "original_router", None)
