@@ -13,12 +13,13 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from herdsman import __version__
 from herdsman.server.auth.identity import Caller
 from herdsman.server.gui import status
 
-__all__ = ["TEMPLATES", "render", "templates"]
+__all__ = ["TEMPLATES", "render", "render_blocks", "templates"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES)
@@ -82,3 +83,19 @@ def render(
     return templates.TemplateResponse(
         request, name, {"caller": caller, **context}, status_code=status_code
     )
+
+
+OUT_OF_BAND = Markup(' hx-swap-oob="true"')
+
+
+def render_blocks(name: str, blocks: tuple[str, ...], context: dict[str, Any]) -> str:
+    """Blocks of template ``name`` alone, for a live update: each block's elements carry
+    ``{{ oob }}``, here ``hx-swap-oob``, so htmx puts each in place of the element with its
+    id. A block imports the macros it uses itself (a block rendered alone does not see the
+    template's top-level imports)."""
+    template = templates.env.get_template(name)
+    out: list[str] = []
+    for block in blocks:
+        run = template.new_context({**templates.env.globals, **context, "oob": OUT_OF_BAND})
+        out.append("".join(template.blocks[block](run)))
+    return "".join(out)
