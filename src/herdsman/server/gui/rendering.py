@@ -60,7 +60,12 @@ def _bytes(value: float | None) -> str:
     return f"{size:.1f} TiB"
 
 
-templates.env.filters.update(when=_when, duration=_duration, size=_bytes)
+def _counted(count: int, noun: str) -> str:
+    """``1 task``, ``2 tasks``: a count with its noun, plural unless one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+templates.env.filters.update(when=_when, duration=_duration, size=_bytes, counted=_counted)
 templates.env.globals.update(
     bucket=status.bucket_of,
     status_name=status.status_name,
