@@ -115,6 +115,11 @@ def sse_event(event: str, data: str) -> str:
     return f"event: {event}\n{lines}\n"
 
 
+async def _pause(seconds: float) -> None:
+    """The coalescing wait after an event (a function of its own, so tests can count it)."""
+    await asyncio.sleep(seconds)
+
+
 async def _wait_any(events: Sequence[asyncio.Event], timeout: float) -> None:
     waits = [asyncio.ensure_future(event.wait()) for event in events]
     try:
@@ -152,7 +157,7 @@ async def follow(
                     yield sse_event(UPDATE_EVENT, await fragment(now))
                     shown = now
                     quiet_since = loop.time()
-                    await asyncio.sleep(MIN_INTERVAL_SECONDS)
+                    await _pause(MIN_INTERVAL_SECONDS)
                     continue
                 if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
                     yield ": keepalive\n\n"
