@@ -65,6 +65,10 @@ RECHECK_SECONDS = 2.0
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often on an idle stream, so proxies do not close it as dead."""
 
+STREAM_LIFETIME_SECONDS = 600.0
+"""A stream ends after this long and the browser opens a new one (EventSource reconnects by
+itself), so the access rules and the sign-in cookie's expiry and revocation are checked again."""
+
 CACHE_ENTRIES = 256
 
 UPDATE_EVENT = "update"
@@ -139,16 +143,16 @@ async def follow(
 
     ``position`` is a short read (the workflows' feed counters); the fragment is computed
     (through the cache) only when it changed. Runs until the client disconnects, when
-    Starlette cancels it.
+    Starlette cancels it, or for :data:`STREAM_LIFETIME_SECONDS`.
     """
     database: Database = request.app.state.database
     notifier: ChangeNotifier = request.app.state.notifier
     loop = asyncio.get_running_loop()
     shown: Hashable = object()  # nothing shown yet: the first read always sends
-    quiet_since = loop.time()
+    quiet_since = started = loop.time()
     yield "retry: 3000\n\n"
     try:
-        while True:
+        while loop.time() - started < STREAM_LIFETIME_SECONDS:
             # Watch before reading, so a commit between the read and the wait still wakes us.
             events = [notifier.watch(w, EVERY_CHANGE) for w in workflow_ids]
             try:

@@ -175,3 +175,10 @@ def test_a_quiet_feed_sends_nothing_and_waits(monkeypatch: pytest.MonkeyPatch) -
         "read 9",
         "event",
     ]
+
+
+def test_a_stream_ends_after_its_lifetime(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "STREAM_LIFETIME_SECONDS", 0.0)
+    sent, log = _updates(monkeypatch, [1, 2], wanted=1)
+    assert sent == []  # ended before reading: the browser reconnects, checked again
+    assert log == []
