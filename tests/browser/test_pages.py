@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import Browser, expect
 from tests.browser.conftest import OWNER, Ran, Watched
 from tests.conftest import RunningServer
+from tests.integration.test_gui_live import bound_workflow
 from tests.support.tokens import user_token
 
 LIVE_DEADLINE_MS = 20_000
@@ -122,24 +123,50 @@ def test_task_page_shows_the_stored_output_tails(owner_page: Watched, ran: Ran) 
     owner_page.assert_clean()
 
 
-def test_open_workflow_page_shows_a_status_change_made_through_the_api(
-    owner_page: Watched, ran: Ran, server: RunningServer
-) -> None:
-    page = owner_page.page
-    owner_page.goto(f"/workflows/{ran.bound_workflow_id}")
-    done = page.locator('#workflow-header [data-bucket="done"]')
-    expect(done).to_have_count(0)
-    token = user_token(OWNER)
+def _set_done(server: RunningServer, workflow_id: int, task_id: int) -> None:
+    """Mark a task done through the JSON API, as its owner would."""
     answer = httpx.post(
-        f"{server.url}/api/v1/workflows/{ran.bound_workflow_id}/task_updates",
-        json={"task_ids": [ran.bound_first_id], "status": "D"},
-        headers={"authorization": f"Bearer {token}"},
+        f"{server.url}/api/v1/workflows/{workflow_id}/task_updates",
+        json={"task_ids": [task_id], "status": "D"},
+        headers={"authorization": f"Bearer {user_token(OWNER)}"},
         timeout=60,
     )
     assert answer.status_code == 200, answer.text
+    assert answer.json()["changed_task_ids"] == [task_id]
+
+
+def test_open_workflow_page_shows_a_status_change_made_through_the_api(
+    owner_page: Watched, server: RunningServer
+) -> None:
+    workflow_id, task_ids = bound_workflow(server, "browser-workflow")
+    page = owner_page.page
+    owner_page.goto(f"/workflows/{workflow_id}")
+    done = page.locator('#workflow-header [data-bucket="done"]')
+    expect(done).to_have_count(0)
+    _set_done(server, workflow_id, task_ids[0])
     expect(done).to_have_attribute("data-count", "1", timeout=LIVE_DEADLINE_MS)
-    row = page.locator('#templates-table tr[data-template="prep"] td[data-bucket="done"]')
+    row = page.locator('#templates-table tr[data-template="step"] td[data-bucket="done"]')
     expect(row).to_have_text("1", timeout=LIVE_DEADLINE_MS)
+    owner_page.assert_clean()
+
+
+def test_open_workflows_and_task_pages_show_a_status_change(
+    owner_page: Watched, server: RunningServer
+) -> None:
+    workflow_id, task_ids = bound_workflow(server, "browser-rows")
+    page = owner_page.page
+    owner_page.goto(f"/?id={workflow_id}")
+    done = page.locator(f'#workflow-{workflow_id} [data-bucket="done"]')
+    expect(done).to_have_count(0)
+    task_page = page.context.new_page()
+    task_page.goto(f"{server.url}/tasks/{task_ids[0]}")
+    task_page.wait_for_load_state("networkidle")
+    expect(task_page.locator("#task-title")).to_have_attribute("data-status", "G")
+    _set_done(server, workflow_id, task_ids[0])
+    expect(done).to_have_attribute("data-count", "1", timeout=LIVE_DEADLINE_MS)
+    expect(task_page.locator("#task-title")).to_have_attribute(
+        "data-status", "D", timeout=LIVE_DEADLINE_MS
+    )
     owner_page.assert_clean()
 
 

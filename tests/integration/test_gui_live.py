@@ -28,7 +28,7 @@ OWNER = getpass.getuser()
 DEADLINE_SECONDS = 30.0
 
 
-def _bound_workflow(server: RunningServer, label: str) -> tuple[int, list[int]]:
+def bound_workflow(server: RunningServer, label: str) -> tuple[int, list[int]]:
     """A bound workflow of two tasks, both registering, never run."""
     stamp = time.time_ns()
     with Requester(server.url, token=user_token(OWNER), timeout=60, retries=3) as owner:
@@ -110,7 +110,7 @@ def _done_count(html: str, element_id: str, tag: str) -> int:
 def test_workflow_stream_brings_a_status_change(
     server: RunningServer, reader_factory: list[EventReader]
 ) -> None:
-    workflow_id, task_ids = _bound_workflow(server, "workflow")
+    workflow_id, task_ids = bound_workflow(server, "workflow")
     token = user_token(OWNER)
     reader = EventReader(server.url, f"/workflows/{workflow_id}/live", token)
     reader_factory.append(reader)
@@ -137,7 +137,7 @@ def test_workflow_stream_brings_a_status_change(
 def test_task_and_workflows_streams_bring_a_status_change(
     server: RunningServer, reader_factory: list[EventReader]
 ) -> None:
-    workflow_id, task_ids = _bound_workflow(server, "task")
+    workflow_id, task_ids = bound_workflow(server, "task")
     token = user_token(OWNER)
     task_reader = EventReader(server.url, f"/tasks/{task_ids[0]}/live", token)
     rows_reader = EventReader(server.url, f"/live?id={workflow_id}", token)
@@ -161,7 +161,7 @@ def test_task_and_workflows_streams_bring_a_status_change(
 
 
 def test_streams_refuse_whom_the_page_refuses(server: RunningServer) -> None:
-    workflow_id, task_ids = _bound_workflow(server, "refused")
+    workflow_id, task_ids = bound_workflow(server, "refused")
     with httpx.Client(base_url=server.url, timeout=60, follow_redirects=False) as anonymous:
         for path in (f"/workflows/{workflow_id}/live", f"/tasks/{task_ids[0]}/live", "/live"):
             answer = anonymous.get(path)
