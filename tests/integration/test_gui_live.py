@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import getpass
 import re
+import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from queue import Empty, Queue
 
 import httpx
 import pytest
-from tests.conftest import RunningServer
+from tests.conftest import ProcessRegistry, RunningServer, start_server_process
 from tests.support.tokens import user_token
 
 from herdsman import Tool
@@ -50,6 +52,7 @@ class EventReader:
     def __init__(self, url: str, path: str, token: str) -> None:
         self.events: Queue[tuple[str, str]] = Queue()
         self.status: Queue[int] = Queue()
+        self.ended = threading.Event()
         self._client = httpx.Client(base_url=url, timeout=httpx.Timeout(60, read=None))
         self._client.cookies.set(COOKIE, token)
         self._path = path
@@ -71,6 +74,8 @@ class EventReader:
                         event, data = "message", []
         except (httpx.HTTPError, RuntimeError):
             return  # closed by the test
+        finally:
+            self.ended.set()
 
     def next_matching(self, wanted: re.Pattern[str]) -> str:
         """The first update whose data match ``wanted``, waiting up to the deadline."""
@@ -171,3 +176,31 @@ def test_streams_refuse_whom_the_page_refuses(server: RunningServer) -> None:
         owner.cookies.set(COOKIE, user_token(OWNER))
         assert owner.get("/workflows/999999999/live").status_code == 404
         assert owner.get("/tasks/999999999/live").status_code == 404
+
+
+def test_a_stopping_server_ends_open_streams_instead_of_waiting_for_them(
+    processes: ProcessRegistry, fresh_database_url: str, engine: str, tmp_path: Path
+) -> None:
+    process, info = start_server_process(
+        processes, database_url=fresh_database_url, state_dir=tmp_path / "server"
+    )
+    own = RunningServer(
+        url=info.url, database_url=fresh_database_url, engine=engine, pid=process.pid
+    )
+    workflow_id, _ = bound_workflow(own, "stopping")
+    readers = [
+        EventReader(own.url, f"/workflows/{workflow_id}/live", user_token(OWNER)) for _ in range(2)
+    ]
+    try:
+        for reader in readers:
+            reader.next_matching(re.compile('id="workflow-header"'))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) in (0, -signal.SIGTERM)  # uvicorn re-raises it
+        for reader in readers:
+            assert reader.ended.wait(timeout=DEADLINE_SECONDS)
+    finally:
+        for reader in readers:
+            reader.close()
+    log = (tmp_path / "server" / "server.log").read_text(errors="replace")
+    # uvicorn says so when open requests outlast its graceful shutdown and it cancels them.
+    assert "timeout graceful shutdown exceeded" not in log, log[-2000:]

@@ -49,7 +49,14 @@ from herdsman.server.gui.routes import (
 from herdsman.server.gui.session import PageCaller
 from herdsman.server.queries import lookups, tasks, usage, workflows
 
-__all__ = ["MIN_INTERVAL_SECONDS", "RECHECK_SECONDS", "FragmentCache", "router", "sse_event"]
+__all__ = [
+    "MIN_INTERVAL_SECONDS",
+    "RECHECK_SECONDS",
+    "FragmentCache",
+    "end_streams",
+    "router",
+    "sse_event",
+]
 
 logger = structlog.get_logger(__name__)
 
@@ -113,6 +120,22 @@ class FragmentCache:
         return value
 
 
+def _stopping(request: Request) -> asyncio.Event:
+    state = request.app.state
+    event: asyncio.Event | None = getattr(state, "gui_streams_stopping", None)
+    if event is None:
+        event = state.gui_streams_stopping = asyncio.Event()
+    return event
+
+
+def end_streams(app: Any) -> None:
+    """End every live stream of ``app`` now: the server is stopping, and open pages would
+    otherwise hold up its graceful shutdown until it gives up on them."""
+    event: asyncio.Event | None = getattr(app.state, "gui_streams_stopping", None)
+    if event is not None:
+        event.set()
+
+
 def sse_event(event: str, data: str) -> str:
     """One server-sent event; each line of ``data`` is its own ``data:`` field."""
     lines = "".join(f"data: {line}\n" for line in data.splitlines() or [""])
@@ -143,16 +166,18 @@ async def follow(
 
     ``position`` is a short read (the workflows' feed counters); the fragment is computed
     (through the cache) only when it changed. Runs until the client disconnects, when
-    Starlette cancels it, or for :data:`STREAM_LIFETIME_SECONDS`.
+    Starlette cancels it, for :data:`STREAM_LIFETIME_SECONDS`, or until the server stops
+    (:func:`end_streams`).
     """
     database: Database = request.app.state.database
     notifier: ChangeNotifier = request.app.state.notifier
     loop = asyncio.get_running_loop()
     shown: Hashable = object()  # nothing shown yet: the first read always sends
+    stopping = _stopping(request)
     quiet_since = started = loop.time()
     yield "retry: 3000\n\n"
     try:
-        while loop.time() - started < STREAM_LIFETIME_SECONDS:
+        while loop.time() - started < STREAM_LIFETIME_SECONDS and not stopping.is_set():
             # Watch before reading, so a commit between the read and the wait still wakes us.
             events = [notifier.watch(w, EVERY_CHANGE) for w in workflow_ids]
             try:
@@ -166,7 +191,7 @@ async def follow(
                 if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
                     yield ": keepalive\n\n"
                     quiet_since = loop.time()
-                await _wait_any(events, RECHECK_SECONDS)
+                await _wait_any([*events, stopping], RECHECK_SECONDS)
             finally:
                 for workflow_id, event in zip(workflow_ids, events, strict=True):
                     notifier.forget(workflow_id, event)
