@@ -52,8 +52,11 @@ def _chromium() -> Path:
     pytest.skip(f"browser tests need Chromium: {missing}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Chromium for one test module. Not for the session: Playwright's sync API keeps an
+    event loop running in the main thread while it is started, and tests of other modules
+    that run on the same worker afterwards call asyncio.run, which refuses to run then."""
     path = _chromium()
     from playwright.sync_api import sync_playwright
 

@@ -4,6 +4,7 @@ task page shows output tails, and a live page follows a status change made elsew
 from __future__ import annotations
 
 import re
+import time
 
 import httpx
 import pytest
@@ -12,6 +13,9 @@ from tests.browser.conftest import OWNER, Ran, Watched
 from tests.conftest import RunningServer
 from tests.integration.test_gui_live import bound_workflow
 from tests.support.tokens import user_token
+
+from herdsman import Tool
+from herdsman.core.requester import Requester
 
 LIVE_DEADLINE_MS = 20_000
 
@@ -32,6 +36,45 @@ def test_page_loads_without_errors(owner_page: Watched, ran: Ran, name: str) -> 
     path, shown = _pages(ran)[name]
     owner_page.goto(path)
     expect(owner_page.page.locator(shown).first).to_be_visible()
+    assert _overflow(owner_page) == 0
+    owner_page.assert_clean()
+
+
+def _overflow(watched: Watched) -> int:
+    """How many pixels the page is wider than the window (0: no sideways scrolling)."""
+    return int(
+        watched.page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+    )
+
+
+def test_long_names_args_and_commands_wrap_instead_of_overflowing(
+    owner_page: Watched, server: RunningServer
+) -> None:
+    stamp = time.time_ns()
+    long = "x" * 40 + "-" + "long_" * 40
+    with Requester(server.url, token=user_token(OWNER), timeout=60, retries=3) as owner:
+        tool = Tool(f"long-{stamp}", requester=owner)
+        tool.set_default_cluster_name("multiprocess")
+        template = tool.get_task_template(f"template_{long}", "echo {arg}", node_args=["arg"])
+        task = template.create_task(arg=long * 3, name=f"task_{long}")
+        workflow = tool.create_workflow(workflow_args=f"args-{long}-{stamp}", name=f"name-{long}")
+        workflow.add_tasks([task])
+        workflow_id = workflow.bind()
+    for path in (
+        f"/?id={workflow_id}",
+        f"/workflows/{workflow_id}",
+        f"/workflows/{workflow_id}/tasks",
+        f"/tasks/{task.task_id}",
+    ):
+        owner_page.goto(path)
+        wide = owner_page.page.evaluate(
+            "() => [...document.querySelectorAll('main *')]"
+            ".filter(e => e.getBoundingClientRect().right > innerWidth + 1)"
+            ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)"
+        )
+        assert _overflow(owner_page) == 0, (path, wide)
     owner_page.assert_clean()
 
 
