@@ -95,19 +95,26 @@ class FragmentCache:
         self.computed = 0  # how many fragments were rendered: for tests and logs
 
     async def get(self, key: Hashable, compute: Callable[[], Awaitable[str]]) -> str:
-        found = self._done.get(key)
-        if found is not None:
-            self._done.move_to_end(key)
-            return found
-        pending = self._pending.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
+        while True:
+            found = self._done.get(key)
+            if found is not None:
+                self._done.move_to_end(key)
+                return found
+            pending = self._pending.get(key)
+            if pending is None:
+                return await self._compute(key, compute)
+            try:
+                return await asyncio.shield(pending)
+            except _Abandoned:
+                continue  # its viewer left while computing it: the next one computes it
+
+    async def _compute(self, key: Hashable, compute: Callable[[], Awaitable[str]]) -> str:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:
             value = await compute()
-        except BaseException as error:
-            future.set_exception(error if isinstance(error, Exception) else RuntimeError())
+        except BaseException as error:  # cancelled too: the viewer computing it went away
+            future.set_exception(error if isinstance(error, Exception) else _Abandoned())
             future.exception()  # retrieved: no "never retrieved" warning when nobody waits
             raise
         finally:
@@ -118,6 +125,10 @@ class FragmentCache:
         while len(self._done) > self._entries:
             self._done.popitem(last=False)
         return value
+
+
+class _Abandoned(Exception):
+    """The fragment's computation was cancelled (its stream ended), not failed."""
 
 
 def _stopping(request: Request) -> asyncio.Event:

@@ -182,3 +182,28 @@ def test_a_stream_ends_after_its_lifetime(monkeypatch: pytest.MonkeyPatch) -> No
     sent, log = _updates(monkeypatch, [1, 2], wanted=1)
     assert sent == []  # ended before reading: the browser reconnects, checked again
     assert log == []
+
+
+def test_a_fragment_abandoned_by_its_viewer_is_computed_by_the_next() -> None:
+    cache = live.FragmentCache()
+    started = asyncio.Event()
+    calls = 0
+
+    async def compute() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await asyncio.sleep(3600)  # cancelled: its viewer goes away
+        return "fragment"
+
+    async def main() -> str:
+        first = asyncio.ensure_future(cache.get("key", compute))
+        await started.wait()
+        second = asyncio.ensure_future(cache.get("key", compute))
+        await asyncio.sleep(0)  # the second now waits on the first's computation
+        first.cancel()
+        return await second
+
+    assert asyncio.run(main()) == "fragment"
+    assert calls == 2
