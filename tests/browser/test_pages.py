@@ -90,6 +90,7 @@ def test_sign_in_page_loads_and_refuses_a_wrong_token(
             "console",
             lambda message: errors.append(message.text) if message.type == "error" else None,
         )
+        page.on("requestfailed", lambda request: errors.append(f"failed: {request.url}"))
         page.goto(server.url + "/workflows/1")  # sent to sign in, and back afterwards
         expect(page).to_have_url(re.compile(r"/sign-in\?next="))
         expect(page.locator("#token")).to_be_visible()
