@@ -59,6 +59,8 @@ TEST_CONTROL_VARIABLES = frozenset(
         "HERDSMAN_TEST_MARIADB",
         "HERDSMAN_TEST_SLURM",
         "HERDSMAN_REQUIRE_SLURM",
+        "HERDSMAN_REQUIRE_BROWSER",
+        "HERDSMAN_SCREENSHOTS_DIR",
     }
 )
 
@@ -154,7 +156,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     root = Path(__file__).parent
     for item in items:
         parts = item.path.relative_to(root).parts if item.path.is_relative_to(root) else ()
-        if parts and parts[0] in ("integration", "e2e", "faults"):
+        if parts and parts[0] in ("integration", "e2e", "faults", "browser"):
             item.add_marker(getattr(pytest.mark, parts[0]))
 
 

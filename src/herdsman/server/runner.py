@@ -33,6 +33,7 @@ from herdsman.server.api.app import create_app
 from herdsman.server.auth.keys import load_or_create_key
 from herdsman.server.auth.tokens import Role, TokenSigner
 from herdsman.server.database.engine import Database
+from herdsman.server.gui import live
 
 __all__ = ["ServerInfo", "connect_url", "read_ready_file", "serve", "write_ready_file"]
 
@@ -166,6 +167,8 @@ class _AnnouncingServer(uvicorn.Server):
             self._on_ready(self._url)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Open GUI pages hold event streams that would last until the graceful timeout.
+        live.end_streams(self.config.app)
         await super().shutdown(sockets=sockets)
         # This runs before uvicorn re-raises the signal that stopped it, so the ready file
         # never outlives the server after a clean stop. Another server may have replaced the

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from herdsman.core.schemas import API_PREFIX
+from herdsman.server.gui import live
 from herdsman.server.gui.rendering import render
 from herdsman.server.gui.routes import router
 from herdsman.server.gui.session import SignInRequired, sign_in_router, sign_in_url
@@ -27,6 +28,7 @@ STATIC = Path(__file__).parent / "static"
 def install(app: FastAPI) -> None:
     """Add the GUI's pages, its static files and its sign-in redirect to ``app``."""
     app.include_router(sign_in_router)
+    app.include_router(live.router)  # first: /tasks/{id}/live is not a direction
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

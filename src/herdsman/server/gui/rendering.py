@@ -13,13 +13,14 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markupsafe import Markup
 
 from herdsman import __version__
 from herdsman.core.units import format_bytes
 from herdsman.server.auth.identity import Caller
 from herdsman.server.gui import status
 
-__all__ = ["TEMPLATES", "render", "templates"]
+__all__ = ["TEMPLATES", "render", "render_blocks", "templates"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES)
@@ -53,7 +54,12 @@ def _bytes(value: float | None) -> str:
     return "" if value is None else format_bytes(value)
 
 
-templates.env.filters.update(when=_when, duration=_duration, size=_bytes)
+def _counted(count: int, noun: str) -> str:
+    """``1 task``, ``2 tasks``: a count with its noun, plural unless one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+templates.env.filters.update(when=_when, duration=_duration, size=_bytes, counted=_counted)
 templates.env.globals.update(
     bucket=status.bucket_of,
     status_name=status.status_name,
@@ -76,3 +82,19 @@ def render(
     return templates.TemplateResponse(
         request, name, {"caller": caller, **context}, status_code=status_code
     )
+
+
+OUT_OF_BAND = Markup(' hx-swap-oob="true"')
+
+
+def render_blocks(name: str, blocks: tuple[str, ...], context: dict[str, Any]) -> str:
+    """Blocks of template ``name`` alone, for a live update: each block's elements carry
+    ``{{ oob }}``, here ``hx-swap-oob``, so htmx puts each in place of the element with its
+    id. A block imports the macros it uses itself (a block rendered alone does not see the
+    template's top-level imports)."""
+    template = templates.env.get_template(name)
+    out: list[str] = []
+    for block in blocks:
+        run = template.new_context({**templates.env.globals, **context, "oob": OUT_OF_BAND})
+        out.append("".join(template.blocks[block](run)))
+    return "".join(out)

@@ -31,7 +31,7 @@ from herdsman.server.gui.rendering import render as _render
 from herdsman.server.gui.session import PageCaller
 from herdsman.server.queries import diagnostics, history, lookups, tasks, usage, workflows
 
-__all__ = ["PAGE_RULES", "router"]
+__all__ = ["PAGE_RULES", "page_access", "router"]
 
 T = TypeVar("T")
 
@@ -52,6 +52,16 @@ PAGE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
         ("GET", "/tasks/{task_id}/dependencies"),
     ),
     "/tasks/{task_id}/{direction}": (("GET", "/tasks/{task_id}/dependencies"),),
+    # Live updates of the pages above (gui/live.py): what the page shows, so its rules.
+    "/live": (("GET", "/workflow_summaries"),),
+    "/workflows/{workflow_id}/live": (
+        ("GET", "/workflows/{workflow_id}"),
+        ("GET", "/workflows/{workflow_id}/history"),
+    ),
+    "/tasks/{task_id}/live": (
+        ("GET", "/tasks/{task_id}"),
+        ("GET", "/tasks/{task_id}/attempts"),
+    ),
 }
 
 MAX_PER_PAGE = 500
@@ -76,6 +86,8 @@ async def _page_access(request: Request, caller: PageCaller) -> None:
     for key in keys:
         await check_route(request, caller, key)
 
+
+page_access = _page_access  # for the live streams of the same pages (gui/live.py)
 
 router = APIRouter(include_in_schema=False, dependencies=[Depends(_page_access)])
 

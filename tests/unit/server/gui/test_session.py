@@ -42,8 +42,9 @@ def test_every_page_mirrors_json_routes_that_exist() -> None:
     for included in app.routes:
         router = getattr(included, "original_router", None)
         for route in router.routes if router is not None else [included]:
-            if isinstance(route, APIRoute) and route.endpoint.__module__.startswith(
-                "herdsman.server.gui.routes"
+            if isinstance(route, APIRoute) and route.endpoint.__module__ in (
+                "herdsman.server.gui.routes",
+                "herdsman.server.gui.live",
             ):
                 pages.add(route.path)
     assert pages == set(PAGE_RULES), "pages and their access rules differ"
