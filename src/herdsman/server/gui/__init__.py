@@ -18,6 +18,7 @@ from herdsman.core.schemas import API_PREFIX
 from herdsman.server.gui.rendering import render
 from herdsman.server.gui.routes import router
 from herdsman.server.gui.session import SignInRequired, sign_in_router, sign_in_url
+from herdsman.server.gui.steering import router as steering_router
 
 __all__ = ["STATIC", "error_page", "install", "serves"]
 
@@ -28,6 +29,7 @@ def install(app: FastAPI) -> None:
     """Add the GUI's pages, its static files and its sign-in redirect to ``app``."""
     app.include_router(sign_in_router)
     app.include_router(router)
+    app.include_router(steering_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInRequired)
