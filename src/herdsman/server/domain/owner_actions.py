@@ -529,11 +529,10 @@ def _closure(
 ) -> set[int]:
     """``start`` and every task reachable from it along the DAG's edges, one way."""
     task, edge = models.Task, models.Edge
-    node_of = dict(
-        session.execute(select(task.id, task.node_id).where(task.id.in_(start))).tuples().all()
-    )
+    frontier: set[int] = set()
+    for part in chunked(sorted(start), _CHUNK):  # an IN of a million ids is refused
+        frontier.update(session.scalars(select(task.node_id).where(task.id.in_(part))).all())
     seen_tasks = set(start)
-    frontier = set(node_of.values())
     seen_nodes = set(frontier)
     near, far = (
         (edge.upstream_node_id, edge.downstream_node_id)
