@@ -98,10 +98,17 @@ def token_of(text: str) -> str:
     return match.group(1)
 
 
-def history(server: RunningServer, workflow_id: int) -> list[dict[str, Any]]:
-    entries: list[dict[str, Any]] = api(server, "GET", f"/workflows/{workflow_id}/history")[
-        "entries"
-    ]
+def history(server: RunningServer, workflow_id: int, gui_rows: int = 0) -> list[dict[str, Any]]:
+    """The GUI forms' rows of the workflow's audit trail, once there are ``gui_rows``: the server
+    writes a row just after it answers, so a test can ask before the row is there."""
+    entries: list[dict[str, Any]] = []
+    for _ in range(100):
+        every = api(server, "GET", f"/workflows/{workflow_id}/history")["entries"]
+        # The GUI's rows only: the JSON API's (/api/v1/...) are written just as late.
+        entries = [e for e in every if e["path"].startswith("/workflows/")]
+        if len(entries) >= gui_rows:
+            break
+        time.sleep(0.1)
     return entries
 
 
@@ -161,7 +168,7 @@ def test_stop_ends_the_live_run_and_history_shows_it(
     assert answer.status_code == 303, answer.text[-1000:]
     assert answer.headers["location"] == f"/workflows/{workflow_id}#history-table"
     assert api(server, "GET", f"/workflow_runs/{run_id}")["status"] == "S"
-    entry = history(server, workflow_id)[-1]
+    entry = history(server, workflow_id, 1)[-1]
     assert (entry["user"], entry["method"], entry["path"], entry["status_code"]) == (
         OWNER,
         "POST",
@@ -174,7 +181,7 @@ def test_stop_ends_the_live_run_and_history_shows_it(
     # A repeated stop answers as the JSON route does: the run's status, nothing changed.
     again = owner.post(f"/workflows/{workflow_id}/stop", data={csrf.FIELD: token_of(after)})
     assert again.status_code == 303
-    assert history(server, workflow_id)[-1]["status_code"] == 303
+    assert history(server, workflow_id, 2)[-1]["status_code"] == 303
 
 
 def test_limits_change_and_read_back_through_the_json_api(
@@ -202,7 +209,7 @@ def test_limits_change_and_read_back_through_the_json_api(
     assert limits["max_concurrently_running"] == 7
     assert limits["array_limits"][arrays["big"]] == 2
     assert limits["array_limits"][arrays["chain"]] == 10_000
-    entry = history(server, workflow_id)[-1]
+    entry = history(server, workflow_id, 1)[-1]
     assert entry["path"] == f"/workflows/{workflow_id}/limits" and entry["status_code"] == 303
     assert entry["message"] == "workflow limit 10000 -> 7; big limit 10000 -> 2"
     shown = page(owner, f"/workflows/{workflow_id}")
@@ -236,7 +243,7 @@ def test_status_change_by_filter_previews_what_it_then_applies_over_several_chun
     answer = owner.post(f"/workflows/{workflow_id}/status-change", data=done["fields"])
     assert answer.status_code == 303, answer.text[-1000:]
     assert counts(server, workflow_id) == {"G": 3, "D": BIG}
-    entry = history(server, workflow_id)[-1]
+    entry = history(server, workflow_id, 1)[-1]
     assert entry["path"] == f"/workflows/{workflow_id}/status-change"
     assert entry["message"].startswith(f"{BIG} tasks set to D ({BIG} chosen by template big")
 
@@ -260,7 +267,7 @@ def test_status_change_by_filter_previews_what_it_then_applies_over_several_chun
     assert back["changing"] == BIG
     owner.post(f"/workflows/{workflow_id}/status-change", data=back["fields"])
     assert counts(server, workflow_id) == {"G": BIG + 3}
-    messages = [e["message"] for e in history(server, workflow_id) if e["status_code"] == 303]
+    messages = [e["message"] for e in history(server, workflow_id, 4) if e["status_code"] == 303]
     assert [m.split(" (")[0] for m in messages] == [
         f"{BIG} tasks set to D",
         "3 tasks set to D",
@@ -282,7 +289,7 @@ def test_a_stale_preview_is_refused_and_a_held_workflow_cannot_be_changed(
 
     assert answer.status_code == 409 and "preview again" in answer.text
     assert counts(server, workflow_id) == {"G": 7, "D": 1}
-    assert history(server, workflow_id)[-1]["status_code"] == 409
+    assert history(server, workflow_id, 2)[-1]["status_code"] == 409
 
     start_run(server, workflow_id)
     held = preview(owner, workflow_id, "template=big&target=D")
@@ -322,10 +329,12 @@ def test_a_non_owner_posting_anyway_is_refused_and_audited(
         assert answer.status_code == 403, (action, answer.status_code, answer.text[-500:])
     assert api(server, "GET", f"/workflow_runs/{run_id}")["status"] != "S"
     assert api(server, "GET", f"/workflows/{workflow_id}")["max_concurrently_running"] == 10_000
-    refusals = [(e["user"], e["path"], e["status_code"]) for e in history(server, workflow_id)[-3:]]
-    assert refusals == [
+    # Each row is written just after its answer, so two quick requests may swap places.
+    entries = history(server, workflow_id, 3)
+    refusals = sorted((e["user"], e["path"], e["status_code"]) for e in entries)
+    assert refusals == sorted(
         (INTRUDER, f"/workflows/{workflow_id}/{action}", 403) for action, _ in posts
-    ]
+    )
 
 
 def test_csrf_token_missing_wrong_or_foreign_origin_is_refused(
@@ -345,7 +354,7 @@ def test_csrf_token_missing_wrong_or_foreign_origin_is_refused(
         assert answer.status_code == 403, (fields, headers, answer.status_code)
     assert api(server, "GET", f"/workflows/{workflow_id}")["max_concurrently_running"] == 10_000
     path = f"/workflows/{workflow_id}/limits"
-    refused = [e["status_code"] for e in history(server, workflow_id) if e["path"] == path]
+    refused = [e["status_code"] for e in history(server, workflow_id, 5) if e["path"] == path]
     assert refused == [403] * len(attempts)
 
     fine = owner.post(
