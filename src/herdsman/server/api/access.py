@@ -44,8 +44,10 @@ __all__ = [
     "authorize",
     "bearer_scheme",
     "check_route",
+    "remember_for_audit",
     "require_run_instances",
     "route_key",
+    "set_audit_message",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -146,6 +148,19 @@ def _remember_for_audit(
         request.scope.setdefault("state", {})[_AUDIT_KEY] = _AuditEntry(
             caller, request.method, request.url.path, workflow_id
         )
+
+
+def remember_for_audit(request: Request, caller: Caller, workflow_id: int | None) -> None:
+    """Audit this request as an audited JSON route's: one row once it is answered, refused or
+    not (for GUI forms that act as such a route does)."""
+    _remember_for_audit(request, Entry(Rule.OWN_WORKFLOW, audited=True), caller, workflow_id)
+
+
+def set_audit_message(request: Request, message: str) -> None:
+    """The message of this request's audit row (what a successful change did)."""
+    entry = request.scope.get("state", {}).get(_AUDIT_KEY)
+    if isinstance(entry, _AuditEntry):
+        entry.message = message
 
 
 def note_error(request: Request, error: HerdsmanError) -> None:

@@ -38,7 +38,7 @@ from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.domain.reaper import reap_periodically
-from herdsman.server.gui import error_page, install, serves
+from herdsman.server.gui import csrf, error_page, install, serves
 from herdsman.server.queries.owners import OwnershipCache
 
 __all__ = ["create_app", "database_of"]
@@ -90,6 +90,7 @@ def create_app(
     app.state.limits = limits
     app.state.auth_settings = auth
     app.state.signer = TokenSigner(key)
+    app.state.csrf_key = csrf.form_key(key)
     app.state.authenticator = Authenticator(app.state.signer, revocations, _oidc(auth))
     app.state.ownership = OwnershipCache(database)
     app.state.owners_only_read = auth.readers == "owners"

@@ -29,7 +29,9 @@ Tasks already in the requested status are left alone, so a repeated request chan
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import structlog
 from sqlalchemy import select, update
@@ -56,14 +58,20 @@ from herdsman.server.domain.runs import (
     workflow_for_update,
 )
 from herdsman.server.queries.lookups import require_workflow, with_template_names
+from herdsman.server.queries.tasks import TaskFilter, filter_clauses
 
 __all__ = [
+    "FilteredUpdate",
+    "StatusChangePlan",
     "latest_run",
+    "plan_tasks_by_filter",
     "reset_workflow",
     "set_template_limit",
     "set_workflow_limit",
     "stop_workflow",
+    "summarise_plan",
     "update_tasks",
+    "update_tasks_by_filter",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -235,13 +243,7 @@ def update_tasks(
     done too.
     """
     workflow = workflow_for_update(session, workflow_id)
-    _require_idle(session, workflow)
-    if workflow.status == WorkflowStatus.DONE.value:
-        raise ConflictError(
-            f"workflow {workflow_id} is done and its record is final; to run tasks again, "
-            "create the workflow with new workflow_args",
-            details={"workflow_id": workflow_id, "status": workflow.status},
-        )
+    _require_open(session, workflow)
     task = models.Task
     named = set(request.task_ids)
     found = set(
@@ -256,26 +258,9 @@ def update_tasks(
             details={"workflow_id": workflow_id, "value": sorted(named - found)},
         )
     target = TaskStatus(request.status)
-    if target is TaskStatus.REGISTERING:
-        ids = _closure(session, workflow, found, downstream=True)
-    elif request.recursive:
-        ids = _closure(session, workflow, found, downstream=False)
-    else:
-        ids = found
-    rows: list[tuple[int, str, int]] = []
-    for part in chunked(sorted(ids), _CHUNK):
-        rows.extend(
-            session.execute(
-                select(task.id, task.status, task.num_attempts).where(task.id.in_(part))
-            ).tuples()
-        )
-    changed = _set_tasks(session, workflow_id, rows, target, recorder)
-    if target is TaskStatus.DONE and lifecycle.workflow_done_by_tasks(
-        WorkflowStatus(workflow.status),
-        tasks_unfinished=count_unfinished(session, workflow_id) > 0,
-    ):
-        workflow.status = WorkflowStatus.DONE.value
-        workflow.status_date = models.utcnow()
+    rows = _plan_rows(session, workflow, found, target, recursive=request.recursive)
+    changed = _set_tasks(session, workflow_id, [row[:3] for row in rows], target, recorder)
+    _close_if_done(session, workflow, target)
     logger.warning(
         "tasks_updated_by_owner",
         workflow_id=workflow_id,
@@ -287,6 +272,223 @@ def update_tasks(
     return schemas.OwnerUpdateOut(
         workflow_id=workflow_id, workflow_status=workflow.status, changed_task_ids=changed
     )
+
+
+def _require_open(session: Session, workflow: models.Workflow) -> None:
+    """Refuse a workflow a run holds, or one that is done (see the module docstring)."""
+    _require_idle(session, workflow)
+    if workflow.status == WorkflowStatus.DONE.value:
+        raise ConflictError(
+            f"workflow {workflow.id} is done and its record is final; to run tasks again, "
+            "create the workflow with new workflow_args",
+            details={"workflow_id": workflow.id, "status": workflow.status},
+        )
+
+
+def _close_if_done(session: Session, workflow: models.Workflow, target: TaskStatus) -> None:
+    """A failed or halted workflow whose tasks are now all done is done."""
+    if target is TaskStatus.DONE and lifecycle.workflow_done_by_tasks(
+        WorkflowStatus(workflow.status),
+        tasks_unfinished=count_unfinished(session, workflow.id) > 0,
+    ):
+        workflow.status = WorkflowStatus.DONE.value
+        workflow.status_date = models.utcnow()
+
+
+# (task id, status, attempts spent, array id)
+_PlanRow = tuple[int, str, int, int]
+
+
+def _plan_rows(
+    session: Session,
+    workflow: models.Workflow,
+    chosen: set[int],
+    target: TaskStatus,
+    *,
+    recursive: bool,
+) -> list[_PlanRow]:
+    """The tasks a change of ``chosen`` to ``target`` touches, read a chunk at a time: a
+    reset takes every task downstream, ``recursive`` done every task upstream."""
+    if target is TaskStatus.REGISTERING:
+        ids = _closure(session, workflow, chosen, downstream=True)
+    elif recursive:
+        ids = _closure(session, workflow, chosen, downstream=False)
+    else:
+        ids = chosen
+    task = models.Task
+    rows: list[_PlanRow] = []
+    for part in chunked(sorted(ids), _CHUNK):
+        rows.extend(
+            session.execute(
+                select(task.id, task.status, task.num_attempts, task.array_id).where(
+                    task.id.in_(part)
+                )
+            ).tuples()
+        )
+    return rows
+
+
+def _chosen_by_filter(session: Session, workflow_id: int, filters: TaskFilter) -> set[int]:
+    """The ids of the workflow's tasks that ``filters`` keep, read ``_CHUNK`` at a time in id
+    order (keyset), so no single read holds a million rows."""
+    task = models.Task
+    query = (
+        select(task.id)
+        .where(task.workflow_id == workflow_id, *filter_clauses(workflow_id, filters))
+        .order_by(task.id)
+        .limit(_CHUNK)
+    )
+    chosen: set[int] = set()
+    last = 0
+    while True:
+        part = session.scalars(query.where(task.id > last)).all()
+        chosen.update(part)
+        if len(part) < _CHUNK:
+            return chosen
+        last = part[-1]
+
+
+@dataclass(frozen=True)
+class StatusChangePlan:
+    """What a status change by filter would do, before it is applied.
+
+    ``chosen`` tasks match the filter; ``touched`` adds those the DAG brings along (downstream
+    of a reset, upstream of a recursive done); ``changing`` of them get a new status or their
+    attempts back (the count the change answers); ``active`` are queued, launched or running
+    now; ``by_template`` counts the touched tasks of each template.
+    """
+
+    target: str
+    chosen: int
+    touched: int
+    changing: int
+    active: int
+    by_status: dict[str, int]
+    by_template: dict[str, int]
+    blocked: str | None = None
+    """Why the change cannot be applied now (a run holds the workflow, it is done), or None."""
+
+
+def summarise_plan(
+    rows: Iterable[tuple[int, str, int, str]], chosen: int, target: TaskStatus
+) -> StatusChangePlan:
+    """Count what setting the tasks ``rows`` (id, status, attempts, template) to ``target``
+    does, by the same owner table as :func:`_set_tasks`."""
+    by_status: Counter[str] = Counter()
+    by_template: Counter[str] = Counter()
+    changing = 0
+    for _task_id, status, attempts, template in rows:
+        by_status[status] += 1
+        by_template[template] += 1
+        decision = TASK_BY_OWNER.decide(TaskStatus(status), target)
+        if decision is Transition.VALID or (target is TaskStatus.REGISTERING and attempts):
+            changing += 1
+    active = sum(by_status[s.value] for s in lifecycle.ACTIVE_TASK_STATUSES)
+    return StatusChangePlan(
+        target=target.value,
+        chosen=chosen,
+        touched=sum(by_status.values()),
+        changing=changing,
+        active=active,
+        by_status=dict(sorted(by_status.items())),
+        by_template=dict(sorted(by_template.items())),
+    )
+
+
+def _template_of_arrays(session: Session, array_ids: Iterable[int]) -> dict[int, str]:
+    found: dict[int, str] = {}
+    for part in chunked(sorted(set(array_ids)), _CHUNK):
+        found.update(
+            session.execute(
+                with_template_names(select(models.Array.id, models.TaskTemplate.name)).where(
+                    models.Array.id.in_(part)
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return found
+
+
+def plan_tasks_by_filter(
+    session: Session,
+    workflow_id: int,
+    filters: TaskFilter,
+    target: TaskStatus,
+    *,
+    recursive: bool = False,
+) -> StatusChangePlan:
+    """Preview :func:`update_tasks_by_filter`: the same tasks, counted, nothing changed."""
+    workflow = require_workflow(session, workflow_id)
+    chosen = _chosen_by_filter(session, workflow_id, filters)
+    rows = _plan_rows(session, workflow, chosen, target, recursive=recursive)
+    names = _template_of_arrays(session, (row[3] for row in rows))
+    plan = summarise_plan(
+        ((i, s, a, names.get(array_id, "")) for i, s, a, array_id in rows), len(chosen), target
+    )
+    try:
+        _require_open(session, workflow)
+    except ConflictError as error:
+        return replace(plan, blocked=error.message)
+    return plan
+
+
+@dataclass(frozen=True)
+class FilteredUpdate:
+    """What a status change by filter did: ``changed`` tasks of the ``chosen`` ones and
+    those the DAG brought along."""
+
+    workflow_id: int
+    workflow_status: str
+    chosen: int
+    changed: int
+
+
+def update_tasks_by_filter(
+    session: Session,
+    workflow_id: int,
+    filters: TaskFilter,
+    target: TaskStatus,
+    user: str,
+    recorder: ChangeRecorder,
+    *,
+    recursive: bool = False,
+    expected: int | None = None,
+) -> FilteredUpdate:
+    """:func:`update_tasks` for the tasks ``filters`` keep instead of a list of ids, so a
+    million tasks are changed without a million ids crossing the network.
+
+    Ids are read and tasks updated ``_CHUNK`` at a time, all in one transaction with the
+    workflow row locked: the change happens whole or not at all. With ``expected`` (the
+    ``changing`` count of a preview) a change that would now touch another number of tasks is
+    refused, so what the owner confirmed is what happens.
+    """
+    if target not in (TaskStatus.DONE, TaskStatus.REGISTERING):
+        raise ConflictError(f"tasks are set to D or G by their owner, not {target.value}")
+    workflow = workflow_for_update(session, workflow_id)
+    _require_open(session, workflow)
+    chosen = _chosen_by_filter(session, workflow_id, filters)
+    rows = [row[:3] for row in _plan_rows(session, workflow, chosen, target, recursive=recursive)]
+    if expected is not None:
+        changing = summarise_plan(((*row, "") for row in rows), len(chosen), target).changing
+        if changing != expected:
+            raise ConflictError(
+                f"the filter now changes {changing} tasks, not the {expected} of the preview: "
+                "their statuses changed since; preview again",
+                details={"workflow_id": workflow_id, "value": changing},
+            )
+    changed = _set_tasks(session, workflow_id, rows, target, recorder)
+    _close_if_done(session, workflow, target)
+    logger.warning(
+        "tasks_updated_by_owner_filter",
+        workflow_id=workflow_id,
+        status=target.value,
+        chosen=len(chosen),
+        tasks_changed=len(changed),
+        filters=str(filters),
+        user=user,
+    )
+    return FilteredUpdate(workflow_id, workflow.status, len(chosen), len(changed))
 
 
 def _set_tasks(
@@ -327,11 +529,10 @@ def _closure(
 ) -> set[int]:
     """``start`` and every task reachable from it along the DAG's edges, one way."""
     task, edge = models.Task, models.Edge
-    node_of = dict(
-        session.execute(select(task.id, task.node_id).where(task.id.in_(start))).tuples().all()
-    )
+    frontier: set[int] = set()
+    for part in chunked(sorted(start), _CHUNK):  # an IN of a million ids is refused
+        frontier.update(session.scalars(select(task.node_id).where(task.id.in_(part))).all())
     seen_tasks = set(start)
-    frontier = set(node_of.values())
     seen_nodes = set(frontier)
     near, far = (
         (edge.upstream_node_id, edge.downstream_node_id)

@@ -19,6 +19,7 @@ from herdsman.server.gui import live
 from herdsman.server.gui.rendering import render
 from herdsman.server.gui.routes import router
 from herdsman.server.gui.session import SignInRequired, sign_in_router, sign_in_url
+from herdsman.server.gui.steering import router as steering_router
 
 __all__ = ["STATIC", "error_page", "install", "serves"]
 
@@ -30,6 +31,7 @@ def install(app: FastAPI) -> None:
     app.include_router(sign_in_router)
     app.include_router(live.router)  # first: /tasks/{id}/live is not a direction
     app.include_router(router)
+    app.include_router(steering_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInRequired)

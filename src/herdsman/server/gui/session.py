@@ -26,6 +26,7 @@ __all__ = [
     "SignInRequired",
     "caller_of_token",
     "safe_next",
+    "same_origin",
     "sign_in_router",
     "sign_in_url",
     "signed_in",
@@ -109,7 +110,7 @@ async def sign_in_form(request: Request, next: str | None = None) -> HTMLRespons
 @sign_in_router.post("/sign-in", response_class=HTMLResponse)
 async def sign_in(request: Request) -> Response:
     """Check the pasted token; keep it in the cookie and go on to ``next``."""
-    _same_origin(request)
+    same_origin(request)
     fields = await _form_fields(request)
     next_url = safe_next(fields.get("next"))
     token = (fields.get("token") or "").strip()
@@ -135,7 +136,7 @@ async def sign_in(request: Request) -> Response:
 
 @sign_in_router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
-    _same_origin(request)
+    same_origin(request)
     answer = RedirectResponse("/sign-in", status_code=303)
     answer.delete_cookie(
         COOKIE, path="/", httponly=True, samesite="strict", secure=request.url.scheme == "https"
@@ -167,7 +168,7 @@ async def _form_fields(request: Request) -> dict[str, str]:
     return {name: values[-1] for name, values in parsed.items()}
 
 
-def _same_origin(request: Request) -> None:
+def same_origin(request: Request) -> None:
     """Refuse a form sent from another site's page (browsers name the page's origin)."""
     origin = request.headers.get("origin")
     if origin is None or origin == "null":
@@ -175,5 +176,5 @@ def _same_origin(request: Request) -> None:
     here = f"{request.url.scheme}://{request.url.netloc}"
     if origin.rstrip("/") != here:
         raise PermissionDeniedError(
-            f"a form from {origin} may not sign in or out here; use this server's own page"
+            f"a form from {origin} is refused here; use this server's own page"
         )

@@ -33,6 +33,7 @@ __all__ = [
     "TaskPage",
     "TaskRow",
     "TaskSort",
+    "filter_clauses",
     "neighbour_page",
     "neighbours",
     "task_attempts",
@@ -339,6 +340,11 @@ def _usage_by_task(workflow_id: int) -> Subquery:
         .group_by(instance.task_id)
         .subquery("usage")
     )
+
+
+def filter_clauses(workflow_id: int, filters: TaskFilter) -> list[ColumnElement[bool]]:
+    """The WHERE clauses of ``filters`` on the task table (with ``workflow_id``'s own)."""
+    return _kept(workflow_id, filters)
 
 
 def _kept(workflow_id: int, filters: TaskFilter) -> list[ColumnElement[bool]]:
