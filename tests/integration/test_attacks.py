@@ -266,13 +266,20 @@ def test_owner_and_admin_may_act_and_every_refusal_is_audited(
     assert call(http, "PUT", path, user_token(OWNER), limit).status_code == 200
     assert call(http, "PUT", path, admin_token("operator"), limit).status_code == 200
     assert call(http, "PUT", path, user_token("mallory"), limit).status_code == 403
-    history = call(http, "GET", f"/workflows/{w}/history", user_token(OWNER)).json()["entries"]
-    seen = {
-        (e["user"], e["method"], e["status_code"])
-        for e in history
-        if e["path"].endswith("/max_concurrently_running")
-    }
-    assert {(OWNER, "PUT", 200), ("operator", "PUT", 200), ("mallory", "PUT", 403)} <= seen
+    expected = {(OWNER, "PUT", 200), ("operator", "PUT", 200), ("mallory", "PUT", 403)}
+    # The audit row is written just after the answer is sent: wait for it.
+    deadline = time.monotonic() + 30
+    while True:
+        history = call(http, "GET", f"/workflows/{w}/history", user_token(OWNER)).json()["entries"]
+        seen = {
+            (e["user"], e["method"], e["status_code"])
+            for e in history
+            if e["path"].endswith("/max_concurrently_running")
+        }
+        if expected <= seen or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert expected <= seen
     refused = [e for e in history if e["user"] == "mallory"]
     assert "only the owner" in refused[-1]["message"]
 
