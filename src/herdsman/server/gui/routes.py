@@ -216,12 +216,13 @@ async def workflow_page(request: Request, caller: PageCaller, workflow_id: Id) -
 
 
 def _task_filter(
-    status_: list[str] | None,
-    template: str | None,
-    name: str | None,
-    attempts: str | None,
-    signature: str | None,
+    status_: Annotated[list[str] | None, Query(alias="status", max_length=20)] = None,
+    template: Text = None,
+    name: Text = None,
+    attempts: Text = None,
+    signature: Text = None,
 ) -> tasks.TaskFilter:
+    """The tasks page's filters, read from the query (a dependency of its routes)."""
     return tasks.TaskFilter(
         statuses=tuple(status_ or ()),
         template=template or None,
@@ -241,23 +242,21 @@ def _sort(value: str | None) -> tasks.TaskSort:
         ) from None
 
 
+TaskFilterQuery = Annotated[tasks.TaskFilter, Depends(_task_filter)]
+
+
 @router.get("/workflows/{workflow_id}/tasks", response_class=HTMLResponse)
 async def tasks_page(
     request: Request,
     caller: PageCaller,
     workflow_id: Id,
-    status_: Annotated[list[str] | None, Query(alias="status", max_length=20)] = None,
-    template: Text = None,
-    name: Text = None,
-    attempts: Text = None,
-    signature: Text = None,
+    filters: TaskFilterQuery,
     sort: Text = None,
     after: Text = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = TASKS_PER_PAGE,
 ) -> HTMLResponse:
     """The workflow's tasks, filtered and sorted on the server, a page at a time; htmx asks
     for the next page's rows only (``HX-Request``)."""
-    filters = _task_filter(status_, template, name, attempts, signature)
     order = _sort(sort)
     fragment = request.headers.get("hx-request") == "true" and bool(after)
 
@@ -286,7 +285,11 @@ async def tasks_page(
         sort=order.value,
         sorts=[sort.value for sort in tasks.TaskSort],
         task_statuses=list(TaskStatus),
-        form={"name": name or "", "attempts": attempts or "", "signature": signature or ""},
+        form={
+            "name": filters.name or "",
+            "attempts": "" if filters.min_attempts is None else str(filters.min_attempts),
+            "signature": filters.signature or "",
+        },
         next_url=next_url,
         csv_url=_with(request, after=None).replace(
             f"/workflows/{workflow_id}/tasks", f"/workflows/{workflow_id}/tasks.csv", 1
@@ -312,15 +315,10 @@ CSV_COLUMNS = (
 async def tasks_csv(
     request: Request,
     workflow_id: Id,
-    status_: Annotated[list[str] | None, Query(alias="status", max_length=20)] = None,
-    template: Text = None,
-    name: Text = None,
-    attempts: Text = None,
-    signature: Text = None,
+    filters: TaskFilterQuery,
     sort: Text = None,
 ) -> Response:
     """Every task the filters keep, as CSV, streamed a thousand rows per read."""
-    filters = _task_filter(status_, template, name, attempts, signature)
     order = _sort(sort)
     database: Database = request.app.state.database
     await _read(request, lambda s: lookups.require_workflow(s, workflow_id))  # a 404 first
