@@ -23,10 +23,12 @@ Python's memory mapped, so an ``echo`` started directly would be recorded at the
 Hence, where the hosting process is a subreaper (below), the command is started by a launcher:
 a small shell that forks the command's shell and exits at once. Its child was forked from the
 launcher's fresh, small image, and is adopted by the hosting process, which waits for it
-directly; its figures are those of the command's own tree. The child waits for the launcher to
-be gone before it starts the command (a pipe that only the launcher holds open closes), so the
-launcher can never reap it first. It costs about two milliseconds per command. The launcher
-is the process-group leader: the group's id stays that of the (ended) launcher.
+directly; its figures are those of the command's own tree. The child starts the command only
+once the hosting process has reaped the launcher (a pipe the hosting process holds open
+closes), so the launcher can never reap it first and the command's parent (``$PPID``) is the
+hosting process, as if it had been started directly. It costs about two milliseconds per
+command. The launcher is the process-group leader: the group's id stays that of the (ended)
+launcher.
 
 When the command's main process exits, anything it left running in its process group is
 terminated (SIGTERM, then SIGKILL after the grace period), as a cluster does at the end of a
@@ -85,11 +87,15 @@ _PR_SET_CHILD_SUBREAPER = 36  # from <linux/prctl.h>
 _MAXRSS_UNIT = 1 if sys.platform == "darwin" else 1024
 
 # The launcher (see the module docstring): ``$0`` is the shell, ``$1`` the command; {report}
-# takes the child's pid, {gate} is read until the launcher's {gate_hold} closes with it. The
-# child resets SIGINT and SIGQUIT, which a shell without job control ignores in background
-# jobs, so the command sees the signal dispositions it would see started directly.
+# takes the child's pid, {gate} is read until the hosting process closes the gate's other end,
+# which it does once it has reaped the launcher. Only then has the kernel handed the child to
+# the hosting process: a launcher's files are closed before its children are reparented, so
+# a gate that closed with the launcher could let the command start with the exiting launcher
+# as its parent (its ``$PPID``). The child resets SIGINT and SIGQUIT, which a shell without
+# job control ignores in background jobs, so the command sees the signal dispositions it would
+# see started directly.
 _LAUNCHER = (
-    "( exec {gate_hold}>&- {report}>&-; trap - INT QUIT; read -r -u {gate} _; "
+    "( exec {report}>&-; trap - INT QUIT; read -r -u {gate} _; "
     'exec {gate}<&-; exec "$0" -c "$1" ) & echo $! >&{report}'
 )
 
@@ -321,16 +327,19 @@ def _launch(command: str, env: Mapping[str, str]) -> tuple[subprocess.Popen[byte
     """
     report_read, report = os.pipe()
     gate, gate_hold = os.pipe()
-    script = _LAUNCHER.format(report=report, gate=gate, gate_hold=gate_hold)
+    script = _LAUNCHER.format(report=report, gate=gate)
     try:
-        launcher = _popen([SHELL, "-c", script, SHELL, command], env, (report, gate, gate_hold))
+        try:
+            launcher = _popen([SHELL, "-c", script, SHELL, command], env, (report, gate))
+        finally:
+            for fd in (report, gate):
+                os.close(fd)
+        with os.fdopen(report_read, "rb") as pids:
+            reported = pids.read()  # until the launcher exits: it holds the only writer left
+        _, status, _ = os.wait4(launcher.pid, 0)
+        launcher.returncode = os.waitstatus_to_exitcode(status)
     finally:
-        for fd in (report, gate, gate_hold):
-            os.close(fd)
-    with os.fdopen(report_read, "rb") as pids:
-        reported = pids.read()  # until the launcher exits: it holds the only writer left
-    _, status, _ = os.wait4(launcher.pid, 0)
-    launcher.returncode = os.waitstatus_to_exitcode(status)
+        os.close(gate_hold)  # the launcher is reaped: its child is ours, let it start
     try:
         return launcher, int(reported)
     except ValueError:

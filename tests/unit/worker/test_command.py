@@ -37,3 +37,10 @@ def test_the_command_gets_default_signal_handling_and_no_extra_descriptors() -> 
     ignored, descriptors = stdout.split("\n")[:2]
     assert int(ignored.split()[1], 16) & (1 << (signal.SIGINT - 1)) == 0
     assert int(descriptors) == 4  # stdin, stdout, stderr and ls's own listing
+
+
+def test_the_commands_parent_is_the_hosting_process() -> None:
+    """Commands that signal or watch ``$PPID`` reach the worker, never the gone launcher."""
+    for _ in range(30):  # the launcher's exit and the command's start race without the gate
+        _, _, stdout, _ = _run("echo $PPID; cut -d' ' -f4 /proc/$$/stat")
+        assert stdout.split() == [str(os.getpid())] * 2
