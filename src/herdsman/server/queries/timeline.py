@@ -59,10 +59,10 @@ def workflow_timeline(session: Session, workflow_id: int, buckets: int) -> Timel
     net: dict[int, dict[str, int]] = defaultdict(dict)
     for bucket, status, entered, exited in sql.fetch_all(
         session,
-        f"SELECT (bucket_start - ?){divide}?, status, SUM(entered), SUM(exited) "
-        "FROM task_status_history WHERE workflow_id = ? "
-        f"GROUP BY (bucket_start - ?){divide}?, status",
-        (first, width, workflow_id, first, width),
+        "SELECT bucket, status, SUM(entered), SUM(exited) FROM ("
+        f"SELECT (bucket_start - ?){divide}? AS bucket, status, entered, exited "
+        "FROM task_status_history WHERE workflow_id = ?) AS history GROUP BY bucket, status",
+        (first, width, workflow_id),
     ):
         net[int(bucket)][str(status)] = int(entered) - int(exited)
     count = (last - first) // width + 1
