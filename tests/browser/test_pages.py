@@ -191,6 +191,23 @@ def test_open_workflow_page_shows_a_status_change_made_through_the_api(
     expect(done).to_have_attribute("data-count", "1", timeout=LIVE_DEADLINE_MS)
     row = page.locator('#templates-table tr[data-template="step"] td[data-bucket="done"]')
     expect(row).to_have_text("1", timeout=LIVE_DEADLINE_MS)
+    # The timeline, empty before the change, is drawn by the same live update.
+    line = page.locator('#timeline polyline[data-series="done"]')
+    expect(line).to_have_attribute("data-last", "1", timeout=LIVE_DEADLINE_MS)
+    owner_page.assert_clean()
+
+
+def test_workflow_page_draws_the_timeline(owner_page: Watched, ran: Ran) -> None:
+    owner_page.goto(f"/workflows/{ran.workflow_id}")
+    page = owner_page.page
+    expect(page.locator('#timeline svg[data-plot="states"]')).to_be_visible()
+    expect(
+        page.locator('#timeline svg[data-plot="running"] polyline[data-series="running"]')
+    ).to_have_count(1)
+    expect(page.locator('#timeline polyline[data-series="done"]')).not_to_have_attribute(
+        "data-last", "0"
+    )
+    assert _overflow(owner_page) == 0
     owner_page.assert_clean()
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "TaskOut",
     "TasksPageOut",
     "TemplateUsageOut",
+    "TimelineOut",
     "WorkflowClustersOut",
     "WorkflowDetailOut",
     "WorkflowErrorsOut",
@@ -349,3 +350,21 @@ class HistoryEntryOut(BaseModel):
 class HistoryOut(BaseModel):
     workflow_id: int
     entries: list[HistoryEntryOut]
+
+
+class TimelineOut(BaseModel):
+    """A workflow's tasks by status over time, from the kept history of its status changes.
+
+    ``times`` are the ends of the buckets (seconds since the epoch, UTC), the first one the
+    start of the history; ``statuses`` maps each task status letter to how many tasks had it at
+    each of those times. ``running`` is the tasks running (R) at each time, beside
+    ``max_concurrently_running``, the workflow's limit now. ``bucket_seconds`` is the width of
+    one bucket; an empty history has no times.
+    """
+
+    workflow_id: int
+    bucket_seconds: int
+    times: list[int]
+    statuses: dict[str, list[int]]
+    running: list[int]
+    max_concurrently_running: int

@@ -30,6 +30,8 @@ from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
 from herdsman.server.database import sql
 from herdsman.server.database.engine import Database
+from herdsman.server.database.models import utcnow
+from herdsman.server.database.task_counts import TaskCountChanges
 
 __all__ = [
     "ChangeNotifier",
@@ -47,19 +49,53 @@ T = TypeVar("T")
 
 @dataclass
 class ChangeRecorder:
-    """Collects a transaction's status changes; :meth:`flush` numbers and writes them."""
+    """Collects a transaction's status changes; :meth:`flush` numbers and writes them.
+
+    Task changes also carry the task's array and previous status, so that the flush adds them
+    to the workflow's task counts (:mod:`~herdsman.server.database.task_counts`) in the same
+    transaction.
+    """
 
     _pending: dict[int, list[tuple[str, int, str, int | None]]] = field(
         default_factory=lambda: defaultdict(list)
     )
+    _counts: TaskCountChanges = field(default_factory=TaskCountChanges)
 
     def record(
         self, workflow_id: int, kind: str, object_id: int, status: str, task_id: int | None = None
     ) -> None:
         self._pending[workflow_id].append((kind, object_id, status, task_id))
 
-    def task(self, workflow_id: int, task_id: int, status: TaskStatus) -> None:
+    def task(
+        self,
+        workflow_id: int,
+        task_id: int,
+        status: TaskStatus,
+        *,
+        previous: TaskStatus | str,
+        array_id: int,
+        attempts: int,
+        attempts_after: int | None = None,
+    ) -> None:
+        """Task ``task_id`` of ``array_id`` went from ``previous`` to ``status``, and from
+        ``attempts`` spent to ``attempts_after`` (unchanged when None)."""
         self.record(workflow_id, ChangeKind.TASK, task_id, status)
+        self._counts.move(
+            workflow_id,
+            array_id,
+            str(previous),
+            str(status),
+            attempts=attempts,
+            attempts_after=attempts_after,
+        )
+
+    def task_attempts(
+        self, workflow_id: int, array_id: int, status: TaskStatus | str, attempts: int, after: int
+    ) -> None:
+        """A task's attempts were reset without a change of status (not on the feed)."""
+        self._counts.move(
+            workflow_id, array_id, str(status), str(status), attempts=attempts, attempts_after=after
+        )
 
     def instance(
         self, workflow_id: int, instance_id: int, status: TaskInstanceStatus, task_id: int
@@ -74,9 +110,12 @@ class ChangeRecorder:
 
         Returns, per workflow, the (kind, status) pairs written, for waking followers.
         """
-        workflows = sorted(self._pending)  # a fixed order, so two writers cannot deadlock
+        # A fixed order, so two writers cannot deadlock. A workflow may have count changes
+        # and no feed change (attempts given back to tasks already registering).
+        workflows = sorted(set(self._pending) | self._counts.workflows())
+        now = utcnow()
         for workflow_id in workflows:
-            changes = self._pending[workflow_id]
+            changes = self._pending.get(workflow_id, [])
             sql.execute(
                 session,
                 "UPDATE workflow SET change_seq = change_seq + ? WHERE id = ?",
@@ -100,13 +139,17 @@ class ChangeRecorder:
                     for offset, (kind, object_id, status, task_id) in enumerate(changes)
                 ],
             )
+            # After the workflow's row is locked by the number above: see task_counts.
+            self._counts.apply(session, workflow_id, now)
         written = {
             workflow_id: frozenset(
                 (kind, status) for kind, _, status, _ in self._pending[workflow_id]
             )
             for workflow_id in workflows
+            if workflow_id in self._pending
         }
         self._pending.clear()
+        self._counts = TaskCountChanges()
         return written
 
 

@@ -52,6 +52,8 @@ __all__ = [
     "TaskInstance",
     "TaskInstanceErrorLog",
     "TaskResources",
+    "TaskStatusCount",
+    "TaskStatusHistory",
     "TaskTemplate",
     "TaskTemplateArg",
     "TaskTemplateVersion",
@@ -472,6 +474,50 @@ class StatusChange(Base):
     object_id: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(STATUS)
     task_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class TaskStatusCount(Base):
+    """How many of a workflow's tasks of one array (one template version) have each status,
+    and the attempts they spent.
+
+    Kept by the writes that change statuses (see :class:`~herdsman.server.database.feed.
+    ChangeRecorder`), as increments in the same transaction, so that a workflow's counts are a
+    read of a few rows instead of a count over its tasks. Written at bind by
+    :func:`~herdsman.server.domain.binding.finish_workflow_bind`.
+    """
+
+    __tablename__ = "task_status_count"
+    __table_args__ = WITHOUT_ROWID
+
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
+    array_id: Mapped[int] = mapped_column(ForeignKey("array.id"), primary_key=True)
+    status: Mapped[str] = mapped_column(STATUS, primary_key=True)
+    num: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The attempts these tasks spent, and those beyond each task's first (its retries).
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    retries: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+HISTORY_SECONDS = 10
+"""The width of one :class:`TaskStatusHistory` row's interval, in seconds."""
+
+
+class TaskStatusHistory(Base):
+    """How many of a workflow's tasks entered and left each status in one interval.
+
+    ``bucket_start`` is the interval's first second (a multiple of :data:`HISTORY_SECONDS` since the
+    epoch, UTC). Kept like :class:`TaskStatusCount`; the timeline of a workflow adds these up
+    into coarser buckets, so its cost grows with the workflow's duration, not its tasks.
+    """
+
+    __tablename__ = "task_status_history"
+    __table_args__ = WITHOUT_ROWID
+
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
+    bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    status: Mapped[str] = mapped_column(STATUS, primary_key=True)
+    entered: Mapped[int] = mapped_column(BigInteger, default=0)
+    exited: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 # --- identity and audit ---------------------------------------------------------------------

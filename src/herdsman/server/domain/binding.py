@@ -26,6 +26,7 @@ from herdsman.core.schemas import client as schemas
 from herdsman.core.statuses import TaskStatus, WorkflowStatus
 from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import insert_ignore, lookup_ids, lookup_rows
+from herdsman.server.database.task_counts import recount_workflow
 
 __all__ = [
     "bind_arrays",
@@ -484,11 +485,15 @@ def finish_workflow_bind(session: Session, workflow_id: int) -> schemas.Workflow
             details={"workflow_id": workflow_id, "bound_tasks": count},
         )
     if workflow.bound_date is None:
-        session.execute(
+        marked = session.execute(
             update(models.Workflow)
-            .where(models.Workflow.id == workflow_id)
+            .where(models.Workflow.id == workflow_id, models.Workflow.bound_date.is_(None))
             .values(bound_date=models.utcnow())
         )
+        if marked.rowcount:  # type: ignore[attr-defined]
+            # Its tasks are counted once, by the binder that marked it bound, holding the
+            # workflow's row; from now on every change of their statuses adds to the counts.
+            recount_workflow(session, workflow_id)
     return schemas.WorkflowBoundOut(id=workflow_id, status=workflow.status, num_tasks=count)
 
 

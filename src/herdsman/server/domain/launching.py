@@ -96,6 +96,15 @@ def finish_without_running(
     for row in movable:
         for step in _FINISHED:
             recorder.instance(row.workflow_id, row.id, step, row.task_id)
-            recorder.task(row.workflow_id, row.task_id, lifecycle.TASK_STATUS_FOLLOWING[step])
-        row.status, row.task_status = done, done_task
+            task_step = lifecycle.TASK_STATUS_FOLLOWING[step]
+            recorder.task(
+                row.workflow_id,
+                row.task_id,
+                task_step,
+                previous=row.task_status,
+                array_id=row.array_id,
+                attempts=row.num_attempts,
+            )
+            row.task_status = task_step
+        row.status = done
     return transitions_out(request.task_instance_ids, rows)

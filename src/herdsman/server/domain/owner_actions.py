@@ -213,7 +213,9 @@ def reset_workflow(
             details={"workflow_id": workflow_id, "status": workflow.status},
         )
     task = models.Task
-    query = select(task.id, task.status, task.num_attempts).where(task.workflow_id == workflow_id)
+    query = select(task.id, task.status, task.num_attempts, task.array_id).where(
+        task.workflow_id == workflow_id
+    )
     if request.partial:
         query = query.where(task.status != TaskStatus.DONE.value)
     rows = session.execute(query).tuples().all()
@@ -259,7 +261,7 @@ def update_tasks(
         )
     target = TaskStatus(request.status)
     rows = _plan_rows(session, workflow, found, target, recursive=request.recursive)
-    changed = _set_tasks(session, workflow_id, [row[:3] for row in rows], target, recorder)
+    changed = _set_tasks(session, workflow_id, rows, target, recorder)
     _close_if_done(session, workflow, target)
     logger.warning(
         "tasks_updated_by_owner",
@@ -468,9 +470,9 @@ def update_tasks_by_filter(
     workflow = workflow_for_update(session, workflow_id)
     _require_open(session, workflow)
     chosen = _chosen_by_filter(session, workflow_id, filters)
-    rows = [row[:3] for row in _plan_rows(session, workflow, chosen, target, recursive=recursive)]
+    rows = _plan_rows(session, workflow, chosen, target, recursive=recursive)
     if expected is not None:
-        changing = summarise_plan(((*row, "") for row in rows), len(chosen), target).changing
+        changing = summarise_plan(((*row[:3], "") for row in rows), len(chosen), target).changing
         if changing != expected:
             raise ConflictError(
                 f"the filter now changes {changing} tasks, not the {expected} of the preview: "
@@ -494,7 +496,7 @@ def update_tasks_by_filter(
 def _set_tasks(
     session: Session,
     workflow_id: int,
-    rows: Iterable[tuple[int, str, int]],
+    rows: Iterable[_PlanRow],
     target: TaskStatus,
     recorder: ChangeRecorder,
 ) -> list[int]:
@@ -503,25 +505,38 @@ def _set_tasks(
     A reset also gives back the task's attempts, so it gets its full ``max_attempts`` again; a
     task already registering with attempts spent counts as changed for that reason.
     """
-    moved: list[int] = []
-    refreshed: list[int] = []
+    moved: list[tuple[int, str, int, int]] = []
+    refreshed: list[tuple[int, str, int, int]] = []
     # By id, so the change feed lists the changes in the same order on every engine.
-    for task_id, status, attempts in sorted(rows):
+    for task_id, status, attempts, array_id in sorted(rows):
         decision = TASK_BY_OWNER.decide(TaskStatus(status), target)
         if decision is Transition.VALID:
-            moved.append(task_id)
+            moved.append((task_id, status, array_id, attempts))
         elif target is TaskStatus.REGISTERING and attempts:
-            refreshed.append(task_id)
+            refreshed.append((task_id, status, array_id, attempts))
         elif decision is Transition.REFUSED:  # pragma: no cover - the owner table allows all
             raise ConflictError(f"task {task_id} cannot go from {status} to {target.value}")
     values: dict[str, object] = {"status": target.value, "status_date": models.utcnow()}
     if target is TaskStatus.REGISTERING:
         values["num_attempts"] = 0
-    for part in chunked([*moved, *refreshed], _CHUNK):
+    moved_ids = [row[0] for row in moved]
+    refreshed_ids = [row[0] for row in refreshed]
+    for part in chunked([*moved_ids, *refreshed_ids], _CHUNK):
         session.execute(update(models.Task).where(models.Task.id.in_(part)).values(**values))
-    for task_id in moved:
-        recorder.task(workflow_id, task_id, target)
-    return sorted([*moved, *refreshed])
+    after = 0 if target is TaskStatus.REGISTERING else None
+    for task_id, status, array_id, attempts in moved:
+        recorder.task(
+            workflow_id,
+            task_id,
+            target,
+            previous=status,
+            array_id=array_id,
+            attempts=attempts,
+            attempts_after=after,
+        )
+    for _, status, array_id, attempts in refreshed:
+        recorder.task_attempts(workflow_id, array_id, status, attempts, 0)
+    return sorted([*moved_ids, *refreshed_ids])
 
 
 def _closure(

@@ -41,11 +41,11 @@ def queue_tasks(
     """One new attempt (Q) for each requested task that is queueable; every task's status back."""
     workflow_id = workflow_of_run(session, run_id)
     adjusted = dict(zip(request.task_ids, request.task_resources_ids or (), strict=False))
-    rows: list[tuple[int, str, int, int]] = []
+    rows: list[tuple[int, str, int, int, int]] = []
     for part in chunked(sorted(set(request.task_ids)), CHUNK):
         rows += sql.fetch_all(
             session,
-            "SELECT id, status, array_id, task_resources_id FROM task "
+            "SELECT id, status, array_id, task_resources_id, num_attempts FROM task "
             f"WHERE workflow_id = ? AND id IN {sql.in_list(len(part))} "
             f"ORDER BY id{sql.for_update(session)}",
             (workflow_id, *part),
@@ -60,7 +60,7 @@ def queue_tasks(
     now = sql.timestamp(session, models.utcnow())
     to_queue = [
         (task_id, array_id, adjusted.get(task_id) or resources_id)
-        for task_id, status, array_id, resources_id in rows
+        for task_id, status, array_id, resources_id, _ in rows
         if status in _QUEUEABLE
     ]
     sql.execute_many(
@@ -81,6 +81,8 @@ def queue_tasks(
         ],
     )
     queued = [task_id for task_id, _, _ in to_queue]
+    arrays = {task_id: array_id for task_id, array_id, _ in to_queue}
+    spent = {row[0]: row[4] for row in rows}
     for part in chunked(queued, CHUNK):
         for task_id, instance_id in sql.fetch_all(
             session,
@@ -88,7 +90,15 @@ def queue_tasks(
             f"AND task_id IN {sql.in_list(len(part))}",
             (run_id, _QUEUED.value, *part),
         ):
-            recorder.task(workflow_id, task_id, _QUEUED_TASK)
+            recorder.task(
+                workflow_id,
+                task_id,
+                _QUEUED_TASK,
+                previous=statuses[task_id],
+                array_id=arrays[task_id],
+                attempts=spent[task_id],
+                attempts_after=spent[task_id] + 1,
+            )
             recorder.instance(workflow_id, instance_id, _QUEUED, task_id)
             statuses[task_id] = _QUEUED_TASK.value
     return sschemas.TaskStatusesOut(
@@ -149,7 +159,8 @@ def claim(
     for part in chunked(ids, CHUNK):
         tasks = sql.fetch_all(
             session,
-            f"SELECT ti.id, ti.task_id, t.status FROM task_instance ti JOIN task t "
+            "SELECT ti.id, ti.task_id, t.status, t.array_id, t.num_attempts "
+            f"FROM task_instance ti JOIN task t "
             f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
             part,
         )
@@ -163,10 +174,17 @@ def claim(
             "UPDATE task SET status = ?, status_date = ? WHERE id = ? AND status = ?",
             [(_CLAIMED_TASK.value, stamp, row[1], _QUEUED_TASK.value) for row in tasks],
         )
-        for instance_id, task_id, task_status in tasks:
+        for instance_id, task_id, task_status, array_id, attempts in tasks:
             recorder.instance(workflow_id, instance_id, _CLAIMED, task_id)
             if task_status == _QUEUED_TASK:
-                recorder.task(workflow_id, task_id, _CLAIMED_TASK)
+                recorder.task(
+                    workflow_id,
+                    task_id,
+                    _CLAIMED_TASK,
+                    previous=task_status,
+                    array_id=array_id,
+                    attempts=attempts,
+                )
     return _describe_claimed(session, run_id, workflow_id, ids)
 
 

@@ -322,7 +322,7 @@ def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: Change
         .exists()
     )
     rows = session.execute(
-        select(task.id, task.status).where(
+        select(task.id, task.status, task.array_id, task.num_attempts).where(
             task.workflow_id == workflow_id,
             task.status.in_(_RESETTABLE_TASK_STATUSES),
             ~still_running,
@@ -335,9 +335,19 @@ def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: Change
             .where(task.id.in_(part))
             .values(status=TaskStatus.REGISTERING.value, num_attempts=0, status_date=now)
         )
-    for task_id, status in rows:
+    for task_id, status, array_id, attempts in rows:
         if status != TaskStatus.REGISTERING:
-            recorder.task(workflow_id, task_id, TaskStatus.REGISTERING)
+            recorder.task(
+                workflow_id,
+                task_id,
+                TaskStatus.REGISTERING,
+                previous=status,
+                array_id=array_id,
+                attempts=attempts,
+                attempts_after=0,
+            )
+        elif attempts:
+            recorder.task_attempts(workflow_id, array_id, status, attempts, 0)
 
 
 def get_run(session: Session, run_id: int) -> schemas.RunStatusOut:

@@ -63,11 +63,12 @@ class InstanceRow:
     task_status: TaskStatus
     num_attempts: int
     max_attempts: int
+    array_id: int
 
 
 _INSTANCE_COLUMNS = (
     "SELECT ti.id, ti.status, ti.task_id, ti.workflow_run_id, ti.task_resources_id, "
-    "t.workflow_id, t.status, t.num_attempts, t.max_attempts "
+    "t.workflow_id, t.status, t.num_attempts, t.max_attempts, t.array_id "
     "FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE ti.id IN "
 )
 
@@ -102,6 +103,7 @@ def _row(
     task_status: str,
     num_attempts: int,
     max_attempts: int,
+    array_id: int,
 ) -> InstanceRow:
     return InstanceRow(
         instance_id,
@@ -113,6 +115,7 @@ def _row(
         TaskStatus(task_status),
         num_attempts,
         max_attempts,
+        array_id,
     )
 
 
@@ -167,8 +170,15 @@ def move_task(
         "UPDATE task SET status = ?, status_date = ? WHERE id = ?",
         (target.value, sql.timestamp(session, now), row.task_id),
     )
+    recorder.task(
+        row.workflow_id,
+        row.task_id,
+        target,
+        previous=row.task_status,
+        array_id=row.array_id,
+        attempts=row.num_attempts,
+    )
     row.task_status = target
-    recorder.task(row.workflow_id, row.task_id, target)
     return True
 
 

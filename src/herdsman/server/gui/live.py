@@ -45,6 +45,7 @@ from herdsman.server.gui.routes import (
     TAIL_LINES,
     WORKFLOWS_PER_PAGE,
     page_access,
+    timeline_context,
 )
 from herdsman.server.gui.session import PageCaller
 from herdsman.server.queries import lookups, tasks, usage, workflows
@@ -270,12 +271,15 @@ async def workflow_live(request: Request, workflow_id: Id) -> StreamingResponse:
             ),
             "median_sample": MEDIAN_SAMPLE,
             "health": status.health(detail.status, runs[0] if runs else None, models.utcnow()),
+            **timeline_context(session, workflow_id),
         }
 
     async def fragment(position: Hashable) -> str:
         async def compute() -> str:
             found = await _read(request, read)
-            return render_blocks("workflow.html", ("live_header", "live_templates"), found)
+            return render_blocks(
+                "workflow.html", ("live_header", "live_templates", "live_timeline"), found
+            )
 
         return await cache.get(("workflow", workflow_id, position), compute)
 

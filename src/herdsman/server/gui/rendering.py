@@ -87,14 +87,19 @@ def render(
 OUT_OF_BAND = Markup(' hx-swap-oob="true"')
 
 
-def render_blocks(name: str, blocks: tuple[str, ...], context: dict[str, Any]) -> str:
+def render_blocks(
+    name: str, blocks: tuple[str, ...], context: dict[str, Any], *, out_of_band: bool = True
+) -> str:
     """Blocks of template ``name`` alone, for a live update: each block's elements carry
     ``{{ oob }}``, here ``hx-swap-oob``, so htmx puts each in place of the element with its
     id. A block imports the macros it uses itself (a block rendered alone does not see the
-    template's top-level imports)."""
+    template's top-level imports). Without ``out_of_band`` the blocks are a plain fragment,
+    for a request that swaps them in itself."""
     template = templates.env.get_template(name)
     out: list[str] = []
     for block in blocks:
-        run = template.new_context({**templates.env.globals, **context, "oob": OUT_OF_BAND})
+        run = template.new_context(
+            {**templates.env.globals, **context, "oob": OUT_OF_BAND if out_of_band else ""}
+        )
         out.append("".join(template.blocks[block](run)))
     return "".join(out)

@@ -27,9 +27,19 @@ from herdsman.server.api.access import check_route
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database
 from herdsman.server.gui import dag, status
+from herdsman.server.gui import timeline as timeline_chart
 from herdsman.server.gui.rendering import render as _render
+from herdsman.server.gui.rendering import render_blocks
 from herdsman.server.gui.session import PageCaller
-from herdsman.server.queries import diagnostics, history, lookups, tasks, usage, workflows
+from herdsman.server.queries import (
+    diagnostics,
+    history,
+    lookups,
+    tasks,
+    timeline,
+    usage,
+    workflows,
+)
 
 __all__ = ["PAGE_RULES", "page_access", "router"]
 
@@ -42,7 +52,9 @@ PAGE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "/workflows/{workflow_id}": (
         ("GET", "/workflows/{workflow_id}"),
         ("GET", "/workflows/{workflow_id}/history"),
+        ("GET", "/workflows/{workflow_id}/timeline"),
     ),
+    "/workflows/{workflow_id}/timeline": (("GET", "/workflows/{workflow_id}/timeline"),),
     "/workflows/{workflow_id}/tasks": (("GET", "/workflows/{workflow_id}/tasks"),),
     "/workflows/{workflow_id}/tasks.csv": (("GET", "/workflows/{workflow_id}/tasks"),),
     "/workflows/{workflow_id}/errors": (("GET", "/workflows/{workflow_id}/error_groups"),),
@@ -57,6 +69,7 @@ PAGE_RULES: dict[str, tuple[tuple[str, str], ...]] = {
     "/workflows/{workflow_id}/live": (
         ("GET", "/workflows/{workflow_id}"),
         ("GET", "/workflows/{workflow_id}/history"),
+        ("GET", "/workflows/{workflow_id}/timeline"),
     ),
     "/tasks/{task_id}/live": (
         ("GET", "/tasks/{task_id}"),
@@ -200,6 +213,7 @@ async def workflow_page(request: Request, caller: PageCaller, workflow_id: Id) -
             ),
             "edges": workflows.template_edges(session, workflow_id),
             "history": history.workflow_history(session, workflow_id, HISTORY_ENTRIES),
+            **timeline_context(session, workflow_id),
         }
 
     found = await _read(request, read)
@@ -243,6 +257,24 @@ def _sort(value: str | None) -> tasks.TaskSort:
 
 
 TaskFilterQuery = Annotated[tasks.TaskFilter, Depends(_task_filter)]
+
+
+TIMELINE_BUCKETS = 120
+
+
+def timeline_context(session: Session, workflow_id: int) -> dict[str, Any]:
+    """The timeline's data and its drawing, for the workflow page and its live updates."""
+    found = timeline.workflow_timeline(session, workflow_id, TIMELINE_BUCKETS)
+    return {"timeline": found, "chart": timeline_chart.layout(found)}
+
+
+@router.get("/workflows/{workflow_id}/timeline", response_class=HTMLResponse)
+async def timeline_fragment(request: Request, workflow_id: Id) -> HTMLResponse:
+    """The workflow page's timeline alone (the live updates send it with the rest)."""
+    found = await _read(request, lambda s: timeline_context(s, workflow_id))
+    return HTMLResponse(
+        render_blocks("workflow.html", ("live_timeline",), found, out_of_band=False)
+    )
 
 
 @router.get("/workflows/{workflow_id}/tasks", response_class=HTMLResponse)

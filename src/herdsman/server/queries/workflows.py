@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, case, func, literal, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from herdsman.core import lifecycle
@@ -135,28 +135,25 @@ def _contains(
 def _summaries(
     session: Session, rows: Sequence[models.Workflow], *, count_retries: bool = True
 ) -> list[schemas.WorkflowSummaryOut]:
-    """The given workflows with their tasks counted: one GROUP BY over the (workflow, status)
-    index for all of them, one over their runs.
+    """The given workflows with their tasks counted: one GROUP BY over their rows of the
+    kept counts (a few per template, however many tasks), one over their runs.
 
-    Without ``count_retries`` (``retries`` is then 0) the count reads the index alone, several
-    times faster for big workflows, since attempts are counted in the task rows.
+    Without ``count_retries`` ``retries`` is 0 (listings show no retries).
     """
     ids = [row.id for row in rows]
-    task = models.Task
+    counted = models.TaskStatusCount
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     retries: dict[int, int] = defaultdict(int)
-    extra_attempts = (
-        func.sum(case((task.num_attempts > 1, task.num_attempts - 1), else_=0))
-        if count_retries
-        else literal(0)
-    )
     for workflow_id, status, number, extra in session.execute(
-        select(task.workflow_id, task.status, func.count(), extra_attempts)
-        .where(task.workflow_id.in_(ids))
-        .group_by(task.workflow_id, task.status)
+        select(
+            counted.workflow_id, counted.status, func.sum(counted.num), func.sum(counted.retries)
+        )
+        .where(counted.workflow_id.in_(ids))
+        .group_by(counted.workflow_id, counted.status)
     ).tuples():
-        counts[workflow_id][status] = number
-        retries[workflow_id] += int(extra or 0)
+        if number:
+            counts[workflow_id][status] = int(number)
+        retries[workflow_id] += int(extra or 0) if count_retries else 0
     run = models.WorkflowRun
     run_span = {
         workflow_id: (first, last, number, heartbeat)
@@ -222,10 +219,12 @@ def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetai
             models.WorkflowAttribute.workflow_id == workflow_id
         )
     ).tuples()
+    counted = models.TaskStatusCount
     counts = session.execute(
-        select(models.Task.status, func.count())
-        .where(models.Task.workflow_id == workflow_id)
-        .group_by(models.Task.status)
+        select(counted.status, func.sum(counted.num))
+        .where(counted.workflow_id == workflow_id)
+        .group_by(counted.status)
+        .having(func.sum(counted.num) > 0)
     ).tuples()
     return schemas.WorkflowDetailOut(
         id=workflow.id,
@@ -240,7 +239,7 @@ def workflow_detail(session: Session, workflow_id: int) -> schemas.WorkflowDetai
         num_tasks=workflow.num_tasks,
         bound=workflow.bound_date is not None,
         attributes=dict(attributes.all()),
-        task_status_counts=dict(counts.all()),
+        task_status_counts={status: int(number) for status, number in counts},
     )
 
 
@@ -361,19 +360,20 @@ class TemplateRow:
 def template_rows(session: Session, workflow_id: int) -> list[TemplateRow]:
     """The workflow's task templates, in the order they were added, with their tasks counted.
 
-    One GROUP BY over the workflow's tasks, however many; the answer has a row per template.
+    Reads the kept counts: a few rows per template, however many tasks.
     """
     require_workflow(session, workflow_id)
-    task, array = models.Task, models.Array
+    counted, array = models.TaskStatusCount, models.Array
     counts: dict[int, dict[str, int]] = defaultdict(dict)
     attempts: dict[int, int] = defaultdict(int)
     for array_id, status, number, tried in session.execute(
-        select(task.array_id, task.status, func.count(), func.sum(task.num_attempts))
-        .where(task.workflow_id == workflow_id)
-        .group_by(task.array_id, task.status)
+        select(counted.array_id, counted.status, counted.num, counted.attempts).where(
+            counted.workflow_id == workflow_id
+        )
     ).tuples():
-        counts[array_id][status] = number
-        attempts[array_id] += int(tried or 0)
+        if number:
+            counts[array_id][status] = number
+        attempts[array_id] += tried
     arrays = session.execute(
         with_template_names(
             select(array.id, models.TaskTemplate.name, array.max_concurrently_running)

@@ -13,7 +13,7 @@ from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep
 from herdsman.server.api.responses import CALLER_ERRORS, errors
-from herdsman.server.queries import diagnostics, history, tasks, usage, workflows
+from herdsman.server.queries import diagnostics, history, tasks, timeline, usage, workflows
 
 __all__ = ["router"]
 
@@ -76,6 +76,17 @@ def get_error_groups(
     with counts, first and last time seen, and its newest error with the last ``tail_lines``
     lines of that attempt's output (0 for all the worker kept)."""
     return db.read(lambda s: diagnostics.error_groups(s, workflow_id, limit, tail_lines))
+
+
+@router.get("/workflows/{workflow_id}/timeline", responses=errors(404))
+def get_workflow_timeline(
+    workflow_id: Id,
+    db: DatabaseDep,
+    buckets: Annotated[int, Query(ge=1, le=timeline.MAX_BUCKETS)] = 120,
+) -> schemas.TimelineOut:
+    """The workflow's tasks by status over time, in up to ``buckets`` equal buckets, and its
+    running tasks beside its concurrency limit (what the workflow page draws)."""
+    return db.read(lambda s: timeline.workflow_timeline(s, workflow_id, buckets))
 
 
 @router.get("/workflow_summaries")

@@ -1,0 +1,162 @@
+"""Task counts kept on write: per workflow, array and status, and per ten-second interval.
+
+A page showing a workflow of a million tasks must not count them: ``task_status_count`` holds
+how many tasks of each array have each status, and ``task_status_history`` how many entered
+and left each status in each interval. Both are changed only by increments
+(``num = num + k``) in the transaction that changes the tasks, issued by
+:class:`~herdsman.server.database.feed.ChangeRecorder` right after it took the workflow's
+change-feed number: that statement locks the workflow's row until commit, so every writer of a
+workflow's counts holds that lock first, and two writers can neither lose an increment nor
+deadlock over the count rows. No count is ever read in Python and written back.
+
+Bind writes no changes to the feed; :func:`recount_workflow` counts a workflow's tasks once,
+when its bind is finished, with one ``INSERT ... SELECT ... GROUP BY``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import Dialect
+from sqlalchemy.orm import Session
+
+from herdsman.server.database import sql
+from herdsman.server.database.models import HISTORY_SECONDS
+
+__all__ = ["TaskCountChanges", "interval_start", "recount_workflow"]
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def interval_start(moment: dt.datetime) -> int:
+    """The first second (since the epoch, UTC) of the history interval holding ``moment``."""
+    seconds = int((moment - _EPOCH).total_seconds())
+    return seconds - seconds % HISTORY_SECONDS
+
+
+@dataclass
+class TaskCountChanges:
+    """A transaction's task status changes, summed into count increments.
+
+    ``counts`` maps (workflow, array, status) to increments of (tasks, attempts, retries).
+    """
+
+    counts: dict[tuple[int, int, str], list[int]] = field(default_factory=dict)
+    entered: Counter[tuple[int, str]] = field(default_factory=Counter)
+    exited: Counter[tuple[int, str]] = field(default_factory=Counter)
+
+    def move(
+        self,
+        workflow_id: int,
+        array_id: int,
+        previous: str,
+        status: str,
+        *,
+        attempts: int,
+        attempts_after: int | None = None,
+    ) -> None:
+        """One task of ``array_id`` went from ``previous`` to ``status``, and from ``attempts``
+        spent to ``attempts_after`` (unchanged when None)."""
+        after = attempts if attempts_after is None else attempts_after
+        self._add((workflow_id, array_id, previous), -1, attempts)
+        self._add((workflow_id, array_id, status), 1, after)
+        if previous != status:
+            self.exited[(workflow_id, previous)] += 1
+            self.entered[(workflow_id, status)] += 1
+
+    def workflows(self) -> set[int]:
+        return {workflow_id for workflow_id, _, _ in self.counts}
+
+    def _add(self, key: tuple[int, int, str], sign: int, attempts: int) -> None:
+        found = self.counts.setdefault(key, [0, 0, 0])
+        found[0] += sign
+        found[1] += sign * attempts
+        found[2] += sign * max(attempts - 1, 0)
+
+    def apply(self, session: Session, workflow_id: int, now: dt.datetime) -> None:
+        """Add this workflow's increments to its count and history rows, in key order."""
+        counts = sorted(
+            (key, delta)
+            for key, delta in self.counts.items()
+            if key[0] == workflow_id and any(delta)
+        )
+        statuses = sorted(
+            {status for wf, status in self.entered if wf == workflow_id}
+            | {status for wf, status in self.exited if wf == workflow_id}
+        )
+        if not counts and not statuses:
+            return
+        dialect = session.get_bind().dialect
+        sql.execute_many(
+            session,
+            _count_upsert(dialect),
+            [(*key, *delta) for key, delta in counts],
+        )
+        bucket = interval_start(now)
+        sql.execute_many(
+            session,
+            _history_upsert(dialect),
+            [
+                (
+                    workflow_id,
+                    bucket,
+                    status,
+                    self.entered[(workflow_id, status)],
+                    self.exited[(workflow_id, status)],
+                )
+                for status in statuses
+            ],
+        )
+
+
+def recount_workflow(session: Session, workflow_id: int) -> None:
+    """Set the workflow's counts from its tasks (at the end of its bind)."""
+    sql.execute(session, "DELETE FROM task_status_count WHERE workflow_id = ?", (workflow_id,))
+    sql.execute(
+        session,
+        "INSERT INTO task_status_count (workflow_id, array_id, status, num, attempts, retries) "
+        "SELECT workflow_id, array_id, status, COUNT(*), SUM(num_attempts), "
+        "SUM(CASE WHEN num_attempts > 1 THEN num_attempts - 1 ELSE 0 END) "
+        "FROM task WHERE workflow_id = ? GROUP BY workflow_id, array_id, status",
+        (workflow_id,),
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _count_upsert(dialect: Dialect) -> str:
+    head = (
+        "INSERT INTO task_status_count (workflow_id, array_id, status, num, attempts, retries) "
+        "VALUES (?, ?, ?, ?, ?, ?)"
+    )
+    if dialect.name in ("mysql", "mariadb"):
+        return head + (
+            " ON DUPLICATE KEY UPDATE num = num + VALUES(num), "
+            "attempts = attempts + VALUES(attempts), retries = retries + VALUES(retries)"
+        )
+    return head + (
+        " ON CONFLICT (workflow_id, array_id, status) DO UPDATE SET "
+        "num = task_status_count.num + excluded.num, "
+        "attempts = task_status_count.attempts + excluded.attempts, "
+        "retries = task_status_count.retries + excluded.retries"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _history_upsert(dialect: Dialect) -> str:
+    head = (
+        "INSERT INTO task_status_history (workflow_id, bucket_start, status, entered, exited) "
+        "VALUES (?, ?, ?, ?, ?)"
+    )
+    if dialect.name in ("mysql", "mariadb"):
+        return (
+            head + " ON DUPLICATE KEY UPDATE entered = entered + VALUES(entered), "
+            "exited = exited + VALUES(exited)"
+        )
+    return (
+        head + " ON CONFLICT (workflow_id, bucket_start, status) DO UPDATE SET "
+        "entered = task_status_history.entered + excluded.entered, "
+        "exited = task_status_history.exited + excluded.exited"
+    )
