@@ -37,6 +37,7 @@ from herdsman.server.auth.tokens import TokenSigner
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
+from herdsman.server.domain.pending_reasons import PendingReasons
 from herdsman.server.domain.reaper import reap_periodically
 from herdsman.server.gui import csrf, error_page, install, serves
 from herdsman.server.queries.owners import OwnershipCache
@@ -98,6 +99,7 @@ def create_app(
     app.state.ownership = OwnershipCache(database)
     app.state.owners_only_read = auth.readers == "owners"
     app.state.log_roots = tuple(root.resolve() for root in gui.log_roots)
+    app.state.pending_reasons = PendingReasons()
     guarded = [Depends(authorize)]
     app.include_router(client.public_router, prefix=API_PREFIX, dependencies=guarded)
     for routes in (auth_routes, client, swarm, distributor, worker, queries, control):
