@@ -13,10 +13,13 @@ import contextlib
 import csv
 import getpass
 import io
+import json
 import re
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -27,6 +30,8 @@ from tests.support.tokens import admin_token, run_token, user_token
 
 from herdsman import Tool
 from herdsman.core.requester import Requester
+from herdsman.core.schemas.queries import StatisticsOut
+from herdsman.core.suggestions import suggested_runtime
 from herdsman.server.api.app import create_app
 from herdsman.server.gui.routes import PAGE_RULES
 from herdsman.server.gui.session import COOKIE
@@ -164,6 +169,9 @@ def concrete(path: str, ran: Ran) -> str:
         path.replace("{workflow_id}", str(ran.workflow_id))
         .replace("{task_id}", str(ran.after_id))
         .replace("{direction}", "upstream")
+        .replace("{array_id}", "1")
+        .replace("{attempt_id}", "1")
+        .replace("{stream}", "stdout")
     )
 
 
@@ -546,3 +554,214 @@ def test_task_page_shows_attempts_neighbours_and_why_it_is_not_running(
         found = re.search(r'hx-get="([^"]+)"', fragment)
         url = found.group(1).replace("&amp;", "&") if found else None
     assert seen == ran.prep_ids
+
+
+# --- resources of a template ------------------------------------------------------------------
+
+
+def array_ids(html: str) -> dict[str, int]:
+    """Template name -> array id, from the workflow page's template table."""
+    found = re.findall(r'data-template="(\w+)" data-array-id="(\d+)"', html)
+    return {name: int(array_id) for name, array_id in found}
+
+
+def test_resources_page_agrees_with_the_cli_figures(
+    server: RunningServer, owner: httpx.Client, ran: Ran
+) -> None:
+    overview = page(owner, f"/workflows/{ran.workflow_id}")
+    arrays = array_ids(overview)
+    assert f'href="/workflows/{ran.workflow_id}/resources/{arrays["work"]}"' in overview
+    html = page(owner, f"/workflows/{ran.workflow_id}/resources/{arrays['work']}?headroom=50")
+    assert 'data-template="work"' in html
+    facts = re.search(r'<dl id="resources-facts".*?</dl>', html, re.S)
+    assert facts is not None and 'data-value="2"' in facts.group(0)  # the two done attempts
+    assert re.search(r'id="killed-memory" data-value="0"', html)
+    # Histograms: counted on the server; each series holds every done attempt once.
+    for figure in ("runtime-histogram",):
+        svg = re.search(rf'<figure id="{figure}".*?</figure>', html, re.S)
+        assert svg is not None, figure
+        used = [int(c) for c in re.findall(r'data-series="used" data-count="(\d+)"', svg[0])]
+        assert sum(used) == 2
+    # The suggestion is the CLI's: the statistic of GET /resource_usage plus the headroom.
+    usage = httpx.get(
+        server.url + "/api/v1/resource_usage",
+        params={"task_template": "work", "workflow_id": ran.workflow_id},
+        headers={"authorization": f"Bearer {user_token(OWNER)}"},
+    ).json()
+    (entry,) = usage["templates"]
+    expected = suggested_runtime(
+        StatisticsOut.model_validate(entry["runtime"]), "max", headroom=0.5
+    )
+    assert re.search(rf'data-resource="runtime".*?data-seconds="{expected}"', html, re.S)
+    assert 'id="resources-yaml"' in html and "task_template_resources" in html
+    assert f"runtime: {expected}" in html
+    # Bad choices are refused; another workflow's array is not found.
+    page(owner, f"/workflows/{ran.workflow_id}/resources/{arrays['work']}?memory=p50", 422)
+    page(owner, f"/workflows/{ran.bound_workflow_id}/resources/{arrays['work']}", 404)
+
+
+# --- the log viewer ---------------------------------------------------------------------------
+
+LONG_LINES = 20_000  # ~ 600 KB of stdout: several 64 KB parts
+
+
+@dataclass(frozen=True)
+class Logged:
+    """A run whose tasks wrote output files: one inside the allowed directory, the others
+    where the viewer must not read (``..`` out of it, a symlink out of it, elsewhere), and a
+    second server on the same database allowed to read that directory only."""
+
+    url: str
+    workflow_id: int
+    inside: int
+    dotdot: int
+    symlink: int
+    elsewhere: int
+    secret: Path
+
+
+@pytest.fixture(scope="module")
+def logged(
+    server: RunningServer, processes: ProcessRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Logged]:
+    base = tmp_path_factory.mktemp("gui-logs")
+    root, outside = base / "allowed", base / "outside"
+    (root / "out").mkdir(parents=True)
+    outside.mkdir()
+    (root / "escape").symlink_to(outside, target_is_directory=True)
+    secret = outside / "secret.txt"
+    secret.write_text("not for the gui\n")
+    stamp = time.time_ns()
+    script = base / "write_output.py"
+    script.write_text(
+        "import sys\n"
+        f"for i in range({LONG_LINES}):\n"
+        "    print(f'line {i} of the output')\n"
+        "print('needle-in-the-haystack')\n"
+        "print('last line of stdout')\n"
+        "print('oops-on-stderr', file=sys.stderr)\n"
+    )
+    command = f"{sys.executable} {script} {{n}}"
+    with Requester(server.url, token=user_token(OWNER), timeout=60, retries=3) as owner:
+        tool = Tool(f"gui-logs-{stamp}", requester=owner)
+        tool.set_default_cluster_name("sequential")
+        writer = tool.get_task_template("writer", command, node_args=["n"])
+        tasks = {
+            where: writer.create_task(
+                n=where, compute_resources={"stdout": str(directory), "stderr": str(directory)}
+            )
+            for where, directory in (
+                ("inside", root / "out"),
+                ("dotdot", root / "out" / ".." / ".." / "outside"),
+                ("symlink", root / "escape"),
+                ("elsewhere", outside),
+            )
+        }
+        workflow = tool.create_workflow(workflow_args=f"gui-logs-{stamp}")
+        workflow.add_tasks(list(tasks.values()))
+        assert workflow.run(progress=False) == "D"
+    process, info = start_server_process(
+        processes,
+        database_url=server.database_url,
+        state_dir=base / "server",
+        extra_env={
+            "HERDSMAN_GUI__LOG_ROOTS": json.dumps([str(root)]),
+            "HERDSMAN_REAPER__ENABLED": "false",
+        },
+    )
+    try:
+        ids = {where: task.task_id or 0 for where, task in tasks.items()}
+        yield Logged(info.url, workflow.workflow_id or 0, secret=secret, **ids)
+    finally:
+        processes.stop(process)
+
+
+def attempt_of(client: httpx.Client, task_id: int) -> int:
+    html = page(client, f"/tasks/{task_id}")
+    found = re.search(rf'href="/tasks/{task_id}/attempts/(\d+)/stdout"', html)
+    assert found is not None, "no log viewer link on the task page"
+    return int(found.group(1))
+
+
+def test_log_viewer_shows_the_end_earlier_parts_search_and_download(logged: Logged) -> None:
+    with browser(logged.url, user_token(OWNER)) as owner:
+        attempt = attempt_of(owner, logged.inside)
+        base = f"/tasks/{logged.inside}/attempts/{attempt}/stdout"
+        html = page(owner, base)
+        assert 'id="log-viewer"' in html and "last line of stdout" in html
+        size = int(re.search(r'data-size="(\d+)"', html)[1])  # type: ignore[index]
+        start = int(re.search(r'data-start="(\d+)"', html)[1])  # type: ignore[index]
+        assert size > 4 * 64 * 1024 and size - start <= 64 * 1024
+        assert 'id="log-tail"' in html  # the stored tail, too
+        # Earlier parts join up to the whole file, each starting at a line.
+        parts, before = [], start
+        while before > 0:
+            piece = owner.get(base + "/bytes", params={"before": before}).json()
+            assert piece["end"] == before and before - piece["start"] <= 64 * 1024
+            assert piece["start"] == 0 or piece["text"].startswith("line ")
+            parts.append(piece["text"])
+            before = piece["start"]
+        last = owner.get(base + "/bytes").json()
+        downloaded = owner.get(base + "/download")
+        assert downloaded.status_code == 200
+        assert "attachment" in downloaded.headers["content-disposition"]
+        assert "".join(reversed(parts)) + last["text"] == downloaded.text
+        assert len(downloaded.content) == size
+        # Nothing after the end; the search reads the whole file on the server.
+        assert owner.get(base + "/bytes", params={"after": size}).json()["text"] == ""
+        found = owner.get(base + "/search", params={"q": "NEEDLE-in"}).json()
+        assert found["complete"] and [m["line"] for m in found["matches"]] == [LONG_LINES + 1]
+        assert found["matches"][0]["text"] == "needle-in-the-haystack"
+        offset = found["matches"][0]["offset"]
+        assert downloaded.content[offset:].startswith(b"needle-in-the-haystack")
+        stderr = page(owner, f"/tasks/{logged.inside}/attempts/{attempt}/stderr")
+        assert "oops-on-stderr" in stderr
+        assert owner.get(base + "/search", params={"q": ""}).status_code == 422
+        assert owner.get(base + "/search", params={"q": "x" * 201}).status_code == 422
+
+
+def test_log_viewer_refuses_files_outside_the_allowed_directories(
+    server: RunningServer, logged: Logged
+) -> None:
+    with browser(logged.url, user_token(OWNER)) as owner:
+        for task_id in (logged.dotdot, logged.symlink, logged.elsewhere):
+            attempt = attempt_of(owner, task_id)
+            base = f"/tasks/{task_id}/attempts/{attempt}/stdout"
+            html = page(owner, base)
+            assert 'id="log-file-refused"' in html and "gui.log_roots" in html
+            assert 'id="log-viewer"' not in html
+            assert "last line of stdout" in html  # the stored tail is still shown
+            for suffix in ("/bytes", "/search?q=line", "/download"):
+                answer = owner.get(base + suffix)
+                assert answer.status_code == 403, (task_id, suffix, answer.status_code)
+                assert "line 1 of the output" not in answer.text
+        # An attempt of another task (here, one whose file is refused) is not found through a
+        # task the caller may read.
+        inside = attempt_of(owner, logged.inside)
+        page(owner, f"/tasks/{logged.dotdot}/attempts/{inside}/stdout", 404)
+        page(owner, f"/tasks/{logged.inside}/attempts/{inside}/secret", 422)
+    # The server without allowed directories shows only the stored tails.
+    with browser(server.url, user_token(OWNER)) as owner:
+        attempt = attempt_of(owner, logged.inside)
+        html = page(owner, f"/tasks/{logged.inside}/attempts/{attempt}/stdout")
+        assert 'id="log-file-refused"' in html and "only the output tails" in html
+        answer = owner.get(f"/tasks/{logged.inside}/attempts/{attempt}/stdout/download")
+        assert answer.status_code == 403
+
+
+def test_log_viewer_follows_the_task_pages_access_rules(
+    owners_only_server: str, logged: Logged
+) -> None:
+    with browser(logged.url, user_token(OWNER)) as owner:
+        attempt = attempt_of(owner, logged.inside)
+    paths = [
+        f"/tasks/{logged.inside}/attempts/{attempt}/stdout{suffix}"
+        for suffix in ("", "/bytes", "/search?q=line", "/download")
+    ]
+    with browser(owners_only_server, user_token(INTRUDER)) as intruder:
+        for path in paths:
+            assert intruder.get(path).status_code == 403, path
+    with browser(owners_only_server, admin_token("someone-else")) as admin:
+        for path in paths:
+            assert admin.get(path).status_code in (200, 403), path  # 403: no log roots there
+            assert admin.get(path).status_code != 404

@@ -8,6 +8,7 @@ task counts, history), so the GUI is checked against the routes it stands in for
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import getpass
 import html
 import io
@@ -24,7 +25,9 @@ from tests.support.tokens import admin_token, bearer, key_file, user_token
 from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.server.auth.keys import load_or_create_key
+from herdsman.server.auth.tokens import Role, TokenSigner
 from herdsman.server.gui import csrf
+from herdsman.server.gui.session import COOKIE
 
 pytestmark = pytest.mark.integration
 
@@ -403,3 +406,36 @@ def test_an_error_group_links_to_a_reset_of_its_tasks(
 
     assert answer.status_code == 303, answer.text[-1000:]
     assert counts(server, workflow_id) == {"D": 1, "G": 3}
+
+
+def test_a_form_sent_after_the_sign_in_expired_returns_to_the_workflow_page(
+    server: RunningServer, owner: httpx.Client
+) -> None:
+    """A form posted with an expired cookie is not applied; signing in again leads to the
+    workflow page (a GET), not back to the form's URL (which answers only POST), with a
+    one-line notice saying the form was not applied."""
+    workflow_id = bind(server)
+    run_id = start_run(server, workflow_id)
+    form_token = token_of(page(owner, f"/workflows/{workflow_id}"))
+    signer = TokenSigner(load_or_create_key(key_file()))
+    expired = signer.issue_user_token(OWNER, Role.USER, dt.timedelta(hours=-1))[0]
+    with httpx.Client(base_url=server.url, timeout=120, follow_redirects=False) as stale:
+        stale.cookies.set(COOKIE, expired)
+        answer = stale.post(f"/workflows/{workflow_id}/stop", data={csrf.FIELD: form_token})
+        assert answer.status_code == 303
+        sign_in = answer.headers["location"]
+        assert sign_in.startswith("/sign-in?next=")
+        form = stale.get(sign_in)
+        assert form.status_code == 200
+        next_url = re.search(r'name="next" value="([^"]+)"', form.text)
+        assert next_url is not None
+        back = stale.post(
+            "/sign-in", data={"token": user_token(OWNER), "next": html.unescape(next_url[1])}
+        )
+        assert back.status_code == 303
+        assert back.headers["location"] == f"/workflows/{workflow_id}?notice=form-not-sent"
+        landed = stale.get(back.headers["location"])
+        assert landed.status_code == 200
+        assert 'id="notice"' in landed.text and "was not applied" in landed.text
+    run = api(server, "GET", f"/workflow_runs/{run_id}")
+    assert run["status"] != "S", "the expired form must not have stopped the run"

@@ -164,6 +164,26 @@ class ReaperSettings(BaseModel):
     unattended_after: float = Field(default=600.0, gt=0)
 
 
+class GuiSettings(BaseModel):
+    """What the web GUI may show beyond the database (see docs/configuration.md).
+
+    ``log_roots``: directories whose files the log viewer may read when an attempt recorded
+    its stdout or stderr file there. Empty (the default): it shows only the output tails the
+    attempts reported. A file is read only when its real path (symlinks resolved) lies under
+    one of these, so a path recorded by a job cannot reach any other file the server can read.
+    """
+
+    log_roots: list[Path] = Field(default_factory=list)
+
+    @field_validator("log_roots")
+    @classmethod
+    def _absolute(cls, roots: list[Path]) -> list[Path]:
+        for root in roots:
+            if not root.is_absolute():
+                raise ValueError(f"gui.log_roots entry {str(root)!r} must be an absolute path")
+        return roots
+
+
 class Settings(BaseSettings):
     """All of herdsman's settings. Build with keyword arguments to override everything else."""
 
@@ -181,6 +201,7 @@ class Settings(BaseSettings):
     bind: BindSettings = Field(default_factory=BindSettings)
     reaper: ReaperSettings = Field(default_factory=ReaperSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    gui: GuiSettings = Field(default_factory=GuiSettings)
     token: SecretStr | None = None
     token_file: Path = Field(default_factory=default_token_file)
     # A server's: what it accepts. Clients learn a server's limits from the server.

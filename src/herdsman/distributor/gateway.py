@@ -12,7 +12,7 @@ failures and 503s have already been retried when :class:`ServerUnavailableError`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from herdsman.core.changes import ChangeFilter
@@ -24,6 +24,9 @@ from herdsman.core.schemas.distributor import (
     KilledIn,
     LaunchedIn,
     LaunchedItem,
+    PendingReasonItem,
+    PendingReasonsIn,
+    PendingReasonsOut,
     SubmitFailedIn,
     TransitionsOut,
     TriagedIn,
@@ -85,6 +88,13 @@ class DistributorGateway(Protocol):
         """Instances whose kill request was carried out (K -> F)."""
         ...
 
+    def pending_reasons(
+        self, run_id: int, scheduler: str, reasons: Mapping[int, str]
+    ) -> PendingReasonsOut:
+        """Why the cluster has yet to start the run's launched instances (instance id ->
+        the cluster's reason), replacing the last report."""
+        ...
+
 
 class HttpDistributorGateway:
     """:class:`DistributorGateway` over a requester (the distributor's, or a plugin's)."""
@@ -133,3 +143,16 @@ class HttpDistributorGateway:
     def killed(self, task_instance_ids: Sequence[int]) -> TransitionsOut:
         body = KilledIn(task_instance_ids=list(task_instance_ids))
         return self._requester.post("/task_instances/killed", body, TransitionsOut)
+
+    def pending_reasons(
+        self, run_id: int, scheduler: str, reasons: Mapping[int, str]
+    ) -> PendingReasonsOut:
+        body = PendingReasonsIn(
+            scheduler=scheduler,
+            items=[
+                PendingReasonItem(task_instance_id=instance_id, reason=reason)
+                for instance_id, reason in sorted(reasons.items())
+            ],
+        )
+        path = f"/workflow_runs/{run_id}/pending_reasons"
+        return self._requester.post(path, body, PendingReasonsOut)

@@ -45,6 +45,7 @@ from herdsman.distributor.parameters import distributor_parameters
 __all__ = [
     "ENTRY_POINT_GROUP",
     "ClusterPlugin",
+    "PendingReasonReader",
     "PluginFactory",
     "PluginRequester",
     "QueueReader",
@@ -149,6 +150,21 @@ class QueueReader(Protocol):
         """The cluster's queues as the cluster defines them, the queue ``default`` among them
         where the cluster has a default. Called on a plugin that was built, not started; it
         may run the cluster's commands, and raises a HerdsmanError saying why it cannot."""
+        ...
+
+
+@runtime_checkable
+class PendingReasonReader(Protocol):
+    """A plugin that can say why the cluster has yet to start queued jobs."""
+
+    @property
+    def scheduler_name(self) -> str:
+        """Whose words the reasons are, as people name it (``Slurm``)."""
+        ...
+
+    def pending_reasons(self, distributor_ids: Iterable[str]) -> dict[str, str]:
+        """Job id -> the cluster's reason it still waits, for those of ``distributor_ids``
+        that wait with one, from the plugin's last look at the queue (no new query)."""
         ...
 
 

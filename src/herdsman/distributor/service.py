@@ -66,7 +66,12 @@ from herdsman.core.statuses import TaskInstanceStatus, WorkflowRunStatus
 from herdsman.core.timing import SILENCE_GRACE_HEARTBEATS
 from herdsman.distributor.gateway import DistributorGateway
 from herdsman.distributor.parameters import ClusterParameters, distributor_parameters
-from herdsman.distributor.plugin import ClusterPlugin, SubmitBatch, SubmitError
+from herdsman.distributor.plugin import (
+    ClusterPlugin,
+    PendingReasonReader,
+    SubmitBatch,
+    SubmitError,
+)
 
 __all__ = [
     "DistributorConfig",
@@ -241,6 +246,7 @@ class DistributorService:
         self._stop = threading.Event()
         self._waiting_on_feed = False
         self._plugin_stopped = False
+        self._pending_sent = False  # whether the server holds reasons of this run from us
         self._run_status: WorkflowRunStatus | None = None
         self._log = logger.bind(workflow_run_id=workflow_run_id)
 
@@ -432,6 +438,7 @@ class DistributorService:
         refs = (*reply.launched, *reply.triaging)
         jobs = [ref.distributor_id for ref in refs if ref.distributor_id is not None]
         known = self._plugin.submitted_or_running(jobs) if jobs else set()
+        self._report_pending(reply.launched, known)
         items = self._vanished(reply.launched, known) + self._silent(reply.triaging, known)
         if items:
             self._gateway.triaged(items)
@@ -444,6 +451,30 @@ class DistributorService:
             self._gateway.killed(ids)
             self._log.info("distributor_killed", instances=len(ids), jobs=len(jobs))
         return TriageReport(live=reply.live, lost=len(items), killed=len(reply.kill))
+
+    def _report_pending(self, launched: Sequence[InstanceRef], known: set[str]) -> None:
+        """Tell the server why the cluster has yet to start the launched instances' jobs, as
+        the plugin last saw it (no extra query). A hint for the GUI only: a failure to send is
+        logged, never fatal, and an unchanged empty report is not sent again."""
+        plugin = self._plugin
+        if not isinstance(plugin, PendingReasonReader):
+            return
+        waiting = {
+            job: ref.task_instance_id
+            for ref in launched
+            if (job := ref.distributor_id) is not None and job in known
+        }
+        said = plugin.pending_reasons(waiting) if waiting else {}
+        reasons = {waiting[job]: reason for job, reason in said.items() if job in waiting}
+        if not reasons and not self._pending_sent:
+            return
+        try:
+            self._gateway.pending_reasons(self.workflow_run_id, plugin.scheduler_name, reasons)
+        except HerdsmanError as error:
+            self._log.warning("distributor_pending_reasons_unsent", error=error.message)
+            return
+        self._pending_sent = bool(reasons)
+        self._log.debug("distributor_pending_reasons", instances=len(reasons))
 
     def _vanished(self, launched: Sequence[InstanceRef], known: set[str]) -> list[TriagedItem]:
         """Launched instances whose jobs the cluster (``known``) no longer has: never started."""

@@ -19,6 +19,9 @@ __all__ = [
     "KilledIn",
     "LaunchedIn",
     "LaunchedItem",
+    "PendingReasonItem",
+    "PendingReasonsIn",
+    "PendingReasonsOut",
     "SubmitFailedIn",
     "TransitionsOut",
     "TriageIn",
@@ -161,3 +164,26 @@ class KilledIn(_In):
     """Instances whose kill request (K) was carried out: K -> F."""
 
     task_instance_ids: list[Id]
+
+
+class PendingReasonItem(_In):
+    """Why the cluster has yet to start one launched instance's job, in the cluster's word
+    (Slurm's pending reason, ``squeue %r``: ``Priority``, ``Resources``, ...)."""
+
+    task_instance_id: Id
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class PendingReasonsIn(_In):
+    """The pending reasons of a run's launched instances at the distributor's last poll of
+    the cluster; ``scheduler``: whose words they are (``Slurm``). Replaces the run's last
+    report: an instance not named has none (any more)."""
+
+    scheduler: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    items: list[PendingReasonItem] = Field(default_factory=list, max_length=100_000)
+
+
+class PendingReasonsOut(BaseModel):
+    """How many instances of the run now have a pending reason on this server."""
+
+    recorded: int

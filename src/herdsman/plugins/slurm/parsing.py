@@ -1,7 +1,7 @@
 """Reading what Slurm's commands print, and what a job's final state means for its task.
 
 Pure functions only, so every format Slurm prints is tested on recorded output with no
-cluster: ``sbatch --parsable``, ``squeue -h -r -o '%i|%T'``, ``sacct -n -P -o`` with
+cluster: ``sbatch --parsable``, ``squeue -h -r -o '%i|%T|%r'``, ``sacct -n -P -o`` with
 :data:`SACCT_FIELDS`, ``scontrol show partition -o`` and ``scontrol show config``.
 
 How a final state maps to a task-instance status (:func:`classify_job`):
@@ -41,6 +41,7 @@ __all__ = [
     "parse_sacct",
     "parse_sbatch",
     "parse_squeue",
+    "parse_squeue_reasons",
 ]
 
 SACCT_FIELDS = "JobID,State,ExitCode,Elapsed,TotalCPU,MaxRSS"
@@ -82,23 +83,38 @@ def parse_sbatch(output: str) -> str:
 
 
 def parse_squeue(output: str) -> dict[str, str]:
-    """Job id -> state from ``squeue -h -r -o '%i|%T'``; array elements as ``"123_4"``.
+    """Job id -> state from ``squeue -h -r -o '%i|%T|%r'`` (or ``'%i|%T'``); array elements
+    as ``"123_4"``.
 
     A pending array not yet split into elements prints once, as ``123_[4-9%5]``; its range is
     expanded so every element it stands for is known to be queued.
     """
-    states: dict[str, str] = {}
+    return {job: fields[0] for job, fields in _squeue_rows(output)}
+
+
+def parse_squeue_reasons(output: str) -> dict[str, str]:
+    """Job id -> Slurm's reason a pending job waits (``%r``: ``Priority``, ``Resources``, ...)
+    from the same output as :func:`parse_squeue`; jobs that do not wait, or wait without a
+    reason (``None``), are left out."""
+    reasons = {}
+    for job, fields in _squeue_rows(output):
+        if len(fields) > 1 and fields[0] == "PENDING" and fields[1] not in ("", "None"):
+            reasons[job] = fields[1]
+    return reasons
+
+
+def _squeue_rows(output: str) -> Iterable[tuple[str, list[str]]]:
+    """(job id, its other fields) per element, array ranges expanded."""
     for line in output.splitlines():
         if "|" not in line:
             continue
-        job, state = (part.strip() for part in line.split("|", 1))
+        job, *fields = (part.strip() for part in line.split("|"))
         base, _, elements = job.partition("_[")
         if elements:
             for index in _expand_indices(elements.rstrip("]").split("%", 1)[0]):
-                states[f"{base}_{index}"] = state
+                yield f"{base}_{index}", fields
         else:
-            states[job] = state
-    return states
+            yield job, fields
 
 
 def _expand_indices(ranges: str) -> Iterable[int]:

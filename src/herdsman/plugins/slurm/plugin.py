@@ -58,6 +58,7 @@ from herdsman.plugins.slurm.parsing import (
     parse_sacct,
     parse_sbatch,
     parse_squeue,
+    parse_squeue_reasons,
 )
 from herdsman.plugins.slurm.queues import slurm_queues
 from herdsman.plugins.slurm.script import HANDLED_KEYS, ArrayJob, build_script, sbatch_options
@@ -128,6 +129,7 @@ class SlurmPlugin:
         self._max_array_size = 1001  # Slurm's default, until start() reads the cluster's
         self._partitions: dict[str, PartitionLimits] = {}
         self._queued: dict[str, str] = {}  # job id -> state, from the last squeue
+        self._reasons: dict[str, str] = {}  # job id -> why it waits, from the last squeue
         self._queued_at: float | None = None
         self._submitted_at: dict[str, float] = {}  # array job id -> when sbatch returned
         self._throttles: dict[int, tuple[int | None, list[str]]] = {}  # array -> limit, jobs
@@ -302,6 +304,12 @@ class SlurmPlugin:
         self._fetch_accounting()
         return alive
 
+    scheduler_name = "Slurm"
+
+    def pending_reasons(self, distributor_ids: Iterable[str]) -> dict[str, str]:
+        """Slurm's reasons (``squeue %r``) the jobs still wait, from the last squeue."""
+        return {job: reason for job in distributor_ids if (reason := self._reasons.get(job))}
+
     def _recently_submitted(self, job: str) -> bool:
         """Submitted after the last squeue answer, or no answer yet: assume it is queued."""
         submitted = self._submitted_at.get(job.split("_", 1)[0])
@@ -314,11 +322,12 @@ class SlurmPlugin:
         if fresh or self._commands.backing_off():
             return
         try:
-            output = self._commands.run("squeue", ["-h", "-r", "-u", self._user, "-o", "%i|%T"])
+            output = self._commands.run("squeue", ["-h", "-r", "-u", self._user, "-o", "%i|%T|%r"])
         except SlurmCommandError as error:
             logger.warning("slurm_status_unknown", error=error.message)
             return
         self._queued = parse_squeue(output)
+        self._reasons = parse_squeue_reasons(output)
         self._queued_at = now
 
     def _fetch_accounting(self) -> None:

@@ -23,7 +23,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from herdsman import __version__
-from herdsman.core.config import AuthSettings, ReaperSettings, Settings
+from herdsman.core.config import AuthSettings, GuiSettings, ReaperSettings, Settings
 from herdsman.core.errors import HerdsmanError, InvalidInputError, NotFoundError
 from herdsman.core.limits import InputLimits
 from herdsman.core.schemas import API_PREFIX
@@ -37,6 +37,7 @@ from herdsman.server.auth.tokens import TokenSigner
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
+from herdsman.server.domain.pending_reasons import PendingReasons
 from herdsman.server.domain.reaper import reap_periodically
 from herdsman.server.gui import csrf, error_page, install, serves
 from herdsman.server.queries.owners import OwnershipCache
@@ -58,6 +59,7 @@ def create_app(
     reaper: ReaperSettings | None = None,
     auth: AuthSettings | None = None,
     limits: InputLimits | None = None,
+    gui: GuiSettings | None = None,
 ) -> FastAPI:
     """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
 
@@ -66,13 +68,15 @@ def create_app(
     lifespan's start to its end); None takes the ``reaper`` settings. Pass
     ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own. ``auth``
     (None: the settings') says who may read and which sign-ins are accepted. ``limits``: the
-    input it accepts; None takes the ``limits`` settings.
+    input it accepts; None takes the ``limits`` settings. ``gui``: what the GUI may read beyond
+    the database (its log viewer's directories); None takes the ``gui`` settings.
     """
-    if reaper is None or auth is None or limits is None:
+    if reaper is None or auth is None or limits is None or gui is None:
         settings = Settings()
         reaper = reaper if reaper is not None else settings.reaper
         auth = auth if auth is not None else settings.auth
         limits = limits if limits is not None else settings.limits
+        gui = gui if gui is not None else settings.gui
     database = make_database(database_url)
     if upgrade_schema:
         upgrade(database)
@@ -94,6 +98,8 @@ def create_app(
     app.state.authenticator = Authenticator(app.state.signer, revocations, _oidc(auth))
     app.state.ownership = OwnershipCache(database)
     app.state.owners_only_read = auth.readers == "owners"
+    app.state.log_roots = tuple(root.resolve() for root in gui.log_roots)
+    app.state.pending_reasons = PendingReasons()
     guarded = [Depends(authorize)]
     app.include_router(client.public_router, prefix=API_PREFIX, dependencies=guarded)
     for routes in (auth_routes, client, swarm, distributor, worker, queries, control):

@@ -123,6 +123,7 @@ POLICY: dict[tuple[str, str], Entry] = {
     # the distributor and the worker
     ("POST", "/workflow_runs/{run_id}/claim"): _RUN,
     ("POST", "/workflow_runs/{run_id}/triage"): _RUN,
+    ("POST", "/workflow_runs/{run_id}/pending_reasons"): _RUN,
     ("POST", "/task_instances/launched"): _RUN,
     ("POST", "/task_instances/submit_failed"): _RUN,
     ("POST", "/task_instances/finish_without_running"): _RUN,

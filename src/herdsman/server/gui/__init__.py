@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from herdsman.core.schemas import API_PREFIX
-from herdsman.server.gui import live
+from herdsman.server.gui import live, logs, resources
 from herdsman.server.gui.rendering import render
 from herdsman.server.gui.routes import router
 from herdsman.server.gui.session import SignInRequired, sign_in_router, sign_in_url
@@ -32,6 +32,8 @@ def install(app: FastAPI) -> None:
     app.include_router(live.router)  # first: /tasks/{id}/live is not a direction
     app.include_router(router)
     app.include_router(steering_router)
+    app.include_router(resources.router)
+    app.include_router(logs.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.exception_handler(SignInRequired)

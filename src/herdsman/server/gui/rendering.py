@@ -20,10 +20,18 @@ from herdsman.core.units import format_bytes
 from herdsman.server.auth.identity import Caller
 from herdsman.server.gui import status
 
-__all__ = ["TEMPLATES", "render", "render_blocks", "templates"]
+__all__ = ["FORM_NOT_SENT", "NOTICES", "TEMPLATES", "render", "render_blocks", "templates"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 templates = Jinja2Templates(directory=TEMPLATES)
+
+FORM_NOT_SENT = "form-not-sent"
+# The one-line notices a page shows when its URL names one (``?notice=...``): fixed words, so a
+# link cannot make a page say anything else.
+NOTICES = {
+    FORM_NOT_SENT: "Your sign-in had expired, so the form you sent was not applied; "
+    "look at the page again and send it once more.",
+}
 
 
 def _when(value: dt.datetime | str | None) -> str:
@@ -79,8 +87,9 @@ def render(
 ) -> HTMLResponse:
     """Template ``name`` with ``context``, the signed-in ``caller`` (None on sign-in and
     error pages before sign-in) and the request."""
+    notice = NOTICES.get(request.query_params.get("notice", ""))
     return templates.TemplateResponse(
-        request, name, {"caller": caller, **context}, status_code=status_code
+        request, name, {"caller": caller, "notice": notice, **context}, status_code=status_code
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from herdsman.core.errors import InvalidInputError, PermissionDeniedError
+from herdsman.core.schemas.queries import TaskAttemptsOut
 from herdsman.core.schemas.types import Id
 from herdsman.core.statuses import TaskStatus, WorkflowStatus
 from herdsman.server.api.access import check_route
@@ -446,13 +447,22 @@ async def task_page(request: Request, caller: PageCaller, task_id: Id) -> HTMLRe
 
     found = await _read(request, read)
     blockers = found["blockers"]
+    pending = _pending(request, found["attempts"])
     return _render(
         request,
         "task.html",
         caller,
         **found,
-        reasons=status.why_not_running(blockers) if blockers is not None else [],
+        reasons=status.why_not_running(blockers, pending) if blockers is not None else [],
     )
+
+
+def _pending(request: Request, attempts: TaskAttemptsOut) -> str | None:
+    """The cluster's reason the newest attempt's job waits, in words, if one was reported."""
+    if not attempts.attempts:
+        return None
+    found = request.app.state.pending_reasons.of(attempts.attempts[-1].id)
+    return None if found is None else status.pending_words(found.scheduler, found.reason)
 
 
 @router.get("/tasks/{task_id}/{direction}", response_class=HTMLResponse)

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from herdsman.core.errors import AuthenticationError, InvalidInputError, PermissionDeniedError
 from herdsman.server.auth.identity import Authenticator, Caller
-from herdsman.server.gui.rendering import render
+from herdsman.server.gui.rendering import FORM_NOT_SENT, render
 
 __all__ = [
     "COOKIE",
@@ -62,7 +62,7 @@ async def signed_in(request: Request) -> Caller:
     """The page's caller from the cookie; SignInRequired when there is none or it is not
     valid any more (expired, revoked, a key changed)."""
     token = request.cookies.get(COOKIE)
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    here = _return_page(request)
     if not token:
         raise SignInRequired(here)
     try:
@@ -73,6 +73,17 @@ async def signed_in(request: Request) -> Caller:
 
 
 PageCaller = Annotated[Caller, Depends(signed_in)]
+
+
+def _return_page(request: Request) -> str:
+    """Where to come back to after signing in: this page; for a form (a POST), which cannot
+    be repeated by a redirect, the workflow page it was sent from, with a notice saying the
+    form was not applied."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    raw_id = str(request.path_params.get("workflow_id", ""))
+    page = f"/workflows/{raw_id}" if raw_id.isdigit() else "/"
+    return f"{page}?notice={FORM_NOT_SENT}"
 
 
 def safe_next(target: str | None) -> str:

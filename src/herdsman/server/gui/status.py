@@ -30,6 +30,7 @@ __all__ = [
     "bar",
     "bucket_of",
     "health",
+    "pending_words",
     "status_name",
     "why_not_running",
 ]
@@ -194,9 +195,43 @@ def _duration(seconds: float) -> str:
 _ACTIVE = frozenset(status.value for status in ACTIVE_TASK_STATUSES)
 
 
-def why_not_running(blockers: Blockers) -> list[str]:
+# Slurm's commonest pending reasons (squeue %r), in words; others are shown as Slurm says them.
+_SLURM_REASONS: Mapping[str, str] = {
+    "Priority": "jobs of higher priority are ahead of it",
+    "Resources": "it waits for nodes with the resources it asked for to become free",
+    "Dependency": "it waits for another job to finish",
+    "DependencyNeverSatisfied": "it depends on a job that failed, so it will never start",
+    "JobArrayTaskLimit": "its array's limit of jobs running at once is reached",
+    "BeginTime": "it may not start before its requested begin time",
+    "JobHeldUser": "its owner put it on hold (scontrol release it)",
+    "JobHeldAdmin": "an administrator put it on hold",
+    "ReqNodeNotAvail": "a node it needs is unavailable (down, drained or reserved)",
+    "PartitionTimeLimit": "its runtime is above the queue's time limit; it will not start",
+    "PartitionNodeLimit": "it asks for more nodes than the queue allows",
+    "PartitionDown": "its queue (partition) is down",
+    "PartitionInactive": "its queue (partition) is inactive",
+    "QOSMaxJobsPerUserLimit": "you have as many jobs running as your QOS allows",
+    "QOSMaxCpuPerUserLimit": "your running jobs use all the CPUs your QOS allows",
+    "QOSMaxMemoryPerUser": "your running jobs use all the memory your QOS allows",
+    "AssocGrpCpuLimit": "your account's group uses all the CPUs it may",
+    "AssocGrpMemLimit": "your account's group uses all the memory it may",
+    "AssocMaxJobsLimit": "your account has as many jobs running as it may",
+    "Reservation": "it waits for its reservation to start",
+}
+
+
+def pending_words(scheduler: str, reason: str) -> str:
+    """A cluster's pending reason as a sentence: ``queued in the cluster: Slurm says
+    (Priority): jobs of higher priority are ahead of it``."""
+    meaning = _SLURM_REASONS.get(reason) if scheduler.lower() == "slurm" else None
+    said = f"queued in the cluster: {scheduler} says ({reason})"
+    return f"{said}: {meaning}" if meaning else said
+
+
+def why_not_running(blockers: Blockers, pending: str | None = None) -> list[str]:
     """Why a task is not running, one sentence each, the most telling first; empty for a
-    running task."""
+    running task. ``pending``: the cluster's reason its job waits, in words
+    (:func:`pending_words`), when the distributor reported one."""
     status = TaskStatus(blockers.status)
     if status is TaskStatus.RUNNING:
         return []
@@ -216,7 +251,8 @@ def why_not_running(blockers: Blockers) -> list[str]:
         )
     if blockers.status in _ACTIVE:
         reasons.append(
-            f"it is {status_name('task', blockers.status)}: the cluster has yet to start its job"
+            f"it is {status_name('task', blockers.status)}: "
+            + (pending or "the cluster has yet to start its job")
         )
     elif blockers.template_active >= blockers.template_limit:
         reasons.append(

@@ -16,6 +16,7 @@ from herdsman.plugins.slurm.parsing import (
     parse_sacct,
     parse_sbatch,
     parse_squeue,
+    parse_squeue_reasons,
 )
 
 # sacct -n -P -o JobID,State,ExitCode,Elapsed,TotalCPU,MaxRSS, one job of each kind:
@@ -129,3 +130,22 @@ def test_durations_sizes_and_options() -> None:
     assert format_time(86400 + 3600) == "1-01:00:00"
     assert format_memory(0.125) == "128M"
     assert parse_config_value("MaxArraySize            = 10001\n", "MaxArraySize") == "10001"
+
+
+def test_squeue_reasons_are_kept_for_pending_jobs_only() -> None:
+    output = (
+        "1_2|PENDING|Priority\n1_0|RUNNING|None\n"
+        "65_[3-4%2]|PENDING|JobArrayTaskLimit\n7|PENDING|None\n"
+    )
+    assert parse_squeue(output) == {
+        "1_2": "PENDING",
+        "1_0": "RUNNING",
+        "65_3": "PENDING",
+        "65_4": "PENDING",
+        "7": "PENDING",
+    }
+    assert parse_squeue_reasons(output) == {
+        "1_2": "Priority",
+        "65_3": "JobArrayTaskLimit",
+        "65_4": "JobArrayTaskLimit",
+    }

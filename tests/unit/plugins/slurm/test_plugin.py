@@ -261,3 +261,17 @@ def test_a_lost_jobs_usage_comes_from_its_accounting_record(clock: Clock) -> Non
     assert usage is not None
     assert (usage.wall_time, usage.cpu_time, usage.max_rss) == (2, 2.08, 211992 * 1024)
     assert plugin.remote_usage("999_0") is None
+
+
+def test_pending_reasons_come_from_the_last_squeue_without_asking_again(clock: Clock) -> None:
+    slurm = FakeSlurm()
+    plugin = _plugin(slurm, clock)
+    jobs = plugin.submit(_batch(3))
+    clock.now += 1
+    slurm.queue = "101_0|RUNNING|None\n101_1|PENDING|Priority\n101_2|PENDING|Resources\n"
+    assert plugin.submitted_or_running(jobs) == set(jobs)
+    assert plugin.pending_reasons(["101_1", "101_0", "999_1"]) == {"101_1": "Priority"}
+    assert plugin.pending_reasons(jobs) == {"101_1": "Priority", "101_2": "Resources"}
+    assert plugin.scheduler_name == "Slurm"
+    assert slurm.count("squeue") == 1
+    assert any(call[1][-1] == "%i|%T|%r" for call in slurm.calls if call[0] == "squeue")

@@ -8,7 +8,15 @@ from dataclasses import replace
 import pytest
 
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus, WorkflowStatus
-from herdsman.server.gui.status import Bucket, bar, bucket_of, health, status_name, why_not_running
+from herdsman.server.gui.status import (
+    Bucket,
+    bar,
+    bucket_of,
+    health,
+    pending_words,
+    status_name,
+    why_not_running,
+)
 from herdsman.server.queries.tasks import Blockers
 from herdsman.server.queries.workflows import RunRow
 
@@ -120,3 +128,12 @@ def test_queued_retried_and_final_tasks() -> None:
     assert queued == ["it is launched: the cluster has yet to start its job"]
     retried = why_not_running(replace(WAITING, status="E", num_attempts=1))
     assert "its attempt 1 of 3 failed; it will be retried" in retried
+
+
+def test_a_clusters_pending_reason_is_said_in_words() -> None:
+    assert pending_words("Slurm", "Priority") == (
+        "queued in the cluster: Slurm says (Priority): jobs of higher priority are ahead of it"
+    )
+    assert pending_words("Slurm", "SomethingNew") == (
+        "queued in the cluster: Slurm says (SomethingNew)"
+    )

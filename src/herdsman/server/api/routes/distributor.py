@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from herdsman.core.errors import PermissionDeniedError
 from herdsman.core.schemas import distributor as schemas
 from herdsman.core.schemas.types import Id
 from herdsman.server.api.access import CallerDep, require_run_instances
@@ -12,6 +14,8 @@ from herdsman.server.api.deps import DatabaseDep, FeedWriterDep
 from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain import abandoned, kills, launching, queueing, runs, triage
+from herdsman.server.domain.pending_reasons import PendingReasons
+from herdsman.server.queries.owners import instance_runs
 
 __all__ = ["router"]
 
@@ -95,3 +99,23 @@ def post_killed(
         return reply
 
     return write(record)
+
+
+@router.post("/workflow_runs/{run_id}/pending_reasons", responses=errors(404))
+async def post_pending_reasons(
+    run_id: Id, body: schemas.PendingReasonsIn, db: DatabaseDep, request: Request
+) -> schemas.PendingReasonsOut:
+    """Why the cluster has yet to start the run's launched instances, at the distributor's
+    last poll; kept in this server's memory (see :mod:`~herdsman.server.domain.pending_reasons`
+    for why that is enough)."""
+    reasons = {item.task_instance_id: item.reason for item in body.items}
+    if reasons:
+        found = await run_in_threadpool(db.read, lambda s: instance_runs(s, list(reasons)))
+        if found - {run_id}:
+            raise PermissionDeniedError(
+                f"workflow run {run_id} may report only on its own task instances",
+                details={"workflow_run_ids": sorted(found - {run_id})},
+            )
+    store: PendingReasons = request.app.state.pending_reasons
+    store.report(run_id, body.scheduler, reasons)
+    return schemas.PendingReasonsOut(recorded=len(reasons))

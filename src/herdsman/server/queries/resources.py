@@ -1,0 +1,208 @@
+"""What one task template of a workflow asked for and used: histograms, kills and waste.
+
+For the GUI's resources page. Histograms are counted by the database, not here: a fixed
+number of equal bins from zero to the largest value asked or used, each attempt's bin found
+by comparing it with the bins' edges (``CASE`` sums, which every engine runs alike, unlike
+``width_bucket`` or ``floor`` of a division), then one ``GROUP BY``. So the page costs a few
+aggregate queries however many attempts the template has, and no attempt's values leave the
+database. The statistics and the suggested request come from
+:func:`herdsman.server.queries.usage.resource_usage`, as for ``herdsman resources usage``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, text
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from herdsman.core.error_signature import ExitClass
+from herdsman.core.errors import NotFoundError
+from herdsman.core.schemas import queries as schemas
+from herdsman.core.statuses import TaskInstanceStatus
+from herdsman.server.database import models
+from herdsman.server.queries.lookups import require_workflow, with_template_names
+from herdsman.server.queries.usage import resource_usage
+
+__all__ = ["BINS", "Histogram", "TemplateResources", "template_resources"]
+
+BINS = 20
+_DONE = TaskInstanceStatus.DONE.value
+_Value = ColumnElement[Any] | InstrumentedAttribute[Any]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """Attempts counted in ``len(edges) - 1`` equal bins; ``edges`` in the resource's unit
+    (bytes, seconds), the last bin closed on the right."""
+
+    edges: tuple[float, ...]
+    requested: tuple[int, ...]
+    used: tuple[int, ...]
+
+    @property
+    def tallest(self) -> int:
+        return max((*self.requested, *self.used, 0))
+
+
+@dataclass(frozen=True)
+class TemplateResources:
+    """A template's resources within one workflow.
+
+    ``memory`` and ``runtime``: requested and used, over the done attempts (None when none
+    recorded either). ``used_share_*``: what done attempts used as a share of what they asked
+    (sum used / sum asked). ``wasted_gib_hours``: memory asked but unused, times the wall time
+    it was held. ``killed_*``: attempts the cluster ended for memory or time.
+    """
+
+    workflow_id: int
+    array_id: int
+    template: str
+    usage: schemas.ResourceUsageOut
+    done: int
+    memory: Histogram | None
+    runtime: Histogram | None
+    used_share_memory: float | None
+    used_share_runtime: float | None
+    wasted_gib_hours: float | None
+    killed_memory: int
+    killed_time: int
+
+
+def template_resources(
+    session: Session, workflow_id: int, array_id: int, bins: int = BINS
+) -> TemplateResources:
+    """The resources page's figures for the template of ``array_id`` in ``workflow_id``."""
+    require_workflow(session, workflow_id)
+    array = models.Array
+    template = session.scalar(
+        with_template_names(select(models.TaskTemplate.name).select_from(array)).where(
+            array.id == array_id, array.workflow_id == workflow_id
+        )
+    )
+    if template is None:
+        raise NotFoundError(f"workflow {workflow_id} has no task template array {array_id}")
+    instance = models.TaskInstance
+    done = _done_of(workflow_id, array_id)
+    totals = session.execute(
+        done.with_only_columns(
+            func.count(),
+            func.sum(instance.max_rss),
+            func.sum(case((instance.max_rss.is_not(None), instance.requested_memory))),
+            func.sum(instance.wall_time),
+            func.sum(case((instance.wall_time.is_not(None), instance.requested_runtime))),
+            func.sum(
+                case(
+                    (
+                        and_(
+                            instance.requested_memory > instance.max_rss,
+                            instance.wall_time.is_not(None),
+                        ),
+                        (instance.requested_memory - instance.max_rss) * instance.wall_time,
+                    )
+                )
+            ),
+        )
+    ).one()
+    count, used_mem, asked_mem, used_time, asked_time, wasted = totals
+    kills = _kills(session, workflow_id, array_id)
+    return TemplateResources(
+        workflow_id=workflow_id,
+        array_id=array_id,
+        template=template,
+        usage=resource_usage(session, template, [workflow_id]),
+        done=int(count),
+        memory=_histogram(session, done, instance.requested_memory, instance.max_rss, bins),
+        runtime=_histogram(session, done, instance.requested_runtime, instance.wall_time, bins),
+        used_share_memory=_share(used_mem, asked_mem),
+        used_share_runtime=_share(used_time, asked_time),
+        wasted_gib_hours=None if wasted is None else float(wasted) / 1024**3 / 3600,
+        killed_memory=kills.get(ExitClass.OUT_OF_MEMORY.value, 0),
+        killed_time=kills.get(ExitClass.OVER_TIME.value, 0),
+    )
+
+
+def _runs_of(workflow_id: int) -> Select[Any]:
+    return select(models.WorkflowRun.id).where(models.WorkflowRun.workflow_id == workflow_id)
+
+
+def _done_of(workflow_id: int, array_id: int) -> Select[Any]:
+    """The done attempts of the array (through the (run, status) index)."""
+    instance = models.TaskInstance
+    return select(instance.id).where(
+        instance.workflow_run_id.in_(_runs_of(workflow_id)),
+        instance.status == _DONE,
+        instance.array_id == array_id,
+    )
+
+
+def _share(used: float | None, asked: float | None) -> float | None:
+    if used is None or not asked:
+        return None
+    return float(used) / float(asked)
+
+
+def _histogram(
+    session: Session,
+    done: Select[Any],
+    requested: _Value,
+    used: _Value,
+    bins: int,
+) -> Histogram | None:
+    """Requested and used values of the ``done`` attempts in ``bins`` bins from zero to the
+    largest of either; None when neither was recorded."""
+    top = session.execute(done.with_only_columns(func.max(requested), func.max(used))).one()
+    high = max((float(value) for value in top if value is not None), default=0.0)
+    if high <= 0:
+        return None
+    edges = tuple(high * k / bins for k in range(bins + 1))
+    return Histogram(
+        edges=edges,
+        requested=_counts(session, done, requested, edges),
+        used=_counts(session, done, used, edges),
+    )
+
+
+def _counts(
+    session: Session,
+    done: Select[Any],
+    column: _Value,
+    edges: Sequence[float],
+) -> tuple[int, ...]:
+    """How many of the values of ``column`` fall in each bin between ``edges``: the bin is
+    the number of inner edges a value reaches, counted in SQL."""
+    inner = edges[1:-1]
+    bin_of: ColumnElement[int] = literal(0)
+    for edge in inner:
+        bin_of = bin_of + case((column >= edge, 1), else_=0)
+    counts = [0] * (len(edges) - 1)
+    # Grouped by the label: PostgreSQL would not match the expression's bound edges in GROUP BY
+    # to those in the select list.
+    rows = session.execute(
+        done.with_only_columns(bin_of.label("bin_number"), func.count())
+        .where(column.is_not(None))
+        .group_by(text("bin_number"))
+    ).tuples()
+    for number, count in rows:
+        counts[int(number)] += int(count)
+    return tuple(counts)
+
+
+def _kills(session: Session, workflow_id: int, array_id: int) -> dict[str, int]:
+    """Attempts of the array the cluster ended for memory or for time, by exit class."""
+    instance, log = models.TaskInstance, models.TaskInstanceErrorLog
+    classes = (ExitClass.OUT_OF_MEMORY.value, ExitClass.OVER_TIME.value)
+    rows = session.execute(
+        select(log.exit_class, func.count(func.distinct(log.task_instance_id)))
+        .join(instance, instance.id == log.task_instance_id)
+        .where(
+            log.workflow_id == workflow_id,
+            instance.array_id == array_id,
+            instance.status == TaskInstanceStatus.RESOURCE_ERROR.value,
+            log.exit_class.in_(classes),
+        )
+        .group_by(log.exit_class)
+    ).tuples()
+    return {str(kind): int(count) for kind, count in rows}
