@@ -31,7 +31,7 @@ from herdsman.core.errors import (
     WorkflowValidationError,
     short_traceback,
 )
-from herdsman.core.limits import InputLimits
+from herdsman.core.limits import UNLIMITED, InputLimits
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.queries import FailedTaskOut
@@ -63,7 +63,7 @@ class Workflow:
         *,
         name: str = "",
         workflow_args: str,
-        max_concurrently_running: int = 10_000,
+        max_concurrently_running: int = UNLIMITED,
         workflow_attributes: Mapping[str, Any] | Iterable[str] | None = None,
         default_cluster_name: str | None = None,
         default_compute_resources_set: ResourcesByCluster | None = None,
@@ -217,7 +217,7 @@ class Workflow:
         self._array_limits[task_template_name] = checks.whole_number(limit, "concurrency limit", 0)
 
     def array_limit(self, version: TaskTemplateVersion) -> int:
-        return self._array_limits.get(version.template.name, self.max_concurrently_running)
+        return self._array_limits.get(version.template.name, UNLIMITED)
 
     def get_tasks_by_node_args(self, task_template_name: str, **node_args: Any) -> list[Task]:
         """Tasks of the template whose node args have these values; a list, tuple, set or

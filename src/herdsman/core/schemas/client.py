@@ -240,7 +240,7 @@ class WorkflowIn(_In):
     task_hash: Hash
     name: OptionalName = ""
     description: LongText = ""
-    max_concurrently_running: Limit32 = 10_000
+    max_concurrently_running: Limit32 = INT32_MAX
     num_tasks: Count
     attributes: dict[Name, Annotated[str, AfterValidator(check_text)]] = Field(default_factory=dict)
 
@@ -273,7 +273,7 @@ class WorkflowBoundOut(BaseModel):
 class ArrayIn(_In):
     task_template_version_id: Id
     name: OptionalName = ""
-    max_concurrently_running: Limit32 = 10_000
+    max_concurrently_running: Limit32 = INT32_MAX
 
 
 class ArraysIn(_In):
