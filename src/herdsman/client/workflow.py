@@ -38,6 +38,7 @@ from herdsman.core.schemas.queries import FailedTaskOut
 from herdsman.core.statuses import TaskStatus
 
 if TYPE_CHECKING:
+    from herdsman.client.plan import ResumePlan
     from herdsman.client.tool import Tool
     from herdsman.core.schemas.swarm import ConcurrencyOut
 
@@ -349,13 +350,33 @@ class Workflow:
     # --- binding ------------------------------------------------------------------------------
 
     @short_traceback
-    def bind(self) -> int:
-        """Validate, then write the workflow and its tasks to the server; return its id."""
+    def bind(self, resume: bool = False) -> int:
+        """Validate, then write the workflow and its tasks to the server; return its id.
+
+        Binding again keeps what is stored for done tasks; tasks that are not done take this
+        script's command, name, max_attempts, resources, scales and fallback queues. With
+        ``resume``, the workflow may also have new tasks, dependencies or commands: see
+        :meth:`plan` for the rule and for what it would do.
+        """
         from herdsman.client.bind import Binder
 
         self.validate()
-        self.workflow_id = Binder(self).bind()
+        self.workflow_id = Binder(self, resume=resume).bind()
         return self.workflow_id
+
+    @short_traceback
+    def plan(self) -> ResumePlan:
+        """What ``run(resume=True)`` would do, asked of the server; nothing is written.
+
+        Within a workflow (tool + ``workflow_args``) a task is its template's name and its
+        node-arg values. A done task is reused when its command and every task upstream of it
+        are unchanged; new tasks, done tasks whose command changed, tasks not done, and done
+        tasks downstream of any of those run. ``print(workflow.plan())`` shows the counts and
+        the tasks that would run, with old and new commands.
+        """
+        from herdsman.client.plan import plan_workflow
+
+        return plan_workflow(self)
 
     @short_traceback
     def run(
