@@ -30,6 +30,7 @@ from herdsman.cli.formatting import (
 )
 from herdsman.client import control, queries
 from herdsman.core.errors import RunEndedEarlyWarning
+from herdsman.core.limits import UNLIMITED
 from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.queries import ErrorGroupOut, WorkflowSummaryOut
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
@@ -237,7 +238,9 @@ def reset(workflow_id: int, partial: bool, as_json: bool) -> None:
 def concurrency(workflow_id: int, max_tasks: int, template: str | None, as_json: bool) -> None:
     """Change how many tasks may run at once, while the workflow runs (or before a resume).
 
-    The running swarm applies it within one heartbeat; nothing running is killed.
+    The running swarm applies it at once (through the change feed); nothing running is
+    killed. A template's tasks are bound by the workflow's limit and by the template's own
+    limit if it has one (by default none).
     """
     with server_requester() as requester:
         limits = control.set_max_concurrently_running(
@@ -249,9 +252,13 @@ def concurrency(workflow_id: int, max_tasks: int, template: str | None, as_json:
     what = f"task template {template!r}" if template else "the workflow"
     console.print(
         f"workflow {workflow_id}: at most {max_tasks} tasks of {what} at once "
-        f"(workflow limit {limits.max_concurrently_running})",
+        f"(workflow limit {_limit_text(limits.max_concurrently_running)})",
         highlight=False,
     )
+
+
+def _limit_text(limit: int) -> str:
+    return "unlimited" if limit >= UNLIMITED else str(limit)
 
 
 @workflow.command("logs")

@@ -87,8 +87,10 @@ class _Pipeline:
 class Binder:
     """Writes one workflow; create, call :meth:`bind` once."""
 
-    def __init__(self, workflow: Workflow) -> None:
+    def __init__(self, workflow: Workflow, *, resume: bool = False) -> None:
         self.workflow = workflow
+        # A resume may change the tasks of a workflow that exists (herdsman.server.domain.reuse)
+        self.resume = resume
         self.requester = workflow.requester
         self.resolver = workflow.resolver()
         self.chunk_size = workflow.chunk_size or load_settings().bind.chunk_size
@@ -126,11 +128,12 @@ class Binder:
                 max_concurrently_running=self.workflow.max_concurrently_running,
                 num_tasks=len(self.tasks),
                 attributes=self.workflow.workflow_attributes,
+                resume=self.resume,
             ),
         )
         array_ids = self._bind_arrays(workflow.id, versions)
         self._bind_tasks(workflow.id, array_ids)
-        bound = bind_requests.mark_bound(self.requester, workflow.id)
+        bound = bind_requests.mark_bound(self.requester, workflow.id, resume=self.resume)
         logger.info("workflow_bound", workflow_id=workflow.id, tasks=bound.num_tasks)
         return workflow.id
 
@@ -323,6 +326,7 @@ class Binder:
                 for index, task in enumerate(tasks)
                 if task.task_attributes
             },
+            resume=self.resume,
         )
 
     def _as_json(self, value: Any) -> str:

@@ -39,6 +39,8 @@ from herdsman.core.schemas.client import (
     IdOut,
     IdsOut,
     NodesIn,
+    PlanIn,
+    PlanOut,
     ResourcesIn,
     TasksIn,
     TasksOut,
@@ -59,6 +61,7 @@ __all__ = [
     "get_cluster",
     "get_limits",
     "mark_bound",
+    "plan",
     "put_arrays",
     "put_dag",
     "put_edges",
@@ -146,9 +149,16 @@ def put_tasks(requester: Requester, workflow_id: int, body: TasksIn, max_bytes: 
     return TasksOut(ids=ids, statuses=statuses)
 
 
-def mark_bound(requester: Requester, workflow_id: int) -> WorkflowBoundOut:
-    """Mark the workflow completely bound: only then may it run."""
-    return requester.post(f"/workflows/{workflow_id}/bound", None, WorkflowBoundOut)
+def mark_bound(requester: Requester, workflow_id: int, *, resume: bool = False) -> WorkflowBoundOut:
+    """Mark the workflow completely bound: only then may it run. With ``resume``, done tasks
+    downstream of tasks that run are sent back to run again."""
+    path = f"/workflows/{workflow_id}/bound" + ("?resume=true" if resume else "")
+    return requester.post(path, None, WorkflowBoundOut)
+
+
+def plan(requester: Requester, body: PlanIn) -> PlanOut:
+    """What binding these tasks with ``resume`` would do; the server writes nothing."""
+    return requester.post("/workflow_plans", body, PlanOut)
 
 
 def _columns(body: BaseModel) -> dict[str, Any]:
@@ -222,7 +232,7 @@ def _split_tasks(body: TasksIn, at: int) -> tuple[TasksIn, TasksIn]:
         columns = {column: getattr(body, column)[rows] for column in _TASK_COLUMNS}
         attributes = {i - first: a for i, a in body.attributes.items() if first <= i < end}
         return TasksIn.model_construct(
-            task_arg_ids=body.task_arg_ids, attributes=attributes, **columns
+            task_arg_ids=body.task_arg_ids, attributes=attributes, resume=body.resume, **columns
         )
 
     rows = len(body.node_ids)

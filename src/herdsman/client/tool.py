@@ -24,6 +24,7 @@ from herdsman.core.errors import (
     WorkflowValidationError,
     short_traceback,
 )
+from herdsman.core.limits import UNLIMITED
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ToolIn, ToolVersionIn
 
@@ -312,7 +313,7 @@ class Tool:
         name: str = "",
         description: str = "",
         workflow_attributes: Mapping[str, Any] | Iterable[str] | None = None,
-        max_concurrently_running: int = 10_000,
+        max_concurrently_running: int = UNLIMITED,
         chunk_size: int | None = None,
         default_cluster_name: str | None = None,
         default_compute_resources_set: ResourcesByCluster | None = None,

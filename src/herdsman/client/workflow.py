@@ -31,13 +31,14 @@ from herdsman.core.errors import (
     WorkflowValidationError,
     short_traceback,
 )
-from herdsman.core.limits import InputLimits
+from herdsman.core.limits import UNLIMITED, InputLimits
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import ClusterOut
 from herdsman.core.schemas.queries import FailedTaskOut
 from herdsman.core.statuses import TaskStatus
 
 if TYPE_CHECKING:
+    from herdsman.client.plan import ResumePlan
     from herdsman.client.tool import Tool
     from herdsman.core.schemas.swarm import ConcurrencyOut
 
@@ -63,7 +64,7 @@ class Workflow:
         *,
         name: str = "",
         workflow_args: str,
-        max_concurrently_running: int = 10_000,
+        max_concurrently_running: int = UNLIMITED,
         workflow_attributes: Mapping[str, Any] | Iterable[str] | None = None,
         default_cluster_name: str | None = None,
         default_compute_resources_set: ResourcesByCluster | None = None,
@@ -217,7 +218,7 @@ class Workflow:
         self._array_limits[task_template_name] = checks.whole_number(limit, "concurrency limit", 0)
 
     def array_limit(self, version: TaskTemplateVersion) -> int:
-        return self._array_limits.get(version.template.name, self.max_concurrently_running)
+        return self._array_limits.get(version.template.name, UNLIMITED)
 
     def get_tasks_by_node_args(self, task_template_name: str, **node_args: Any) -> list[Task]:
         """Tasks of the template whose node args have these values; a list, tuple, set or
@@ -349,13 +350,33 @@ class Workflow:
     # --- binding ------------------------------------------------------------------------------
 
     @short_traceback
-    def bind(self) -> int:
-        """Validate, then write the workflow and its tasks to the server; return its id."""
+    def bind(self, resume: bool = False) -> int:
+        """Validate, then write the workflow and its tasks to the server; return its id.
+
+        Binding again keeps what is stored for done tasks; tasks that are not done take this
+        script's command, name, max_attempts, resources, scales and fallback queues. With
+        ``resume``, the workflow may also have new tasks, dependencies or commands: see
+        :meth:`plan` for the rule and for what it would do.
+        """
         from herdsman.client.bind import Binder
 
         self.validate()
-        self.workflow_id = Binder(self).bind()
+        self.workflow_id = Binder(self, resume=resume).bind()
         return self.workflow_id
+
+    @short_traceback
+    def plan(self) -> ResumePlan:
+        """What ``run(resume=True)`` would do, asked of the server; nothing is written.
+
+        Within a workflow (tool + ``workflow_args``) a task is its template's name and its
+        node-arg values. A done task is reused when its command and every task upstream of it
+        are unchanged; new tasks, done tasks whose command changed, tasks not done, and done
+        tasks downstream of any of those run. ``print(workflow.plan())`` shows the counts and
+        the tasks that would run, with old and new commands.
+        """
+        from herdsman.client.plan import plan_workflow
+
+        return plan_workflow(self)
 
     @short_traceback
     def run(

@@ -20,6 +20,9 @@ class ChangeKind(enum.StrEnum):
     TASK = "T"
     INSTANCE = "I"
     RUN = "R"
+    LIMIT = "L"
+    """A concurrency limit of the workflow or of one of its arrays changed; the entry's id is
+    the workflow's, its status empty. Followers read the limits now in force from the server."""
 
 
 @dataclass(frozen=True)
@@ -79,4 +82,4 @@ EVERY_CHANGE = ChangeFilter.of({kind: None for kind in ChangeKind})
 """Every change of every kind: what a follower that names no filter reads."""
 
 # The syntax ChangeFilter.parse accepts, for validating the query parameter.
-CHANGE_FILTER_PATTERN = r"^([TIR]{1,3}|[TIR](:[A-Z]+)?(,[TIR](:[A-Z]+)?){0,2})$"
+CHANGE_FILTER_PATTERN = r"^([TIRL]{1,4}|[TIRL](:[A-Z]+)?(,[TIRL](:[A-Z]+)?){0,3})$"

@@ -416,9 +416,11 @@ SWARM_FOLLOWS = ChangeFilter.of(
     {
         ChangeKind.TASK: TASK.final | QUEUEABLE_TASK_STATUSES,
         ChangeKind.RUN: None,
+        ChangeKind.LIMIT: None,
     }
 )
-"""The swarm acts on tasks that finished or need queueing (again), and on its run's status."""
+"""The swarm acts on tasks that finished or need queueing (again), on its run's status, and on
+changed concurrency limits."""
 
 DISTRIBUTOR_FOLLOWS = ChangeFilter.of(
     {

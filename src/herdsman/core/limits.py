@@ -25,6 +25,7 @@ __all__ = [
     "MAX_ARG_STRLEN",
     "MAX_NAME_CHARACTERS",
     "MIB",
+    "UNLIMITED",
     "InputLimits",
     "text_problem",
     "utf8_size",
@@ -37,6 +38,11 @@ MAX_NAME_CHARACTERS = 255
 """Names (of tools, templates, arguments, tasks, workflows, attributes) fit a VARCHAR(255)."""
 
 MIB = 1024 * 1024
+
+UNLIMITED = 2**31 - 1
+"""A concurrency limit that limits nothing: the largest value a limit column holds (Jobmon's
+2,147,483,647). The default of a workflow's limit, and of a template's, whose tasks are then
+bound by the workflow's limit alone."""
 
 # A value stored in a TEXT column of MySQL/MariaDB holds at most 64 KiB.
 _MAX_TEXT_COLUMN_BYTES = 65_535

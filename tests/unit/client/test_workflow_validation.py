@@ -15,6 +15,7 @@ from herdsman import (
     Workflow,
     WorkflowValidationError,
 )
+from herdsman.core.limits import UNLIMITED
 
 
 @pytest.fixture
@@ -190,10 +191,15 @@ def test_get_tasks_by_node_args_of_an_absent_template_is_refused(grid_workflow: 
 # --- concurrency limits and arrays ------------------------------------------------------------
 
 
-def test_template_limit_defaults_to_the_workflow_limit(tool: Tool, echo: TaskTemplate) -> None:
+def test_a_template_has_no_limit_of_its_own_by_default(tool: Tool, echo: TaskTemplate) -> None:
     workflow = tool.create_workflow(max_concurrently_running=42)
 
-    assert workflow.array_limit(echo.active_version) == 42
+    # Only the workflow's limit binds its tasks; raising it raises theirs.
+    assert workflow.array_limit(echo.active_version) == UNLIMITED == 2**31 - 1
+
+
+def test_the_workflow_limit_defaults_to_unlimited(tool: Tool) -> None:
+    assert tool.create_workflow().max_concurrently_running == UNLIMITED
 
 
 def test_set_task_template_max_concurrency_limit(workflow: Workflow, echo: TaskTemplate) -> None:
@@ -231,13 +237,13 @@ def test_add_array_applies_its_limit_to_the_template(
     assert workflow.array_limit(echo.active_version) == 2
 
 
-def test_add_array_without_a_limit_keeps_the_workflow_limit(tool: Tool, echo: TaskTemplate) -> None:
+def test_add_array_without_a_limit_sets_no_limit_of_its_own(tool: Tool, echo: TaskTemplate) -> None:
     workflow = tool.create_workflow(max_concurrently_running=9)
 
     workflow.add_array(echo.create_array(n=[1, 2], extra=""))
 
     assert len(workflow.tasks) == 2
-    assert workflow.array_limit(echo.active_version) == 9
+    assert workflow.array_limit(echo.active_version) == UNLIMITED
 
 
 def test_a_negative_array_limit_is_refused_where_it_is_written(echo: TaskTemplate) -> None:

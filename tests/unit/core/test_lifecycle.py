@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import enum
 import itertools
+import re
 from typing import Any
 
 import pytest
 
 from herdsman.core import lifecycle
-from herdsman.core.changes import ChangeFilter, ChangeKind
+from herdsman.core.changes import CHANGE_FILTER_PATTERN, ChangeFilter, ChangeKind
 from herdsman.core.lifecycle import TaskProgress
 from herdsman.core.statuses import (
     TASK,
@@ -250,12 +251,14 @@ def test_a_workflow_is_done_by_its_tasks_only_from_a_doneable_status(
 
 
 def test_the_swarm_follows_finished_and_queueable_tasks_and_its_runs() -> None:
-    assert lifecycle.SWARM_FOLLOWS.spec == "R,T:ADFG"
+    assert lifecycle.SWARM_FOLLOWS.spec == "L,R,T:ADFG"
     assert ChangeFilter.parse(lifecycle.SWARM_FOLLOWS.spec) == lifecycle.SWARM_FOLLOWS
     assert ("T", "D") in lifecycle.SWARM_FOLLOWS
     assert ("T", "R") not in lifecycle.SWARM_FOLLOWS
     assert ("R", "S") in lifecycle.SWARM_FOLLOWS
     assert ("I", "Q") not in lifecycle.SWARM_FOLLOWS
+    assert ("L", "") in lifecycle.SWARM_FOLLOWS  # a changed limit
+    assert re.match(CHANGE_FILTER_PATTERN, lifecycle.SWARM_FOLLOWS.spec)
 
 
 def test_the_distributor_follows_attempts_to_submit_or_kill_and_its_runs() -> None:
@@ -267,7 +270,7 @@ def test_the_distributor_follows_attempts_to_submit_or_kill_and_its_runs() -> No
 
 def test_change_filter_specs_round_trip() -> None:
     every = ChangeFilter.of({kind: None for kind in ChangeKind})
-    assert every.spec == "IRT"
+    assert every.spec == "ILRT"
     assert ChangeFilter.parse("TR") == ChangeFilter.of(
         {ChangeKind.TASK: None, ChangeKind.RUN: None}
     )

@@ -386,6 +386,8 @@ class SwarmOrchestrator:
             self._sleep(self._config.server_retry_pause)
             return None
         self._apply(news.update)
+        if news.limits_changed:
+            self._services.heartbeat.beat_soon()
         return None if news.run_status is None else self._server_says(news.run_status)
 
     def _sync_if_due(self) -> None:

@@ -52,6 +52,8 @@ __all__ = [
     "IdOut",
     "IdsOut",
     "NodesIn",
+    "PlanIn",
+    "PlanOut",
     "QueueIn",
     "QueueOut",
     "ResourcesIn",
@@ -240,9 +242,12 @@ class WorkflowIn(_In):
     task_hash: Hash
     name: OptionalName = ""
     description: LongText = ""
-    max_concurrently_running: Limit32 = 10_000
+    max_concurrently_running: Limit32 = INT32_MAX
     num_tasks: Count
     attributes: dict[Name, Annotated[str, AfterValidator(check_text)]] = Field(default_factory=dict)
+    resume: bool = False
+    """A resume may change the tasks and dependencies of an existing workflow (see
+    :mod:`herdsman.server.domain.reuse`); other binds must match them."""
 
 
 class AttributesIn(_In):
@@ -255,6 +260,54 @@ class AttributesOut(BaseModel):
     """All the attributes of the workflow or task after the change."""
 
     attributes: dict[str, str]
+
+
+class PlanIn(_In):
+    """A script's tasks, for a plan of what binding them with ``resume`` would do.
+
+    Task ``i`` is of template ``template_names[templates[i]]`` with node args hashed to
+    ``node_args_hashes[i]`` (as for nodes) and ``commands[i]``; ``downstream[j]`` waits for
+    ``upstream[j]`` (task positions).
+    """
+
+    tool_version_id: Id
+    workflow_args_hash: Hash
+    template_names: list[Name]
+    templates: list[Annotated[int, Field(ge=0, le=INT32_MAX)]]
+    node_args_hashes: list[Hash63]
+    commands: list[str]
+    upstream: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] = Field(default_factory=list)
+    downstream: list[Annotated[int, Field(ge=0, le=INT32_MAX)]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _aligned(self) -> PlanIn:
+        _check_aligned(self, "templates", "node_args_hashes", "commands")
+        _check_aligned(self, "upstream", "downstream")
+        for index, template in enumerate(self.templates):
+            if template >= len(self.template_names):
+                raise ValueError(
+                    f"templates.{index}: {template} is not a position in template_names"
+                )
+        rows = len(self.templates)
+        for column in ("upstream", "downstream"):
+            for index, position in enumerate(getattr(self, column)):
+                if position >= rows:
+                    raise ValueError(f"{column}.{index}: {position} is not the position of a task")
+        return self
+
+
+class PlanOut(BaseModel):
+    """Per task of the request, in its order, what a resume does: ``reuse`` (done, kept),
+    ``new``, ``changed`` (done, its command changed: runs again), ``unfinished`` (not done:
+    runs) or ``downstream`` (done, but a task upstream of it runs: runs again).
+    ``old_commands``: the stored command of each changed task, by position;
+    ``not_in_script``: stored tasks the script no longer creates."""
+
+    workflow_id: int | None
+    verdicts: list[str]
+    old_commands: dict[int, str]
+    counts: dict[str, int]
+    not_in_script: int
 
 
 class WorkflowOut(BaseModel):
@@ -273,7 +326,7 @@ class WorkflowBoundOut(BaseModel):
 class ArrayIn(_In):
     task_template_version_id: Id
     name: OptionalName = ""
-    max_concurrently_running: Limit32 = 10_000
+    max_concurrently_running: Limit32 = INT32_MAX
 
 
 class ArraysIn(_In):
@@ -312,6 +365,7 @@ class TasksIn(_In):
     resource_scales: list[str]
     fallback_queues: list[str]
     attributes: dict[int, dict[BulkName, str]] = Field(default_factory=dict)
+    resume: bool = False
 
     @model_validator(mode="after")
     def _aligned(self) -> TasksIn:

@@ -114,10 +114,11 @@ class TaskStatusesOut(BaseModel):
 
 
 class ChangeOut(BaseModel):
-    """One status change. ``kind``: T task, I task instance, R workflow run."""
+    """One status change. ``kind``: T task, I task instance, R workflow run, L a concurrency
+    limit of the workflow (``status`` empty)."""
 
     seq: int
-    kind: Literal["T", "I", "R"]
+    kind: Literal["T", "I", "R", "L"]
     id: int
     status: str
     task_id: int | None = None

@@ -53,6 +53,13 @@ def check_nodes(limits: InputLimits, request: schemas.NodesIn) -> None:
     )
 
 
+def check_plan(limits: InputLimits, request: schemas.PlanIn) -> None:
+    _refuse_first(
+        (f"commands.{index}", command, limits.max_command_bytes, _COMMAND)
+        for index, command in enumerate(request.commands)
+    )
+
+
 def check_tasks(limits: InputLimits, request: schemas.TasksIn) -> None:
     _refuse_first(_task_texts(limits, request))
 

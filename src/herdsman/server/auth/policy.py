@@ -79,6 +79,8 @@ POLICY: dict[tuple[str, str], Entry] = {
     ("PUT", "/workflows/{workflow_id}/arrays"): _OWN_QUIET,
     ("PUT", "/workflows/{workflow_id}/tasks"): _OWN,
     ("POST", "/workflows/{workflow_id}/bound"): _OWN,
+    # what a resume would do: reads, and checks the workflow's owner itself
+    ("POST", "/workflow_plans"): _BIND_QUIET,
     # the swarm, on the owner's behalf
     ("POST", "/workflows/{workflow_id}/runs"): _OWN,
     ("POST", "/workflow_runs/{run_id}/link"): _OWN,

@@ -105,6 +105,10 @@ class ChangeRecorder:
     def run(self, workflow_id: int, run_id: int, status: WorkflowRunStatus) -> None:
         self.record(workflow_id, ChangeKind.RUN, run_id, status)
 
+    def limits(self, workflow_id: int) -> None:
+        """The workflow's or one of its arrays' concurrency limit changed."""
+        self.record(workflow_id, ChangeKind.LIMIT, workflow_id, "")
+
     def flush(self, session: Session) -> dict[int, frozenset[tuple[str, str]]]:
         """Number and insert the changes; call last in the transaction.
 

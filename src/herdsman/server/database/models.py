@@ -31,6 +31,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from herdsman.core.limits import UNLIMITED
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus, WorkflowStatus
 
 __all__ = [
@@ -264,7 +265,7 @@ class Workflow(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     workflow_args: Mapped[str] = mapped_column(Text, default="")
     user: Mapped[str] = mapped_column(NAME, default="")
-    max_concurrently_running: Mapped[int] = mapped_column(Integer, default=10_000)
+    max_concurrently_running: Mapped[int] = mapped_column(Integer, default=UNLIMITED)
     # The limit the client last bound. A re-bind that sends this value again keeps the limit in
     # force (possibly changed while running); any other value is a new setting and replaces it.
     bound_max_concurrently_running: Mapped[int] = mapped_column(
@@ -327,7 +328,7 @@ class Array(Base):
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"))
     task_template_version_id: Mapped[int] = mapped_column(ForeignKey("task_template_version.id"))
     name: Mapped[str] = mapped_column(NAME, default="")
-    max_concurrently_running: Mapped[int] = mapped_column(Integer, default=10_000)
+    max_concurrently_running: Mapped[int] = mapped_column(Integer, default=UNLIMITED)
     # As Workflow.bound_max_concurrently_running, for this array's limit.
     bound_max_concurrently_running: Mapped[int] = mapped_column(
         Integer, default=10_000, server_default=text("10000")

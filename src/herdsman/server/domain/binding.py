@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from herdsman.core.errors import (
@@ -25,8 +25,10 @@ from herdsman.core.errors import (
 from herdsman.core.schemas import client as schemas
 from herdsman.core.statuses import TaskStatus, WorkflowStatus
 from herdsman.server.database import models, sql
-from herdsman.server.database.bulk import insert_ignore, lookup_ids, lookup_rows
+from herdsman.server.database.bulk import IN_CHUNK, chunked, insert_ignore, lookup_ids, lookup_rows
+from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.database.task_counts import recount_workflow
+from herdsman.server.domain import reuse
 
 __all__ = [
     "bind_arrays",
@@ -214,8 +216,9 @@ def complete_dag(session: Session, dag_id: int) -> schemas.DagOut:
 def get_or_create_workflow(
     session: Session, request: schemas.WorkflowIn, user: str, *, admin: bool = False
 ) -> schemas.WorkflowOut:
-    """``user``'s workflow of these ``workflow_args``; raises if it exists with other tasks
-    or belongs to someone else (an admin may bind into anyone's)."""
+    """``user``'s workflow of these ``workflow_args``; raises if it belongs to someone else (an
+    admin may bind into anyone's), or if it exists with other tasks or dependencies and the
+    bind is not a resume. A resume takes the new DAG (see :mod:`herdsman.server.domain.reuse`)."""
     _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
     dag = _require(session, models.Dag, request.dag_id, "dag_id")
     if dag.user != user and not admin:
@@ -251,12 +254,15 @@ def get_or_create_workflow(
             details={"workflow_id": existing.id, "user": user},
         )
     if existing.task_hash != request.task_hash or existing.dag_id != request.dag_id:
-        raise WorkflowAlreadyExists(
-            f"workflow {existing.id} already has workflow_args {request.workflow_args!r} with a "
-            "different set of tasks or dependencies; use new workflow_args for a new workflow, "
-            f"or resume workflow {existing.id} with its original tasks",
-            details={"workflow_id": existing.id},
-        )
+        if not request.resume:
+            raise WorkflowAlreadyExists(
+                f"workflow {existing.id} already has workflow_args {request.workflow_args!r} "
+                f"with {_what_differs(existing, request)}; run it with run(resume=True) to "
+                "resume it with the new tasks (finished tasks whose commands and upstream "
+                "tasks did not change are reused), or use new workflow_args for a new workflow",
+                details={"workflow_id": existing.id},
+            )
+        _take_new_dag(session, existing, request)
     if not created and existing.bound_max_concurrently_running != request.max_concurrently_running:
         _rebind_workflow_limit(session, existing, request.max_concurrently_running)
     return schemas.WorkflowOut(
@@ -267,9 +273,41 @@ def get_or_create_workflow(
     )
 
 
+def _what_differs(workflow: models.Workflow, request: schemas.WorkflowIn) -> str:
+    if workflow.task_hash == request.task_hash:
+        return "the same tasks but other dependencies"
+    if workflow.num_tasks != request.num_tasks:
+        return f"{workflow.num_tasks} tasks where the script has {request.num_tasks}"
+    return "other tasks (a changed command template or other node or task args)"
+
+
+def _take_new_dag(session: Session, workflow: models.Workflow, request: schemas.WorkflowIn) -> None:
+    """A resume with other tasks or dependencies: the workflow takes the script's DAG and is
+    unbound until its tasks are (the old DAG stays, for the record)."""
+    logger.info(
+        "workflow_dag_changed",
+        workflow_id=workflow.id,
+        old_dag_id=workflow.dag_id,
+        dag_id=request.dag_id,
+        old_num_tasks=workflow.num_tasks,
+        num_tasks=request.num_tasks,
+    )
+    session.execute(
+        update(models.Workflow)
+        .where(models.Workflow.id == workflow.id)
+        .values(
+            dag_id=request.dag_id,
+            task_hash=request.task_hash,
+            num_tasks=request.num_tasks,
+            bound_date=None,
+        )
+    )
+    session.refresh(workflow)
+
+
 def _insert_workflow(session: Session, request: schemas.WorkflowIn, user: str) -> None:
     now = sql.timestamp(session, models.utcnow())
-    row = request.model_dump(exclude={"attributes"})
+    row = request.model_dump(exclude={"attributes", "resume"})
     row.update(
         user=user,
         status=WorkflowStatus.REGISTERING.value,
@@ -397,14 +435,29 @@ _TASK_COLUMNS = (
 )
 
 
-def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> schemas.TasksOut:
+def bind_tasks(
+    session: Session, workflow_id: int, request: schemas.TasksIn, recorder: ChangeRecorder
+) -> schemas.TasksOut:
     """Ids and current statuses of the requested tasks, creating those that are new.
 
-    Existing tasks keep their status and attempts: a rebind of a partly run workflow must not
-    reset work that was done.
+    Existing tasks keep their status and attempts: a rebind of a partly run workflow does not
+    reset work that was done. A task that is not done takes the request's command, name,
+    max_attempts, resources, scales and fallback queues (the script's, as Jobmon does on a
+    resume). With ``resume``, stored tasks move to the request's nodes of the same identity
+    and a done task whose command changed runs again (see :mod:`herdsman.server.domain.reuse`).
     """
     _require(session, models.Workflow, workflow_id, "workflow_id")
     now = sql.timestamp(session, models.utcnow())
+    if request.resume:
+        reuse.move_to_new_nodes(session, workflow_id, request.node_ids, request.array_ids)
+    stored = lookup_rows(
+        session,
+        models.Task,
+        "node_id",
+        request.node_ids,
+        _COMPARED_COLUMNS,
+        where=("workflow_id", workflow_id),
+    )
     rows = zip(
         request.node_ids,
         request.array_ids,
@@ -429,12 +482,124 @@ def bind_tasks(session: Session, workflow_id: int, request: schemas.TasksIn) -> 
         _TASK_COLUMNS,
         [(workflow_id, *row, TaskStatus.REGISTERING.value, now, 0) for row in rows],
     )
+    changed_args = _update_stored_tasks(session, workflow_id, request, stored, recorder)
     found = _task_ids_and_statuses(session, workflow_id, request.node_ids)
     task_ids = [found[node_id][0] for node_id in request.node_ids]
+    if changed_args:
+        for part in chunked(sorted(changed_args), IN_CHUNK):
+            session.execute(delete(models.TaskArg).where(models.TaskArg.task_id.in_(part)))
     _insert_task_args(session, request, task_ids)
     return schemas.TasksOut(
         ids=task_ids, statuses=[found[node_id][1] for node_id in request.node_ids]
     )
+
+
+# Stored columns a rebind compares with the request, in this order (after "id" and "status").
+_COMPARED_COLUMNS = (
+    "id",
+    "status",
+    "array_id",
+    "name",
+    "command",
+    "task_args_hash",
+    "cluster_id",
+    "original_resources_id",
+    "max_attempts",
+    "resource_scales",
+    "fallback_queues",
+)
+
+
+def _update_stored_tasks(
+    session: Session,
+    workflow_id: int,
+    request: schemas.TasksIn,
+    stored: dict[int, tuple[Any, ...]],
+    recorder: ChangeRecorder,
+) -> set[int]:
+    """Give stored tasks the request's settings where the rule says so; answers the ids of
+    tasks whose task args changed (their stored values are replaced)."""
+    if not stored:
+        return set()
+    updates: list[dict[str, Any]] = []
+    reset: list[int] = []
+    changed_args: set[int] = set()
+    for index, node_id in enumerate(request.node_ids):
+        row = stored.get(node_id)
+        if row is None:
+            continue
+        task_id, status, *old = row
+        new = [
+            request.array_ids[index],
+            request.names[index],
+            request.commands[index],
+            request.task_args_hashes[index],
+            request.cluster_ids[index],
+            request.original_resources_ids[index],
+            request.max_attempts[index],
+            request.resource_scales[index],
+            request.fallback_queues[index],
+        ]
+        verdict = reuse.task_verdict(status, old[2], request.commands[index])
+        kept = verdict is reuse.Verdict.CHANGED and not request.resume
+        if verdict is reuse.Verdict.REUSE or kept:
+            continue  # done tasks keep what they ran with
+        if old == new:
+            continue
+        values = dict(zip(_UPDATED_COLUMNS, new, strict=True))
+        if old[5] != new[5] or old[4] != new[4]:
+            # The script asks for other resources: they replace any that were scaled up.
+            values["task_resources_id"] = request.task_resources_ids[index]
+        else:
+            values["task_resources_id"] = None  # keep the stored ones (see _update_tasks)
+        values["b_id"] = task_id
+        updates.append(values)
+        if old[3] != new[3]:
+            changed_args.add(task_id)
+        if verdict is reuse.Verdict.CHANGED:
+            reset.append(task_id)
+    if updates:
+        _update_tasks(session, updates)
+        logger.info(
+            "stored_tasks_updated", workflow_id=workflow_id, tasks=len(updates), rerun=len(reset)
+        )
+    if reset:
+        reuse.reset_tasks(session, workflow_id, reset, recorder)
+    return changed_args
+
+
+# Columns a rebind updates, in the order _update_stored_tasks lists their new values.
+_UPDATED_COLUMNS = (
+    "array_id",
+    "name",
+    "command",
+    "task_args_hash",
+    "cluster_id",
+    "original_resources_id",
+    "max_attempts",
+    "resource_scales",
+    "fallback_queues",
+)
+
+
+def _update_tasks(session: Session, updates: list[dict[str, Any]]) -> None:
+    """One executemany per kind of update: with the task's resources replaced, or kept."""
+    table = cast(Table, models.Task.__table__)
+    values: dict[str, Any] = {column: bindparam(f"b_{column}") for column in _UPDATED_COLUMNS}
+    for replace in (False, True):
+        rows = [u for u in updates if (u["task_resources_id"] is not None) is replace]
+        if not rows:
+            continue
+        params = []
+        for row in rows:
+            param = {f"b_{column}": row[column] for column in _UPDATED_COLUMNS}
+            param["b_id"] = row["b_id"]
+            if replace:
+                param["b_resources"] = row["task_resources_id"]
+            params.append(param)
+        extra: dict[str, Any] = {"task_resources_id": bindparam("b_resources")} if replace else {}
+        statement = update(table).where(table.c.id == bindparam("b_id")).values(**values, **extra)
+        session.connection().execute(statement, params)
 
 
 def _task_ids_and_statuses(
@@ -472,12 +637,26 @@ def _insert_task_args(session: Session, request: schemas.TasksIn, task_ids: list
     )
 
 
-def finish_workflow_bind(session: Session, workflow_id: int) -> schemas.WorkflowBoundOut:
-    """Mark the workflow bound once all its tasks are written; refuse while some are missing."""
+def finish_workflow_bind(
+    session: Session, workflow_id: int, recorder: ChangeRecorder, *, resume: bool = False
+) -> schemas.WorkflowBoundOut:
+    """Mark the workflow bound once all its tasks are written; refuse while some are missing.
+
+    A resume then sends every done task downstream of a task that runs back to run again.
+    """
     workflow = _require(session, models.Workflow, workflow_id, "workflow_id")
     count = session.scalar(
         select(func.count()).select_from(models.Task).where(models.Task.workflow_id == workflow_id)
     )
+    if count is not None and count > workflow.num_tasks:
+        raise ConflictError(
+            f"workflow {workflow_id} has {count} tasks but the script creates "
+            f"{workflow.num_tasks}; a resume may add tasks and change commands but not remove "
+            "tasks: add the missing tasks back, or use new workflow_args for a new workflow",
+            details={"workflow_id": workflow_id, "bound_tasks": count},
+        )
+    if resume:
+        reuse.rerun_downstream(session, workflow_id, recorder)
     if count != workflow.num_tasks:
         raise ConflictError(
             f"workflow {workflow_id} has {count} of its {workflow.num_tasks} tasks; "

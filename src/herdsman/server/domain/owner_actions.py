@@ -79,9 +79,15 @@ logger = structlog.get_logger(__name__)
 _CHUNK = 1000
 
 
-def set_workflow_limit(session: Session, workflow_id: int, limit: int, user: str) -> ConcurrencyOut:
-    """At most ``limit`` of the workflow's tasks active at once; answers the limits in force."""
+def set_workflow_limit(
+    session: Session, workflow_id: int, limit: int, user: str, recorder: ChangeRecorder
+) -> ConcurrencyOut:
+    """At most ``limit`` of the workflow's tasks active at once; answers the limits in force.
+
+    The change goes into the workflow's change feed, so a running swarm applies it at once.
+    """
     require_workflow(session, workflow_id)
+    recorder.limits(workflow_id)
     session.execute(
         update(models.Workflow)
         .where(models.Workflow.id == workflow_id)
@@ -94,7 +100,12 @@ def set_workflow_limit(session: Session, workflow_id: int, limit: int, user: str
 
 
 def set_template_limit(
-    session: Session, workflow_id: int, template_name: str, limit: int, user: str
+    session: Session,
+    workflow_id: int,
+    template_name: str,
+    limit: int,
+    user: str,
+    recorder: ChangeRecorder,
 ) -> ConcurrencyOut:
     """At most ``limit`` active tasks in each of the workflow's arrays of this template.
 
@@ -120,6 +131,7 @@ def set_template_limit(
         .where(models.Array.id.in_(array_ids))
         .values(max_concurrently_running=limit)
     )
+    recorder.limits(workflow_id)
     logger.warning(
         "template_limit_set",
         user=user,

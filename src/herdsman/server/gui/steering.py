@@ -38,7 +38,7 @@ from herdsman.server.auth.identity import Caller
 from herdsman.server.auth.policy import Rule, Target, check
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database
-from herdsman.server.database.feed import FeedWriter
+from herdsman.server.database.feed import ChangeRecorder, FeedWriter
 from herdsman.server.domain import owner_actions
 from herdsman.server.gui import csrf
 from herdsman.server.gui.rendering import render, templates
@@ -174,20 +174,23 @@ async def limits_form(request: Request, caller: PageCaller, workflow_id: Id) -> 
         if value
     }
 
-    def change(session: Session) -> list[str]:
+    def change(session: Session, changes: ChangeRecorder) -> list[str]:
         done: list[str] = []
         current = _current_limits(session, workflow_id)
         if workflow_limit is not None and workflow_limit != current.get(None):
-            owner_actions.set_workflow_limit(session, workflow_id, workflow_limit, caller.user)
+            owner_actions.set_workflow_limit(
+                session, workflow_id, workflow_limit, caller.user, changes
+            )
             done.append(f"workflow limit {current.get(None)} -> {workflow_limit}")
         for name, limit in template_limits.items():
             if limit != current.get(name):
-                owner_actions.set_template_limit(session, workflow_id, name, limit, caller.user)
+                owner_actions.set_template_limit(
+                    session, workflow_id, name, limit, caller.user, changes
+                )
                 done.append(f"{name} limit {current.get(name)} -> {limit}")
         return done
 
-    database: Database = request.app.state.database
-    done = await run_in_threadpool(database.write, change)
+    done = await run_in_threadpool(_writer(request), change)
     set_audit_message(request, "; ".join(done) if done else "limits unchanged")
     return _back(workflow_id)
 

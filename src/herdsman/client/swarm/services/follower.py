@@ -31,11 +31,13 @@ logger = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class FeedNews:
-    """One feed read: task statuses, and this run's newest status if it changed."""
+    """One feed read: task statuses, this run's newest status if it changed, and whether a
+    concurrency limit changed (the limits themselves come with the next heartbeat)."""
 
     update: StateUpdate
     run_status: WorkflowRunStatus | None
     num_changes: int
+    limits_changed: bool = False
 
 
 class FollowerService:
@@ -62,9 +64,12 @@ class FollowerService:
             self._workflow_id, self._last_seq, timeout, kinds=SWARM_FOLLOWS
         )
         run_status: WorkflowRunStatus | None = None
+        limits_changed = False
         for change in reply.changes:
             if change.kind == ChangeKind.RUN.value and change.id == self._run_id:
                 run_status = WorkflowRunStatus(change.status)
+            elif change.kind == ChangeKind.LIMIT.value:
+                limits_changed = True
         self._last_seq = max(self._last_seq, reply.last_seq)
         if reply.changes:
             logger.debug(
@@ -73,4 +78,6 @@ class FollowerService:
                 changes=len(reply.changes),
                 last_seq=self._last_seq,
             )
-        return FeedNews(StateUpdate.from_changes(reply), run_status, len(reply.changes))
+        return FeedNews(
+            StateUpdate.from_changes(reply), run_status, len(reply.changes), limits_changed
+        )

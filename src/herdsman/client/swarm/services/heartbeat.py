@@ -82,6 +82,10 @@ class HeartbeatService:
         """True before the first beat and once an interval has passed since the last attempt."""
         return self.seconds_until_due(now) <= 0
 
+    def beat_soon(self) -> None:
+        """Make the next beat due at once: it answers the limits in force, which just changed."""
+        self._last_attempt = None
+
     def seconds_until_due(self, now: float) -> float:
         if self._last_attempt is None:
             return 0.0

@@ -10,10 +10,16 @@ from herdsman.core.schemas import client as schemas
 from herdsman.core.schemas.types import CatalogueId, Id
 from herdsman.server.api import input_limits
 from herdsman.server.api.access import CallerDep
-from herdsman.server.api.deps import DatabaseDep, LimitsDep, json_body, parse_json_body
+from herdsman.server.api.deps import (
+    DatabaseDep,
+    FeedWriterDep,
+    LimitsDep,
+    json_body,
+    parse_json_body,
+)
 from herdsman.server.api.responses import CALLER_ERRORS, PUBLIC_ERRORS, errors
 from herdsman.server.domain import binding as bind
-from herdsman.server.domain import clusters
+from herdsman.server.domain import clusters, reuse
 
 __all__ = ["public_router", "router"]
 
@@ -112,13 +118,30 @@ def put_task_resources(request: schemas.ResourcesIn, db: DatabaseDep) -> schemas
     responses=errors(404, 409),
 )
 async def put_tasks(
-    workflow_id: Id, request: Request, db: DatabaseDep, limits: LimitsDep
+    workflow_id: Id, request: Request, write: FeedWriterDep, limits: LimitsDep
 ) -> schemas.TasksOut:
     body = await parse_json_body(request, schemas.TasksIn)
     input_limits.check_tasks(limits, body)
-    return await run_in_threadpool(db.write, lambda s: bind.bind_tasks(s, workflow_id, body))
+    return await run_in_threadpool(
+        write, lambda s, changes: bind.bind_tasks(s, workflow_id, body, changes)
+    )
 
 
 @router.post("/workflows/{workflow_id}/bound", responses=errors(404, 409))
-def post_workflow_bound(workflow_id: Id, db: DatabaseDep) -> schemas.WorkflowBoundOut:
-    return db.write(lambda s: bind.finish_workflow_bind(s, workflow_id))
+def post_workflow_bound(
+    workflow_id: Id, write: FeedWriterDep, resume: bool = False
+) -> schemas.WorkflowBoundOut:
+    """Mark the workflow bound; with ``resume``, done tasks downstream of tasks that run are
+    sent back to run again."""
+    return write(
+        lambda s, changes: bind.finish_workflow_bind(s, workflow_id, changes, resume=resume)
+    )
+
+
+@router.post("/workflow_plans")
+def post_workflow_plan(
+    request: schemas.PlanIn, db: DatabaseDep, limits: LimitsDep, caller: CallerDep
+) -> schemas.PlanOut:
+    """What binding these tasks with ``resume`` would do to their workflow; writes nothing."""
+    input_limits.check_plan(limits, request)
+    return db.read(lambda s: reuse.plan(s, request, caller.user, admin=caller.is_admin))

@@ -22,11 +22,15 @@ router = APIRouter(tags=["control"], responses=CALLER_ERRORS)
 
 @router.put("/workflows/{workflow_id}/max_concurrently_running", responses=errors(404))
 def put_workflow_limit(
-    workflow_id: Id, request: schemas.ConcurrencyLimitIn, db: DatabaseDep, caller: CallerDep
+    workflow_id: Id, request: schemas.ConcurrencyLimitIn, write: FeedWriterDep, caller: CallerDep
 ) -> ConcurrencyOut:
     """Set the workflow's limit; 0 pauses launching. Answers the limits now in force."""
     limit = request.max_concurrently_running
-    return db.write(lambda s: owner_actions.set_workflow_limit(s, workflow_id, limit, caller.user))
+    return write(
+        lambda s, changes: owner_actions.set_workflow_limit(
+            s, workflow_id, limit, caller.user, changes
+        )
+    )
 
 
 # ":path" so a template name may contain "/" (sent percent-encoded, decoded before routing).
@@ -38,14 +42,14 @@ def put_template_limit(
     workflow_id: Id,
     template_name: str,
     request: schemas.ConcurrencyLimitIn,
-    db: DatabaseDep,
+    write: FeedWriterDep,
     caller: CallerDep,
 ) -> ConcurrencyOut:
     """Set the limit of the workflow's array(s) of this task template."""
     limit = request.max_concurrently_running
-    return db.write(
-        lambda s: owner_actions.set_template_limit(
-            s, workflow_id, template_name, limit, caller.user
+    return write(
+        lambda s, changes: owner_actions.set_template_limit(
+            s, workflow_id, template_name, limit, caller.user, changes
         )
     )
 
