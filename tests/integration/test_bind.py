@@ -184,10 +184,6 @@ def _bad_workflows(tool: Tool) -> Iterator[tuple[str, Workflow, type[Exception],
     cluster.add_task(template.create_task(i=1, cluster_name="no-such-cluster"))
     yield "unknown cluster", cluster, InvalidResourceError, "no-such-cluster"
 
-    queue = tool.create_workflow(workflow_args="bad-queue")
-    queue.add_task(template.create_task(i=1, compute_resources={"queue": "gpu.q"}))
-    yield "unknown queue", queue, InvalidResourceError, "'gpu.q'"
-
     limits = tool.create_workflow(workflow_args="bad-limits")
     limits.add_task(template.create_task(i=1, compute_resources={"cores": 5000}))
     yield "over limits", limits, InvalidResourceError, "cores from 1 to 1024"

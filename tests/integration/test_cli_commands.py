@@ -503,3 +503,123 @@ def test_a_workflow_without_a_name_shows_its_tool_and_workflow_args(cli: Cli, to
     assert row.split()[:3] == [str(workflow_id), f"{tool.name}:", "unnamed-args"]
     (found,) = cli.json("workflow", "status", str(workflow_id))["workflows"]
     assert (found["name"], found["tool"], found["workflow_args"]) == ("", tool.name, "unnamed-args")
+
+
+# --- Jobmon's spellings ----------------------------------------------------------------------
+
+
+def test_jobmon_flags_of_the_reading_commands(
+    cli: Cli, done_wf: DoneWorkflow, failed_wf: FailedWorkflow
+) -> None:
+    done, failed = str(done_wf.workflow_id), str(failed_wf.workflow_id)
+    # workflow_status -w -l -o json / --json / -n; and herdsman's own name with Jobmon's flags.
+    as_output = json.loads(cli.ok("workflow_status", "-w", done, "-w", failed, "-o", "json"))
+    assert as_output == cli.json("workflow", "status", "-w", done, "-w", failed)
+    assert as_output == json.loads(cli.ok("workflow_status", "--workflow_id", done, "-w", failed,
+                                          "-n"))  # fmt: skip
+    newest = json.loads(cli.ok("workflow", "status", "-l", "1", "-o", "json"))
+    assert len(newest["workflows"]) == 1
+    mine = json.loads(cli.ok("workflow_status", "-u", failed_wf_user(cli, failed), "-l", "2",
+                             "--json"))  # fmt: skip
+    assert len(mine["workflows"]) == 2
+    assert cli.ok("workflow_status", "-w", done, "-o", "table").splitlines()[0].split()[:3] == [
+        "WF", "ID", "NAME",
+    ]  # fmt: skip
+
+    # workflow_tasks -w -s -l -o
+    fatal = json.loads(cli.ok("workflow_tasks", "-w", failed, "-s", "fatal", "-l", "1", "-o",
+                              "json"))  # fmt: skip
+    assert (fatal["count"], len(fatal["tasks"])) == (2, 1)
+    assert fatal["tasks"][0]["id"] == min(failed_wf.flaky_id, failed_wf.crash_id)
+
+    # task_status -t -s -o: only the tasks in those statuses, each with its attempts.
+    ids = [str(failed_wf.prepare_id), str(failed_wf.crash_id), str(failed_wf.after_id)]
+    found = json.loads(
+        cli.ok("task_status", *(f"-t{i}" for i in ids), "-s", "DONE", "-s", "FATAL", "-o", "json")
+    )
+    assert [(item["task_id"], item["status"]) for item in found] == [
+        (failed_wf.prepare_id, "D"),
+        (failed_wf.crash_id, "F"),
+    ]
+    assert [attempt["exit_code"] for attempt in found[1]["attempts"]] == [5]
+    pending = json.loads(cli.ok("task_status", "--task_ids", ids[2], "-s", "PENDING", "--json"))
+    assert [item["task_id"] for item in pending] == [failed_wf.after_id]
+
+
+def failed_wf_user(cli: Cli, workflow_id: str) -> str:
+    (row,) = cli.json("workflow", "status", workflow_id)["workflows"]
+    return str(row["user"])
+
+
+def test_version_and_dash_dash_version(cli: Cli) -> None:
+    from herdsman import __version__
+
+    assert cli.ok("version").strip() == __version__
+    assert cli.ok("--version").strip() == f"herdsman, version {__version__}"
+
+
+def test_update_task_status_reopens_a_done_workflow_and_workflow_resume_runs_it(
+    cli: Cli, requester: Requester, tmp_path: Path
+) -> None:
+    own = run_done_workflow(reports_tool(requester, tmp_path, "cli-reopen"))
+    workflow_id, model = str(own.workflow_id), str(own.model_ids[0])
+
+    # Declaring a done workflow's tasks done is refused; setting one back to G reopens it (F).
+    refused = cli("update_task_status", "-w", workflow_id, "-t", model, "-s", "D")
+    assert refused.returncode == 1
+    assert f"error: workflow {workflow_id} is done" in refused.stderr
+    reopened = cli.json("update_task_status", "-w", workflow_id, "--task_ids", model,
+                        "--new_status", "G")  # fmt: skip
+    assert (reopened["changed_task_ids"], reopened["workflow_status"]) == ([own.model_ids[0]], "F")
+    (row,) = cli.json("workflow", "status", workflow_id)["workflows"]
+    assert (row["status"], row["done"], row["pending"]) == ("F", 2, 1)
+    # herdsman's own spelling does the same for another task.
+    again = cli.ok("task", "update", "-t", str(own.model_ids[1]), "-w", workflow_id, "-s", "G")
+    assert again.strip() == (
+        f"tasks set to registering: 1 ({own.model_ids[1]}); workflow {workflow_id} is failed"
+    )
+
+    # Jobmon's workflow_resume: -c must name a cluster the workflow's tasks run on.
+    wrong = cli("workflow_resume", "-w", workflow_id, "-c", "multiprocess")
+    assert wrong.returncode == 1
+    assert f"workflow {workflow_id} has no task on cluster 'multiprocess'" in wrong.stderr
+    resumed = cli("workflow_resume", "-w", workflow_id, "-c", "sequential",
+                  "--reset-running-jobs", "-t", "30", "--force-cleanup", "-o", "json")  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout) == {"workflow_id": own.workflow_id, "status": "D"}
+    assert resumed.stderr.startswith("note: `workflow_resume` takes Jobmon's options")
+    (row,) = cli.json("workflow", "status", workflow_id)["workflows"]
+    assert (row["status"], row["done"]) == ("D", 3)
+    attempts = cli.json("task", "status", model)[0]["attempts"]
+    assert [attempt["status"] for attempt in attempts] == ["D", "D"]
+
+
+def test_resume_scales_the_requests_of_tasks_killed_for_resources(
+    cli: Cli, requester: Requester, tmp_path: Path
+) -> None:
+    # On sequential the wrapper holds each command to its runtime request; this one outlasts
+    # every request it gets here, so each attempt is killed for resources (Z).
+    tool = reports_tool(requester, tmp_path, "cli-rescale")
+    template = tool.get_task_template("long", "sleep {seconds}", node_args=["seconds"])
+    workflow = tool.create_workflow(workflow_args="cli-rescale")
+    task = template.create_task(
+        seconds=30, max_attempts=1, compute_resources={"runtime": 2, "queue": "all.q"}
+    )
+    workflow.add_task(task)
+    assert workflow.run() == "E"
+    workflow_id, task_id = str(workflow.workflow_id), str(task.task_id)
+
+    def requested_runtimes() -> list[tuple[str, float | None]]:
+        attempts = cli.json("task", "status", task_id)[0]["attempts"]
+        return [(attempt["status"], attempt["requested_runtime"]) for attempt in attempts]
+
+    assert requested_runtimes() == [("Z", 2)]
+    # As after a resource kill in a run: runtime scaled by the default 0.5, ceil(2 * 1.5) = 3.
+    scaled = cli("workflow", "resume", "-w", workflow_id, "--json")
+    assert scaled.returncode == 1
+    assert json.loads(scaled.stdout) == {"workflow_id": workflow.workflow_id, "status": "E"}
+    assert requested_runtimes() == [("Z", 2), ("Z", 3)]
+    # Jobmon's --use-original-resources (herdsman: --keep-resources) keeps the last request.
+    kept = cli("workflow_resume", "-w", workflow_id, "--use-original-resources", "--json")
+    assert kept.returncode == 1
+    assert requested_runtimes() == [("Z", 2), ("Z", 3), ("Z", 3)]

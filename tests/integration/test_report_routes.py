@@ -195,6 +195,9 @@ def test_owner_updates_are_guarded_recorded_and_idempotent(
     assert [c for c in _feed(server.database_url, failed) if c[0] == "T"][-4:] == [
         ("T", task_id, "D") for task_id in sorted([prepare, flaky, after, failed_wf.crash_id])
     ]
-    # Its record is final now.
+    # Declaring tasks of a done workflow done is refused; setting one back to registering
+    # reopens the workflow as failed (Jobmon's rule), so that a resume runs it.
     with pytest.raises(ConflictError, match=f"workflow {failed} is done"):
-        update([prepare], "G")
+        update([prepare], "D")
+    reopened = update([failed_wf.crash_id], "G")
+    assert (reopened.changed_task_ids, reopened.workflow_status) == ([failed_wf.crash_id], "F")

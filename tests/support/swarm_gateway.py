@@ -506,7 +506,11 @@ class InMemorySwarmGateway:
         if queues is None:
             raise NotFoundError(f"cluster {name!r} does not exist")
         cluster_id = list(self._clusters).index(name) + 1
-        return ClusterOut(id=cluster_id, name=name, plugin=name, parameters={}, queues=list(queues))
+        # A scheduler's cluster: its queues are exactly the ones added (a local plugin would
+        # take unknown queue names as its default queue).
+        return ClusterOut(
+            id=cluster_id, name=name, plugin="scheduler", parameters={}, queues=list(queues)
+        )
 
     def read_resources(
         self, task_resources_ids: Sequence[int], task_ids: Sequence[int] = ()

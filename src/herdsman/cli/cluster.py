@@ -5,6 +5,7 @@ database directly (``--database-url``, else the ``database_url`` setting), since
 cluster changes how every user's next run is submitted. A change reaches each workflow run
 when its distributor starts.
 
+``add-queue`` adds a queue by hand (local clusters have no queues to read);
 ``sync-queues`` loads a cluster's queues and their limits from the cluster itself (Slurm's
 partitions), through its plugin: the plugin reads the cluster, this command writes the
 database.
@@ -146,6 +147,47 @@ def sync_queues_command(name: str, database_url: str | None, as_json: bool) -> N
         return
     for queue, what in outcome.items():
         console.print(f"{escape(queue)}: {what}", highlight=False)
+
+
+@cluster.command("add-queue")
+@click.argument("name")
+@click.argument("queue")
+@click.argument("limits", nargs=-1, metavar="[RESOURCE=LOW,HIGH]...")
+@database_url_option
+@json_option
+def add_queue_command(
+    name: str, queue: str, limits: tuple[str, ...], database_url: str | None, as_json: bool
+) -> None:
+    """Add QUEUE to cluster NAME, or change its limits (memory in GiB, runtime in seconds).
+
+    For clusters whose queues cannot be read from the cluster, such as the local ones
+    (sequential, multiprocess, dummy): a new queue takes the default queue's limits except the
+    ones given, e.g. `herdsman server cluster add-queue multiprocess long.q runtime=1,604800`.
+    Local clusters also take any queue name they lack as their default queue.
+    """
+    from herdsman.server.domain import clusters
+
+    bounds = _parse_limits(limits)
+    record = on_database(
+        database_url, lambda s: clusters.add_queue(s, name, queue, bounds), write=True
+    )
+    _print_cluster(record, as_json)
+
+
+def _parse_limits(limits: Sequence[str]) -> dict[str, list[float]]:
+    parsed: dict[str, list[float]] = {}
+    for text in limits:
+        key, sep, value = text.partition("=")
+        parts = value.split(",")
+        try:
+            if not sep or not key.strip() or len(parts) != 2:
+                raise ValueError(text)
+            parsed[key.strip()] = [float(part) for part in parts]
+        except ValueError:
+            raise InvalidInputError(
+                f"{text!r} is not RESOURCE=LOW,HIGH; write, e.g., memory=0,64 or runtime=1,86400"
+            ) from None
+    return parsed
 
 
 def parse_assignments(assignments: Sequence[str]) -> dict[str, Any]:

@@ -46,6 +46,7 @@ __all__ = [
     "json_option",
     "load_settings",
     "new_table",
+    "output_option",
     "print_json",
     "redact_database_url",
     "server_requester",
@@ -102,6 +103,37 @@ def json_option(command: F) -> F:
     )(command)
 
 
+def output_option(command: F) -> F:
+    """``--json`` (also ``-n``), or Jobmon's ``-o/--output json|table``: how to print the answer.
+
+    The command receives one ``as_json`` flag either way.
+    """
+
+    @functools.wraps(command)
+    def merged(*args: Any, **kwargs: Any) -> Any:
+        output: str | None = kwargs.pop("output")
+        kwargs["as_json"] = kwargs["as_json"] or output == "json"
+        return command(*args, **kwargs)
+
+    with_output = click.option(
+        "-o",
+        "--output",
+        type=click.Choice(["table", "json"], case_sensitive=False),
+        default=None,
+        help="json: as --json; table: the default.",
+    )(merged)
+    return cast(
+        F,
+        click.option(
+            "-n",
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print JSON for scripts instead of tables.",
+        )(with_output),
+    )
+
+
 def workflow_option(
     *,
     multiple: bool = False,
@@ -131,9 +163,12 @@ def _id_option(
     noun: str, *, multiple: bool, required: bool, help: str | None, positional: bool
 ) -> Callable[[F], F]:
     name = f"{noun}_ids" if multiple else f"{noun}_id"
+    # Jobmon's spellings too: --workflow_id (even for several), --task_id, --task_ids.
+    jobmon = f"--{noun}_ids" if multiple and noun == "task" else f"--{noun}_id"
     option = click.option(
         f"-{noun[0]}",
         f"--{noun}-id",
+        jobmon,
         name,
         type=click.IntRange(min=1),
         multiple=multiple,

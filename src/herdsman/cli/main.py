@@ -11,7 +11,7 @@ from herdsman.cli.login import login, whoami
 from herdsman.cli.resources import resources
 from herdsman.cli.server import server
 from herdsman.cli.task import task
-from herdsman.cli.workflow import workflow
+from herdsman.cli.workflow import jobmon_workflow_resume, workflow
 from herdsman.core.config import Settings
 from herdsman.core.logs import configure_logging
 
@@ -34,6 +34,12 @@ def _log_level_setting() -> str:
         return "warning"
 
 
+@cli.command("version")
+def version() -> None:
+    """Print herdsman's version (as `herdsman --version`)."""
+    click.echo(__version__)
+
+
 cli.add_command(workflow)
 cli.add_command(task)
 cli.add_command(resources)
@@ -41,13 +47,15 @@ cli.add_command(server)
 cli.add_command(config)
 cli.add_command(login)
 cli.add_command(whoami)
+cli.add_command(jobmon_workflow_resume)
 with_full_summaries(cli)
 
-# Names of the older command set, accepted (hidden) so existing scripts keep working.
+# Names of the older command set (Jobmon's), accepted (hidden) so existing scripts keep working;
+# the commands take Jobmon's options too. `workflow_resume` is a command of its own: Jobmon's
+# -t means another timeout than herdsman's --timeout.
 cli.legacy_names = {
     "workflow_status": ("workflow", "status"),
     "workflow_tasks": ("workflow", "tasks"),
-    "workflow_resume": ("workflow", "resume"),
     "workflow_reset": ("workflow", "reset"),
     "concurrency_limit": ("workflow", "concurrency"),
     "get_filepaths": ("workflow", "logs"),

@@ -9,6 +9,7 @@ from herdsman.cli.common import (
     console,
     json_option,
     new_table,
+    output_option,
     print_json,
     server_requester,
     task_option,
@@ -46,13 +47,27 @@ def task() -> None:
     help="Last lines of each attempt's stdout and stderr shown.",
 )
 @click.option("--full", is_flag=True, help="All the output kept (the last 10,000 characters).")
-@json_option
-def status(task_ids: tuple[int, ...], lines: int, full: bool, as_json: bool) -> None:
+@click.option(
+    "-s",
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS",
+    help="Only tasks in PENDING, RUNNING, DONE, FATAL, or a task status name or letter "
+    "(repeatable).",
+)
+@output_option
+def status(
+    task_ids: tuple[int, ...], lines: int, full: bool, statuses: tuple[str, ...], as_json: bool
+) -> None:
     """Every attempt of each task: status, where it ran, how it ended, what it requested and
     used, its error, and the end of its stderr and stdout."""
     tail_lines = 0 if full else lines
+    letters = set(queries.task_statuses(statuses))
     with server_requester() as requester:
         found = [queries.task_attempts(requester, task_id, tail_lines) for task_id in task_ids]
+    if letters:
+        found = [item for item in found if item.status in letters]
     if as_json:
         print_json([item.model_dump(mode="json") for item in found])
         return
@@ -116,19 +131,23 @@ def _print_attempts(item: TaskAttemptsOut) -> None:
 @click.option(
     "-s",
     "--status",
+    "--new_status",
     "new_status",
     type=click.Choice(sorted(_UPDATES), case_sensitive=False),
     required=True,
     help="DONE marks tasks done; REGISTERED resets them (and their downstream) to run again.",
 )
-@click.option("--recursive", is_flag=True, help="With DONE, also mark every upstream task done.")
+@click.option(
+    "-r", "--recursive", is_flag=True, help="With DONE, also mark every upstream task done."
+)
 @json_option
 def update(
     task_ids: tuple[int, ...], workflow_id: int, new_status: str, recursive: bool, as_json: bool
 ) -> None:
     """Set tasks of a workflow that is not running to done or back to registered.
 
-    Only the workflow's owner may. Resetting a task also resets every task downstream of it.
+    Only the workflow's owner may. Resetting a task also resets every task downstream of it;
+    resetting a task of a done workflow makes the workflow failed again, ready to resume.
     """
     letter = _UPDATES[new_status.upper()]
     with server_requester() as requester:

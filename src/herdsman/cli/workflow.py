@@ -13,9 +13,11 @@ from rich.markup import escape
 
 from herdsman.cli.common import (
     console,
+    error_console,
     exit_with,
     json_option,
     new_table,
+    output_option,
     print_json,
     server_requester,
     workflow_option,
@@ -35,7 +37,7 @@ from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.queries import ErrorGroupOut, WorkflowSummaryOut
 from herdsman.core.statuses import TaskStatus, WorkflowRunStatus, WorkflowStatus
 
-__all__ = ["workflow"]
+__all__ = ["jobmon_workflow_resume", "workflow"]
 
 _LIMIT = click.IntRange(min=1, max=10_000)
 
@@ -48,8 +50,10 @@ def workflow() -> None:
 @workflow.command("status")
 @workflow_option(multiple=True, required=False)
 @click.option("-u", "--user", default=None, help="Only this user's workflows [default: you].")
-@click.option("--limit", type=_LIMIT, default=5, show_default=True, help="Newest workflows shown.")
-@json_option
+@click.option(
+    "-l", "--limit", type=_LIMIT, default=5, show_default=True, help="Newest workflows shown."
+)
+@output_option
 def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json: bool) -> None:
     """Per workflow: status and its tasks counted by state.
 
@@ -112,8 +116,8 @@ def unnamed(row: WorkflowSummaryOut) -> str:
     metavar="STATUS",
     help="PENDING, RUNNING, DONE, FATAL, or a task status name or letter (repeatable).",
 )
-@click.option("--limit", type=_LIMIT, default=100, show_default=True, help="Tasks shown.")
-@json_option
+@click.option("-l", "--limit", type=_LIMIT, default=100, show_default=True, help="Tasks shown.")
+@output_option
 def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool) -> None:
     """The workflow's tasks with their status and attempts, by task id."""
     letters = queries.task_statuses(statuses)
@@ -138,6 +142,7 @@ def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool
 @workflow_option()
 @click.option(
     "--cold",
+    "--reset-running-jobs",
     "mode",
     flag_value="cold",
     default=True,
@@ -148,20 +153,154 @@ def tasks(workflow_id: int, statuses: tuple[str, ...], limit: int, as_json: bool
 )
 @click.option(
     "--timeout",
+    "--execution-timeout",
+    "--seconds-until-timeout",
+    "timeout",
     type=click.IntRange(min=1),
     default=36_000,
     show_default=True,
     help="Seconds the resumed run may take.",
 )
-@json_option
-def resume(workflow_id: int, mode: str, timeout: int, as_json: bool) -> None:
+@click.option(
+    "--resume-timeout",
+    type=click.IntRange(min=0),
+    default=300,
+    show_default=True,
+    help="Seconds to wait for an earlier run's jobs to confirm their kills before taking over.",
+)
+@click.option(
+    "-c",
+    "--cluster",
+    "--cluster_name",
+    "cluster",
+    default=None,
+    metavar="NAME",
+    help="Check that the workflow's tasks run on this cluster (each resumes on its own).",
+)
+@click.option(
+    "--keep-resources",
+    "--use-original-resources",
+    "keep_resources",
+    is_flag=True,
+    help="Do not scale the requests of tasks last killed for memory or time.",
+)
+@click.option(
+    "--force-cleanup",
+    is_flag=True,
+    help="Take over at once, recording an earlier run's unconfirmed kills as such.",
+)
+@output_option
+def resume(
+    workflow_id: int,
+    mode: str,
+    timeout: int,
+    resume_timeout: int,
+    cluster: str | None,
+    keep_resources: bool,
+    force_cleanup: bool,
+    as_json: bool,
+) -> None:
     """Run the workflow again from the database, in this process, until it ends.
 
     Done tasks are kept; --cold (the default) kills what an earlier run left running, --hot
-    lets it finish. Progress shows on stderr (a bar at a terminal, a line every 30 s
-    otherwise), then a summary of how the run ended. The exit status is 0 only if the
-    workflow finishes done, 130 after Ctrl-C.
+    lets it finish. Tasks whose last attempt was killed for memory or time ask for more, as
+    after a resource kill during a run (--keep-resources: as before). Progress shows on
+    stderr (a bar at a terminal, a line every 30 s otherwise), then a summary of how the run
+    ended. The exit status is 0 only if the workflow finishes done, 130 after Ctrl-C.
     """
+    resume_and_report(
+        workflow_id,
+        cold=mode == "cold",
+        seconds_until_timeout=timeout,
+        resume_timeout=resume_timeout,
+        cluster=cluster,
+        increase_resources=not keep_resources,
+        force_cleanup=force_cleanup,
+        as_json=as_json,
+    )
+
+
+@click.command("workflow_resume", hidden=True)
+@workflow_option()
+@click.option(
+    "-c", "--cluster_name", "--cluster", "cluster", default=None, metavar="NAME",
+    help="A cluster the workflow's tasks run on (each task resumes on its own).",
+)  # fmt: skip
+@click.option(
+    "--reset-running-jobs",
+    "--reset-running",
+    "reset_running_jobs",
+    is_flag=True,
+    help="Kill the jobs an earlier run left running; without it they may finish.",
+)
+@click.option(
+    "-t",
+    "--timeout",
+    type=click.IntRange(min=0),
+    default=180,
+    show_default=True,
+    help="Seconds to wait for an earlier run's jobs to confirm their kills.",
+)
+@click.option(
+    "--seconds-until-timeout",
+    "--execution-timeout",
+    "seconds_until_timeout",
+    type=click.IntRange(min=1),
+    default=36_000,
+    show_default=True,
+    help="Seconds the resumed run may take.",
+)
+@click.option(
+    "--use-original-resources",
+    "--keep-resources",
+    "keep_resources",
+    is_flag=True,
+    help="Do not scale the requests of tasks last killed for memory or time.",
+)
+@click.option("--force-cleanup", is_flag=True, help="Take over at once (see workflow resume).")
+@output_option
+def jobmon_workflow_resume(
+    workflow_id: int,
+    cluster: str | None,
+    reset_running_jobs: bool,
+    timeout: int,
+    seconds_until_timeout: int,
+    keep_resources: bool,
+    force_cleanup: bool,
+    as_json: bool,
+) -> None:
+    """Jobmon's workflow_resume, with its options and their meanings: -t is how long to wait
+    for the workflow to become resumable, and running jobs are left to finish unless
+    --reset-running-jobs is given. `herdsman workflow resume` is herdsman's own."""
+    error_console.print(
+        "note: `workflow_resume` takes Jobmon's options; herdsman's own command is "
+        "`herdsman workflow resume`",
+        highlight=False,
+    )
+    resume_and_report(
+        workflow_id,
+        cold=reset_running_jobs,
+        seconds_until_timeout=seconds_until_timeout,
+        resume_timeout=timeout,
+        cluster=cluster,
+        increase_resources=not keep_resources,
+        force_cleanup=force_cleanup,
+        as_json=as_json,
+    )
+
+
+def resume_and_report(
+    workflow_id: int,
+    *,
+    cold: bool,
+    seconds_until_timeout: int,
+    resume_timeout: int,
+    cluster: str | None,
+    increase_resources: bool,
+    force_cleanup: bool,
+    as_json: bool,
+) -> None:
+    """Resume the workflow here, print how its run ended, and exit 1 unless it is done."""
     from herdsman.client.execution import resume_workflow_from_id
 
     with server_requester() as requester, warnings.catch_warnings():
@@ -169,8 +308,12 @@ def resume(workflow_id: int, mode: str, timeout: int, as_json: bool) -> None:
         warnings.simplefilter("ignore", RunEndedEarlyWarning)
         final = resume_workflow_from_id(
             workflow_id,
-            reset_running_jobs=mode == "cold",
-            seconds_until_timeout=timeout,
+            reset_running_jobs=cold,
+            seconds_until_timeout=seconds_until_timeout,
+            resume_timeout=resume_timeout,
+            cluster_name=cluster,
+            increase_resources=increase_resources,
+            force_cleanup=force_cleanup,
             progress=True,
             requester=requester,
         )
@@ -205,7 +348,10 @@ def stop(workflow_id: int, as_json: bool) -> None:
 
 @workflow.command("reset")
 @workflow_option()
-@click.option("--partial", is_flag=True, help="Keep done tasks done; reset only the others.")
+@click.option(
+    "-p", "--partial", "--partial_reset", "partial", is_flag=True,
+    help="Keep done tasks done; reset only the others.",
+)  # fmt: skip
 @json_option
 def reset(workflow_id: int, partial: bool, as_json: bool) -> None:
     """Reset a workflow whose last run failed, so that a resume runs its tasks again.
@@ -229,6 +375,8 @@ def reset(workflow_id: int, partial: bool, as_json: bool) -> None:
 @click.option(
     "-m",
     "--max-tasks",
+    "--max_tasks",
+    "max_tasks",
     type=click.IntRange(min=0),
     required=True,
     help="Most tasks active at once; 0 pauses launching.",

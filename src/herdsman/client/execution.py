@@ -59,15 +59,20 @@ from herdsman.core.errors import (
     DistributorDiedWarning,
     DistributorNotAlive,
     HerdsmanError,
+    InvalidInputError,
     RunEndedEarlyWarning,
     RunInterrupted,
     RunTimedOutError,
     RunTimedOutWarning,
     short_traceback,
 )
-from herdsman.core.lifecycle import TAKEN_OVER_RUN_STATUSES
+from herdsman.core.lifecycle import (
+    RESCALABLE_TASK_STATUSES,
+    TAKEN_OVER_RUN_STATUSES,
+    scaled_on_resume,
+)
 from herdsman.core.schemas.queries import FailedTaskOut
-from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
+from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
 
 if TYPE_CHECKING:
     from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -75,7 +80,14 @@ if TYPE_CHECKING:
     from herdsman.core.requester import Requester
     from herdsman.distributor.process import DistributorProcess
 
-__all__ = ["RunOutcome", "drive_run", "page_line", "resume_workflow_from_id", "run_workflow"]
+__all__ = [
+    "RunOutcome",
+    "drive_run",
+    "page_line",
+    "resume_workflow_from_id",
+    "run_workflow",
+    "tasks_killed_for_resources",
+]
 
 logger = structlog.get_logger(__name__)
 
@@ -150,6 +162,9 @@ def resume_workflow_from_id(
     progress: bool = True,
     resume_timeout: float = 300.0,
     requester: Requester | None = None,
+    cluster_name: str | None = None,
+    increase_resources: bool = True,
+    force_cleanup: bool = False,
     **swarm_options: Any,
 ) -> str:
     """Resume a workflow from the database alone, without the script that built it.
@@ -158,21 +173,39 @@ def resume_workflow_from_id(
     and callable or iterator resource scales, which live only in the script, are not
     available, so numeric scales apply. Returns the new run's final status; shows progress
     and a summary on stderr as ``Workflow.run()`` does (see the module docstring).
+
+    With ``increase_resources`` (the default, as in Jobmon), tasks whose last attempt was
+    killed for resources get their request scaled before they are queued, by the rule a run
+    applies after a resource kill (:mod:`herdsman.client.scaling`, the task's stored scales).
+    ``cluster_name`` (Jobmon's ``-c``), when given, must be a cluster the workflow's tasks run
+    on: each task runs on the cluster it was bound to. ``force_cleanup`` takes the workflow
+    over at once instead of waiting up to ``resume_timeout`` seconds for an earlier run's jobs
+    to confirm their kills; unconfirmed kills are recorded as such.
     """
     from herdsman.client.embedded import default_requester
     from herdsman.client.swarm.workflow_run import WorkflowRun
 
     requester = requester or default_requester()
     clusters = queries.workflow_clusters(requester, workflow_id)
+    if cluster_name is not None and cluster_name not in clusters:
+        raise InvalidInputError(
+            f"workflow {workflow_id} has no task on cluster {cluster_name!r}; its tasks run on "
+            f"{', '.join(clusters) or 'no cluster'}, and each task resumes on its own cluster",
+            details={"workflow_id": workflow_id, "cluster": cluster_name},
+        )
+    killed = tasks_killed_for_resources(requester, workflow_id) if increase_resources else []
     swarm = WorkflowRun.from_workflow_id(
         workflow_id,
         resume=True,
         reset_running_jobs=reset_running_jobs,
-        resume_timeout=resume_timeout,
+        resume_timeout=0.0 if force_cleanup else resume_timeout,
         fail_fast=fail_fast,
         requester=requester,
         **swarm_options,
     )
+    if killed:
+        scaled = swarm.adjust_resources(killed)
+        logger.info("resume_scales_killed_tasks", workflow_id=workflow_id, tasks=scaled)
     outcome = drive_run(
         swarm,
         clusters,
@@ -185,6 +218,25 @@ def resume_workflow_from_id(
     logger.info("workflow_run_finished", workflow_id=workflow_id, status=outcome.status)
     _warn_if_ended_early(outcome.facts)
     return outcome.status
+
+
+def tasks_killed_for_resources(requester: Requester, workflow_id: int) -> list[int]:
+    """Ids of the workflow's unfinished tasks whose last attempt was killed for resources.
+
+    Reads the fatal and adjusting tasks, then each one's attempts: a resume meets few of them.
+    """
+    letters = [status.value for status in RESCALABLE_TASK_STATUSES]
+    found = queries.workflow_tasks(requester, workflow_id, letters, _ALL_TASKS)
+    killed = []
+    for task in found.tasks:
+        attempts = queries.task_attempts(requester, task.id).attempts
+        last = TaskInstanceStatus(attempts[-1].status) if attempts else None
+        if scaled_on_resume(TaskStatus(task.status), last):
+            killed.append(task.id)
+    return killed
+
+
+_ALL_TASKS = 2**31 - 1
 
 
 def drive_run(

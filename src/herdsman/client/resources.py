@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from herdsman.core.errors import InvalidResourceError
-from herdsman.core.schemas.client import ClusterOut, QueueOut
+from herdsman.core.schemas.client import LOCAL_PLUGINS, ClusterOut, QueueOut
 from herdsman.core.units import parse_memory, parse_runtime
 
 __all__ = [
@@ -94,6 +94,8 @@ def _queue_for(cluster: ClusterOut, name: object, task_name: str) -> QueueOut:
     for queue in cluster.queues:
         if queue.name == name:
             return queue
+    if cluster.plugin in LOCAL_PLUGINS:
+        return _queue_for(cluster, None, task_name)
     known = ", ".join(q.name for q in cluster.queues)
     raise InvalidResourceError(
         f"task {task_name!r} asks for queue {name!r}, which cluster {cluster.name!r} does not "

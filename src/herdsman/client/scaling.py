@@ -36,7 +36,7 @@ from typing import Any, TypeGuard
 
 from herdsman.client.resources import DEFAULT_RESOURCE_SCALES
 from herdsman.core.errors import InvalidResourceError
-from herdsman.core.schemas.client import ClusterOut, QueueOut
+from herdsman.core.schemas.client import LOCAL_PLUGINS, ClusterOut, QueueOut
 from herdsman.core.units import parse_memory, parse_runtime
 
 __all__ = [
@@ -161,10 +161,13 @@ def _whole_number(key: str, value: Any) -> int:
 
 
 def queue_named(cluster: ClusterOut, name: object) -> QueueOut:
-    """The cluster's queue called ``name``, or its default queue when ``name`` is None."""
+    """The cluster's queue called ``name``, or its default queue when ``name`` is None (or
+    names no queue of a local cluster: see :data:`LOCAL_PLUGINS`)."""
     for queue in cluster.queues:
         if queue.is_default if name is None else queue.name == name:
             return queue
+    if name is not None and cluster.plugin in LOCAL_PLUGINS:
+        return queue_named(cluster, None)
     known = ", ".join(queue.name for queue in cluster.queues) or "none"
     if name is None:
         raise InvalidResourceError(

@@ -17,6 +17,7 @@ from herdsman.client import bind_requests, checks
 from herdsman.client.resources import ResourcesByCluster, load_resources_file
 from herdsman.client.task_template import TaskTemplate
 from herdsman.client.workflow import Workflow
+from herdsman.core import task_generator
 from herdsman.core.errors import (
     InvalidResourceError,
     InvalidToolError,
@@ -353,3 +354,7 @@ class Tool:
 
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r})"
+
+
+# TaskGenerators (herdsman.core.task_generator) make their tools by name with this class.
+task_generator.register_tool_factory(Tool)

@@ -25,6 +25,7 @@ from herdsman.core.statuses import (
     TASK_BY_OWNER,
     TASK_INSTANCE,
     WORKFLOW,
+    WORKFLOW_BY_OWNER,
     WORKFLOW_RUN,
     TaskInstanceStatus,
     TaskStatus,
@@ -50,6 +51,7 @@ __all__ = [
     "NOT_STARTED_INSTANCE_STATUSES",
     "OWNER_TASK_TARGETS",
     "QUEUEABLE_TASK_STATUSES",
+    "RESCALABLE_TASK_STATUSES",
     "RESETTABLE_TASK_STATUSES",
     "RESUMING_RUN_STATUSES",
     "SCHEDULING_WORKFLOW_STATUSES",
@@ -72,11 +74,13 @@ __all__ = [
     "progress_of",
     "resume_status",
     "run_startup_path",
+    "scaled_on_resume",
     "statuses_of",
     "task_after_failed_attempt",
     "task_path_after_failed_attempt",
     "task_status_for_instance",
     "workflow_done_by_tasks",
+    "workflow_reopened_by_owner",
     "workflow_status_for_run",
 ]
 
@@ -406,6 +410,31 @@ hot resume's jobs, or a stop's, may finish after the run ended)."""
 def workflow_done_by_tasks(status: WorkflowStatus, *, tasks_unfinished: bool) -> bool:
     """Whether a workflow moves to done because none of its tasks is unfinished."""
     return not tasks_unfinished and WORKFLOW.decide(status, _W.DONE) is Transition.VALID
+
+
+RESCALABLE_TASK_STATUSES: frozenset[TaskStatus] = frozenset(
+    {_T.ERROR_FATAL, _T.ADJUSTING_RESOURCES}
+)
+"""Tasks whose last attempt may have been killed for resources when a resume finds them: the
+ones that spent their attempts, and the ones a stopped run left waiting for new resources."""
+
+
+def scaled_on_resume(task: TaskStatus, last_attempt: TaskInstanceStatus | None) -> bool:
+    """Whether a resume gives the task a scaled request before queueing it: its last attempt
+    was killed for resources, so the request it ran with would be killed again."""
+    return task in RESCALABLE_TASK_STATUSES and last_attempt is _I.RESOURCE_ERROR
+
+
+def workflow_reopened_by_owner(status: WorkflowStatus, target: TaskStatus) -> WorkflowStatus | None:
+    """Where a workflow goes when its owner sets tasks to ``target`` by hand; None: it stays.
+
+    A done workflow with tasks set back to registering is failed again (F), so that a resume
+    runs them; any other update leaves the workflow as it is.
+    """
+    if target is not _T.REGISTERING:
+        return None
+    reopened = _W.FAILED
+    return reopened if WORKFLOW_BY_OWNER.can(status, reopened) else None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ __all__ = [
     "TASK_BY_OWNER",
     "TASK_INSTANCE",
     "WORKFLOW",
+    "WORKFLOW_BY_OWNER",
     "WORKFLOW_RUN",
     "StateMachine",
     "TaskInstanceStatus",
@@ -300,6 +301,17 @@ WORKFLOW: StateMachine[WorkflowStatus] = StateMachine(
     valid=_pairs(_WORKFLOW_VALID),
     untimely=_pairs(_WORKFLOW_UNTIMELY),
     final=frozenset({_W.DONE}),
+)
+
+
+WORKFLOW_BY_OWNER: StateMachine[WorkflowStatus] = StateMachine(
+    name="workflow (owner update)",
+    status_type=WorkflowStatus,
+    # A done workflow whose owner sets tasks back to registering has work again: it moves back
+    # to failed, from where a resume runs those tasks (Jobmon's rule).
+    valid=_pairs({_W.DONE: (_W.FAILED,)}),
+    untimely=frozenset(),
+    final=frozenset(),
 )
 
 

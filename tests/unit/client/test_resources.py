@@ -86,12 +86,28 @@ def test_no_queue_and_no_default_queue_is_refused() -> None:
     assert "'nodefault' has no default queue" in str(caught.value)
 
 
-def test_an_unknown_queue_lists_the_known_ones(dummy_cluster: ClusterOut) -> None:
+def test_an_unknown_queue_of_a_scheduler_lists_the_known_ones(dummy_cluster: ClusterOut) -> None:
+    scheduler = dummy_cluster.model_copy(update={"name": "hpc", "plugin": "slurm"})
     with pytest.raises(InvalidResourceError) as caught:
-        validate_resources(dummy_cluster, {"queue": "all.q"}, task_name="job")
+        validate_resources(scheduler, {"queue": "all.q"}, task_name="job")
 
     assert "task 'job' asks for queue 'all.q'" in str(caught.value)
     assert "its queues: default, small" in str(caught.value)
+
+
+@pytest.mark.parametrize("plugin", ["sequential", "multiprocess", "dummy"])
+def test_a_local_cluster_takes_any_queue_name_as_its_default_queue(
+    dummy_cluster: ClusterOut, plugin: str
+) -> None:
+    local = dummy_cluster.model_copy(update={"plugin": plugin})
+    for name in ("all.q", "null.q"):
+        validated = validate_resources(local, {"queue": name, "memory": "1G"}, task_name="job")
+        assert (validated.queue.name, validated.requested) == (
+            "default",
+            {"queue": "default", "memory": 1.0},
+        )
+    # Its own queues keep their names.
+    assert validate_resources(local, {"queue": "small"}, task_name="job").queue.name == "small"
 
 
 @pytest.mark.parametrize(

@@ -250,6 +250,22 @@ class SwarmState:
                 self._flags[index] |= _HELD
                 self._enqueue(index)
 
+    def adjust_resources_of(self, task_ids: Iterable[int]) -> int:
+        """Give tasks new resources before they are queued, as if a resource kill had just
+        moved them to ADJUSTING_RESOURCES; how many were marked (unknown and DONE ids: none).
+
+        For a resume: tasks whose last attempt was killed for resources would be killed again
+        with the request they last ran with.
+        """
+        marked = 0
+        for task_id in task_ids:
+            index = self._index.get(task_id)
+            if index is not None and self._status[index] != _DONE:
+                self._flags[index] |= _ADJUST
+                self._enqueue(index)
+                marked += 1
+        return marked
+
     def set_resources(self, task_id: int, task_resources_id: int) -> None:
         """Record the resources the task is queued with next; it may be queued from now on.
 

@@ -18,7 +18,7 @@ iterators, ``compute_resources_callable``); from the database, the stored number
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypedDict, cast
 
@@ -250,6 +250,15 @@ class WorkflowRun:
         if self._result is None:
             raise RuntimeError(f"workflow run {self.workflow_run_id} has not been run")
         return self._result
+
+    def adjust_resources(self, task_ids: Iterable[int]) -> int:
+        """Scale the requests of these tasks (and place them on a queue) before they are
+        queued, as for a task just killed for resources; how many tasks will be adjusted.
+
+        A resume uses it for tasks whose last attempt was killed for resources.
+        """
+        self._ensure_loaded()
+        return self._state.adjust_resources_of(task_ids)
 
     # --- step by step -----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from herdsman.core.schemas.types import (
 
 __all__ = [
     "DEFAULT_QUEUE",
+    "LOCAL_PLUGINS",
     "WIDE_CORES",
     "WIDE_MEMORY_GIB",
     "WIDE_QUEUE_LIMITS",
@@ -115,6 +116,11 @@ class CountOut(BaseModel):
 DEFAULT_QUEUE = "default"
 """The queue every cluster has: tasks that name no queue go there (on Slurm, it stands for the
 partition named by the cluster parameter ``partition``, else Slurm's default partition)."""
+
+LOCAL_PLUGINS = frozenset({"sequential", "multiprocess", "dummy"})
+"""Plugins of clusters on one machine. Any queue name a script gives them that they lack
+(Jobmon's examples use ``all.q`` and ``null.q``) means their default queue, so scripts written
+for a scheduler run unchanged; queues an operator adds to them are used by name."""
 
 # A new cluster's default queue accepts any plausible request; an operator narrows it (for
 # Slurm, ``herdsman server cluster sync-queues`` reads the partitions' own limits, and keeps

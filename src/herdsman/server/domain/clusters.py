@@ -25,6 +25,7 @@ from herdsman.server.database import models
 __all__ = [
     "ParameterCheck",
     "add_cluster",
+    "add_queue",
     "get_cluster",
     "list_clusters",
     "sync_queues",
@@ -110,6 +111,34 @@ def update_parameters(
         check(cluster.plugin, parameters)
     cluster.parameters = json.dumps(parameters)
     session.flush()
+    return _record(session, cluster)
+
+
+def add_queue(
+    session: Session, name: str, queue: str, limits: Mapping[str, Sequence[float]] | None = None
+) -> schemas.ClusterOut:
+    """Add ``queue`` to cluster ``name``, or change its limits; the cluster as it is then.
+
+    For clusters whose plugin cannot read queues from the cluster (the local ones): without
+    ``limits`` the queue takes the limits of the cluster's default queue; with them, the
+    resources named take theirs (``[low, high]``) and the others the default queue's.
+    """
+    cluster = _cluster(session, name)
+    default = session.scalars(
+        select(models.Queue).where(
+            models.Queue.cluster_id == cluster.id, models.Queue.is_default.is_(True)
+        )
+    ).first()
+    merged = dict(json.loads(default.limits or "{}")) if default is not None else {}
+    for key, bounds in (limits or {}).items():
+        low, high = (float(value) for value in bounds)
+        if low > high:
+            raise InvalidInputError(
+                f"queue {queue!r}: {key} from {low:g} to {high:g} is empty; give LOW <= HIGH",
+                details={"queue": queue, "resource": key},
+            )
+        merged[key] = [low, high]
+    sync_queues(session, name, [schemas.QueueIn(name=queue, limits=merged)])
     return _record(session, cluster)
 
 

@@ -15,8 +15,9 @@ declared done), so they are guarded:
 * only the workflow's owner or an admin may make them (the access policy checks that before
   the route runs; see :mod:`herdsman.server.auth.policy`);
 * no run may hold the workflow: the swarm would otherwise act on statuses changed under it;
-* a done workflow is not reopened: its record is final (resume a copy with new
-  ``workflow_args`` instead);
+* a done workflow is reopened only by setting tasks back to registering, which makes it
+  failed again (F) so that a resume runs them, as in Jobmon; declaring its tasks done changes
+  nothing and is refused;
 * resetting a task resets every task downstream of it, transitively: their results were made
   from the output that is about to be replaced.
 
@@ -257,7 +258,12 @@ def update_tasks(
     done too.
     """
     workflow = workflow_for_update(session, workflow_id)
-    _require_open(session, workflow)
+    target = TaskStatus(request.status)
+    reopened = lifecycle.workflow_reopened_by_owner(WorkflowStatus(workflow.status), target)
+    if reopened is None:
+        _require_open(session, workflow)
+    else:
+        _require_idle(session, workflow)
     task = models.Task
     named = set(request.task_ids)
     found = set(
@@ -271,9 +277,12 @@ def update_tasks(
             f"workflow {workflow_id} has no task {missing}",
             details={"workflow_id": workflow_id, "value": sorted(named - found)},
         )
-    target = TaskStatus(request.status)
     rows = _plan_rows(session, workflow, found, target, recursive=request.recursive)
     changed = _set_tasks(session, workflow_id, rows, target, recorder)
+    if reopened is not None and changed:
+        workflow.status = reopened.value
+        workflow.status_date = models.utcnow()
+        logger.warning("workflow_reopened_by_owner", workflow_id=workflow_id, status=reopened)
     _close_if_done(session, workflow, target)
     logger.warning(
         "tasks_updated_by_owner",
@@ -293,8 +302,9 @@ def _require_open(session: Session, workflow: models.Workflow) -> None:
     _require_idle(session, workflow)
     if workflow.status == WorkflowStatus.DONE.value:
         raise ConflictError(
-            f"workflow {workflow.id} is done and its record is final; to run tasks again, "
-            "create the workflow with new workflow_args",
+            f"workflow {workflow.id} is done: every task is done already; to run tasks "
+            "again, set them back to registering (`herdsman task update -s G`), which "
+            "reopens the workflow, and resume it",
             details={"workflow_id": workflow.id, "status": workflow.status},
         )
 
