@@ -42,7 +42,8 @@ WORKFLOW_ROWS = {
     "workflow": "SELECT count(*) FROM workflow WHERE id = :w",
     "workflow_attribute": "SELECT count(*) FROM workflow_attribute WHERE workflow_id = :w",
     "workflow_run": "SELECT count(*) FROM workflow_run WHERE workflow_id = :w",
-    "array": "SELECT count(*) FROM array WHERE workflow_id = :w",
+    # "array" is a reserved word on PostgreSQL; quoted by the dialect in workflow_rows
+    "array": "SELECT count(*) FROM {array} WHERE workflow_id = :w",
     "task": "SELECT count(*) FROM task WHERE workflow_id = :w",
     "task_arg": "SELECT count(*) FROM task_arg WHERE task_id IN "
     "(SELECT id FROM task WHERE workflow_id = :w)",
@@ -69,10 +70,15 @@ def sql(database_url: str, statement: str, **params: Any) -> list[Any]:
 
 def workflow_rows(database_url: str, workflow_id: int) -> dict[str, int]:
     engine = create_engine(database_url)
+    array = engine.dialect.identifier_preparer.quote_identifier("array")
     try:
         with engine.connect() as connection:
             return {
-                table: int(connection.execute(text(query), {"w": workflow_id}).scalar_one())
+                table: int(
+                    connection.execute(
+                        text(query.replace("{array}", array)), {"w": workflow_id}
+                    ).scalar_one()
+                )
                 for table, query in WORKFLOW_ROWS.items()
             }
     finally:
