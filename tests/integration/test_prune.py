@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from tests.conftest import ProcessRegistry, RunningServer
+from tests.conftest import ProcessRegistry, RunningServer, start_server_process
 from tests.integration.report_workflows import (
     RunningWorkflow,
     reports_tool,
@@ -296,3 +296,40 @@ def test_prune_archives_and_removes_only_old_finished_workflows(
         herdsman_executable, *common, "--archive-dir", str(archives), tmp_path=tmp_path
     ).stdout
     assert "prune: 0 workflows removed" in again
+
+
+def test_server_applies_retention_by_itself(
+    fresh_database_url: str,
+    processes: ProcessRegistry,
+    tmp_path: Path,
+) -> None:
+    """With retention.enabled, a server archives and removes what ended long enough ago."""
+    archives = tmp_path / "archives"
+    process, info = start_server_process(
+        processes,
+        database_url=fresh_database_url,
+        state_dir=tmp_path / "server",
+        extra_env={
+            "HERDSMAN_RETENTION__ENABLED": "true",
+            "HERDSMAN_RETENTION__INTERVAL": "0.5",
+            "HERDSMAN_RETENTION__OLDER_THAN_DAYS": "30",
+            "HERDSMAN_RETENTION__ARCHIVE_DIR": str(archives),
+        },
+    )
+    try:
+        with Requester(info.url, token=admin_token(), timeout=60, retries=3) as requester:
+            tool = Tool(f"retention-{time.time()}", requester=requester)
+            tool.set_default_cluster_name("dummy")
+            old = dummy_workflow(tool, "old", 5)
+            recent = dummy_workflow(tool, "recent", 6)
+        assert old.workflow_id is not None and recent.workflow_id is not None
+        age(fresh_database_url, old.workflow_id)
+        archive = archives / f"workflow-{old.workflow_id}.jsonl.gz"
+        while workflow_rows(fresh_database_url, old.workflow_id)["workflow"]:
+            time.sleep(0.2)
+        assert set(workflow_rows(fresh_database_url, old.workflow_id).values()) == {0}
+        assert archive.exists()
+        assert workflow_rows(fresh_database_url, recent.workflow_id)["task"] == 12
+        assert not (archives / f"workflow-{recent.workflow_id}.jsonl.gz").exists()
+    finally:
+        processes.stop(process)
