@@ -47,10 +47,12 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @contextmanager
-def bench_server() -> Iterator[BenchServer]:
-    """The embedded server of a new, temporary data directory; stopped afterwards."""
+def bench_server(database_url: str | None = None) -> Iterator[BenchServer]:
+    """The embedded server of a new, temporary data directory; stopped afterwards.
+
+    ``database_url``: the database it serves (None: SQLite in the data directory)."""
     with tempfile.TemporaryDirectory(prefix="herdsman-bench-") as tmp:
-        settings = Settings(data_dir=Path(tmp), server_url=None)
+        settings = Settings(data_dir=Path(tmp), server_url=None, database_url=database_url)
         address = ensure_server(settings)
         status = embedded_server_status(settings)
         if status is None:

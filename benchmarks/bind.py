@@ -5,7 +5,9 @@ Shapes, for N tasks:
   layered  10 layers of N/10 tasks; each task depends on the same index in the layer before
 
 Each case runs in a fresh client process against a fresh server on embedded SQLite, so peak
-RSS figures belong to that case alone. Usage:
+RSS figures belong to that case alone. After the bind, each case times what ``run()`` then
+spends on binding: checking that nothing changed (``check s``), against a second full bind
+(``rebind s``, what it spent before it checked). Usage:
 
     python benchmarks/bind.py                       # N = 10k, 100k, 1M; both shapes
     python benchmarks/bind.py --sizes 10000 100000  # a subset
@@ -75,11 +77,19 @@ def run_case(shape: str, n: int) -> dict[str, float]:
     workflow.bind()  # type: ignore[attr-defined]
     bound = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # What run() spends on binding after an explicit bind(): checking nothing changed ...
+    workflow.bind_if_changed()  # type: ignore[attr-defined]
+    checked = time.perf_counter()
+    # ... against binding everything a second time, as it did before it checked.
+    workflow.bind()  # type: ignore[attr-defined]
+    rebound = time.perf_counter()
     tasks = len(workflow.tasks)  # type: ignore[attr-defined]
     return {
         "tasks": tasks,
         "build_s": built - start,
         "bind_s": bound - built,
+        "unchanged_s": checked - bound,
+        "rebind_s": rebound - checked,
         "client_peak_mib": peak / 2**20,
         "client_bytes_per_task": (peak - baseline) / tasks,
     }
@@ -96,7 +106,7 @@ def main() -> None:
         return
     print(
         f"{'shape':8} {'N':>9} {'tasks/s bind':>12} {'build s':>8} {'bind s':>8} "
-        f"{'client MiB':>10} {'B/task':>7} {'server MiB':>10}"
+        f"{'client MiB':>10} {'B/task':>7} {'server MiB':>10} {'check s':>8} {'rebind s':>8}"
     )
     for n in args.sizes:
         for shape in args.shapes:
@@ -114,7 +124,7 @@ def main() -> None:
                 f"{shape:8} {n:>9,} {result['tasks'] / result['bind_s']:>12,.0f} "
                 f"{result['build_s']:>8.2f} {result['bind_s']:>8.2f} "
                 f"{result['client_peak_mib']:>10.0f} {result['client_bytes_per_task']:>7.0f} "
-                f"{server_peak:>10.0f}",
+                f"{server_peak:>10.0f} {result['unchanged_s']:>8.3f} {result['rebind_s']:>8.2f}",
                 flush=True,
             )
 

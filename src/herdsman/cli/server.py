@@ -281,3 +281,102 @@ async def _reap_until_signalled(
     await reap_periodically(
         database, interval=interval, stop=stop, unattended_after=unattended_after
     )
+
+
+@server.command("prune")
+@database_url_option
+@click.option(
+    "--older-than",
+    "older_than",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="DAYS",
+    help="Remove workflows that ended more than DAYS ago [default: retention.older_than_days].",
+)
+@click.option(
+    "--archive-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write each workflow's archive here first [default: retention.archive_dir, else "
+    "data_dir/archive].",
+)
+@click.option(
+    "--no-archive", is_flag=True, help="Remove without writing archives (the data is lost)."
+)
+@click.option("--dry-run", is_flag=True, help="Only list the workflows that would be removed.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(1, 100_000),
+    default=None,
+    help="Rows removed per transaction [default: retention.chunk_size].",
+)
+def prune_command(
+    database_url: str | None,
+    older_than: float | None,
+    archive_dir: Path | None,
+    no_archive: bool,
+    dry_run: bool,
+    chunk_size: int | None,
+) -> None:
+    """Archive, then remove, workflows that ended (done, failed, halted) long enough ago.
+
+    A workflow that any live run or attempt holds is never touched. Each removed workflow
+    first goes to ARCHIVE_DIR/workflow-ID.jsonl.gz (read it back with `herdsman workflow show
+    --archive FILE`); rows are removed a chunk per transaction, so workflows that run
+    meanwhile are not held up. Safe to interrupt and run again. Servers do the same by
+    themselves when the retention.enabled setting is true.
+    """
+    from herdsman.server.database.engine import make_database
+    from herdsman.server.domain.retention import PrunedWorkflow, prune
+
+    settings = load_settings()
+    url = database_url or settings.resolved_database_url()
+    days = older_than if older_than is not None else settings.retention.older_than_days
+    if no_archive and archive_dir is not None:
+        raise click.UsageError("--archive-dir and --no-archive exclude each other")
+    target = None if no_archive else (archive_dir or settings.resolved_archive_dir())
+    if not no_archive and target is None:
+        raise click.UsageError(
+            "the retention.archive setting is off: pass --archive-dir DIR, or --no-archive "
+            "to remove without archives"
+        )
+
+    def report(pruned: PrunedWorkflow) -> None:
+        where = f" -> {pruned.archive}" if pruned.archive else ""
+        console.print(
+            f"workflow {pruned.workflow_id}: removed {pruned.total_rows:,} rows in "
+            f"{pruned.seconds:.1f} s{where}",
+            markup=False,
+            highlight=False,
+        )
+
+    database = make_database(url)
+    try:
+        require_current_schema(database)
+        found = prune(
+            database,
+            older_than_days=days,
+            archive_dir=target,
+            dry_run=dry_run,
+            chunk_size=chunk_size or settings.retention.chunk_size,
+            on_pruned=report,
+        )
+    finally:
+        database.dispose()
+    if dry_run:
+        for candidate in found.candidates:
+            console.print(
+                f"workflow {candidate.workflow_id}: {candidate.status}, ended "
+                f"{timestamp(candidate.status_date.isoformat())}, {candidate.num_tasks:,} tasks",
+                markup=False,
+                highlight=False,
+            )
+        console.print(
+            f"dry run: {len(found.candidates)} workflows ended more than {days:g} days ago "
+            "would be removed",
+            highlight=False,
+        )
+        return
+    for workflow_id, reason in found.skipped.items():
+        console.print(f"workflow {workflow_id}: skipped, {reason}", markup=False, highlight=False)
+    console.print(f"prune: {found.summary()}", highlight=False)

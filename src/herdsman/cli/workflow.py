@@ -7,6 +7,7 @@ Each command parses its options, calls :mod:`herdsman.client.queries` or
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import click
 from rich.markup import escape
@@ -31,7 +32,7 @@ from herdsman.cli.formatting import (
     timestamp,
 )
 from herdsman.client import control, queries
-from herdsman.core.errors import RunEndedEarlyWarning
+from herdsman.core.errors import InvalidInputError, RunEndedEarlyWarning
 from herdsman.core.limits import UNLIMITED
 from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.queries import ErrorGroupOut, WorkflowSummaryOut
@@ -70,6 +71,67 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
     if not found.workflows:
         console.print("no workflows found", highlight=False)
         return
+    print_summaries(found.workflows)
+
+
+@workflow.command("show")
+@workflow_option(required=False)
+@click.option(
+    "--archive",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the workflow from this archive (herdsman server prune writes them).",
+)
+@json_option
+def show(workflow_id: int | None, archive: Path | None, as_json: bool) -> None:
+    """One workflow's summary, from the server or from an archive of a removed workflow.
+
+    With --archive it shows the summary as it stood when the workflow was archived, and
+    below it how many rows of each kind the archive holds (checked against its trailer).
+    """
+    if (workflow_id is None) == (archive is None):
+        raise click.UsageError("give a workflow id or --archive FILE (one of them)")
+    if archive is not None:
+        from herdsman.core.archive import read_archive
+
+        try:
+            contents = read_archive(archive)
+        except InvalidInputError as error:
+            raise click.ClickException(error.message) from None
+        if as_json:
+            print_json(
+                {
+                    "archive": str(contents.path),
+                    "archived_date": contents.archived_date,
+                    "summary": contents.summary.model_dump(mode="json"),
+                    "rows": contents.rows,
+                }
+            )
+            return
+        print_summaries([contents.summary])
+        console.print(
+            f"archived {timestamp(contents.archived_date)} to {contents.path}",
+            markup=False,
+            highlight=False,
+        )
+        rows = new_table("TABLE", ">ROWS")
+        for table, count in contents.rows.items():
+            rows.add_row(table, f"{count:,}")
+        console.print(rows)
+        return
+    assert workflow_id is not None
+    with server_requester() as requester:
+        found = queries.workflow_summaries(requester, (workflow_id,), None, 1)
+    if as_json:
+        print_json(found.workflows[0] if found.workflows else None)
+        return
+    if not found.workflows:
+        raise click.ClickException(f"workflow {workflow_id} not found")
+    print_summaries(found.workflows)
+
+
+def print_summaries(rows: list[WorkflowSummaryOut]) -> None:
+    """The table of ``herdsman workflow status``: one line per workflow."""
     table = new_table(
         ">WF ID",
         "NAME",
@@ -83,7 +145,7 @@ def status(workflow_ids: tuple[int, ...], user: str | None, limit: int, as_json:
         "SUBMITTED",
         ">ELAPSED",
     )
-    for row in found.workflows:
+    for row in rows:
         table.add_row(
             str(row.id),
             escape(row.name) if row.name else f"[dim]{escape(unnamed(row))}[/]",

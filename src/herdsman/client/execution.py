@@ -120,7 +120,8 @@ def run_workflow(
     """Run ``workflow`` to the end and return the run's final status letter."""
     from herdsman.client.swarm.workflow_run import WorkflowRun
 
-    workflow.bind(resume=resume)
+    # A workflow bound just before (and unchanged since) is not sent again.
+    workflow.bind_if_changed(resume=resume)
     resolver = workflow.resolver()
     clusters = sorted({resolver.cluster_name(task) for task in workflow.tasks.values()})
     swarm = WorkflowRun.from_workflow(

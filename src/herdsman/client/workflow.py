@@ -103,6 +103,8 @@ class Workflow:
         self.last_workflow_run_id: int | None = None
         self._num_newly_completed = 0
         self._num_previously_completed = 0
+        # What the last bind sent, as a fingerprint of the client objects (see bind_if_changed).
+        self._bound_fingerprint: int | None = None
 
     # --- building -----------------------------------------------------------------------------
 
@@ -362,7 +364,53 @@ class Workflow:
 
         self.validate()
         self.workflow_id = Binder(self, resume=resume).bind()
+        self._bound_fingerprint = self._fingerprint()
         return self.workflow_id
+
+    def bind_if_changed(self, *, resume: bool = False) -> int:
+        """Bind unless the last bind of this object sent exactly what binding now would send.
+
+        ``run()`` calls this, so a script that called ``bind()`` first (to read the workflow
+        id, say) does not send a 100k-task workflow twice. Any change since -- tasks, edges,
+        names, arguments, resources, scales, attributes, limits, defaults on the workflow, its
+        templates or tool -- makes it bind again, which is idempotent and writes only what is
+        new.
+        """
+        if self.workflow_id is not None and self._bound_fingerprint == self._fingerprint():
+            logger.info("workflow_bind_skipped", workflow_id=self.workflow_id)
+            return self.workflow_id
+        return self.bind(resume=resume)
+
+    def _fingerprint(self) -> int:
+        """A hash of everything a bind sends, computed from the client objects alone.
+
+        It lives only in this process (Python's hash is salted per process), which is all it
+        needs: it compares this object with itself. Mutable settings (resource dicts, scales,
+        attributes) enter by ``repr``, so a change made in place is seen too. About 2 µs a
+        task, against the round trips of a bind.
+        """
+        tool = self.tool
+        owners: dict[int, object] = {id(self): self, id(tool): tool}
+        for version, _ in self._tasks:
+            owners.setdefault(id(version.template), version.template)
+        state = hash(
+            (
+                id(self.requester),
+                tool.active_tool_version_id,
+                self.name,
+                self.description,
+                self.workflow_args,
+                self.max_concurrently_running,
+                repr(self.workflow_attributes),
+                repr(sorted(self._array_limits.items())),
+                self.chunk_size,
+                tuple(_settings(owner) for owner in owners.values()),
+                len(self._tasks),
+            )
+        )
+        for task in self._tasks.values():
+            state = hash((state, _task_state(task)))
+        return state
 
     @short_traceback
     def plan(self) -> ResumePlan:
@@ -393,6 +441,9 @@ class Workflow:
     ) -> str:
         """Bind, run every task to the end, and return the run's final status letter.
 
+        After an explicit :meth:`bind` with nothing changed since, the workflow is not sent
+        again (see :meth:`bind_if_changed`).
+
         ``"D"`` when every task is done; ``"E"`` when tasks failed or fail_fast stopped the
         run; ``"S"`` when the run was stopped with ``herdsman workflow stop``. As in Jobmon, a
         run that passes ``seconds_until_timeout`` raises
@@ -419,16 +470,21 @@ class Workflow:
         from herdsman.client.execution import run_workflow
 
         del configure_logging  # herdsman's logging is set up by its settings, not per run
-        return run_workflow(
-            self,
-            fail_fast=fail_fast,
-            seconds_until_timeout=seconds_until_timeout,
-            resume=resume,
-            reset_running_jobs=reset_running_jobs,
-            distributor_startup_timeout=distributor_startup_timeout,
-            progress=progress,
-            swarm_options={**swarm_options, "resume_timeout": resume_timeout},
-        )
+        try:
+            return run_workflow(
+                self,
+                fail_fast=fail_fast,
+                seconds_until_timeout=seconds_until_timeout,
+                resume=resume,
+                reset_running_jobs=reset_running_jobs,
+                distributor_startup_timeout=distributor_startup_timeout,
+                progress=progress,
+                swarm_options={**swarm_options, "resume_timeout": resume_timeout},
+            )
+        finally:
+            # A run changes the tasks' statuses on the server: a later run binds again, which
+            # reads them back, instead of trusting this object's copy.
+            self._bound_fingerprint = None
 
     @short_traceback
     def get_errors(self, limit: int = 1000) -> dict[int, FailedTaskOut]:
@@ -466,6 +522,43 @@ class Workflow:
             f"Workflow(name={self.name!r}, workflow_args={self.workflow_args!r}, "
             f"tasks={len(self._tasks)}, workflow_id={self.workflow_id})"
         )
+
+
+_DEFAULTS = (
+    "default_cluster_name",
+    "default_compute_resources_set",
+    "default_resource_scales",
+    "default_resource_scales_set",
+    "default_max_attempts",
+)
+
+
+def _settings(owner: object) -> str:
+    """The defaults a workflow, template or tool hands down to tasks, as one string."""
+    return repr([getattr(owner, name, None) for name in _DEFAULTS])
+
+
+def _task_state(task: Task) -> int:
+    """A hash of what binding sends for one task (its identity, settings and upstreams)."""
+    upstream = task._upstream
+    return hash(
+        (
+            id(task),
+            task._name,
+            task.template_version.id,
+            task.node_values,
+            task.task_values,
+            task.op_values,
+            repr(task.compute_resources) if task.compute_resources else None,
+            id(task.compute_resources_callable),
+            repr(task.resource_scales) if task.resource_scales else None,
+            repr(task.fallback_queues) if task.fallback_queues else None,
+            task.max_attempts,
+            task.cluster_name,
+            repr(task.task_attributes) if task.task_attributes else None,
+            frozenset(map(id, upstream)) if upstream else None,
+        )
+    )
 
 
 def _a_cycle(unordered: Iterable[Task]) -> list[Task]:

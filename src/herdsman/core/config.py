@@ -30,6 +30,13 @@ Keys (also shown by ``herdsman config show``):
 ``reaper.interval``         seconds between the reaper's passes (default 30)
 ``reaper.unattended_after`` seconds without a distributor before an ended run's live attempts
                             are closed (default 600)
+``retention.enabled``       whether the server archives and removes finished workflows by itself
+                            (default false; ``herdsman server prune`` does it by hand)
+``retention.older_than_days`` days since a workflow ended before it is removed (default 90)
+``retention.interval``      seconds between the server's retention passes (default 3600)
+``retention.archive``       whether each workflow is archived before removal (default true)
+``retention.archive_dir``   where archives go (default ``data_dir/archive``)
+``retention.chunk_size``    rows removed per transaction (default 5000)
 ``limits.*``                sizes a server accepts: ``max_request_bytes`` (64 MiB),
                             ``max_command_bytes`` (100000), ``max_arg_value_bytes`` (10000),
                             ``max_attribute_value_bytes`` (10000); see :mod:`herdsman.core.limits`
@@ -60,6 +67,7 @@ __all__ = [
     "BindSettings",
     "HttpSettings",
     "ReaperSettings",
+    "RetentionSettings",
     "ServerSettings",
     "Settings",
     "config_file_path",
@@ -184,6 +192,21 @@ class GuiSettings(BaseModel):
         return roots
 
 
+class RetentionSettings(BaseModel):
+    """How a server archives and removes finished workflows by itself (see
+    :mod:`herdsman.server.domain.retention`). Off by default: removing data is the operator's
+    decision. Deployments with several servers on one database enable it in one of them (or
+    run ``herdsman server prune`` from cron instead).
+    """
+
+    enabled: bool = False
+    older_than_days: float = Field(default=90.0, gt=0)
+    interval: float = Field(default=3600.0, gt=0)
+    archive: bool = True
+    archive_dir: Path | None = None
+    chunk_size: int = Field(default=5_000, ge=1, le=100_000)
+
+
 class Settings(BaseSettings):
     """All of herdsman's settings. Build with keyword arguments to override everything else."""
 
@@ -200,6 +223,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     bind: BindSettings = Field(default_factory=BindSettings)
     reaper: ReaperSettings = Field(default_factory=ReaperSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     gui: GuiSettings = Field(default_factory=GuiSettings)
     token: SecretStr | None = None
@@ -236,6 +260,12 @@ class Settings(BaseSettings):
     def resolved_key_file(self) -> Path:
         """The server's signing key in force; the default lives beside its database."""
         return self.auth.key_file or self.data_dir / "server.key"
+
+    def resolved_archive_dir(self) -> Path | None:
+        """Where retention writes archives; None when ``retention.archive`` is off."""
+        if not self.retention.archive:
+            return None
+        return self.retention.archive_dir or self.data_dir / "archive"
 
     def resolved_token(self) -> str | None:
         """The token to send to ``server_url``: the ``token`` setting, else the token file."""

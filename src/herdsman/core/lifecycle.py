@@ -50,6 +50,7 @@ __all__ = [
     "LOST_INSTANCE_STATUSES",
     "NOT_STARTED_INSTANCE_STATUSES",
     "OWNER_TASK_TARGETS",
+    "PRUNABLE_WORKFLOW_STATUSES",
     "QUEUEABLE_TASK_STATUSES",
     "RESCALABLE_TASK_STATUSES",
     "RESETTABLE_TASK_STATUSES",
@@ -405,6 +406,11 @@ DONEABLE_WORKFLOW_STATUSES: frozenset[WorkflowStatus] = frozenset(
 )
 """Workflows that become done when their last task is: running, failed or halted ones (a
 hot resume's jobs, or a stop's, may finish after the run ended)."""
+
+
+PRUNABLE_WORKFLOW_STATUSES: frozenset[WorkflowStatus] = frozenset({_W.DONE, _W.FAILED, _W.HALTED})
+"""Workflows that ended (done, failed, halted) and that retention may archive and remove once
+they ended long enough ago and no run of theirs is live."""
 
 
 def workflow_done_by_tasks(status: WorkflowStatus, *, tasks_unfinished: bool) -> bool:

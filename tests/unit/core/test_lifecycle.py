@@ -65,6 +65,7 @@ EXPECTED_SETS: list[tuple[str, type[enum.Enum], str]] = [
     ("LAPSABLE_RUN_STATUSES", R, "G L B I O R"),
     ("SCHEDULING_WORKFLOW_STATUSES", W, "Q I O R"),
     ("DONEABLE_WORKFLOW_STATUSES", W, "R F H"),
+    ("PRUNABLE_WORKFLOW_STATUSES", W, "D F H"),
 ]
 
 
@@ -83,6 +84,8 @@ def test_every_exported_status_set_is_checked() -> None:
 
 
 def test_set_relations_the_rules_rely_on() -> None:
+    # Retention never removes a workflow a run is scheduling.
+    assert not lifecycle.PRUNABLE_WORKFLOW_STATUSES & lifecycle.SCHEDULING_WORKFLOW_STATUSES
     # A live run is never in a final status, and an ended run is never live.
     assert not lifecycle.LIVE_WORKFLOW_RUN_STATUSES & WORKFLOW_RUN.final
     assert set(R) == lifecycle.ENDED_RUN_STATUSES | lifecycle.LIVE_WORKFLOW_RUN_STATUSES

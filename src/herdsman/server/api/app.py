@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -23,7 +24,13 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from herdsman import __version__
-from herdsman.core.config import AuthSettings, GuiSettings, ReaperSettings, Settings
+from herdsman.core.config import (
+    AuthSettings,
+    GuiSettings,
+    ReaperSettings,
+    RetentionSettings,
+    Settings,
+)
 from herdsman.core.errors import HerdsmanError, InvalidInputError, NotFoundError
 from herdsman.core.limits import InputLimits
 from herdsman.core.schemas import API_PREFIX
@@ -39,6 +46,7 @@ from herdsman.server.database.feed import ChangeNotifier
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.domain.pending_reasons import PendingReasons
 from herdsman.server.domain.reaper import reap_periodically
+from herdsman.server.domain.retention import prune_periodically
 from herdsman.server.gui import csrf, error_page, install, serves
 from herdsman.server.queries.owners import OwnershipCache
 
@@ -60,6 +68,8 @@ def create_app(
     auth: AuthSettings | None = None,
     limits: InputLimits | None = None,
     gui: GuiSettings | None = None,
+    retention: RetentionSettings | None = None,
+    archive_dir: Path | None = None,
 ) -> FastAPI:
     """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
 
@@ -69,14 +79,19 @@ def create_app(
     ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own. ``auth``
     (None: the settings') says who may read and which sign-ins are accepted. ``limits``: the
     input it accepts; None takes the ``limits`` settings. ``gui``: what the GUI may read beyond
-    the database (its log viewer's directories); None takes the ``gui`` settings.
+    the database (its log viewer's directories); None takes the ``gui`` settings. ``retention``
+    (None: the settings') says whether the app archives and removes finished workflows by
+    itself, into ``archive_dir`` (None: the settings').
     """
-    if reaper is None or auth is None or limits is None or gui is None:
+    if reaper is None or auth is None or limits is None or gui is None or retention is None:
         settings = Settings()
         reaper = reaper if reaper is not None else settings.reaper
         auth = auth if auth is not None else settings.auth
         limits = limits if limits is not None else settings.limits
         gui = gui if gui is not None else settings.gui
+        if retention is None:
+            retention = settings.retention
+            archive_dir = archive_dir or settings.resolved_archive_dir()
     database = make_database(database_url)
     if upgrade_schema:
         upgrade(database)
@@ -87,7 +102,7 @@ def create_app(
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
-        lifespan=_lifespan(database, notifier, reaper, revocations),
+        lifespan=_lifespan(database, notifier, reaper, revocations, retention, archive_dir),
     )
     app.state.database = database
     app.state.notifier = notifier
@@ -125,9 +140,11 @@ def _lifespan(
     notifier: ChangeNotifier,
     reaper: ReaperSettings,
     revocations: Revocations,
+    retention: RetentionSettings,
+    archive_dir: Path | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Runs the reaper and the revocation list's refresher beside the routes while the app
-    serves."""
+    """Runs the reaper, the revocation list's refresher and (when enabled) retention beside
+    the routes while the app serves."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -135,6 +152,21 @@ def _lifespan(
         await asyncio.to_thread(revocations.refresh)
         refresher = asyncio.create_task(
             revocations.refresh_periodically(stop), name="herdsman-revocations"
+        )
+        pruner = (
+            asyncio.create_task(
+                prune_periodically(
+                    database,
+                    interval=retention.interval,
+                    stop=stop,
+                    older_than_days=retention.older_than_days,
+                    archive_dir=archive_dir,
+                    chunk_size=retention.chunk_size,
+                ),
+                name="herdsman-retention",
+            )
+            if retention.enabled
+            else None
         )
         try:
             if reaper.enabled:
@@ -146,6 +178,9 @@ def _lifespan(
         finally:
             stop.set()
             await refresher
+            if pruner is not None:
+                # A pass under way finishes its current chunk's transaction first.
+                await _finish(pruner, "retention")
 
     return lifespan
 
@@ -168,13 +203,18 @@ async def _reaping(
         yield
     finally:
         stop.set()
-        # A pass under way holds database connections, which the server closes next.
-        done, _ = await asyncio.wait({task}, timeout=REAPER_STOP_SECONDS)
-        if not done:
-            logger.warning("reaper_stop_timed_out", seconds=REAPER_STOP_SECONDS)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await _finish(task, "reaper")
+
+
+async def _finish(task: asyncio.Task[None], name: str) -> None:
+    """Wait for a background loop told to stop; a pass under way holds database
+    connections, which the server closes next."""
+    done, _ = await asyncio.wait({task}, timeout=REAPER_STOP_SECONDS)
+    if not done:
+        logger.warning("background_stop_timed_out", task=name, seconds=REAPER_STOP_SECONDS)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def database_of(app: FastAPI) -> Database:

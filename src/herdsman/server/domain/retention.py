@@ -1,0 +1,598 @@
+"""Retention: archive finished workflows and remove them from the database.
+
+A shared server's database otherwise only grows (a bound 1M-task workflow is hundreds of MB).
+:func:`prune` removes every workflow that ended (done, failed or halted:
+``lifecycle.PRUNABLE_WORKFLOW_STATUSES``) more than a given age ago and that no live run or
+live attempt holds, after writing it to a compressed archive (:mod:`herdsman.core.archive`).
+
+Removal never holds long locks while other workflows run: rows go in transactions of at most
+``chunk_size`` rows of the table being emptied (with their few dependent rows), each locking
+the workflow row first -- as the run routes do -- and checking again that no run of it is
+live. The order is what makes it safe to stop anywhere (a crash, a restart) and prune again:
+
+1. the archive is written from a read transaction and renamed into place once complete;
+2. the workflow is *detached*: under its lock, its identity hash is replaced by a marker, so a
+   bind of the same ``workflow_args`` makes a new workflow instead of reusing rows about to go;
+3. its tasks with their arguments, attributes, attempts and their errors, chunk by chunk;
+   then its change feed and its audit rows, chunk by chunk;
+4. its runs, arrays, attributes and the workflow row, in one short transaction; its DAG is
+   detached the same way (its hash replaced) unless another workflow uses it;
+5. the detached DAG's edges, chunk by chunk, then the DAG row.
+
+Rows shared between workflows stay: nodes and their arguments (a task's identity across
+workflows, reused by later binds), templates, tools and shared resource requests.
+
+A pass that finds a detached workflow or DAG (left by an interrupted pass) finishes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Delete,
+    Select,
+    Table,
+    delete,
+    exists,
+    func,
+    select,
+    union,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from herdsman.core import lifecycle
+from herdsman.core.archive import ArchiveWriter, archive_name
+from herdsman.core.errors import ConflictError
+from herdsman.server.database import models
+from herdsman.server.database.engine import Database
+from herdsman.server.queries.workflows import workflow_summaries
+
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "PruneCandidate",
+    "PruneReport",
+    "PrunedWorkflow",
+    "find_prunable",
+    "prune",
+    "prune_periodically",
+    "prune_workflow",
+]
+
+logger = structlog.get_logger(__name__)
+
+DEFAULT_CHUNK_SIZE = 5_000
+_PRUNABLE = lifecycle.statuses_of(lifecycle.PRUNABLE_WORKFLOW_STATUSES)
+_LIVE_RUN = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
+_LIVE_INSTANCE = lifecycle.statuses_of(lifecycle.LIVE_INSTANCE_STATUSES)
+_ARCHIVE_READ_ROWS = 5_000
+
+_W = cast(Table, models.Workflow.__table__)
+_WA = cast(Table, models.WorkflowAttribute.__table__)
+_WR = cast(Table, models.WorkflowRun.__table__)
+_AR = cast(Table, models.Array.__table__)
+_T = cast(Table, models.Task.__table__)
+_TA = cast(Table, models.TaskArg.__table__)
+_TATTR = cast(Table, models.TaskAttribute.__table__)
+_TI = cast(Table, models.TaskInstance.__table__)
+_TIE = cast(Table, models.TaskInstanceErrorLog.__table__)
+_SC = cast(Table, models.StatusChange.__table__)
+_AU = cast(Table, models.Audit.__table__)
+_DAG = cast(Table, models.Dag.__table__)
+_E = cast(Table, models.Edge.__table__)
+_N = cast(Table, models.Node.__table__)
+_NA = cast(Table, models.NodeArg.__table__)
+_TR = cast(Table, models.TaskResources.__table__)
+_TT = cast(Table, models.TaskTemplate.__table__)
+_TTV = cast(Table, models.TaskTemplateVersion.__table__)
+_TTA = cast(Table, models.TaskTemplateArg.__table__)
+_ARG = cast(Table, models.Arg.__table__)
+_TOOL = cast(Table, models.Tool.__table__)
+_TV = cast(Table, models.ToolVersion.__table__)
+
+
+class PruneInterrupted(ConflictError):
+    """A run of a workflow being pruned went live; the prune of it stopped (prune it later)."""
+
+
+def detached_marker(object_id: int) -> str:
+    """The identity hash a workflow or DAG being pruned carries instead of its own."""
+    return f"pruned-{object_id}"
+
+
+@dataclass(frozen=True)
+class PruneCandidate:
+    workflow_id: int
+    status: str
+    status_date: dt.datetime
+    num_tasks: int
+
+
+@dataclass(frozen=True)
+class PrunedWorkflow:
+    """One workflow removed: its archive (None without one) and the rows removed, by table."""
+
+    workflow_id: int
+    archive: Path | None
+    rows: dict[str, int]
+    seconds: float
+
+    @property
+    def total_rows(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass
+class PruneReport:
+    candidates: list[PruneCandidate] = field(default_factory=list)
+    pruned: list[PrunedWorkflow] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+    dags_removed: int = 0
+
+    def summary(self) -> str:
+        rows = sum(item.total_rows for item in self.pruned)
+        seconds = sum(item.seconds for item in self.pruned)
+        rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
+        return (
+            f"{len(self.pruned)} workflows removed ({rows:,} rows in {seconds:.1f} s{rate}), "
+            f"{len(self.skipped)} skipped"
+        )
+
+
+# --- finding what to prune --------------------------------------------------------------------
+
+
+def _live_run(workflow_id: int | ColumnElement[Any]) -> ColumnElement[bool]:
+    return exists().where(_WR.c.workflow_id == workflow_id, _WR.c.status.in_(_LIVE_RUN))
+
+
+def _live_instance(workflow_id: int | ColumnElement[Any]) -> ColumnElement[bool]:
+    return exists().where(
+        _WR.c.workflow_id == workflow_id,
+        _TI.c.workflow_run_id == _WR.c.id,
+        _TI.c.status.in_(_LIVE_INSTANCE),
+    )
+
+
+def find_prunable(session: Session, cutoff: dt.datetime) -> list[PruneCandidate]:
+    """Workflows that ended before ``cutoff`` and that nothing live holds, oldest first."""
+    query = (
+        select(_W.c.id, _W.c.status, _W.c.status_date, _W.c.num_tasks)
+        .where(
+            _W.c.status.in_(_PRUNABLE),
+            _W.c.status_date < cutoff,
+            ~_live_run(_W.c.id),
+            ~_live_instance(_W.c.id),
+        )
+        .order_by(_W.c.status_date, _W.c.id)
+    )
+    return [PruneCandidate(*row) for row in session.execute(query).tuples()]
+
+
+# --- one pass ---------------------------------------------------------------------------------
+
+
+def prune(
+    database: Database,
+    *,
+    older_than_days: float,
+    archive_dir: Path | None,
+    dry_run: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    now: dt.datetime | None = None,
+    on_pruned: Callable[[PrunedWorkflow], None] | None = None,
+) -> PruneReport:
+    """Archive (into ``archive_dir``; None: no archive) and remove every workflow that ended
+    more than ``older_than_days`` ago. With ``dry_run`` only find them."""
+    cutoff = (now or models.utcnow()) - dt.timedelta(days=older_than_days)
+    report = PruneReport(candidates=database.read(lambda session: find_prunable(session, cutoff)))
+    if dry_run:
+        return report
+    if archive_dir is not None:
+        archive_dir.mkdir(parents=True, exist_ok=True)
+    for candidate in report.candidates:
+        try:
+            pruned = prune_workflow(
+                database,
+                candidate.workflow_id,
+                archive_dir=archive_dir,
+                cutoff=cutoff,
+                chunk_size=chunk_size,
+            )
+        except PruneInterrupted as error:
+            report.skipped[candidate.workflow_id] = error.message
+            logger.warning("prune_interrupted", workflow_id=candidate.workflow_id)
+            continue
+        if pruned is None:
+            report.skipped[candidate.workflow_id] = "a run started or it changed since it was found"
+            continue
+        report.pruned.append(pruned)
+        if on_pruned is not None:
+            on_pruned(pruned)
+    report.dags_removed = _remove_detached_dags(database, chunk_size)
+    logger.info("prune_finished", summary=report.summary())
+    return report
+
+
+def prune_workflow(
+    database: Database,
+    workflow_id: int,
+    *,
+    archive_dir: Path | None,
+    cutoff: dt.datetime,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> PrunedWorkflow | None:
+    """Archive and remove one workflow; None when it is no longer prunable (a run started)."""
+    started = time.perf_counter()
+    detached = database.read(lambda session: _is_detached(session, workflow_id))
+    archive: Path | None = None
+    if archive_dir is not None:
+        archive = archive_dir / archive_name(workflow_id)
+        if not (detached and archive.exists()):
+            _write_archive(database, workflow_id, archive)
+    if not database.write(lambda session: _detach(session, workflow_id, cutoff)):
+        if archive is not None and not detached:
+            archive.unlink(missing_ok=True)  # it would describe a workflow that lives on
+        return None
+    rows: Counter[str] = Counter()
+    _remove_in_chunks(database, workflow_id, chunk_size, _delete_tasks, rows)
+    _remove_in_chunks(database, workflow_id, chunk_size, _delete_feed, rows)
+    _remove_in_chunks(database, workflow_id, chunk_size, _delete_audit, rows)
+    dag_id = database.write(lambda session: _delete_workflow(session, workflow_id, rows))
+    if dag_id is not None:
+        rows.update(_remove_dag(database, dag_id, chunk_size))
+    seconds = time.perf_counter() - started
+    logger.info(
+        "workflow_pruned",
+        workflow_id=workflow_id,
+        rows=sum(rows.values()),
+        seconds=round(seconds, 3),
+        archive=str(archive) if archive else None,
+    )
+    return PrunedWorkflow(workflow_id, archive, dict(rows), seconds)
+
+
+# --- archive ----------------------------------------------------------------------------------
+
+
+def _archive_queries(workflow_id: int) -> list[tuple[str, Select[Any]]]:
+    """Every row that belongs to the workflow or that its rows refer to, table by table."""
+    tasks = select(_T.c.id).where(_T.c.workflow_id == workflow_id)
+    runs = select(_WR.c.id).where(_WR.c.workflow_id == workflow_id)
+    instances = select(_TI.c.id).where(_TI.c.workflow_run_id.in_(runs))
+    dag = select(_W.c.dag_id).where(_W.c.id == workflow_id).scalar_subquery()
+    tool_version = select(_W.c.tool_version_id).where(_W.c.id == workflow_id).scalar_subquery()
+    versions = select(_AR.c.task_template_version_id).where(_AR.c.workflow_id == workflow_id)
+    resources = union(
+        select(_T.c.original_resources_id).where(_T.c.workflow_id == workflow_id),
+        select(_T.c.task_resources_id).where(_T.c.workflow_id == workflow_id),
+        select(_TI.c.task_resources_id).where(_TI.c.workflow_run_id.in_(runs)),
+    )
+    return [
+        ("tool_version", select(_TV).where(_TV.c.id == tool_version)),
+        (
+            "tool",
+            select(_TOOL).where(
+                _TOOL.c.id.in_(select(_TV.c.tool_id).where(_TV.c.id == tool_version))
+            ),
+        ),
+        ("workflow", select(_W).where(_W.c.id == workflow_id)),
+        ("workflow_attribute", select(_WA).where(_WA.c.workflow_id == workflow_id)),
+        ("task_template_version", select(_TTV).where(_TTV.c.id.in_(versions))),
+        (
+            "task_template",
+            select(_TT).where(
+                _TT.c.id.in_(select(_TTV.c.task_template_id).where(_TTV.c.id.in_(versions)))
+            ),
+        ),
+        ("task_template_arg", select(_TTA).where(_TTA.c.task_template_version_id.in_(versions))),
+        (
+            "arg",
+            select(_ARG).where(
+                _ARG.c.id.in_(
+                    select(_TTA.c.arg_id).where(_TTA.c.task_template_version_id.in_(versions))
+                )
+            ),
+        ),
+        ("array", select(_AR).where(_AR.c.workflow_id == workflow_id)),
+        ("dag", select(_DAG).where(_DAG.c.id == dag)),
+        ("edge", select(_E).where(_E.c.dag_id == dag)),
+        ("task_resources", select(_TR).where(_TR.c.id.in_(resources))),
+        (
+            "node",
+            select(_N).where(
+                _N.c.id.in_(select(_T.c.node_id).where(_T.c.workflow_id == workflow_id))
+            ),
+        ),
+        (
+            "node_arg",
+            select(_NA).where(
+                _NA.c.node_id.in_(select(_T.c.node_id).where(_T.c.workflow_id == workflow_id))
+            ),
+        ),
+        ("workflow_run", select(_WR).where(_WR.c.workflow_id == workflow_id)),
+        ("task", select(_T).where(_T.c.workflow_id == workflow_id)),
+        ("task_arg", select(_TA).where(_TA.c.task_id.in_(tasks))),
+        ("task_attribute", select(_TATTR).where(_TATTR.c.task_id.in_(tasks))),
+        ("task_instance", select(_TI).where(_TI.c.workflow_run_id.in_(runs))),
+        ("task_instance_error_log", select(_TIE).where(_TIE.c.task_instance_id.in_(instances))),
+        ("status_change", select(_SC).where(_SC.c.workflow_id == workflow_id)),
+        ("audit", select(_AU).where(_AU.c.workflow_id == workflow_id)),
+    ]
+
+
+def _write_archive(database: Database, workflow_id: int, path: Path) -> None:
+    """Write the workflow's archive from one read transaction (one consistent view)."""
+
+    def work(session: Session) -> None:
+        found = workflow_summaries(session, [workflow_id], None, 1).workflows
+        if not found:
+            raise PruneInterrupted(f"workflow {workflow_id} is gone")
+        with ArchiveWriter(path, workflow_id, found[0]) as writer:
+            for table, query in _archive_queries(workflow_id):
+                result = session.execute(query, execution_options={"yield_per": _ARCHIVE_READ_ROWS})
+                for row in result.mappings():
+                    writer.write(table, dict(row))
+
+    database.read(work)
+    logger.info("workflow_archived", workflow_id=workflow_id, archive=str(path))
+
+
+# --- removal ----------------------------------------------------------------------------------
+
+
+def _is_detached(session: Session, workflow_id: int) -> bool:
+    found = session.execute(
+        select(_W.c.workflow_args_hash).where(_W.c.id == workflow_id)
+    ).scalar_one_or_none()
+    return found == detached_marker(workflow_id)
+
+
+def _lock_workflow(session: Session, workflow_id: int) -> Any:
+    return session.execute(
+        select(_W.c.status, _W.c.status_date, _W.c.dag_id)
+        .where(_W.c.id == workflow_id)
+        .with_for_update()
+    ).one_or_none()
+
+
+def _detach(session: Session, workflow_id: int, cutoff: dt.datetime) -> bool:
+    """Under the workflow's lock: check it is still prunable, then take its identity away."""
+    found = _lock_workflow(session, workflow_id)
+    if found is None or found.status not in _PRUNABLE or found.status_date >= cutoff:
+        return False
+    if session.execute(select(_live_run(workflow_id) | _live_instance(workflow_id))).scalar_one():
+        return False
+    session.execute(
+        update(_W)
+        .where(_W.c.id == workflow_id)
+        .values(workflow_args_hash=detached_marker(workflow_id))
+    )
+    return True
+
+
+Chunk = Callable[[Session, int, int, Counter[str]], bool]
+
+
+def _remove_in_chunks(
+    database: Database, workflow_id: int, chunk_size: int, chunk: Chunk, rows: Counter[str]
+) -> None:
+    """Call ``chunk`` in a transaction of its own until it reports nothing left."""
+
+    def work(session: Session) -> tuple[bool, Counter[str]]:
+        _require_no_live_run(session, workflow_id)
+        removed: Counter[str] = Counter()
+        more = chunk(session, workflow_id, chunk_size, removed)
+        return more, removed
+
+    while True:
+        more, removed = database.write(work)
+        rows.update(removed)
+        if not more:
+            return
+
+
+def _require_no_live_run(session: Session, workflow_id: int) -> None:
+    if _lock_workflow(session, workflow_id) is None:
+        raise PruneInterrupted(f"workflow {workflow_id} is gone")
+    if session.execute(select(_live_run(workflow_id))).scalar_one():
+        raise PruneInterrupted(
+            f"a run of workflow {workflow_id} started while it was being pruned; the prune of "
+            "it stopped and its archive was kept; prune it again once the run ended"
+        )
+
+
+def _count(session: Session, table: str, statement: Delete, rows: Counter[str]) -> None:
+    result = cast(CursorResult[Any], session.execute(statement))
+    if result.rowcount:
+        rows[table] += result.rowcount
+
+
+def _delete_tasks(session: Session, workflow_id: int, size: int, rows: Counter[str]) -> bool:
+    ids = list(
+        session.scalars(
+            select(_T.c.id).where(_T.c.workflow_id == workflow_id).order_by(_T.c.id).limit(size)
+        )
+    )
+    if not ids:
+        return False
+    instances = select(_TI.c.id).where(_TI.c.task_id.in_(ids))
+    _count(
+        session,
+        "task_instance_error_log",
+        delete(_TIE).where(_TIE.c.task_instance_id.in_(instances)),
+        rows,
+    )
+    _count(session, "task_instance", delete(_TI).where(_TI.c.task_id.in_(ids)), rows)
+    _count(session, "task_arg", delete(_TA).where(_TA.c.task_id.in_(ids)), rows)
+    _count(session, "task_attribute", delete(_TATTR).where(_TATTR.c.task_id.in_(ids)), rows)
+    _count(session, "task", delete(_T).where(_T.c.id.in_(ids)), rows)
+    return len(ids) == size
+
+
+def _delete_feed(session: Session, workflow_id: int, size: int, rows: Counter[str]) -> bool:
+    last = session.execute(
+        select(_SC.c.seq)
+        .where(_SC.c.workflow_id == workflow_id)
+        .order_by(_SC.c.seq)
+        .offset(size - 1)
+        .limit(1)
+    ).scalar_one_or_none()
+    statement = delete(_SC).where(_SC.c.workflow_id == workflow_id)
+    if last is not None:
+        statement = statement.where(_SC.c.seq <= last)
+    _count(session, "status_change", statement, rows)
+    return last is not None
+
+
+def _delete_audit(session: Session, workflow_id: int, size: int, rows: Counter[str]) -> bool:
+    ids = list(
+        session.scalars(
+            select(_AU.c.id).where(_AU.c.workflow_id == workflow_id).order_by(_AU.c.id).limit(size)
+        )
+    )
+    if ids:
+        _count(session, "audit", delete(_AU).where(_AU.c.id.in_(ids)), rows)
+    return len(ids) == size
+
+
+def _delete_workflow(session: Session, workflow_id: int, rows: Counter[str]) -> int | None:
+    """The workflow's last rows and the workflow itself; returns its DAG's id when the DAG
+    was detached for removal (no other workflow uses it)."""
+    found = _lock_workflow(session, workflow_id)
+    if found is None:
+        return None
+    _require_no_live_run(session, workflow_id)
+    # Attempts of runs whose tasks are gone already are none; errors of them neither.
+    _count(session, "workflow_run", delete(_WR).where(_WR.c.workflow_id == workflow_id), rows)
+    _count(session, "array", delete(_AR).where(_AR.c.workflow_id == workflow_id), rows)
+    _count(session, "workflow_attribute", delete(_WA).where(_WA.c.workflow_id == workflow_id), rows)
+    _count(session, "workflow", delete(_W).where(_W.c.id == workflow_id), rows)
+    dag_id = int(found.dag_id)
+    dag = session.execute(
+        select(_DAG.c.id).where(_DAG.c.id == dag_id).with_for_update()
+    ).scalar_one_or_none()
+    if dag is None or session.execute(select(exists().where(_W.c.dag_id == dag_id))).scalar_one():
+        return None
+    session.execute(
+        update(_DAG)
+        .where(_DAG.c.id == dag_id)
+        .values(hash=detached_marker(dag_id), completed_date=None)
+    )
+    return dag_id
+
+
+def _remove_dag(database: Database, dag_id: int, chunk_size: int) -> Counter[str]:
+    """A detached DAG's edges in chunks (ranges of its primary key), then the DAG row."""
+    rows: Counter[str] = Counter()
+
+    def chunk(session: Session) -> bool:
+        last = session.execute(
+            select(_E.c.downstream_node_id, _E.c.upstream_node_id)
+            .where(_E.c.dag_id == dag_id)
+            .order_by(_E.c.downstream_node_id, _E.c.upstream_node_id)
+            .offset(chunk_size - 1)
+            .limit(1)
+        ).one_or_none()
+        statement = delete(_E).where(_E.c.dag_id == dag_id)
+        if last is not None:
+            down, up = last
+            statement = statement.where(
+                (_E.c.downstream_node_id < down)
+                | ((_E.c.downstream_node_id == down) & (_E.c.upstream_node_id <= up))
+            )
+        _count(session, "edge", statement, rows)
+        if last is None:
+            _count(
+                session,
+                "dag",
+                delete(_DAG).where(_DAG.c.id == dag_id, _DAG.c.hash == detached_marker(dag_id)),
+                rows,
+            )
+        return last is not None
+
+    while database.write(chunk):
+        pass
+    return rows
+
+
+def _remove_detached_dags(database: Database, chunk_size: int) -> int:
+    """DAGs an interrupted prune detached but did not remove."""
+    found = database.read(
+        lambda session: [
+            dag_id
+            for dag_id, hash_ in session.execute(
+                select(_DAG.c.id, _DAG.c.hash).where(
+                    _DAG.c.hash.like("pruned-%"), ~exists().where(_W.c.dag_id == _DAG.c.id)
+                )
+            ).tuples()
+            if hash_ == detached_marker(dag_id)
+        ]
+    )
+    for dag_id in found:
+        _remove_dag(database, dag_id, chunk_size)
+    return len(found)
+
+
+def count_rows(session: Session, workflow_id: int) -> dict[str, int]:
+    """How many rows each table holds of the workflow (what a prune would remove)."""
+    counts = {}
+    for table, query in _archive_queries(workflow_id):
+        counts[table] = int(
+            session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+        )
+    return counts
+
+
+# --- the server's own retention ----------------------------------------------------------------
+
+
+async def prune_periodically(
+    database: Database,
+    *,
+    interval: float,
+    stop: asyncio.Event,
+    older_than_days: float,
+    archive_dir: Path | None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> None:
+    """Run :func:`prune` in a worker thread every ``interval`` seconds until ``stop`` is set.
+
+    Several servers on one database may each run it: the workflow lock and the re-check in
+    every transaction make two prunes of one workflow remove each row once; the second finds
+    the archive written and the rows gone. A failing pass is logged and the loop goes on.
+    """
+    logger.info("retention_started", interval=interval, older_than_days=older_than_days)
+    try:
+        while not await _wait(stop, interval):
+            try:
+                await asyncio.to_thread(
+                    prune,
+                    database,
+                    older_than_days=older_than_days,
+                    archive_dir=archive_dir,
+                    chunk_size=chunk_size,
+                )
+            except Exception:
+                logger.exception("retention_pass_failed")
+    finally:
+        logger.info("retention_stopped")
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
