@@ -23,7 +23,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from herdsman import __version__
-from herdsman.core.config import AuthSettings, ReaperSettings, Settings
+from herdsman.core.config import AuthSettings, ReaperSettings, ServerSettings, Settings
 from herdsman.core.errors import HerdsmanError, InvalidInputError, NotFoundError
 from herdsman.core.limits import InputLimits
 from herdsman.core.schemas import API_PREFIX
@@ -36,6 +36,7 @@ from herdsman.server.auth.oidc import OidcVerifier
 from herdsman.server.auth.tokens import TokenSigner
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
+from herdsman.server.database.listen import listen_for_changes, listens
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.domain.reaper import reap_periodically
 from herdsman.server.gui import csrf, error_page, install, serves
@@ -58,6 +59,7 @@ def create_app(
     reaper: ReaperSettings | None = None,
     auth: AuthSettings | None = None,
     limits: InputLimits | None = None,
+    server: ServerSettings | None = None,
 ) -> FastAPI:
     """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
 
@@ -66,17 +68,21 @@ def create_app(
     lifespan's start to its end); None takes the ``reaper`` settings. Pass
     ``ReaperSettings(enabled=False)`` for an app that must not end runs on its own. ``auth``
     (None: the settings') says who may read and which sign-ins are accepted. ``limits``: the
-    input it accepts; None takes the ``limits`` settings.
+    input it accepts; None takes the ``limits`` settings. ``server``: its pool, feed re-read
+    interval and per-user limits; None takes the ``server`` settings.
     """
-    if reaper is None or auth is None or limits is None:
+    if reaper is None or auth is None or limits is None or server is None:
         settings = Settings()
         reaper = reaper if reaper is not None else settings.reaper
         auth = auth if auth is not None else settings.auth
         limits = limits if limits is not None else settings.limits
-    database = make_database(database_url)
+        server = server if server is not None else settings.server
+    database = make_database(
+        database_url, pool_size=server.pool_size, pool_overflow=server.pool_overflow
+    )
     if upgrade_schema:
         upgrade(database)
-    notifier = ChangeNotifier()
+    notifier = ChangeNotifier(recheck_seconds=server.feed_recheck_seconds)
     revocations = Revocations(database)
     app = FastAPI(
         title="herdsman",
@@ -88,6 +94,7 @@ def create_app(
     app.state.database = database
     app.state.notifier = notifier
     app.state.limits = limits
+    app.state.server_settings = server
     app.state.auth_settings = auth
     app.state.signer = TokenSigner(key)
     app.state.csrf_key = csrf.form_key(key)
@@ -120,8 +127,8 @@ def _lifespan(
     reaper: ReaperSettings,
     revocations: Revocations,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Runs the reaper and the revocation list's refresher beside the routes while the app
-    serves."""
+    """Runs the reaper, the revocation list's refresher and (PostgreSQL) the change listener
+    beside the routes while the app serves."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -130,6 +137,13 @@ def _lifespan(
         refresher = asyncio.create_task(
             revocations.refresh_periodically(stop), name="herdsman-revocations"
         )
+        background = [refresher]
+        if listens(database.url):
+            background.append(
+                asyncio.create_task(
+                    listen_for_changes(database.url, notifier, stop), name="herdsman-listener"
+                )
+            )
         try:
             if reaper.enabled:
                 async with _reaping(database, notifier, reaper, stop):
@@ -139,7 +153,7 @@ def _lifespan(
                 yield
         finally:
             stop.set()
-            await refresher
+            await asyncio.gather(*background)
 
     return lifespan
 

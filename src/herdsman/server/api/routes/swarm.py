@@ -26,10 +26,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["swarm"], responses=CALLER_ERRORS)
 
-# A long-poll served by one server process is woken by its own commits at once; commits made
-# by another process behind the same database are noticed at the next re-read, this often.
-CROSS_PROCESS_RECHECK_SECONDS = 0.25
-
 
 @router.post("/workflows/{workflow_id}/runs", responses=errors(404, 409))
 def post_run(
@@ -103,7 +99,10 @@ async def get_changes(
             if reply.changes or remaining <= 0:
                 return reply
             after = reply.last_seq
-            await notifier.wait(woken, min(remaining, CROSS_PROCESS_RECHECK_SECONDS))
+            # Woken by this process's commits at once; by other processes' via NOTIFY on
+            # PostgreSQL, elsewhere noticed at the next re-read.
+            recheck = notifier.recheck_seconds
+            await notifier.wait(woken, remaining if recheck is None else min(remaining, recheck))
         finally:
             notifier.forget(workflow_id, woken)
 
