@@ -28,6 +28,7 @@ from herdsman.core.errors import HerdsmanError, InvalidInputError, NotFoundError
 from herdsman.core.limits import InputLimits
 from herdsman.core.schemas import API_PREFIX
 from herdsman.server.api.access import AuditTrail, authorize, note_error
+from herdsman.server.api.guard import RateLimiter
 from herdsman.server.api.middleware import LimitRequestBody, UnexpectedErrors, error_body
 from herdsman.server.api.routes import auth as auth_routes
 from herdsman.server.api.routes import client, control, distributor, queries, swarm, worker
@@ -95,6 +96,7 @@ def create_app(
     app.state.notifier = notifier
     app.state.limits = limits
     app.state.server_settings = server
+    app.state.rate_limiter = RateLimiter(server.requests_per_second_per_user, server.request_burst)
     app.state.auth_settings = auth
     app.state.signer = TokenSigner(key)
     app.state.csrf_key = csrf.form_key(key)
