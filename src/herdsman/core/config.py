@@ -144,6 +144,8 @@ class ServerSettings(BaseModel):
     max_active_runs_per_user: int = Field(default=0, ge=0)
     requests_per_second_per_user: float = Field(default=0.0, ge=0)
     request_burst: int = Field(default=100, ge=1)
+    # Benchmarks: each process writes its request timings here at shutdown (api/timing.py).
+    timing_dir: Path | None = None
 
 
 class HttpSettings(BaseModel):

@@ -32,6 +32,7 @@ from herdsman.server.api.guard import RateLimiter
 from herdsman.server.api.middleware import LimitRequestBody, UnexpectedErrors, error_body
 from herdsman.server.api.routes import auth as auth_routes
 from herdsman.server.api.routes import client, control, distributor, queries, swarm, worker
+from herdsman.server.api.timing import RequestTimer, RequestTimings
 from herdsman.server.auth.identity import Authenticator, Revocations
 from herdsman.server.auth.oidc import OidcVerifier
 from herdsman.server.auth.tokens import TokenSigner
@@ -85,12 +86,15 @@ def create_app(
         upgrade(database)
     notifier = ChangeNotifier(recheck_seconds=server.feed_recheck_seconds)
     revocations = Revocations(database)
+    timings = None
+    if server.timing_dir is not None:
+        timings = RequestTimings(server.timing_dir, (database.write_engine, database.read_engine))
     app = FastAPI(
         title="herdsman",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
-        lifespan=_lifespan(database, notifier, reaper, revocations),
+        lifespan=_lifespan(database, notifier, reaper, revocations, timings),
     )
     app.state.database = database
     app.state.notifier = notifier
@@ -114,6 +118,8 @@ def create_app(
     # answered in the error shape.
     app.add_middleware(LimitRequestBody, max_bytes=limits.max_request_bytes)
     app.add_middleware(UnexpectedErrors)
+    if timings is not None:
+        app.add_middleware(RequestTimer, timings=timings)
     return app
 
 
@@ -128,6 +134,7 @@ def _lifespan(
     notifier: ChangeNotifier,
     reaper: ReaperSettings,
     revocations: Revocations,
+    timings: RequestTimings | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Runs the reaper, the revocation list's refresher and (PostgreSQL) the change listener
     beside the routes while the app serves."""
@@ -140,6 +147,10 @@ def _lifespan(
             revocations.refresh_periodically(stop), name="herdsman-revocations"
         )
         background = [refresher]
+        if timings is not None:
+            background.append(
+                asyncio.create_task(timings.sample_periodically(stop), name="herdsman-timings")
+            )
         if listens(database.url):
             background.append(
                 asyncio.create_task(
@@ -156,6 +167,8 @@ def _lifespan(
         finally:
             stop.set()
             await asyncio.gather(*background)
+            if timings is not None:
+                timings.write()
 
     return lifespan
 
