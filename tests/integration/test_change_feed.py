@@ -1,11 +1,14 @@
-"""The change feed under concurrent writers: a follower sees every change, once, in order."""
+"""The change feed under concurrent writers: a follower sees every change, once, in order,
+whether the writers and the follower share one server process or are spread over several."""
 
 from __future__ import annotations
 
 import random
 import threading
 import time
-from typing import Any
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -16,6 +19,9 @@ from herdsman.core.errors import NotFoundError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
+
+if TYPE_CHECKING:
+    from tests.conftest import ProcessRegistry, RunningServer
 
 pytestmark = pytest.mark.integration
 
@@ -90,21 +96,61 @@ def _follow(server_url: str, workflow_id: int, stop: threading.Event, seen: list
                 return
 
 
+@pytest.fixture(scope="module")
+def other_server(
+    server: RunningServer, processes: ProcessRegistry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A second server on the same database, itself two processes (``--workers 2``); a long
+    re-read interval, so that on PostgreSQL only NOTIFY can wake its long-polls early."""
+    from tests.conftest import start_server_process
+
+    recheck = "60" if server.engine == "postgresql" else "0.25"
+    process, info = start_server_process(
+        processes,
+        database_url=server.database_url,
+        state_dir=Path(tmp_path_factory.mktemp(f"other-server-{server.engine}")),
+        extra_args=("--workers", "2", "--no-upgrade"),
+        extra_env={"HERDSMAN_SERVER__FEED_RECHECK_SECONDS": recheck},
+    )
+    try:
+        yield info.url
+    finally:
+        processes.stop(process)
+
+
 def test_follower_misses_no_change_under_concurrent_writers(
     server: Any, requester: Requester
+) -> None:
+    _check_concurrent_writers(server, requester, follower_url=server.url, writer_urls=[server.url])
+
+
+def test_follower_misses_no_change_from_writers_in_other_server_processes(
+    server: Any, other_server: str, requester: Requester
+) -> None:
+    """Writers on a second server (two processes) and on the first; the follower on the
+    second, so most changes it sees were committed by another process than its own."""
+    _check_concurrent_writers(
+        server, requester, follower_url=other_server, writer_urls=[server.url, other_server]
+    )
+
+
+def _check_concurrent_writers(
+    server: Any, requester: Requester, follower_url: str, writer_urls: list[str]
 ) -> None:
     workflow_id, run_id, task_ids = _running_workflow(
         requester, f"feed-{server.engine}-{time.time()}"
     )
     seen: list[Any] = []
     stop = threading.Event()
-    follower = threading.Thread(target=_follow, args=(server.url, workflow_id, stop, seen))
+    follower = threading.Thread(target=_follow, args=(follower_url, workflow_id, stop, seen))
     follower.start()
     errors: list[BaseException] = []
     shares = [task_ids[i::WRITERS] for i in range(WRITERS)]
     writers = [
-        threading.Thread(target=_writer, args=(server.url, run_id, share, errors))
-        for share in shares
+        threading.Thread(
+            target=_writer, args=(writer_urls[i % len(writer_urls)], run_id, share, errors)
+        )
+        for i, share in enumerate(shares)
     ]
     for thread in writers:
         thread.start()
@@ -176,6 +222,40 @@ def test_long_poll_wakes_within_the_timeout(server: Any, requester: Requester) -
     )
     thread.join()
     assert [(c.kind, c.status, c.task_id) for c in reply.changes] == [("I", "Q", task_ids[0])]
+
+
+def test_long_poll_is_woken_by_a_commit_in_another_server_process(
+    server: Any, other_server: str, requester: Requester
+) -> None:
+    """On PostgreSQL the other server re-reads only every 60 s, so an answer well within the
+    30 s wait was a NOTIFY's doing; elsewhere its 0.25 s re-read finds the change."""
+    workflow_id, run_id, task_ids = _running_workflow(
+        requester, f"wake-across-{server.engine}-{time.time()}"
+    )
+    start = requester.get(f"/workflows/{workflow_id}/changes", sschemas.ChangesOut)
+
+    def queue_later() -> None:
+        time.sleep(0.5)
+        with Requester(server.url, token=admin_token()) as other:
+            other.post(
+                f"/workflow_runs/{run_id}/queue",
+                sschemas.QueueTasksIn(task_ids=task_ids[:1]),
+                sschemas.TaskStatusesOut,
+            )
+
+    thread = threading.Thread(target=queue_later)
+    thread.start()
+    began = time.monotonic()
+    with Requester(other_server, token=admin_token(), timeout=60) as follower:
+        reply = follower.get(
+            f"/workflows/{workflow_id}/changes",
+            sschemas.ChangesOut,
+            params={"after": start.last_seq, "timeout": 30, "kinds": "I"},
+        )
+    waited = time.monotonic() - began
+    thread.join()
+    assert [(c.kind, c.status, c.task_id) for c in reply.changes] == [("I", "Q", task_ids[0])]
+    assert waited < 25, "the long-poll was not woken by the other process's commit"
 
 
 def test_the_feed_of_an_unknown_workflow_is_not_found(requester: Requester) -> None:

@@ -173,3 +173,35 @@ def test_counts_of_workflow_summaries_need_no_task_rows(
     detail = api(server, "GET", f"/workflows/{workflow_id}")["task_status_counts"]
     assert detail == {"G": 1234}
     assert httpx.get(server.url + "/api/v1/health", timeout=10).status_code == 200
+
+
+def test_counts_follow_a_resume_that_changes_a_template_and_adds_tasks(
+    server: RunningServer, database: Database
+) -> None:
+    """A resume moves tasks to the new template version's array, reruns changed done tasks
+    and their downstream, and binds new tasks; the counts follow all three."""
+    stamp = time.time_ns()
+
+    def script(requester: Requester, command: str, extra: int) -> tuple[Tool, int]:
+        tool = Tool(f"recount-{stamp}", requester=requester)
+        tool.set_default_cluster_name("sequential")
+        step = tool.get_task_template("step", command, node_args=["n"])
+        after = tool.get_task_template("after", "echo after {n}", node_args=["n"])
+        steps = step.create_tasks(n=range(3 + extra))
+        ends = [after.create_task(n=n, upstream_tasks=[steps[n]]) for n in range(3)]
+        workflow = tool.create_workflow(workflow_args=f"recount-{stamp}")
+        workflow.add_tasks([*steps, *ends])
+        if extra:  # counted at bind, then after the run
+            assert_counts_agree(server, database, workflow.bind(resume=True))
+        assert workflow.run(resume=bool(extra), progress=False) == "D"
+        assert workflow.workflow_id is not None
+        return tool, workflow.workflow_id
+
+    with Requester(server.url, token=user_token(OWNER), timeout=120, retries=3) as requester:
+        _, first = script(requester, "echo step {n}", 0)
+        assert_counts_agree(server, database, first)
+        _, second = script(requester, "echo step again {n}", 2)
+    assert second == first
+    assert_counts_agree(server, database, first)
+    detail = api(server, "GET", f"/workflows/{first}")["task_status_counts"]
+    assert {s: n for s, n in detail.items() if n} == {"D": 8}

@@ -32,6 +32,7 @@ from herdsman.core.errors import (
     RunInterrupted,
     ServerError,
     ServerUnavailableError,
+    TooManyRequestsError,
 )
 from herdsman.core.requester import Requester
 
@@ -75,6 +76,7 @@ _HINTS: tuple[tuple[type[BaseException], str], ...] = (
     (ServerError, "the server failed; its log says why (run again with --debug for details)"),
     (NotFoundError, "check the name or id"),
     (PermissionDeniedError, "ask the workflow's owner to do this"),
+    (TooManyRequestsError, "wait a little, or ask the server's operator about the limit"),
     (ConflictError, "the server's current state does not allow this"),
     (InvalidInputError, "fix the input and try again"),
 )

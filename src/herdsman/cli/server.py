@@ -76,6 +76,12 @@ def server() -> None:
     default=None,
     help="The certificate's private key (PEM), unless the certificate file holds it.",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Server processes sharing the port [default: server.workers setting, 1].",
+)
 def start(
     host: str | None,
     port: int | None,
@@ -86,10 +92,12 @@ def start(
     access_log: bool,
     certfile: Path | None,
     keyfile: Path | None,
+    workers: int | None,
 ) -> None:
     """Run a server in the foreground until SIGTERM or Ctrl-C.
 
-    Production servers use PostgreSQL or MariaDB/MySQL; several may serve one database.
+    Production servers use PostgreSQL or MariaDB/MySQL; several may serve one database, and
+    --workers N runs N processes on one port (see docs/deployment.md).
     """
     from herdsman.server.runner import serve
 
@@ -105,6 +113,7 @@ def start(
         on_ready=_announce,
         certfile=certfile,
         keyfile=keyfile,
+        workers=workers if workers is not None else settings.server.workers,
     )
 
 

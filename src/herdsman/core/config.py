@@ -12,6 +12,13 @@ Keys (also shown by ``herdsman config show``):
 ``data_dir``                where the embedded server keeps its database, logs and pid file
 ``server.host``             address ``herdsman server start`` binds (default 127.0.0.1)
 ``server.port``             its port (default 0: a free port, for the embedded server)
+``server.workers``          server processes ``herdsman server start`` runs (default 1)
+``server.feed_recheck_seconds``  long-poll re-read interval without LISTEN/NOTIFY (0.25)
+``server.pool_size``        database connections kept per server process (default 10)
+``server.pool_overflow``    extra connections per process under load (default 20)
+``server.max_active_runs_per_user``    live runs one user may have (default 0: no limit)
+``server.requests_per_second_per_user`` people's requests per second per process (0: none)
+``server.request_burst``    requests above that rate allowed in a burst (default 100)
 ``http.timeout``            seconds one HTTP request may take (default 120)
 ``http.retries``            attempts for a request that failed in transport (default 5)
 ``http.ca_bundle``          CA certificates to trust for an ``https://`` server (PEM file)
@@ -124,10 +131,29 @@ def normalize_database_url(url: str) -> str:
 
 
 class ServerSettings(BaseModel):
-    """Where ``herdsman server start`` listens."""
+    """Where ``herdsman server start`` listens, how many processes serve, and what one user
+    may ask of a shared server (see docs/configuration.md and docs/deployment.md).
+
+    ``feed_recheck_seconds``: how often a waiting long-poll re-reads the change feed for
+    commits made by another server process, on engines without cross-process notifications
+    (SQLite, MariaDB; PostgreSQL wakes waiters by LISTEN/NOTIFY and re-reads only while its
+    listening connection is down). ``pool_size`` and ``pool_overflow`` are per process.
+    ``max_active_runs_per_user`` and ``requests_per_second_per_user`` (with ``request_burst``)
+    are 0 for no limit; the rate is per server process and counts what people send (binding,
+    reads, steering), never the reports of swarms, distributors and workers.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=0, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    feed_recheck_seconds: float = Field(default=0.25, gt=0, le=60)
+    pool_size: int = Field(default=10, ge=1, le=1000)
+    pool_overflow: int = Field(default=20, ge=0, le=1000)
+    max_active_runs_per_user: int = Field(default=0, ge=0)
+    requests_per_second_per_user: float = Field(default=0.0, ge=0)
+    request_burst: int = Field(default=100, ge=1)
+    # Benchmarks: each process writes its request timings here at shutdown (api/timing.py).
+    timing_dir: Path | None = None
 
 
 class HttpSettings(BaseModel):

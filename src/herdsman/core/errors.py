@@ -20,6 +20,7 @@
     ├── NotFoundError                the id or name does not exist on the server (HTTP 404)
     ├── AuthenticationError          no valid credentials: sign in or fix the token (HTTP 401)
     ├── PermissionDeniedError        only the workflow's owner may do this (HTTP 403)
+    ├── TooManyRequestsError         over a per-user limit of the server: wait (HTTP 429)
     ├── ConflictError                the server's state forbids the request (HTTP 409)
     │   ├── TransitionError
     │   │   └── InvalidStateTransition
@@ -104,6 +105,7 @@ __all__ = [
     "RunTimedOutWarning",
     "ServerError",
     "ServerUnavailableError",
+    "TooManyRequestsError",
     "TransitionError",
     "TransitionRefused",
     "UserTaskFunctionError",
@@ -220,6 +222,13 @@ class PermissionDeniedError(HerdsmanError):
     """The request changes a workflow its sender does not own; ask the owner to make it."""
 
     http_status = 403
+
+
+class TooManyRequestsError(HerdsmanError):
+    """A shared server's per-user limit refused the request (too many live runs, or requests
+    too fast); the message names the limit and its setting. Wait, or ask the operator."""
+
+    http_status = 429
 
 
 class ConflictError(HerdsmanError):

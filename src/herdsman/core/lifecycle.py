@@ -36,6 +36,7 @@ from herdsman.core.statuses import (
 
 __all__ = [
     "ABANDONED_ATTEMPT_PATHS",
+    "ACTIVE_RUN_STATUSES",
     "ACTIVE_TASK_STATUSES",
     "DISTRIBUTOR_FOLLOWS",
     "DONEABLE_WORKFLOW_STATUSES",
@@ -271,6 +272,11 @@ LIVE_WORKFLOW_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
     set(WorkflowRunStatus) - WORKFLOW_RUN.final - {_R.ERROR, _R.STOPPED}
 )
 """Runs that still hold their workflow: a new run must wait for them or resume it."""
+
+ACTIVE_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
+    LIVE_WORKFLOW_RUN_STATUSES - RESUMING_RUN_STATUSES
+)
+"""Runs that count against a user's limit of concurrent runs: live and not letting go."""
 
 ENDED_RUN_STATUSES: frozenset[WorkflowRunStatus] = frozenset(
     WORKFLOW_RUN.final | {_R.ERROR, _R.STOPPED} | RESUMING_RUN_STATUSES

@@ -31,6 +31,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--certfile", type=Path, help="serve TLS with this certificate (PEM)")
     parser.add_argument("--keyfile", type=Path, help="the certificate's private key (PEM)")
+    parser.add_argument(
+        "--workers", type=int, help="server processes on the socket [default: server.workers]"
+    )
     options = parser.parse_args(argv)
     settings = Settings()
     serve(
@@ -43,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         access_log=options.access_log,
         certfile=options.certfile,
         keyfile=options.keyfile,
+        workers=options.workers if options.workers is not None else settings.server.workers,
     )
 
 

@@ -60,6 +60,7 @@ EXPECTED_SETS: list[tuple[str, type[enum.Enum], str]] = [
     ("UNBOUND_RUN_STATUSES", R, "G L"),
     ("RESUMING_RUN_STATUSES", R, "C H"),
     ("LIVE_WORKFLOW_RUN_STATUSES", R, "G L B I O R C H"),
+    ("ACTIVE_RUN_STATUSES", R, "G L B I O R"),
     ("ENDED_RUN_STATUSES", R, "D E S T A C H"),
     ("TAKEN_OVER_RUN_STATUSES", R, "C H T"),
     ("LAPSABLE_RUN_STATUSES", R, "G L B I O R"),

@@ -27,6 +27,7 @@ from herdsman.core.errors import (
 )
 from herdsman.core.schemas import API_PREFIX
 from herdsman.core.schemas.types import INT64_MAX
+from herdsman.server.api.guard import UNMETERED_TAGS
 from herdsman.server.auth.identity import Authenticator, Caller
 from herdsman.server.auth.policy import POLICY, Entry, Rule, Target, check
 from herdsman.server.database.engine import Database
@@ -74,7 +75,8 @@ def route_key(request: Request) -> tuple[str, str]:
 
 
 async def authorize(request: Request, _bearer: object = Depends(bearer_scheme)) -> None:
-    """Refuse the request (401, 403) unless the policy lets its caller make it."""
+    """Refuse the request (401, 403) unless the policy lets its caller make it, and (429) when
+    its user is over the request rate (:mod:`herdsman.server.api.guard` says which count)."""
     method, path = route_key(request)
     entry = POLICY.get((method, path))
     if entry is None:  # a route without a policy row is a bug; refuse rather than allow
@@ -91,6 +93,8 @@ async def authorize(request: Request, _bearer: object = Depends(bearer_scheme)) 
         request.state.caller = caller
         target = await _target(state.ownership, request, entry.rule, caller)
         check(entry.rule, caller, target, owners_only_read=state.owners_only_read)
+        if not caller.is_run and UNMETERED_TAGS.isdisjoint(request.scope["route"].tags):
+            state.rate_limiter.take(caller.user)
     except (AuthenticationError, PermissionDeniedError) as error:
         logger.warning(
             "request_refused",

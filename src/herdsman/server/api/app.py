@@ -29,20 +29,24 @@ from herdsman.core.config import (
     GuiSettings,
     ReaperSettings,
     RetentionSettings,
+    ServerSettings,
     Settings,
 )
 from herdsman.core.errors import HerdsmanError, InvalidInputError, NotFoundError
 from herdsman.core.limits import InputLimits
 from herdsman.core.schemas import API_PREFIX
 from herdsman.server.api.access import AuditTrail, authorize, note_error
+from herdsman.server.api.guard import RateLimiter
 from herdsman.server.api.middleware import LimitRequestBody, UnexpectedErrors, error_body
 from herdsman.server.api.routes import auth as auth_routes
 from herdsman.server.api.routes import client, control, distributor, queries, swarm, worker
+from herdsman.server.api.timing import RequestTimer, RequestTimings
 from herdsman.server.auth.identity import Authenticator, Revocations
 from herdsman.server.auth.oidc import OidcVerifier
 from herdsman.server.auth.tokens import TokenSigner
 from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.feed import ChangeNotifier
+from herdsman.server.database.listen import listen_for_changes, listens
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.domain.pending_reasons import PendingReasons
 from herdsman.server.domain.reaper import reap_periodically
@@ -70,6 +74,7 @@ def create_app(
     gui: GuiSettings | None = None,
     retention: RetentionSettings | None = None,
     archive_dir: Path | None = None,
+    server: ServerSettings | None = None,
 ) -> FastAPI:
     """An app serving ``database_url``; with ``upgrade_schema`` the schema is migrated first.
 
@@ -81,32 +86,50 @@ def create_app(
     input it accepts; None takes the ``limits`` settings. ``gui``: what the GUI may read beyond
     the database (its log viewer's directories); None takes the ``gui`` settings. ``retention``
     (None: the settings') says whether the app archives and removes finished workflows by
-    itself, into ``archive_dir`` (None: the settings').
+    itself, into ``archive_dir`` (None: the settings'). ``server``: its pool, feed re-read
+    interval and per-user limits; None takes the ``server`` settings.
     """
-    if reaper is None or auth is None or limits is None or gui is None or retention is None:
+    if (
+        reaper is None
+        or auth is None
+        or limits is None
+        or gui is None
+        or retention is None
+        or server is None
+    ):
         settings = Settings()
         reaper = reaper if reaper is not None else settings.reaper
         auth = auth if auth is not None else settings.auth
         limits = limits if limits is not None else settings.limits
         gui = gui if gui is not None else settings.gui
+        server = server if server is not None else settings.server
         if retention is None:
             retention = settings.retention
             archive_dir = archive_dir or settings.resolved_archive_dir()
-    database = make_database(database_url)
+    database = make_database(
+        database_url, pool_size=server.pool_size, pool_overflow=server.pool_overflow
+    )
     if upgrade_schema:
         upgrade(database)
-    notifier = ChangeNotifier()
+    notifier = ChangeNotifier(recheck_seconds=server.feed_recheck_seconds)
     revocations = Revocations(database)
+    timings = None
+    if server.timing_dir is not None:
+        timings = RequestTimings(server.timing_dir, (database.write_engine, database.read_engine))
     app = FastAPI(
         title="herdsman",
         version=__version__,
         openapi_url=f"{API_PREFIX}/openapi.json",
         docs_url=f"{API_PREFIX}/docs",
-        lifespan=_lifespan(database, notifier, reaper, revocations, retention, archive_dir),
+        lifespan=_lifespan(
+            database, notifier, reaper, revocations, retention, archive_dir, timings
+        ),
     )
     app.state.database = database
     app.state.notifier = notifier
     app.state.limits = limits
+    app.state.server_settings = server
+    app.state.rate_limiter = RateLimiter(server.requests_per_second_per_user, server.request_burst)
     app.state.auth_settings = auth
     app.state.signer = TokenSigner(key)
     app.state.csrf_key = csrf.form_key(key)
@@ -126,6 +149,8 @@ def create_app(
     # answered in the error shape.
     app.add_middleware(LimitRequestBody, max_bytes=limits.max_request_bytes)
     app.add_middleware(UnexpectedErrors)
+    if timings is not None:
+        app.add_middleware(RequestTimer, timings=timings)
     return app
 
 
@@ -142,9 +167,10 @@ def _lifespan(
     revocations: Revocations,
     retention: RetentionSettings,
     archive_dir: Path | None,
+    timings: RequestTimings | None,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
-    """Runs the reaper, the revocation list's refresher and (when enabled) retention beside
-    the routes while the app serves."""
+    """Runs the reaper, the revocation list's refresher, (when enabled) retention and
+    (PostgreSQL) the change listener beside the routes while the app serves."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -168,6 +194,17 @@ def _lifespan(
             if retention.enabled
             else None
         )
+        background = [refresher]
+        if timings is not None:
+            background.append(
+                asyncio.create_task(timings.sample_periodically(stop), name="herdsman-timings")
+            )
+        if listens(database.url):
+            background.append(
+                asyncio.create_task(
+                    listen_for_changes(database.url, notifier, stop), name="herdsman-listener"
+                )
+            )
         try:
             if reaper.enabled:
                 async with _reaping(database, notifier, reaper, stop):
@@ -177,10 +214,12 @@ def _lifespan(
                 yield
         finally:
             stop.set()
-            await refresher
+            await asyncio.gather(*background)
             if pruner is not None:
                 # A pass under way finishes its current chunk's transaction first.
                 await _finish(pruner, "retention")
+            if timings is not None:
+                timings.write()
 
     return lifespan
 

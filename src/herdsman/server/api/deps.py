@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
+from herdsman.core.config import ServerSettings
 from herdsman.core.limits import InputLimits
 from herdsman.server.database.engine import Database
 from herdsman.server.database.feed import ChangeNotifier, FeedWriter
@@ -17,6 +18,7 @@ __all__ = [
     "FeedWriterDep",
     "LimitsDep",
     "NotifierDep",
+    "ServerSettingsDep",
     "json_body",
     "parse_json_body",
 ]
@@ -41,6 +43,14 @@ async def _limits(request: Request) -> InputLimits:
 
 
 LimitsDep = Annotated[InputLimits, Depends(_limits)]
+
+
+async def _server_settings(request: Request) -> ServerSettings:
+    settings: ServerSettings = request.app.state.server_settings
+    return settings
+
+
+ServerSettingsDep = Annotated[ServerSettings, Depends(_server_settings)]
 
 
 async def _notifier(request: Request) -> ChangeNotifier:

@@ -13,7 +13,7 @@ from typing import Any
 
 from herdsman.core.schemas.errors import ErrorBodyOut
 
-__all__ = ["CALLER_ERRORS", "PUBLIC_ERRORS", "Responses", "errors"]
+__all__ = ["CALLER_ERRORS", "METERED_ERRORS", "PUBLIC_ERRORS", "Responses", "errors"]
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -25,6 +25,8 @@ _MEANING = {
     "a refused status change names the current status in details.status.",
     413: "The request body is larger than the server accepts (limits.max_request_bytes).",
     422: "The request is malformed or a value is out of range; the message names the field.",
+    429: "A per-user limit of the server refused the request; the message names the limit "
+    "and its setting.",
     500: "The server failed; the message names the reference of the error in the server's log.",
 }
 
@@ -39,3 +41,7 @@ PUBLIC_ERRORS = errors(422, 500)
 
 CALLER_ERRORS = errors(401, 403, 413, 422, 500)
 """What every route that needs credentials can answer besides its own errors."""
+
+METERED_ERRORS = errors(401, 403, 413, 422, 429, 500)
+"""What a route people call can answer: also 429, where the per-user request rate applies
+(see :mod:`herdsman.server.api.guard`)."""

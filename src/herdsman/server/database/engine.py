@@ -111,8 +111,18 @@ class Database:
         return sessionmaker(self.read_engine, expire_on_commit=False)
 
 
-def make_database(url: str) -> Database:
-    """Engines for ``url`` with each engine's settings applied on every new connection."""
+DEFAULT_POOL_SIZE = 10
+DEFAULT_POOL_OVERFLOW = 20
+
+
+def make_database(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, pool_overflow: int = DEFAULT_POOL_OVERFLOW
+) -> Database:
+    """Engines for ``url`` with each engine's settings applied on every new connection.
+
+    ``pool_size`` connections stay open per process on PostgreSQL and MariaDB, up to
+    ``pool_overflow`` more while requests queue for them; SQLite opens what it needs.
+    """
     if url.startswith("sqlite"):
         return Database(
             url,
@@ -120,12 +130,16 @@ def make_database(url: str) -> Database:
             _sqlite_engine(url, immediate=False),
             write_lock=threading.Lock(),
         )
-    engine = _server_engine(url)
+    engine = _server_engine(url, pool_size, pool_overflow)
     return Database(url, engine, engine)
 
 
-def _server_engine(url: str) -> Engine:
-    options: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+def _server_engine(url: str, pool_size: int, pool_overflow: int) -> Engine:
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": pool_size,
+        "max_overflow": pool_overflow,
+    }
     if url.startswith("mysql"):
         # READ COMMITTED as on PostgreSQL, so both engines see the same concurrency; MariaDB's
         # default REPEATABLE READ would also hold gap locks during bulk get-or-create.

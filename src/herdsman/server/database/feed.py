@@ -9,13 +9,18 @@ does the same) is held until commit, so a second writer of the same workflow wai
 first to commit before it can take the next number. Numbers therefore become visible in
 order, without gaps, on every engine, and the lock is held only for the last few statements.
 
-Waiting followers are woken in-process right after the commit (see :class:`ChangeNotifier`);
-followers served by another server process notice at their next short re-read.
+Waiting followers are woken in-process right after the commit (see :class:`ChangeNotifier`).
+Followers served by another server process are woken, on PostgreSQL, by a ``NOTIFY`` sent in
+the same transaction (delivered at commit, never before; see
+:mod:`herdsman.server.database.listen`); on SQLite and MariaDB they notice at their next
+re-read, every ``server.feed_recheck_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,15 +39,24 @@ from herdsman.server.database.models import utcnow
 from herdsman.server.database.task_counts import TaskCountChanges
 
 __all__ = [
+    "NOTIFY_CHANNEL",
     "ChangeNotifier",
     "ChangeRecorder",
     "FeedWriter",
+    "notice",
+    "parse_notice",
     "read_changes",
+    "sender_id",
 ]
 
 logger = structlog.get_logger(__name__)
 
 MAX_CHANGES_PER_READ = 10_000
+
+# PostgreSQL's channel for "these workflows changed"; payloads are made by :func:`notice`.
+NOTIFY_CHANNEL = "herdsman_changes"
+# PostgreSQL refuses payloads of 8,000 bytes or more; a longer notice wakes every waiter.
+_MAX_NOTICE_BYTES = 7_000
 
 T = TypeVar("T")
 
@@ -96,6 +110,11 @@ class ChangeRecorder:
         self._counts.move(
             workflow_id, array_id, str(status), str(status), attempts=attempts, attempts_after=after
         )
+
+    def recounted(self, workflow_id: int) -> None:
+        """The workflow's counts were just set from its tasks in this transaction: the
+        increments recorded so far are in them already."""
+        self._counts.forget(workflow_id)
 
     def instance(
         self, workflow_id: int, instance_id: int, status: TaskInstanceStatus, task_id: int
@@ -154,7 +173,56 @@ class ChangeRecorder:
         }
         self._pending.clear()
         self._counts = TaskCountChanges()
+        if written and session.get_bind().dialect.name == "postgresql":
+            # Delivered to the other server processes when this transaction commits (and not
+            # at all if it rolls back), so a woken follower always finds the changes.
+            sql.execute(session, "SELECT pg_notify(?, ?)", (NOTIFY_CHANNEL, notice(written)))
         return written
+
+
+_sender = secrets.token_hex(6)
+
+
+def _new_sender() -> None:
+    global _sender
+    _sender = secrets.token_hex(6)
+
+
+# A forked server process is a sender of its own.
+os.register_at_fork(after_in_child=_new_sender)
+
+
+def sender_id() -> str:
+    """This process's name in its notices: random, so that processes on different hosts with
+    the same pid differ."""
+    return _sender
+
+
+def notice(written: dict[int, frozenset[tuple[str, str]]]) -> str:
+    """The NOTIFY payload for ``written``: ``sender|workflow:KS,KS;workflow:KS`` (kind and
+    status letters), or ``sender|*`` (wake every waiter) when that would be too long for
+    PostgreSQL. ``sender`` is :func:`sender_id`."""
+    body = ";".join(
+        f"{workflow_id}:" + ",".join(sorted(kind + status for kind, status in changes))
+        for workflow_id, changes in written.items()
+    )
+    if len(body) > _MAX_NOTICE_BYTES:
+        body = "*"
+    return f"{sender_id()}|{body}"
+
+
+def parse_notice(payload: str) -> tuple[str, dict[int, frozenset[tuple[str, str]]] | None]:
+    """The sender and what changed; None for "wake everyone" (see :func:`notice`)."""
+    sender, _, body = payload.partition("|")
+    if body == "*":
+        return sender, None
+    written: dict[int, frozenset[tuple[str, str]]] = {}
+    for part in filter(None, body.split(";")):
+        workflow_id, _, pairs = part.partition(":")
+        written[int(workflow_id)] = frozenset(
+            (pair[0], pair[1:]) for pair in pairs.split(",") if pair
+        )
+    return sender, written
 
 
 def require_workflow(session: Session, workflow_id: int) -> None:
@@ -198,9 +266,18 @@ class ChangeNotifier:
     commit between its read and its wait still wakes it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, recheck_seconds: float = 0.25) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiters: dict[int, list[tuple[ChangeFilter, asyncio.Event]]] = defaultdict(list)
+        self._recheck_seconds = recheck_seconds
+        # Set while a LISTEN connection delivers other processes' commits (PostgreSQL).
+        self.listening = False
+
+    @property
+    def recheck_seconds(self) -> float | None:
+        """How often a waiter re-reads for other processes' commits; None while notifications
+        from them arrive (each lost or regained listening connection wakes every waiter)."""
+        return None if self.listening else self._recheck_seconds
 
     def watch(self, workflow_id: int, wanted: ChangeFilter) -> asyncio.Event:
         """Register interest before reading the feed; the event is set by a wanted change."""
@@ -237,6 +314,21 @@ class ChangeNotifier:
     def _fire(self, workflow_id: int, changes: frozenset[tuple[str, str]]) -> None:
         for wanted, event in self._waiters.get(workflow_id, ()):
             if any(change in wanted for change in changes):
+                event.set()
+
+    def wake_from_elsewhere(self, written: dict[int, frozenset[tuple[str, str]]] | None) -> None:
+        """Wake the waiters another process's commit concerns (every waiter for None); call on
+        the event loop."""
+        if written is None:
+            self.wake_all()
+            return
+        for workflow_id, changes in written.items():
+            self._fire(workflow_id, changes)
+
+    def wake_all(self) -> None:
+        """Wake every waiter, to re-read: notifications may have been missed."""
+        for waiters in self._waiters.values():
+            for _, event in waiters:
                 event.set()
 
 

@@ -67,6 +67,11 @@ class TaskCountChanges:
             self.exited[(workflow_id, previous)] += 1
             self.entered[(workflow_id, status)] += 1
 
+    def forget(self, workflow_id: int) -> None:
+        """Drop the workflow's count increments (its counts were set from its tasks)."""
+        for key in [key for key in self.counts if key[0] == workflow_id]:
+            del self.counts[key]
+
     def workflows(self) -> set[int]:
         return {workflow_id for workflow_id, _, _ in self.counts}
 

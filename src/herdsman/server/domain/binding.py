@@ -670,9 +670,15 @@ def finish_workflow_bind(
             .values(bound_date=models.utcnow())
         )
         if marked.rowcount:  # type: ignore[attr-defined]
-            # Its tasks are counted once, by the binder that marked it bound, holding the
-            # workflow's row; from now on every change of their statuses adds to the counts.
+            # Its tasks are counted by the binder that marked it bound, holding the workflow's
+            # row; from then on every change of their statuses adds to the counts. A resume
+            # that added tasks or moved them between arrays (which bind does not count as it
+            # goes) marks it bound again, and so is counted afresh, with the resets above.
             recount_workflow(session, workflow_id)
+            recorder.recounted(workflow_id)
+    elif resume:
+        recount_workflow(session, workflow_id)  # tasks may have moved between arrays
+        recorder.recounted(workflow_id)
     return schemas.WorkflowBoundOut(id=workflow_id, status=workflow.status, num_tasks=count)
 
 

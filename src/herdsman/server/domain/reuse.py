@@ -222,15 +222,30 @@ def reset_tasks(
 ) -> None:
     """Send done tasks back to run afresh (G, no attempts spent)."""
     now = models.utcnow()
+    task = models.Task
     for part in chunked(task_ids, IN_CHUNK):
+        before = session.execute(
+            select(task.id, task.status, task.array_id, task.num_attempts)
+            .where(task.id.in_(part))
+            .order_by(task.id)
+        ).tuples()
+        moved = list(before)
         session.execute(
-            update(models.Task)
-            .where(models.Task.id.in_(part))
+            update(task)
+            .where(task.id.in_(part))
             .values(status=TaskStatus.REGISTERING.value, num_attempts=0, status_date=now),
             execution_options={"synchronize_session": False},
         )
-    for task_id in task_ids:
-        recorder.task(workflow_id, task_id, TaskStatus.REGISTERING)
+        for task_id, status, array_id, attempts in moved:
+            recorder.task(
+                workflow_id,
+                task_id,
+                TaskStatus.REGISTERING,
+                previous=status,
+                array_id=array_id,
+                attempts=attempts,
+                attempts_after=0,
+            )
 
 
 def rerun_downstream(session: Session, workflow_id: int, recorder: ChangeRecorder) -> int:

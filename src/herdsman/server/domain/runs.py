@@ -21,6 +21,7 @@ from herdsman.core.changes import ChangeKind
 from herdsman.core.errors import (
     ConflictError,
     NotFoundError,
+    TooManyRequestsError,
     TransitionRefused,
     WorkflowAlreadyComplete,
     WorkflowAlreadyExists,
@@ -64,15 +65,41 @@ _LETTING_GO = lifecycle.RESUMING_RUN_STATUSES
 START_GRACE_SECONDS = 600.0
 
 
+def _check_active_runs(session: Session, user: str, workflow_id: int, limit: int) -> None:
+    active = session.scalar(
+        select(func.count())
+        .select_from(models.WorkflowRun)
+        .where(
+            models.WorkflowRun.user == user,
+            models.WorkflowRun.workflow_id != workflow_id,
+            models.WorkflowRun.status.in_([s.value for s in lifecycle.ACTIVE_RUN_STATUSES]),
+        )
+    )
+    if active is not None and active >= limit:
+        raise TooManyRequestsError(
+            f"user {user} already has {active} active workflow runs, the server's "
+            f"server.max_active_runs_per_user limit of {limit}; start this one when one of "
+            "them has finished",
+            details={"limit": "server.max_active_runs_per_user", "value": limit, "active": active},
+        )
+
+
 def create_run(
     session: Session,
     workflow_id: int,
     request: schemas.WorkflowRunIn,
     user: str,
     recorder: ChangeRecorder,
+    *,
+    max_active_runs: int = 0,
 ) -> schemas.WorkflowRunOut:
     """A new run of the workflow by ``user``: bound (B) and ready for its swarm, or registered
     (G).
+
+    ``max_active_runs`` (0: no limit) refuses the run with 429 when ``user`` already has that
+    many active runs of other workflows (a resume's earlier runs of this workflow are being
+    replaced, so they do not count). Checked when the run starts: two runs started at the same
+    instant may both pass.
 
     A resume first tells the workflow's earlier runs to let go: cold (``reset_running_jobs``)
     kills all their jobs, hot kills only those that have not started, so running jobs may
@@ -80,6 +107,8 @@ def create_run(
     names it in ``waiting_on``; the client calls :func:`link_run` once it has let go.
     """
     workflow = workflow_for_update(session, workflow_id)
+    if max_active_runs:
+        _check_active_runs(session, user, workflow_id, max_active_runs)
     if workflow.bound_date is None:
         raise ConflictError(
             f"workflow {workflow_id} is not completely bound; bind it again before running it",

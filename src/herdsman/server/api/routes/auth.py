@@ -11,13 +11,13 @@ from herdsman.core.errors import PermissionDeniedError
 from herdsman.core.schemas import auth as schemas
 from herdsman.core.schemas.types import Id
 from herdsman.server.api.access import CallerDep
-from herdsman.server.api.responses import CALLER_ERRORS, errors
+from herdsman.server.api.responses import METERED_ERRORS, errors
 from herdsman.server.auth.munge import user_of_credential
 from herdsman.server.auth.tokens import Claims, Role, TokenSigner
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["auth"], responses=CALLER_ERRORS)
+router = APIRouter(tags=["auth"], responses=METERED_ERRORS)
 
 
 @router.get("/auth/whoami")

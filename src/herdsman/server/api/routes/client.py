@@ -17,7 +17,7 @@ from herdsman.server.api.deps import (
     json_body,
     parse_json_body,
 )
-from herdsman.server.api.responses import CALLER_ERRORS, PUBLIC_ERRORS, errors
+from herdsman.server.api.responses import METERED_ERRORS, PUBLIC_ERRORS, errors
 from herdsman.server.domain import binding as bind
 from herdsman.server.domain import clusters, reuse
 
@@ -25,7 +25,7 @@ __all__ = ["public_router", "router"]
 
 # Routes anyone may call, without credentials.
 public_router = APIRouter(tags=["client"], responses=PUBLIC_ERRORS)
-router = APIRouter(tags=["client"], responses=CALLER_ERRORS)
+router = APIRouter(tags=["client"], responses=METERED_ERRORS)
 
 
 @public_router.get("/health")

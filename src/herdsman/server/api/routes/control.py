@@ -12,12 +12,12 @@ from herdsman.core.schemas.types import Id
 from herdsman.server.api import input_limits
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, LimitsDep
-from herdsman.server.api.responses import CALLER_ERRORS, errors
+from herdsman.server.api.responses import METERED_ERRORS, errors
 from herdsman.server.domain import attributes, owner_actions
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["control"], responses=CALLER_ERRORS)
+router = APIRouter(tags=["control"], responses=METERED_ERRORS)
 
 
 @router.put("/workflows/{workflow_id}/max_concurrently_running", responses=errors(404))

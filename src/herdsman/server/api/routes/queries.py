@@ -12,12 +12,12 @@ from herdsman.core.schemas import queries as schemas
 from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep
-from herdsman.server.api.responses import CALLER_ERRORS, errors
+from herdsman.server.api.responses import METERED_ERRORS, errors
 from herdsman.server.queries import diagnostics, history, tasks, timeline, usage, workflows
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["gui"], responses=CALLER_ERRORS)
+router = APIRouter(tags=["gui"], responses=METERED_ERRORS)
 
 Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
 Limit = Annotated[int, Query(ge=1, le=10_000)]

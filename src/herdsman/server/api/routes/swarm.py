@@ -16,7 +16,12 @@ from herdsman.core.schemas import swarm as schemas
 from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.core.timing import MAX_FEED_WAIT_SECONDS
 from herdsman.server.api.access import CallerDep
-from herdsman.server.api.deps import DatabaseDep, FeedWriterDep, NotifierDep
+from herdsman.server.api.deps import (
+    DatabaseDep,
+    FeedWriterDep,
+    NotifierDep,
+    ServerSettingsDep,
+)
 from herdsman.server.api.responses import CALLER_ERRORS, errors
 from herdsman.server.database.feed import read_changes, require_workflow
 from herdsman.server.domain import queueing, resources, runs
@@ -26,16 +31,23 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["swarm"], responses=CALLER_ERRORS)
 
-# A long-poll served by one server process is woken by its own commits at once; commits made
-# by another process behind the same database are noticed at the next re-read, this often.
-CROSS_PROCESS_RECHECK_SECONDS = 0.25
 
-
-@router.post("/workflows/{workflow_id}/runs", responses=errors(404, 409))
+@router.post("/workflows/{workflow_id}/runs", responses=errors(404, 409, 429))
 def post_run(
-    workflow_id: Id, request: schemas.WorkflowRunIn, write: FeedWriterDep, caller: CallerDep
+    workflow_id: Id,
+    request: schemas.WorkflowRunIn,
+    write: FeedWriterDep,
+    caller: CallerDep,
+    server: ServerSettingsDep,
 ) -> schemas.WorkflowRunOut:
-    return write(lambda s, changes: runs.create_run(s, workflow_id, request, caller.user, changes))
+    """A new run; 429 when its user already has ``server.max_active_runs_per_user`` live runs
+    of other workflows."""
+    limit = server.max_active_runs_per_user
+    return write(
+        lambda s, changes: runs.create_run(
+            s, workflow_id, request, caller.user, changes, max_active_runs=limit
+        )
+    )
 
 
 @router.post("/workflow_runs/{run_id}/link", responses=errors(404, 409))
@@ -103,7 +115,10 @@ async def get_changes(
             if reply.changes or remaining <= 0:
                 return reply
             after = reply.last_seq
-            await notifier.wait(woken, min(remaining, CROSS_PROCESS_RECHECK_SECONDS))
+            # Woken by this process's commits at once; by other processes' via NOTIFY on
+            # PostgreSQL, elsewhere noticed at the next re-read.
+            recheck = notifier.recheck_seconds
+            await notifier.wait(woken, remaining if recheck is None else min(remaining, recheck))
         finally:
             notifier.forget(workflow_id, woken)
 
