@@ -56,6 +56,7 @@ EXPECTED_SETS: list[tuple[str, type[enum.Enum], str]] = [
     ("UNFINISHED_TASK_STATUSES", T, "G Q I O R E A F"),
     ("WAITING_TASK_STATUSES", T, "Q I O"),
     ("RESETTABLE_TASK_STATUSES", T, "G Q I O R E A F"),
+    ("RESCALABLE_TASK_STATUSES", T, "F A"),
     ("OWNER_TASK_TARGETS", T, "D G"),
     ("UNBOUND_RUN_STATUSES", R, "G L"),
     ("RESUMING_RUN_STATUSES", R, "C H"),
@@ -313,3 +314,18 @@ def test_an_abandoned_attempt_is_closed_by_valid_moves_to_a_final_status(
 def test_every_live_attempt_has_a_way_to_be_closed() -> None:
     assert set(lifecycle.ABANDONED_ATTEMPT_PATHS) == lifecycle.LIVE_INSTANCE_STATUSES
     assert letters(I, "I O R T X K") == lifecycle.LIVE_INSTANCE_STATUSES
+
+
+def test_a_resume_scales_tasks_whose_last_attempt_was_killed_for_resources() -> None:
+    assert lifecycle.scaled_on_resume(T.ERROR_FATAL, I.RESOURCE_ERROR)
+    assert lifecycle.scaled_on_resume(T.ADJUSTING_RESOURCES, I.RESOURCE_ERROR)
+    assert not lifecycle.scaled_on_resume(T.ERROR_FATAL, I.ERROR)
+    assert not lifecycle.scaled_on_resume(T.ERROR_FATAL, None)
+    assert not lifecycle.scaled_on_resume(T.DONE, I.RESOURCE_ERROR)
+
+
+def test_an_owner_reset_reopens_a_done_workflow_as_failed() -> None:
+    assert lifecycle.workflow_reopened_by_owner(W.DONE, T.REGISTERING) is W.FAILED
+    assert lifecycle.workflow_reopened_by_owner(W.DONE, T.DONE) is None
+    assert lifecycle.workflow_reopened_by_owner(W.FAILED, T.REGISTERING) is None
+    assert lifecycle.workflow_reopened_by_owner(W.HALTED, T.REGISTERING) is None
