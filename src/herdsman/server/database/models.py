@@ -405,7 +405,8 @@ class TaskInstance(Base):
     """One attempt at a task: where and how it ran, and what it used."""
 
     __tablename__ = "task_instance"
-    __table_args__ = (Index(None, "workflow_run_id", "status"),)
+    # (array, id): a template's newest attempts, for its medians, without a sort.
+    __table_args__ = (Index(None, "workflow_run_id", "status"), Index(None, "array_id", "id"))
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     workflow_run_id: Mapped[int] = mapped_column(ForeignKey("workflow_run.id"))

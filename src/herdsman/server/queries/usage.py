@@ -169,17 +169,17 @@ def template_medians(
 ) -> dict[int, TemplateMedians]:
     """By array (a template within the workflow): medians over its newest ``sample`` done
     attempts, so that a template of a million tasks costs no more than one of a thousand."""
-    instance, run = models.TaskInstance, models.WorkflowRun
-    runs = select(run.id).where(run.workflow_id == workflow_id)
+    instance = models.TaskInstance
     found = {}
+    # An array is one workflow's: its attempts are the workflow's, read newest first along the
+    # (array, id) index, so a template's medians read about ``sample`` rows however many ran.
     for array_id in array_ids:
         rows = (
             session.execute(
                 select(instance.wall_time, instance.max_rss)
                 .where(
-                    instance.workflow_run_id.in_(runs),
-                    instance.status == TaskInstanceStatus.DONE.value,
                     instance.array_id == array_id,
+                    instance.status == TaskInstanceStatus.DONE.value,
                 )
                 .order_by(instance.id.desc())
                 .limit(sample)

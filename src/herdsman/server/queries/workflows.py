@@ -4,7 +4,8 @@ its edges, a page at a time."""
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVarTuple
@@ -410,13 +411,39 @@ class TemplateEdge:
     edges: int
 
 
+_EDGES_KEPT = 256
+_template_edges_of: OrderedDict[tuple[int, int], list[TemplateEdge]] = OrderedDict()
+_edges_lock = threading.Lock()
+
+
 def template_edges(session: Session, workflow_id: int) -> list[TemplateEdge]:
     """The workflow's task edges summed by the templates at their two ends.
 
     One GROUP BY over the DAG's edges through their nodes' template versions; the answer has
-    at most a row per pair of templates.
+    at most a row per pair of templates. A complete DAG never changes, so its answer is kept
+    (for the last 256 workflows asked about): a workflow of a million edges is read once per
+    server process, not at every view of its page.
     """
     workflow = require_workflow(session, workflow_id)
+    key = (workflow_id, workflow.dag_id)
+    with _edges_lock:
+        if key in _template_edges_of:
+            _template_edges_of.move_to_end(key)
+            return list(_template_edges_of[key])
+    found = _count_template_edges(session, workflow)
+    complete = session.scalar(
+        select(models.Dag.completed_date).where(models.Dag.id == workflow.dag_id)
+    )
+    if complete is not None and workflow.bound_date is not None:
+        with _edges_lock:
+            _template_edges_of[key] = found
+            while len(_template_edges_of) > _EDGES_KEPT:
+                _template_edges_of.popitem(last=False)
+    return list(found)
+
+
+def _count_template_edges(session: Session, workflow: models.Workflow) -> list[TemplateEdge]:
+    workflow_id = workflow.id
     edge, array = models.Edge, models.Array
     up_node, down_node = aliased(models.Node), aliased(models.Node)
     up_array, down_array = aliased(array), aliased(array)
