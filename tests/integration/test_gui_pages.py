@@ -618,6 +618,7 @@ class Logged:
     symlink: int
     elsewhere: int
     secret: Path
+    root: Path
 
 
 @pytest.fixture(scope="module")
@@ -671,7 +672,7 @@ def logged(
     )
     try:
         ids = {where: task.task_id or 0 for where, task in tasks.items()}
-        yield Logged(info.url, workflow.workflow_id or 0, secret=secret, **ids)
+        yield Logged(info.url, workflow.workflow_id or 0, secret=secret, root=root, **ids)
     finally:
         processes.stop(process)
 
