@@ -62,7 +62,9 @@ def test_parts_join_up_at_line_ends_and_search_finds_lines(layout: tuple[Path, P
                 break
             piece = logfiles.read_before(descriptor, size, piece.start)
         assert "".join(reversed(parts)) == whole
-        assert logfiles.read_after(descriptor, size, size).text == ""
+        assert logfiles.read_after(descriptor, size, size, whole_lines=True).text == ""
+        tail = logfiles.read_after(descriptor, size, size - 8, whole_lines=False)
+        assert tail.text == whole[-8:] and tail.end == size
         found = logfiles.search(descriptor, size, "LINE 2999")
         # "line 2999" is line 3000; "line 29990" to "line 29999" hold it too.
         assert [m.line for m in found.matches] == [3000, *range(29_991, 30_001)]
@@ -70,3 +72,13 @@ def test_parts_join_up_at_line_ends_and_search_finds_lines(layout: tuple[Path, P
         assert whole[found.matches[0].offset :].startswith("line 2999\n")
         many = logfiles.search(descriptor, size, "line")
         assert len(many.matches) == logfiles.SEARCH_MATCHES and not many.complete
+
+
+def test_a_file_being_written_is_followed_a_whole_line_at_a_time(tmp_path: Path) -> None:
+    log = tmp_path / "live.log"
+    log.write_text("one\ntw")
+    with logfiles.opened(str(log), [tmp_path.resolve()]) as (descriptor, size):
+        live = logfiles.read_after(descriptor, size, 0, whole_lines=True)
+        assert (live.text, live.end) == ("one\n", 4)
+        ended = logfiles.read_after(descriptor, size, 4, whole_lines=False)
+        assert (ended.text, ended.end) == ("tw", size)
