@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from tests.conftest import RunningServer
-from tests.integration.test_gui_pages import Ran, ran
+from tests.integration.test_gui_pages import Logged, Ran, logged, ran
 from tests.support.tokens import user_token
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Request
 
-__all__ = ["OWNER", "Ran", "Watched", "ran"]
+__all__ = ["OWNER", "Logged", "Ran", "Watched", "logged", "ran"]
 
 OWNER = getpass.getuser()
 CHROMIUM = Path("/usr/bin/chromium")

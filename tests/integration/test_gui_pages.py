@@ -28,8 +28,12 @@ from fastapi.routing import APIRoute
 from tests.conftest import ProcessRegistry, RunningServer, start_server_process
 from tests.support.tokens import admin_token, run_token, user_token
 
+import herdsman
 from herdsman import Tool
 from herdsman.core.requester import Requester
+from herdsman.core.schemas import distributor as ds
+from herdsman.core.schemas import swarm as ss
+from herdsman.core.schemas import worker as ws
 from herdsman.core.schemas.queries import StatisticsOut
 from herdsman.core.suggestions import suggested_runtime
 from herdsman.server.api.app import create_app
@@ -618,6 +622,7 @@ class Logged:
     symlink: int
     elsewhere: int
     secret: Path
+    root: Path
 
 
 @pytest.fixture(scope="module")
@@ -671,7 +676,7 @@ def logged(
     )
     try:
         ids = {where: task.task_id or 0 for where, task in tasks.items()}
-        yield Logged(info.url, workflow.workflow_id or 0, secret=secret, **ids)
+        yield Logged(info.url, workflow.workflow_id or 0, secret=secret, root=root, **ids)
     finally:
         processes.stop(process)
 
@@ -765,3 +770,67 @@ def test_log_viewer_follows_the_task_pages_access_rules(
         for path in paths:
             assert admin.get(path).status_code in (200, 403), path  # 403: no log roots there
             assert admin.get(path).status_code != 404
+
+
+def test_resources_page_counts_kills_waste_and_requests(server: RunningServer) -> None:
+    """Attempts reported by hand: one done using half of what it asked, one killed for memory,
+    one for time; the page's counts, shares, waste and bins follow from them."""
+    stamp = time.time_ns()
+    with Requester(server.url, token=admin_token(), timeout=60, retries=3) as admin:
+        tool = Tool(f"gui-kills-{stamp}", requester=admin)
+        tool.set_default_cluster_name("multiprocess")
+        greedy = tool.get_task_template("greedy", "echo {n}", node_args=["n"])
+        tasks = greedy.create_tasks(n=range(3), compute_resources={"memory": "1G", "runtime": 60})
+        workflow = tool.create_workflow(workflow_args=f"gui-kills-{stamp}")
+        workflow.add_tasks(tasks)
+        workflow_id = workflow.bind()
+        run = admin.post(f"/workflows/{workflow_id}/runs", ss.WorkflowRunIn(), ss.WorkflowRunOut)
+        for status in "IOR":
+            admin.put(
+                f"/workflow_runs/{run.workflow_run_id}/status",
+                ss.RunStatusIn(status=status),
+                ss.RunStatusOut,
+            )
+        admin.post(
+            f"/workflow_runs/{run.workflow_run_id}/queue",
+            ss.QueueTasksIn(task_ids=[t.task_id for t in tasks if t.task_id]),
+            ss.TaskStatusesOut,
+        )
+        claimed = admin.post(
+            f"/workflow_runs/{run.workflow_run_id}/claim", ds.ClaimIn(), ds.ClaimedOut
+        )
+        done, oom, late = sorted(i.task_instance_id for i in claimed.instances)
+        for instance_id in (done, oom, late):
+            admin.post(
+                f"/task_instances/{instance_id}/running",
+                ws.InstanceRunningIn(
+                    host="node1",
+                    pid=1,
+                    herdsman_version=herdsman.__version__,
+                    next_report_seconds=600,
+                ),
+                ws.InstanceRunningOut,
+            )
+        half = ws.Usage(wall_time=30.0, max_rss=512 * 1024**2)
+        admin.post(
+            f"/task_instances/{done}/done", ws.InstanceDoneIn(usage=half), ws.InstanceStatusOut
+        )
+        for instance_id, message in ((oom, "out of memory"), (late, "runtime limit reached")):
+            admin.post(
+                f"/task_instances/{instance_id}/error",
+                ws.InstanceErrorIn(status="Z", message=message),
+                ws.InstanceStatusOut,
+            )
+    with browser(server.url, admin_token()) as reader:
+        (array_id,) = array_ids(page(reader, f"/workflows/{workflow_id}")).values()
+        html = page(reader, f"/workflows/{workflow_id}/resources/{array_id}")
+    assert re.search(r'id="killed-memory" data-value="1"', html)
+    assert re.search(r'id="killed-time" data-value="1"', html)
+    assert re.search(r'id="used-memory">50 %', html) and re.search(r'id="used-runtime">50 %', html)
+    assert re.search(r'id="wasted">0.00417 GiB·hours', html)
+    memory = re.search(r'<figure id="memory-histogram".*?</figure>', html, re.S)
+    assert memory is not None
+    bars = re.findall(r'data-series="(\w+)" data-count="(\d+)" x="([\d.]+)"', memory[0])
+    assert [(series, count) for series, count, _ in bars] == [("used", "1"), ("requested", "1")]
+    # 1 GiB asked lands in the last of 20 bins, 512 MiB used in the 11th (bin 10 from 0).
+    assert float(bars[1][2]) > float(bars[0][2])

@@ -21,27 +21,15 @@ from typing import IO
 
 import structlog
 
-from herdsman.core.schemas.worker import TAIL_CHARACTERS
+from herdsman.core.schemas.worker import TAIL_CHARACTERS, output_file_path
 
 __all__ = ["OutputCapture", "output_file_path"]
+
 
 logger = structlog.get_logger(__name__)
 
 _READ_BYTES = 65_536
 _REPLACEMENT = "\ufffd"
-
-
-def output_file_path(
-    directory: str | None, task_name: str, suffix: str, job_id: str
-) -> Path | None:
-    """``<directory>/<task name>.<suffix><job id>`` (e.g. ``fit.o1234``), or None without a dir.
-
-    A ``/`` in the task name would point into another directory, so it becomes ``_``.
-    """
-    if not directory:
-        return None
-    safe_name = task_name.replace(os.sep, "_") or "task"
-    return Path(directory) / f"{safe_name}.{suffix}{job_id}"
 
 
 class OutputCapture:

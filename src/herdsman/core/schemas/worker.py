@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
@@ -40,6 +42,7 @@ __all__ = [
     "ReportRefusal",
     "Usage",
     "enforceable_limits",
+    "output_file_path",
     "running_answer",
 ]
 
@@ -138,6 +141,21 @@ def running_answer(
         memory=memory,
         runtime=runtime,
     )
+
+
+def output_file_path(
+    directory: str | None, task_name: str, suffix: str, job_id: str
+) -> Path | None:
+    """``<directory>/<task name>.<suffix><job id>`` (e.g. ``fit.o1234``), or None without a dir.
+
+    A ``/`` in the task name would point into another directory, so it becomes ``_``. The
+    worker writes there, and the server records the same paths when the attempt starts, so
+    the GUI can follow the files of a running attempt.
+    """
+    if not directory:
+        return None
+    safe_name = task_name.replace(os.sep, "_") or "task"
+    return Path(directory) / f"{safe_name}.{suffix}{job_id}"
 
 
 class Usage(_In):

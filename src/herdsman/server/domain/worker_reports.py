@@ -80,6 +80,9 @@ def instance_running(
         "JOIN task_resources r ON r.id = ? WHERE t.id = ?",
         (row.task_resources_id, row.task_id),
     )[0]  # the instance's locked row guarantees its task and resources
+    resources = json.loads(requested)
+    if row.status is TaskInstanceStatus.RUNNING:
+        _record_output_paths(session, row.id, name, resources, request.distributor_id)
     return schemas.running_answer(
         status=row.status.value,
         task_instance_id=row.id,
@@ -88,7 +91,29 @@ def instance_running(
         workflow_run_id=row.workflow_run_id,
         name=name,
         command=command,
-        resources=json.loads(requested),
+        resources=resources,
+    )
+
+
+def _record_output_paths(
+    session: Session,
+    instance_id: int,
+    name: str,
+    resources: dict[str, object],
+    distributor_id: str | None,
+) -> None:
+    """The files the worker is about to write (named as it names them), so the GUI's log
+    viewer can follow a running attempt; its done or error report records them again."""
+    job_id = distributor_id or str(instance_id)
+    paths = [
+        None if not isinstance(folder, str) else schemas.output_file_path(folder, name, s, job_id)
+        for folder, s in ((resources.get("stdout"), "o"), (resources.get("stderr"), "e"))
+    ]
+    sql.execute(
+        session,
+        "UPDATE task_instance SET stdout_path = COALESCE(stdout_path, ?), "
+        "stderr_path = COALESCE(stderr_path, ?) WHERE id = ?",
+        (*(None if path is None else str(path) for path in paths), instance_id),
     )
 
 

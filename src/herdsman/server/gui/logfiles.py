@@ -122,13 +122,14 @@ def read_before(descriptor: int, size: int, end: int | None) -> Piece:
     return Piece(start, start + len(data), size, _decode(data))
 
 
-def read_after(descriptor: int, size: int, start: int) -> Piece:
-    """Up to :data:`CHUNK` bytes from ``start``, ending at a line end when there is one (the
-    rest of a line being written comes with the next read)."""
+def read_after(descriptor: int, size: int, start: int, *, whole_lines: bool) -> Piece:
+    """Up to :data:`CHUNK` bytes from ``start``. With ``whole_lines`` (a file still being
+    written) it ends at the last line end, when there is one: the rest of the line comes with
+    the next read, so a line is never shown in two halves."""
     begin = max(0, min(start, size))
     data = os.pread(descriptor, min(CHUNK, size - begin), begin)
     newline = data.rfind(b"\n")
-    if newline >= 0 and newline < len(data) - 1 and len(data) == size - begin:
+    if whole_lines and 0 <= newline < len(data) - 1:
         data = data[: newline + 1]
     return Piece(begin, begin + len(data), size, _decode(data))
 

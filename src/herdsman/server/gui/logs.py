@@ -12,6 +12,7 @@ task the caller may read never leads to another workflow's attempt.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -117,12 +118,18 @@ async def log_bytes(
     """Up to 64 KB of the file: the part ending at ``before``, or starting at ``after`` (the
     live tail asks for what was written since); the end of the file without either."""
     attempt = await _attempt(request, task_id, attempt_id)
+    live = attempt.status in _UNFINISHED
     with logfiles.opened(_recorded(attempt, stream), _roots(request)) as (descriptor, size):
         if after is not None:
-            piece = await run_in_threadpool(logfiles.read_after, descriptor, size, after)
+            piece = await run_in_threadpool(
+                functools.partial(logfiles.read_after, whole_lines=live),
+                descriptor,
+                size,
+                after,
+            )
         else:
             piece = await run_in_threadpool(logfiles.read_before, descriptor, size, before)
-    return JSONResponse({**_piece(piece), "live": attempt.status in _UNFINISHED})
+    return JSONResponse({**_piece(piece), "live": live})
 
 
 @router.get(_BASE + "/search")

@@ -24,6 +24,7 @@ from herdsman.core.suggestions import (
     suggested_memory,
     suggested_runtime,
 )
+from herdsman.core.units import format_bytes
 from herdsman.server.database.engine import Database
 from herdsman.server.gui.rendering import render
 from herdsman.server.gui.routes import PAGE_RULES, page_access
@@ -64,12 +65,25 @@ class Chart:
     """A histogram of requested and used values as SVG bars, with its axis labels."""
 
     bars: tuple[Bar, ...]
-    ticks: tuple[tuple[float, float], ...]  # (x, value) under the axis
+    ticks: tuple[tuple[float, str, str], ...]  # (x, label, text-anchor) under the axis
     tallest: int
 
 
-def chart(histogram: Histogram) -> Chart:
-    """Bars side by side in each bin: requested (left) and used (right)."""
+def _label(value: float, unit: str) -> str:
+    """An axis label: bytes in binary units, seconds to three figures (a histogram of short
+    tasks has bins of milliseconds)."""
+    if unit == "bytes":
+        return format_bytes(value)
+    if value < 60:
+        return f"{value:.3g} s"
+    if value < 3600:
+        return f"{value / 60:.3g} min"
+    return f"{value / 3600:.3g} h"
+
+
+def chart(histogram: Histogram, unit: str) -> Chart:
+    """Bars side by side in each bin: requested (left) and used (right); ``unit`` is
+    "bytes" or "seconds"."""
     bins = len(histogram.edges) - 1
     slot = (WIDTH - MARGIN) / bins
     tallest = max(histogram.tallest, 1)
@@ -96,7 +110,12 @@ def chart(histogram: Histogram) -> Chart:
             )
     step = max(1, bins // 5)
     ticks = tuple(
-        (MARGIN + slot * index, histogram.edges[index]) for index in range(0, bins + 1, step)
+        (
+            MARGIN + slot * index,
+            _label(histogram.edges[index], unit),
+            "start" if index == 0 else "end" if index == bins else "middle",
+        )
+        for index in range(0, bins + 1, step)
     )
     return Chart(tuple(bars), ticks, tallest)
 
@@ -158,8 +177,8 @@ async def resources_page(
         caller,
         detail=found["detail"],
         result=result,
-        memory_chart=chart(result.memory) if result.memory else None,
-        runtime_chart=chart(result.runtime) if result.runtime else None,
+        memory_chart=chart(result.memory, "bytes") if result.memory else None,
+        runtime_chart=chart(result.runtime, "seconds") if result.runtime else None,
         suggestions=suggestions,
         resources_yaml=text,
         yaml_error=yaml_error,
