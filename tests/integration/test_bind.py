@@ -144,7 +144,7 @@ def test_same_args_other_tasks_raises_workflow_already_exists(tool: Tool) -> Non
         op_args=["verbose"],
     )
     other.add_task(extra.create_task(location="c", release=7, verbose="-v"))
-    with pytest.raises(WorkflowAlreadyExists, match="different set of tasks"):
+    with pytest.raises(WorkflowAlreadyExists, match="with 7 tasks where the script has 8; run it"):
         other.bind()
 
 
