@@ -6,6 +6,7 @@ Every run is real: the server, the database, a multiprocess distributor and its 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -283,3 +284,83 @@ def test_raising_the_workflow_limit_while_it_runs_takes_effect_at_once(
     finally:
         engine.dispose()
     assert [row[0] for row in arrays] == [UNLIMITED]
+
+
+# --- herdsman workflow plan ----------------------------------------------------------------------
+
+PLANNED = """
+import sys
+from herdsman import Tool
+
+
+def build(tool_name, version):
+    tool = Tool(tool_name)
+    tool.set_default_cluster_name("multiprocess")
+    step = tool.get_task_template("step", "echo {label} " + version, node_args=["label"])
+    a = step.create_task(label="a", name="a")
+    b = step.create_task(label="b", name="b", upstream_tasks=[a])
+    c = step.create_task(label="c", name="c", upstream_tasks=[b])
+    workflow = tool.create_workflow(workflow_args=tool_name)
+    workflow.add_tasks([a, b, c])
+    return workflow
+
+
+if __name__ == "__main__":
+    print("building")
+    build(sys.argv[1], sys.argv[2]).run(resume=True)
+    print("ran")  # never reached under `herdsman workflow plan`
+"""
+
+
+def test_workflow_plan_says_what_a_resume_would_do_and_runs_nothing(
+    tool_name: str, server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HERDSMAN_SERVER_URL", server.url)
+    script = tmp_path / "planned.py"
+    script.write_text(PLANNED)
+    namespace: dict[str, Any] = {}
+    exec(compile(PLANNED, str(script), "exec"), namespace)
+    first = namespace["build"](tool_name, "v1")
+    assert first.run(progress=False) == "D"
+    herdsman = str(Path(sys.executable).parent / "herdsman")
+    env = {**os.environ, "HERDSMAN_SERVER_URL": server.url}
+
+    def cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [herdsman, "workflow", "plan", *arguments],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+    planned = json.loads(cli("--json", str(script), tool_name, "v2").stdout)
+    text = cli(str(script), tool_name, "v2")
+    stored = cli("-w", str(first.workflow_id)).stdout
+
+    assert planned["workflow_id"] == first.workflow_id
+    assert planned["counts"] == {
+        "reuse": 0,
+        "new": 0,
+        "changed": 3,
+        "unfinished": 0,
+        "downstream": 0,
+    }
+    assert [task["old_command"] for task in planned["tasks"]] == [
+        "echo a v1",
+        "echo b v1",
+        "echo c v1",
+    ]
+    assert "building" in text.stderr and "ran" not in text.stderr
+    assert f"resume plan for workflow {first.workflow_id}: 3 of 3 tasks to run" in text.stdout
+    assert "3 to run because their command changed" in text.stdout
+    assert "changed    a: 'echo a v1' -> 'echo a v2'" in text.stdout
+    assert f"resume plan for workflow {first.workflow_id}: 0 of 3 tasks to run" in stored
+    assert "3 reused (done)" in stored
+    # Nothing was bound or run: the stored commands are the first run's.
+    commands = query_rows(
+        server.database_url,
+        "SELECT command FROM task WHERE workflow_id = :w ORDER BY id",
+        w=first.workflow_id,
+    )
+    assert [row[0] for row in commands] == ["echo a v1", "echo b v1", "echo c v1"]

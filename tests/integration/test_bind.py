@@ -12,7 +12,12 @@ from sqlalchemy import create_engine, func, select, text
 from herdsman import Tool, WorkflowAlreadyExists, WorkflowValidationError
 from herdsman.client.task import Task
 from herdsman.client.workflow import Workflow
-from herdsman.core.errors import InvalidInputError, InvalidResourceError, NotFoundError
+from herdsman.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidResourceError,
+    NotFoundError,
+)
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import IdsOut, TaskTemplateVersionIn, TaskTemplateVersionOut
 from herdsman.core.schemas.queries import EdgesOut, TaskDetailOut, TasksPageOut, WorkflowDetailOut
@@ -144,7 +149,7 @@ def test_same_args_other_tasks_raises_workflow_already_exists(tool: Tool) -> Non
         op_args=["verbose"],
     )
     other.add_task(extra.create_task(location="c", release=7, verbose="-v"))
-    with pytest.raises(WorkflowAlreadyExists, match="different set of tasks"):
+    with pytest.raises(WorkflowAlreadyExists, match="with 7 tasks where the script has 8; run it"):
         other.bind()
 
 
@@ -333,3 +338,22 @@ def _template_id(tool: Tool, requester: Requester) -> int:
         TaskTemplateIn(tool_version_id=tool.active_tool_version_id, name="raw"),
         IdOut,
     ).id
+
+
+def test_a_resume_may_add_tasks_but_not_remove_them(tool: Tool) -> None:
+    def steps(tool: Tool, count: int) -> Workflow:
+        step = tool.get_task_template("step", "echo {n}", node_args=["n"])
+        workflow = tool.create_workflow(workflow_args=f"{tool.name}-steps")
+        workflow.add_tasks(step.create_tasks(n=range(count)))
+        return workflow
+
+    workflow_id = steps(tool, 3).bind()
+
+    with pytest.raises(ConflictError, match="has 3 tasks but the script creates 2; a resume may"):
+        steps(tool, 2).bind(resume=True)
+    with pytest.raises(WorkflowAlreadyExists, match="with 3 tasks where the script has 2"):
+        steps(tool, 2).bind()
+    # Refused before anything changed: the stored workflow binds again as it was.
+    assert steps(tool, 3).bind() == workflow_id
+    # Adding is fine, with resume.
+    assert steps(tool, 4).bind(resume=True) == workflow_id

@@ -13,6 +13,7 @@ from herdsman import Tool, WorkflowValidationError
 from herdsman.client.control import set_max_concurrently_running
 from herdsman.client.workflow import Workflow
 from herdsman.core.errors import InvalidInputError, NotFoundError
+from herdsman.core.limits import UNLIMITED
 from herdsman.core.requester import Requester
 from herdsman.core.schemas import swarm as sschemas
 from herdsman.core.schemas.swarm import ConcurrencyOut
@@ -31,7 +32,7 @@ def tool(requester: Requester, request: pytest.FixtureRequest) -> Tool:
 def two_template_workflow(
     tool: Tool,
     *,
-    limit: int = 10_000,
+    limit: int = UNLIMITED,
     template_limits: dict[str, int] | None = None,
 ) -> Workflow:
     """Tasks of templates "prepare" and "fit"; the same workflow whenever called with ``tool``."""
@@ -107,9 +108,9 @@ def test_a_template_limit_applies_to_that_template_only(tool: Tool, server: Any)
     limits = workflow.set_max_concurrently_running(2, task_template_name="fit")
 
     assert limits == ConcurrencyOut(
-        max_concurrently_running=8, array_limits={ids["prepare"]: 8, ids["fit"]: 2}
+        max_concurrently_running=8, array_limits={ids["prepare"]: UNLIMITED, ids["fit"]: 2}
     )
-    assert stored_limits(server.database_url, workflow_id) == (8, {"prepare": 8, "fit": 2})
+    assert stored_limits(server.database_url, workflow_id) == (8, {"prepare": UNLIMITED, "fit": 2})
 
 
 def test_zero_pauses_launching(tool: Tool, requester: Requester) -> None:
@@ -189,7 +190,7 @@ def test_a_limit_changed_at_run_time_survives_a_rebind_of_the_same_value(
     again = two_template_workflow(tool, limit=10, template_limits={"fit": 4}).bind()
 
     assert again == workflow_id
-    assert stored_limits(server.database_url, workflow_id) == (3, {"prepare": 10, "fit": 1})
+    assert stored_limits(server.database_url, workflow_id) == (3, {"prepare": UNLIMITED, "fit": 1})
 
 
 def test_a_new_value_in_the_script_replaces_the_run_time_limit(tool: Tool, server: Any) -> None:
@@ -200,11 +201,11 @@ def test_a_new_value_in_the_script_replaces_the_run_time_limit(tool: Tool, serve
     # The user edited the script: new limits for the workflow and for "fit".
     two_template_workflow(tool, limit=7, template_limits={"fit": 5}).bind()
 
-    # "prepare" follows the workflow's limit in the script, so it is a new setting as well.
-    assert stored_limits(server.database_url, workflow_id) == (7, {"prepare": 7, "fit": 5})
+    # "prepare" has no limit of its own: only the workflow's binds it.
+    assert stored_limits(server.database_url, workflow_id) == (7, {"prepare": UNLIMITED, "fit": 5})
 
     # Those are now the values last bound: a later run-time change survives them again.
     set_max_concurrently_running(workflow_id, 2, requester=tool.requester)
     two_template_workflow(tool, limit=7, template_limits={"fit": 5}).bind()
 
-    assert stored_limits(server.database_url, workflow_id) == (2, {"prepare": 7, "fit": 5})
+    assert stored_limits(server.database_url, workflow_id) == (2, {"prepare": UNLIMITED, "fit": 5})

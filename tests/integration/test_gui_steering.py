@@ -23,6 +23,7 @@ from tests.conftest import RunningServer
 from tests.support.tokens import admin_token, bearer, key_file, user_token
 
 from herdsman import Tool
+from herdsman.core.limits import UNLIMITED
 from herdsman.core.requester import Requester
 from herdsman.server.auth.keys import load_or_create_key
 from herdsman.server.auth.tokens import Role, TokenSigner
@@ -201,7 +202,7 @@ def test_limits_change_and_read_back_through_the_json_api(
             csrf.FIELD: token_of(text),
             "workflow_limit": "7",
             "template": ["big", "chain"],
-            "template_limit": ["2", "10000"],
+            "template_limit": ["2", str(UNLIMITED)],
         },
     )
 
@@ -211,13 +212,13 @@ def test_limits_change_and_read_back_through_the_json_api(
     limits = beat["concurrency"]
     assert limits["max_concurrently_running"] == 7
     assert limits["array_limits"][arrays["big"]] == 2
-    assert limits["array_limits"][arrays["chain"]] == 10_000
+    assert limits["array_limits"][arrays["chain"]] == UNLIMITED
     entry = history(server, workflow_id, 1)[-1]
     assert entry["path"] == f"/workflows/{workflow_id}/limits" and entry["status_code"] == 303
-    assert entry["message"] == "workflow limit 10000 -> 7; big limit 10000 -> 2"
+    assert entry["message"] == f"workflow limit {UNLIMITED} -> 7; big limit {UNLIMITED} -> 2"
     shown = page(owner, f"/workflows/{workflow_id}")
     assert 'id="workflow-limit">7 tasks at once' in shown
-    assert "big limit 10000 -&gt; 2" in shown
+    assert f"big limit {UNLIMITED} -&gt; 2" in shown
 
     bad = owner.post(
         f"/workflows/{workflow_id}/limits",
@@ -331,7 +332,7 @@ def test_a_non_owner_posting_anyway_is_refused_and_audited(
         )
         assert answer.status_code == 403, (action, answer.status_code, answer.text[-500:])
     assert api(server, "GET", f"/workflow_runs/{run_id}")["status"] != "S"
-    assert api(server, "GET", f"/workflows/{workflow_id}")["max_concurrently_running"] == 10_000
+    assert api(server, "GET", f"/workflows/{workflow_id}")["max_concurrently_running"] == UNLIMITED
     # Each row is written just after its answer, so two quick requests may swap places.
     entries = history(server, workflow_id, 3)
     refusals = sorted((e["user"], e["path"], e["status_code"]) for e in entries)
@@ -355,7 +356,7 @@ def test_csrf_token_missing_wrong_or_foreign_origin_is_refused(
     for fields, headers in attempts:
         answer = owner.post(f"/workflows/{workflow_id}/limits", data=fields, headers=headers)
         assert answer.status_code == 403, (fields, headers, answer.status_code)
-    assert api(server, "GET", f"/workflows/{workflow_id}")["max_concurrently_running"] == 10_000
+    assert api(server, "GET", f"/workflows/{workflow_id}")["max_concurrently_running"] == UNLIMITED
     path = f"/workflows/{workflow_id}/limits"
     refused = [e["status_code"] for e in history(server, workflow_id, 5) if e["path"] == path]
     assert refused == [403] * len(attempts)

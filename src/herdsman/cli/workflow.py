@@ -6,8 +6,15 @@ Each command parses its options, calls :mod:`herdsman.client.queries` or
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
 import warnings
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -389,6 +396,74 @@ def resume_and_report(
         )
     if final != WorkflowRunStatus.DONE.value:
         exit_with(1)
+
+
+@workflow.command("plan", context_settings={"ignore_unknown_options": True})
+@click.option(
+    "-w",
+    "--workflow-id",
+    type=click.IntRange(min=1),
+    default=None,
+    help="A stored workflow: what resuming it from the database would run.",
+)
+@json_option
+@click.option("--all", "show_all", is_flag=True, help="List every task that would run.")
+@click.argument("target", required=False)
+@click.argument("script_args", nargs=-1, type=click.UNPROCESSED)
+def plan(
+    workflow_id: int | None,
+    as_json: bool,
+    show_all: bool,
+    target: str | None,
+    script_args: tuple[str, ...],
+) -> None:
+    """Say what a resume would do, before anything runs: tasks reused, and tasks to run
+    because new, because their command changed, because not done, or because downstream of
+    those.
+
+    TARGET is the workflow's Python script (with its arguments): it runs until its first
+    run(), which writes the plan instead of running; nothing is bound or run. A workflow id
+    (TARGET or -w) plans a resume from the database alone (`herdsman workflow resume`).
+    """
+    from herdsman.client.plan import ResumePlan, TaskPlan, plan_from_stored
+
+    if workflow_id is None and target is not None and target.isdigit():
+        workflow_id = int(target)
+    if workflow_id is not None:
+        with server_requester() as requester:
+            found = plan_from_stored(requester, workflow_id)
+    elif target is not None:
+        raw = _plan_of_script(target, script_args)
+        tasks = [TaskPlan(**task) for task in raw.pop("tasks")]
+        found = ResumePlan(**raw, tasks=tasks)
+    else:
+        raise click.UsageError("give the workflow's script, or a workflow id with -w")
+    if as_json:
+        print_json(dataclasses.asdict(found))
+        return
+    click.echo(found.details(limit=len(found.tasks) if show_all else 20))
+
+
+def _plan_of_script(script: str, arguments: tuple[str, ...]) -> dict[str, Any]:
+    """Run the script with the plan-only switch; its output goes to stderr."""
+    from herdsman.client.plan import PLAN_ONLY_ENV
+
+    with tempfile.TemporaryDirectory(prefix="herdsman-plan-") as directory:
+        target = Path(directory) / "plan.json"
+        done = subprocess.run(
+            [sys.executable, script, *arguments],
+            env={**os.environ, PLAN_ONLY_ENV: str(target)},
+            stdin=subprocess.DEVNULL,
+            stdout=sys.stderr,
+            check=False,
+        )
+        if not target.exists():
+            raise click.ClickException(
+                f"{script} ended (exit status {done.returncode}) without calling run() on a "
+                "workflow, so there is nothing to plan"
+            )
+        plan: dict[str, Any] = json.loads(target.read_text())
+        return plan
 
 
 @workflow.command("stop")

@@ -9,19 +9,37 @@ run.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
-from herdsman.client import bind_requests
+from herdsman.client import bind_requests, queries
 from herdsman.client.identity import hash_text, hash_values63
+from herdsman.core.requester import Requester
 from herdsman.core.schemas.client import PlanIn
+from herdsman.core.statuses import TaskStatus
 
 if TYPE_CHECKING:
     from herdsman.client.workflow import Workflow
 
-__all__ = ["ResumePlan", "TaskPlan", "plan_workflow"]
+__all__ = [
+    "PLAN_ONLY_ENV",
+    "ResumePlan",
+    "TaskPlan",
+    "plan_from_stored",
+    "plan_only_target",
+    "plan_workflow",
+    "write_plan_and_exit",
+]
+
+# Set by ``herdsman workflow plan SCRIPT`` to a file: the script's first ``run()`` writes the
+# plan of its workflow there (as JSON) and ends the script instead of running anything.
+PLAN_ONLY_ENV = "HERDSMAN_PLAN_ONLY"
 
 # Verdicts in the order a summary names them, with the words it uses.
 _WORDS = {
@@ -62,10 +80,14 @@ class ResumePlan:
     def to_run(self) -> int:
         return sum(count for verdict, count in self.counts.items() if verdict != "reuse")
 
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
     def summary(self) -> str:
         """One line per verdict that occurs, as ``herdsman workflow plan`` prints them."""
         where = "a new workflow" if self.workflow_id is None else f"workflow {self.workflow_id}"
-        lines = [f"resume plan for {where}: {self.to_run} of {len(self.tasks)} tasks to run"]
+        lines = [f"resume plan for {where}: {self.to_run} of {self.total} tasks to run"]
         for verdict, words in _WORDS.items():
             if self.counts.get(verdict):
                 lines.append(f"  {self.counts[verdict]:>8} {words}")
@@ -136,3 +158,26 @@ def plan_workflow(workflow: Workflow) -> ResumePlan:
         ],
         not_in_script=reply.not_in_script,
     )
+
+
+def plan_from_stored(requester: Requester, workflow_id: int) -> ResumePlan:
+    """What resuming the stored workflow (without a script) would do: its done tasks are
+    reused, the others run."""
+    detail = queries.workflow_detail(requester, workflow_id)
+    done = detail.task_status_counts.get(TaskStatus.DONE.value, 0)
+    counts = {verdict: 0 for verdict in _WORDS}
+    counts["reuse"] = done
+    counts["unfinished"] = sum(detail.task_status_counts.values()) - done
+    return ResumePlan(workflow_id=workflow_id, counts=counts, tasks=[])
+
+
+def plan_only_target() -> Path | None:
+    """The file ``herdsman workflow plan SCRIPT`` asked this process to write its plan to."""
+    value = os.environ.get(PLAN_ONLY_ENV)
+    return Path(value) if value else None
+
+
+def write_plan_and_exit(workflow: Workflow, target: Path) -> NoReturn:
+    """Write the workflow's plan to ``target`` and end the script: nothing runs."""
+    target.write_text(json.dumps(dataclasses.asdict(plan_workflow(workflow))))
+    raise SystemExit(0)

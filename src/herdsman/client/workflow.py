@@ -468,7 +468,11 @@ class Workflow:
         :class:`herdsman.client.swarm.workflow_run.WorkflowRun`.
         """
         from herdsman.client.execution import run_workflow
+        from herdsman.client.plan import plan_only_target, write_plan_and_exit
 
+        target = plan_only_target()
+        if target is not None:  # under ``herdsman workflow plan SCRIPT``: plan, run nothing
+            write_plan_and_exit(self, target)
         del configure_logging  # herdsman's logging is set up by its settings, not per run
         try:
             return run_workflow(

@@ -254,6 +254,15 @@ def get_or_create_workflow(
             details={"workflow_id": existing.id, "user": user},
         )
     if existing.task_hash != request.task_hash or existing.dag_id != request.dag_id:
+        stored = _count_tasks(session, existing.id)
+        if request.resume and stored > request.num_tasks:
+            raise ConflictError(
+                f"workflow {existing.id} has {stored} tasks but the script creates "
+                f"{request.num_tasks}; a resume may add tasks and change commands but not "
+                "remove tasks: add the missing tasks back, or use new workflow_args for a new "
+                "workflow",
+                details={"workflow_id": existing.id, "bound_tasks": stored},
+            )
         if not request.resume:
             raise WorkflowAlreadyExists(
                 f"workflow {existing.id} already has workflow_args {request.workflow_args!r} "
@@ -271,6 +280,13 @@ def get_or_create_workflow(
         created=created,
         bound=existing.bound_date is not None,
     )
+
+
+def _count_tasks(session: Session, workflow_id: int) -> int:
+    count = session.scalar(
+        select(func.count()).select_from(models.Task).where(models.Task.workflow_id == workflow_id)
+    )
+    return int(count or 0)
 
 
 def _what_differs(workflow: models.Workflow, request: schemas.WorkflowIn) -> str:

@@ -85,15 +85,20 @@ def set_workflow_limit(
 ) -> ConcurrencyOut:
     """At most ``limit`` of the workflow's tasks active at once; answers the limits in force.
 
-    The change goes into the workflow's change feed, so a running swarm applies it at once.
+    A change goes into the workflow's change feed, so a running swarm applies it at once; the
+    same value again (a replay) changes nothing and records nothing.
     """
     require_workflow(session, workflow_id)
-    recorder.limits(workflow_id)
-    session.execute(
-        update(models.Workflow)
-        .where(models.Workflow.id == workflow_id)
-        .values(max_concurrently_running=limit)
+    current = session.scalar(
+        select(models.Workflow.max_concurrently_running).where(models.Workflow.id == workflow_id)
     )
+    if current != limit:
+        session.execute(
+            update(models.Workflow)
+            .where(models.Workflow.id == workflow_id)
+            .values(max_concurrently_running=limit)
+        )
+        recorder.limits(workflow_id)
     logger.warning(
         "workflow_limit_set", workflow_id=workflow_id, max_concurrently_running=limit, user=user
     )
@@ -127,12 +132,18 @@ def set_template_limit(
             f"are: {', '.join(known) if known else '(none)'}",
             details={"workflow_id": workflow_id, "task_template_name": template_name},
         )
-    session.execute(
-        update(models.Array)
-        .where(models.Array.id.in_(array_ids))
-        .values(max_concurrently_running=limit)
-    )
-    recorder.limits(workflow_id)
+    changed = session.scalars(
+        select(models.Array.id).where(
+            models.Array.id.in_(array_ids), models.Array.max_concurrently_running != limit
+        )
+    ).all()
+    if changed:
+        session.execute(
+            update(models.Array)
+            .where(models.Array.id.in_(changed))
+            .values(max_concurrently_running=limit)
+        )
+        recorder.limits(workflow_id)
     logger.warning(
         "template_limit_set",
         user=user,
