@@ -371,9 +371,10 @@ def prune_command(
                 markup=False,
                 highlight=False,
             )
+        number = len(found.candidates)
         console.print(
-            f"dry run: {len(found.candidates)} workflows ended more than {days:g} days ago "
-            "would be removed",
+            f"dry run: {number} {'workflow' if number == 1 else 'workflows'} ended more than "
+            f"{days:g} days ago would be removed",
             highlight=False,
         )
         return

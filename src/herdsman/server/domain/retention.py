@@ -145,9 +145,13 @@ class PruneReport:
         seconds = sum(item.seconds for item in self.pruned)
         rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
         return (
-            f"{len(self.pruned)} workflows removed ({rows:,} rows in {seconds:.1f} s{rate}), "
+            f"{_workflows(len(self.pruned))} removed ({rows:,} rows in {seconds:.1f} s{rate}), "
             f"{len(self.skipped)} skipped"
         )
+
+
+def _workflows(number: int) -> str:
+    return f"{number} workflow" if number == 1 else f"{number} workflows"
 
 
 # --- finding what to prune --------------------------------------------------------------------
