@@ -126,7 +126,8 @@ class PrunedWorkflow:
     workflow_id: int
     archive: Path | None
     rows: dict[str, int]
-    seconds: float
+    seconds: float  # in all, archive included
+    archive_seconds: float = 0.0
 
     @property
     def total_rows(self) -> int:
@@ -245,6 +246,7 @@ def prune_workflow(
         archive = archive_dir / archive_name(workflow_id)
         if not (detached and archive.exists()):
             _write_archive(database, workflow_id, archive)
+    archived = time.perf_counter()
     if not database.write(lambda session: _detach(session, workflow_id, cutoff)):
         if archive is not None and not detached:
             archive.unlink(missing_ok=True)  # it would describe a workflow that lives on
@@ -264,7 +266,7 @@ def prune_workflow(
         seconds=round(seconds, 3),
         archive=str(archive) if archive else None,
     )
-    return PrunedWorkflow(workflow_id, archive, dict(rows), seconds)
+    return PrunedWorkflow(workflow_id, archive, dict(rows), seconds, archived - started)
 
 
 # --- archive ----------------------------------------------------------------------------------
