@@ -303,6 +303,15 @@ async def _reap_until_signalled(
 @click.option(
     "--no-archive", is_flag=True, help="Remove without writing archives (the data is lost)."
 )
+@click.option(
+    "--feeds-older-than",
+    "feeds_older_than",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="DAYS",
+    help="Also remove the change feed (the status history followers read) of kept workflows "
+    "that ended more than DAYS ago [default: retention.feed_days, else keep].",
+)
 @click.option("--dry-run", is_flag=True, help="Only list the workflows that would be removed.")
 @click.option(
     "--chunk-size",
@@ -315,6 +324,7 @@ def prune_command(
     older_than: float | None,
     archive_dir: Path | None,
     no_archive: bool,
+    feeds_older_than: float | None,
     dry_run: bool,
     chunk_size: int | None,
 ) -> None:
@@ -360,6 +370,9 @@ def prune_command(
             dry_run=dry_run,
             chunk_size=chunk_size or settings.retention.chunk_size,
             on_pruned=report,
+            feeds_older_than_days=(
+                feeds_older_than if feeds_older_than is not None else settings.retention.feed_days
+            ),
         )
     finally:
         database.dispose()

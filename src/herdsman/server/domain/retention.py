@@ -68,6 +68,7 @@ __all__ = [
     "prune",
     "prune_periodically",
     "prune_workflow",
+    "trim_feeds",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -140,14 +141,20 @@ class PruneReport:
     pruned: list[PrunedWorkflow] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
     dags_removed: int = 0
+    feeds_trimmed: dict[int, int] = field(default_factory=dict)  # workflow id -> rows
 
     def summary(self) -> str:
         rows = sum(item.total_rows for item in self.pruned)
         seconds = sum(item.seconds for item in self.pruned)
         rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
+        trimmed = ""
+        if self.feeds_trimmed:
+            changes = sum(self.feeds_trimmed.values())
+            trimmed = f"; change feeds of {_workflows(len(self.feeds_trimmed))} trimmed "
+            trimmed += f"({changes:,} rows)"
         return (
             f"{_workflows(len(self.pruned))} removed ({rows:,} rows in {seconds:.1f} s{rate}), "
-            f"{len(self.skipped)} skipped"
+            f"{len(self.skipped)} skipped{trimmed}"
         )
 
 
@@ -197,10 +204,14 @@ def prune(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: dt.datetime | None = None,
     on_pruned: Callable[[PrunedWorkflow], None] | None = None,
+    feeds_older_than_days: float | None = None,
 ) -> PruneReport:
     """Archive (into ``archive_dir``; None: no archive) and remove every workflow that ended
-    more than ``older_than_days`` ago. With ``dry_run`` only find them."""
-    cutoff = (now or models.utcnow()) - dt.timedelta(days=older_than_days)
+    more than ``older_than_days`` ago. With ``dry_run`` only find them. With
+    ``feeds_older_than_days``, also trim the change feed of workflows that ended more than
+    that long ago but are kept (:func:`trim_feeds`)."""
+    now = now or models.utcnow()
+    cutoff = now - dt.timedelta(days=older_than_days)
     report = PruneReport(candidates=database.read(lambda session: find_prunable(session, cutoff)))
     if dry_run:
         return report
@@ -226,8 +237,54 @@ def prune(
         if on_pruned is not None:
             on_pruned(pruned)
     report.dags_removed = _remove_detached_dags(database, chunk_size)
+    if feeds_older_than_days is not None:
+        report.feeds_trimmed = trim_feeds(
+            database,
+            cutoff=now - dt.timedelta(days=feeds_older_than_days),
+            chunk_size=chunk_size,
+            skipped=report.skipped,
+        )
     logger.info("prune_finished", summary=report.summary())
     return report
+
+
+def trim_feeds(
+    database: Database,
+    *,
+    cutoff: dt.datetime,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    skipped: dict[int, str] | None = None,
+) -> dict[int, int]:
+    """Remove the change feed of every workflow that ended before ``cutoff`` and that nothing
+    live holds, keeping the workflow; returns the rows removed per workflow.
+
+    The feed (eight rows per task after a run) exists for followers of a live run: the
+    swarm, the distributor and the web page, which read what came after the sequence number
+    they hold. Once a workflow ended nobody follows it; a later resume starts a new run whose
+    followers read from that run's own first change on, and the workflow's ``change_seq``
+    keeps counting from where it stood, so the numbering stays gapless for them.
+    """
+    found = database.read(
+        lambda session: [
+            candidate.workflow_id
+            for candidate in find_prunable(session, cutoff)
+            if session.execute(
+                select(exists().where(_SC.c.workflow_id == candidate.workflow_id))
+            ).scalar_one()
+        ]
+    )
+    trimmed: dict[int, int] = {}
+    for workflow_id in found:
+        rows: Counter[str] = Counter()
+        try:
+            _remove_in_chunks(database, workflow_id, chunk_size, _delete_feed, rows)
+        except PruneInterrupted as error:
+            if skipped is not None:
+                skipped[workflow_id] = error.message
+        if rows:
+            trimmed[workflow_id] = rows["status_change"]
+            logger.info("change_feed_trimmed", workflow_id=workflow_id, rows=trimmed[workflow_id])
+    return trimmed
 
 
 def prune_workflow(
@@ -572,6 +629,7 @@ async def prune_periodically(
     older_than_days: float,
     archive_dir: Path | None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    feeds_older_than_days: float | None = None,
 ) -> None:
     """Run :func:`prune` in a worker thread every ``interval`` seconds until ``stop`` is set.
 
@@ -589,6 +647,7 @@ async def prune_periodically(
                     older_than_days=older_than_days,
                     archive_dir=archive_dir,
                     chunk_size=chunk_size,
+                    feeds_older_than_days=feeds_older_than_days,
                 )
             except Exception:
                 logger.exception("retention_pass_failed")
