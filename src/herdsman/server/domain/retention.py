@@ -41,23 +41,20 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Delete,
-    Select,
     Table,
     delete,
     exists,
-    func,
     select,
-    union,
     update,
 )
 from sqlalchemy.orm import Session
 
 from herdsman.core import lifecycle
-from herdsman.core.archive import ArchiveWriter, archive_name
-from herdsman.core.errors import ConflictError
+from herdsman.core.archive import archive_name
+from herdsman.core.errors import ConflictError, NotFoundError
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database
-from herdsman.server.queries.workflows import workflow_summaries
+from herdsman.server.domain.archiving import write_archive
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -77,7 +74,6 @@ DEFAULT_CHUNK_SIZE = 5_000
 _PRUNABLE = lifecycle.statuses_of(lifecycle.PRUNABLE_WORKFLOW_STATUSES)
 _LIVE_RUN = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
 _LIVE_INSTANCE = lifecycle.statuses_of(lifecycle.LIVE_INSTANCE_STATUSES)
-_ARCHIVE_READ_ROWS = 5_000
 
 _W = cast(Table, models.Workflow.__table__)
 _WA = cast(Table, models.WorkflowAttribute.__table__)
@@ -92,15 +88,6 @@ _SC = cast(Table, models.StatusChange.__table__)
 _AU = cast(Table, models.Audit.__table__)
 _DAG = cast(Table, models.Dag.__table__)
 _E = cast(Table, models.Edge.__table__)
-_N = cast(Table, models.Node.__table__)
-_NA = cast(Table, models.NodeArg.__table__)
-_TR = cast(Table, models.TaskResources.__table__)
-_TT = cast(Table, models.TaskTemplate.__table__)
-_TTV = cast(Table, models.TaskTemplateVersion.__table__)
-_TTA = cast(Table, models.TaskTemplateArg.__table__)
-_ARG = cast(Table, models.Arg.__table__)
-_TOOL = cast(Table, models.Tool.__table__)
-_TV = cast(Table, models.ToolVersion.__table__)
 
 
 class PruneInterrupted(ConflictError):
@@ -302,7 +289,10 @@ def prune_workflow(
     if archive_dir is not None:
         archive = archive_dir / archive_name(workflow_id)
         if not (detached and archive.exists()):
-            _write_archive(database, workflow_id, archive)
+            try:
+                write_archive(database, workflow_id, archive)
+            except NotFoundError:
+                return None  # removed meanwhile (another prune)
     archived = time.perf_counter()
     if not database.write(lambda session: _detach(session, workflow_id, cutoff)):
         if archive is not None and not detached:
@@ -324,92 +314,6 @@ def prune_workflow(
         archive=str(archive) if archive else None,
     )
     return PrunedWorkflow(workflow_id, archive, dict(rows), seconds, archived - started)
-
-
-# --- archive ----------------------------------------------------------------------------------
-
-
-def _archive_queries(workflow_id: int) -> list[tuple[str, Select[Any]]]:
-    """Every row that belongs to the workflow or that its rows refer to, table by table."""
-    tasks = select(_T.c.id).where(_T.c.workflow_id == workflow_id)
-    runs = select(_WR.c.id).where(_WR.c.workflow_id == workflow_id)
-    instances = select(_TI.c.id).where(_TI.c.workflow_run_id.in_(runs))
-    dag = select(_W.c.dag_id).where(_W.c.id == workflow_id).scalar_subquery()
-    tool_version = select(_W.c.tool_version_id).where(_W.c.id == workflow_id).scalar_subquery()
-    versions = select(_AR.c.task_template_version_id).where(_AR.c.workflow_id == workflow_id)
-    resources = union(
-        select(_T.c.original_resources_id).where(_T.c.workflow_id == workflow_id),
-        select(_T.c.task_resources_id).where(_T.c.workflow_id == workflow_id),
-        select(_TI.c.task_resources_id).where(_TI.c.workflow_run_id.in_(runs)),
-    )
-    return [
-        ("tool_version", select(_TV).where(_TV.c.id == tool_version)),
-        (
-            "tool",
-            select(_TOOL).where(
-                _TOOL.c.id.in_(select(_TV.c.tool_id).where(_TV.c.id == tool_version))
-            ),
-        ),
-        ("workflow", select(_W).where(_W.c.id == workflow_id)),
-        ("workflow_attribute", select(_WA).where(_WA.c.workflow_id == workflow_id)),
-        ("task_template_version", select(_TTV).where(_TTV.c.id.in_(versions))),
-        (
-            "task_template",
-            select(_TT).where(
-                _TT.c.id.in_(select(_TTV.c.task_template_id).where(_TTV.c.id.in_(versions)))
-            ),
-        ),
-        ("task_template_arg", select(_TTA).where(_TTA.c.task_template_version_id.in_(versions))),
-        (
-            "arg",
-            select(_ARG).where(
-                _ARG.c.id.in_(
-                    select(_TTA.c.arg_id).where(_TTA.c.task_template_version_id.in_(versions))
-                )
-            ),
-        ),
-        ("array", select(_AR).where(_AR.c.workflow_id == workflow_id)),
-        ("dag", select(_DAG).where(_DAG.c.id == dag)),
-        ("edge", select(_E).where(_E.c.dag_id == dag)),
-        ("task_resources", select(_TR).where(_TR.c.id.in_(resources))),
-        (
-            "node",
-            select(_N).where(
-                _N.c.id.in_(select(_T.c.node_id).where(_T.c.workflow_id == workflow_id))
-            ),
-        ),
-        (
-            "node_arg",
-            select(_NA).where(
-                _NA.c.node_id.in_(select(_T.c.node_id).where(_T.c.workflow_id == workflow_id))
-            ),
-        ),
-        ("workflow_run", select(_WR).where(_WR.c.workflow_id == workflow_id)),
-        ("task", select(_T).where(_T.c.workflow_id == workflow_id)),
-        ("task_arg", select(_TA).where(_TA.c.task_id.in_(tasks))),
-        ("task_attribute", select(_TATTR).where(_TATTR.c.task_id.in_(tasks))),
-        ("task_instance", select(_TI).where(_TI.c.workflow_run_id.in_(runs))),
-        ("task_instance_error_log", select(_TIE).where(_TIE.c.task_instance_id.in_(instances))),
-        ("status_change", select(_SC).where(_SC.c.workflow_id == workflow_id)),
-        ("audit", select(_AU).where(_AU.c.workflow_id == workflow_id)),
-    ]
-
-
-def _write_archive(database: Database, workflow_id: int, path: Path) -> None:
-    """Write the workflow's archive from one read transaction (one consistent view)."""
-
-    def work(session: Session) -> None:
-        found = workflow_summaries(session, [workflow_id], None, 1).workflows
-        if not found:
-            raise PruneInterrupted(f"workflow {workflow_id} is gone")
-        with ArchiveWriter(path, workflow_id, found[0]) as writer:
-            for table, query in _archive_queries(workflow_id):
-                result = session.execute(query, execution_options={"yield_per": _ARCHIVE_READ_ROWS})
-                for row in result.mappings():
-                    writer.write(table, dict(row))
-
-    database.read(work)
-    logger.info("workflow_archived", workflow_id=workflow_id, archive=str(path))
 
 
 # --- removal ----------------------------------------------------------------------------------
@@ -606,16 +510,6 @@ def _remove_detached_dags(database: Database, chunk_size: int) -> int:
     for dag_id in found:
         _remove_dag(database, dag_id, chunk_size)
     return len(found)
-
-
-def count_rows(session: Session, workflow_id: int) -> dict[str, int]:
-    """How many rows each table holds of the workflow (what a prune would remove)."""
-    counts = {}
-    for table, query in _archive_queries(workflow_id):
-        counts[table] = int(
-            session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        )
-    return counts
 
 
 # --- the server's own retention ----------------------------------------------------------------
