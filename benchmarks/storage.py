@@ -200,7 +200,7 @@ def main() -> None:
             f"\nprune: {pruned.total_rows:,} rows in {pruned.seconds:.1f} s "
             f"({pruned.total_rows / pruned.seconds:,.0f} rows/s, "
             f"{tasks / pruned.seconds:,.0f} tasks/s), archive {archive_bytes / 2**20:.1f} MiB "
-            f"({archive_bytes / tasks:.0f} B/task)"
+            f"({archive_bytes / tasks:.0f} B/task) written in {pruned.archive_seconds:.1f} s"
         )
         for table, count in sorted(pruned.rows.items(), key=lambda item: -item[1]):
             print(f"  {table:26} {count:>10,}")

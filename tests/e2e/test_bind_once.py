@@ -143,3 +143,41 @@ def test_every_kind_of_change_is_seen(counting: CountingRequester, change: str) 
     else:
         workflow.bind_if_changed()
         assert counting.take()["/workflows/bound"] == 1
+
+
+def test_default_scales_are_stored_empty_and_read_back_as_the_defaults(
+    counting: CountingRequester, server: Any
+) -> None:
+    from sqlalchemy import create_engine, text
+
+    from herdsman.client.scaling import scale_request
+    from herdsman.client.swarm.policies import StoredResourcePolicy
+
+    tool = _tool(counting)
+    template = tool.get_task_template("step", "echo {i}", node_args=["i"])
+    plain, scaled = template.create_tasks(i=range(2))
+    scaled.resource_scales = {"memory": 0.9}
+    workflow = tool.create_workflow(workflow_args=f"scales-{time.time()}")
+    workflow.add_tasks([plain, scaled])
+    workflow.bind()
+    engine = create_engine(server.database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text("SELECT id, resource_scales FROM task WHERE workflow_id = :w"),
+                {"w": workflow.workflow_id},
+            ).all()
+            stored = {int(task_id): scales for task_id, scales in rows}
+    finally:
+        engine.dispose()
+    assert stored == {plain.task_id: "", scaled.task_id: '{"memory": 0.9}'}
+    # A resume from the database scales the first task by the defaults (memory and runtime
+    # by half again), the second by its own scales.
+    policy = StoredResourcePolicy()
+    for task_id, scales in stored.items():
+        policy.add(task_id, scales, "")
+    previous = {"memory": 2.0, "runtime": 100}
+    assert scale_request(previous, policy.scales(plain.task_id)) == {"memory": 3.0, "runtime": 150}
+    assert scale_request(previous, policy.scales(scaled.task_id))["memory"] == pytest.approx(
+        3.8, abs=0.01
+    )

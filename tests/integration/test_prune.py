@@ -153,12 +153,16 @@ def setting(
         for workflow_id in ids:
             assert workflow_id is not None
             age(url, workflow_id)
-        # A finished workflow whose (latest) run a resume is bringing back to life.
+        # A finished workflow whose (latest) run a resume is bringing back to life; its
+        # report-by time a day ahead, so the reaper leaves it live.
+        (run_id,) = sql(
+            url, "SELECT max(id) FROM workflow_run WHERE workflow_id = :w", w=guarded.workflow_id
+        )[0]
         sql(
             url,
-            "UPDATE workflow_run SET status = 'R' WHERE id = "
-            "(SELECT max(id) FROM workflow_run WHERE workflow_id = :w)",
-            w=guarded.workflow_id,
+            "UPDATE workflow_run SET status = 'R', heartbeat_date = :d WHERE id = :r",
+            d=dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1),
+            r=run_id,
         )
         dags = {
             workflow_id: int(
@@ -296,6 +300,20 @@ def test_prune_archives_and_removes_only_old_finished_workflows(
         herdsman_executable, *common, "--archive-dir", str(archives), tmp_path=tmp_path
     ).stdout
     assert "prune: 0 workflows removed" in again
+
+    # Trimming change feeds keeps the workflows, and the feeds of anything live.
+    trimmed = herdsman(
+        herdsman_executable,
+        *common,
+        "--no-archive",
+        "--feeds-older-than",
+        "0",
+        tmp_path=tmp_path,
+    ).stdout
+    assert "change feeds of 1 workflow trimmed" in trimmed, trimmed
+    assert workflow_rows(url, setting.recent) == {**before[setting.recent], "status_change": 0}
+    for kept in (setting.guarded, setting.running.workflow_id):
+        assert workflow_rows(url, kept) == before[kept], kept
 
 
 def test_server_applies_retention_by_itself(

@@ -312,6 +312,15 @@ async def _reap_until_signalled(
 @click.option(
     "--no-archive", is_flag=True, help="Remove without writing archives (the data is lost)."
 )
+@click.option(
+    "--feeds-older-than",
+    "feeds_older_than",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="DAYS",
+    help="Also remove the change feed (the status history followers read) of kept workflows "
+    "that ended more than DAYS ago [default: retention.feed_days, else keep].",
+)
 @click.option("--dry-run", is_flag=True, help="Only list the workflows that would be removed.")
 @click.option(
     "--chunk-size",
@@ -324,6 +333,7 @@ def prune_command(
     older_than: float | None,
     archive_dir: Path | None,
     no_archive: bool,
+    feeds_older_than: float | None,
     dry_run: bool,
     chunk_size: int | None,
 ) -> None:
@@ -369,6 +379,9 @@ def prune_command(
             dry_run=dry_run,
             chunk_size=chunk_size or settings.retention.chunk_size,
             on_pruned=report,
+            feeds_older_than_days=(
+                feeds_older_than if feeds_older_than is not None else settings.retention.feed_days
+            ),
         )
     finally:
         database.dispose()
@@ -380,9 +393,10 @@ def prune_command(
                 markup=False,
                 highlight=False,
             )
+        number = len(found.candidates)
         console.print(
-            f"dry run: {len(found.candidates)} workflows ended more than {days:g} days ago "
-            "would be removed",
+            f"dry run: {number} {'workflow' if number == 1 else 'workflows'} ended more than "
+            f"{days:g} days ago would be removed",
             highlight=False,
         )
         return

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from herdsman.client import bind_requests
 from herdsman.client.identity import SetHash, hash_text, hash_values63
 from herdsman.client.resolution import ResolvedResources
+from herdsman.client.resources import DEFAULT_RESOURCE_SCALES
 from herdsman.client.task import Task
 from herdsman.client.task_template import TaskTemplateVersion
 from herdsman.core.config import load_settings
@@ -44,6 +45,10 @@ logger = structlog.get_logger(__name__)
 IN_FLIGHT = 2
 
 R = TypeVar("R", bound=BaseModel)
+
+# Scales equal to the defaults are stored as "", which every reader takes for the defaults
+# (herdsman.client.scaling.adjust_request): 31 bytes less in each of a million task rows.
+_DEFAULT_SCALES_JSON = json.dumps(dict(DEFAULT_RESOURCE_SCALES), sort_keys=True)
 
 # A node's member in the DAG hash is (node id, _NODE_MARK); edges are (upstream, downstream)
 # with positive ids, so the two kinds of member cannot coincide.
@@ -319,7 +324,7 @@ class Binder:
             original_resources_ids=[ids[0] for ids in resource_ids],
             task_resources_ids=[ids[1] for ids in resource_ids],
             max_attempts=[resolver.max_attempts(task) for task in tasks],
-            resource_scales=[self._as_json(resolver.resource_scales(task)) for task in tasks],
+            resource_scales=[self._scales_json(resolver.resource_scales(task)) for task in tasks],
             fallback_queues=[self._as_json(task.fallback_queues) for task in tasks],
             attributes={
                 index: task.task_attributes
@@ -328,6 +333,10 @@ class Binder:
             },
             resume=self.resume,
         )
+
+    def _scales_json(self, value: Any) -> str:
+        found = self._as_json(value)
+        return "" if found == _DEFAULT_SCALES_JSON else found
 
     def _as_json(self, value: Any) -> str:
         """JSON of a per-task setting; settings shared between tasks are encoded once.

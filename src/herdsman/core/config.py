@@ -44,6 +44,8 @@ Keys (also shown by ``herdsman config show``):
 ``retention.archive``       whether each workflow is archived before removal (default true)
 ``retention.archive_dir``   where archives go (default ``data_dir/archive``)
 ``retention.chunk_size``    rows removed per transaction (default 5000)
+``retention.feed_days``     days after which the change feed of an ended workflow is removed,
+                            the workflow kept (default unset: kept with the workflow)
 ``limits.*``                sizes a server accepts: ``max_request_bytes`` (64 MiB),
                             ``max_command_bytes`` (100000), ``max_arg_value_bytes`` (10000),
                             ``max_attribute_value_bytes`` (10000); see :mod:`herdsman.core.limits`
@@ -231,6 +233,8 @@ class RetentionSettings(BaseModel):
     archive: bool = True
     archive_dir: Path | None = None
     chunk_size: int = Field(default=5_000, ge=1, le=100_000)
+    # Days after which a kept workflow's change feed goes (None: kept as long as the workflow).
+    feed_days: float | None = Field(default=None, ge=0)
 
 
 class Settings(BaseSettings):

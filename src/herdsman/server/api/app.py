@@ -188,6 +188,7 @@ def _lifespan(
                     older_than_days=retention.older_than_days,
                     archive_dir=archive_dir,
                     chunk_size=retention.chunk_size,
+                    feeds_older_than_days=retention.feed_days,
                 ),
                 name="herdsman-retention",
             )

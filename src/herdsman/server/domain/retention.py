@@ -41,23 +41,20 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     Delete,
-    Select,
     Table,
     delete,
     exists,
-    func,
     select,
-    union,
     update,
 )
 from sqlalchemy.orm import Session
 
 from herdsman.core import lifecycle
-from herdsman.core.archive import ArchiveWriter, archive_name
-from herdsman.core.errors import ConflictError
+from herdsman.core.archive import archive_name
+from herdsman.core.errors import ConflictError, NotFoundError
 from herdsman.server.database import models
 from herdsman.server.database.engine import Database
-from herdsman.server.queries.workflows import workflow_summaries
+from herdsman.server.domain.archiving import write_archive
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -68,6 +65,7 @@ __all__ = [
     "prune",
     "prune_periodically",
     "prune_workflow",
+    "trim_feeds",
 ]
 
 logger = structlog.get_logger(__name__)
@@ -76,7 +74,6 @@ DEFAULT_CHUNK_SIZE = 5_000
 _PRUNABLE = lifecycle.statuses_of(lifecycle.PRUNABLE_WORKFLOW_STATUSES)
 _LIVE_RUN = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
 _LIVE_INSTANCE = lifecycle.statuses_of(lifecycle.LIVE_INSTANCE_STATUSES)
-_ARCHIVE_READ_ROWS = 5_000
 
 _W = cast(Table, models.Workflow.__table__)
 _WA = cast(Table, models.WorkflowAttribute.__table__)
@@ -91,15 +88,6 @@ _SC = cast(Table, models.StatusChange.__table__)
 _AU = cast(Table, models.Audit.__table__)
 _DAG = cast(Table, models.Dag.__table__)
 _E = cast(Table, models.Edge.__table__)
-_N = cast(Table, models.Node.__table__)
-_NA = cast(Table, models.NodeArg.__table__)
-_TR = cast(Table, models.TaskResources.__table__)
-_TT = cast(Table, models.TaskTemplate.__table__)
-_TTV = cast(Table, models.TaskTemplateVersion.__table__)
-_TTA = cast(Table, models.TaskTemplateArg.__table__)
-_ARG = cast(Table, models.Arg.__table__)
-_TOOL = cast(Table, models.Tool.__table__)
-_TV = cast(Table, models.ToolVersion.__table__)
 
 
 class PruneInterrupted(ConflictError):
@@ -126,7 +114,8 @@ class PrunedWorkflow:
     workflow_id: int
     archive: Path | None
     rows: dict[str, int]
-    seconds: float
+    seconds: float  # in all, archive included
+    archive_seconds: float = 0.0
 
     @property
     def total_rows(self) -> int:
@@ -139,15 +128,25 @@ class PruneReport:
     pruned: list[PrunedWorkflow] = field(default_factory=list)
     skipped: dict[int, str] = field(default_factory=dict)
     dags_removed: int = 0
+    feeds_trimmed: dict[int, int] = field(default_factory=dict)  # workflow id -> rows
 
     def summary(self) -> str:
         rows = sum(item.total_rows for item in self.pruned)
         seconds = sum(item.seconds for item in self.pruned)
         rate = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
+        trimmed = ""
+        if self.feeds_trimmed:
+            changes = sum(self.feeds_trimmed.values())
+            trimmed = f"; change feeds of {_workflows(len(self.feeds_trimmed))} trimmed "
+            trimmed += f"({changes:,} rows)"
         return (
-            f"{len(self.pruned)} workflows removed ({rows:,} rows in {seconds:.1f} s{rate}), "
-            f"{len(self.skipped)} skipped"
+            f"{_workflows(len(self.pruned))} removed ({rows:,} rows in {seconds:.1f} s{rate}), "
+            f"{len(self.skipped)} skipped{trimmed}"
         )
+
+
+def _workflows(number: int) -> str:
+    return f"{number} workflow" if number == 1 else f"{number} workflows"
 
 
 # --- finding what to prune --------------------------------------------------------------------
@@ -192,10 +191,14 @@ def prune(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     now: dt.datetime | None = None,
     on_pruned: Callable[[PrunedWorkflow], None] | None = None,
+    feeds_older_than_days: float | None = None,
 ) -> PruneReport:
     """Archive (into ``archive_dir``; None: no archive) and remove every workflow that ended
-    more than ``older_than_days`` ago. With ``dry_run`` only find them."""
-    cutoff = (now or models.utcnow()) - dt.timedelta(days=older_than_days)
+    more than ``older_than_days`` ago. With ``dry_run`` only find them. With
+    ``feeds_older_than_days``, also trim the change feed of workflows that ended more than
+    that long ago but are kept (:func:`trim_feeds`)."""
+    now = now or models.utcnow()
+    cutoff = now - dt.timedelta(days=older_than_days)
     report = PruneReport(candidates=database.read(lambda session: find_prunable(session, cutoff)))
     if dry_run:
         return report
@@ -221,8 +224,54 @@ def prune(
         if on_pruned is not None:
             on_pruned(pruned)
     report.dags_removed = _remove_detached_dags(database, chunk_size)
+    if feeds_older_than_days is not None:
+        report.feeds_trimmed = trim_feeds(
+            database,
+            cutoff=now - dt.timedelta(days=feeds_older_than_days),
+            chunk_size=chunk_size,
+            skipped=report.skipped,
+        )
     logger.info("prune_finished", summary=report.summary())
     return report
+
+
+def trim_feeds(
+    database: Database,
+    *,
+    cutoff: dt.datetime,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    skipped: dict[int, str] | None = None,
+) -> dict[int, int]:
+    """Remove the change feed of every workflow that ended before ``cutoff`` and that nothing
+    live holds, keeping the workflow; returns the rows removed per workflow.
+
+    The feed (eight rows per task after a run) exists for followers of a live run: the
+    swarm, the distributor and the web page, which read what came after the sequence number
+    they hold. Once a workflow ended nobody follows it; a later resume starts a new run whose
+    followers read from that run's own first change on, and the workflow's ``change_seq``
+    keeps counting from where it stood, so the numbering stays gapless for them.
+    """
+    found = database.read(
+        lambda session: [
+            candidate.workflow_id
+            for candidate in find_prunable(session, cutoff)
+            if session.execute(
+                select(exists().where(_SC.c.workflow_id == candidate.workflow_id))
+            ).scalar_one()
+        ]
+    )
+    trimmed: dict[int, int] = {}
+    for workflow_id in found:
+        rows: Counter[str] = Counter()
+        try:
+            _remove_in_chunks(database, workflow_id, chunk_size, _delete_feed, rows)
+        except PruneInterrupted as error:
+            if skipped is not None:
+                skipped[workflow_id] = error.message
+        if rows:
+            trimmed[workflow_id] = rows["status_change"]
+            logger.info("change_feed_trimmed", workflow_id=workflow_id, rows=trimmed[workflow_id])
+    return trimmed
 
 
 def prune_workflow(
@@ -240,7 +289,11 @@ def prune_workflow(
     if archive_dir is not None:
         archive = archive_dir / archive_name(workflow_id)
         if not (detached and archive.exists()):
-            _write_archive(database, workflow_id, archive)
+            try:
+                write_archive(database, workflow_id, archive)
+            except NotFoundError:
+                return None  # removed meanwhile (another prune)
+    archived = time.perf_counter()
     if not database.write(lambda session: _detach(session, workflow_id, cutoff)):
         if archive is not None and not detached:
             archive.unlink(missing_ok=True)  # it would describe a workflow that lives on
@@ -260,93 +313,7 @@ def prune_workflow(
         seconds=round(seconds, 3),
         archive=str(archive) if archive else None,
     )
-    return PrunedWorkflow(workflow_id, archive, dict(rows), seconds)
-
-
-# --- archive ----------------------------------------------------------------------------------
-
-
-def _archive_queries(workflow_id: int) -> list[tuple[str, Select[Any]]]:
-    """Every row that belongs to the workflow or that its rows refer to, table by table."""
-    tasks = select(_T.c.id).where(_T.c.workflow_id == workflow_id)
-    runs = select(_WR.c.id).where(_WR.c.workflow_id == workflow_id)
-    instances = select(_TI.c.id).where(_TI.c.workflow_run_id.in_(runs))
-    dag = select(_W.c.dag_id).where(_W.c.id == workflow_id).scalar_subquery()
-    tool_version = select(_W.c.tool_version_id).where(_W.c.id == workflow_id).scalar_subquery()
-    versions = select(_AR.c.task_template_version_id).where(_AR.c.workflow_id == workflow_id)
-    resources = union(
-        select(_T.c.original_resources_id).where(_T.c.workflow_id == workflow_id),
-        select(_T.c.task_resources_id).where(_T.c.workflow_id == workflow_id),
-        select(_TI.c.task_resources_id).where(_TI.c.workflow_run_id.in_(runs)),
-    )
-    return [
-        ("tool_version", select(_TV).where(_TV.c.id == tool_version)),
-        (
-            "tool",
-            select(_TOOL).where(
-                _TOOL.c.id.in_(select(_TV.c.tool_id).where(_TV.c.id == tool_version))
-            ),
-        ),
-        ("workflow", select(_W).where(_W.c.id == workflow_id)),
-        ("workflow_attribute", select(_WA).where(_WA.c.workflow_id == workflow_id)),
-        ("task_template_version", select(_TTV).where(_TTV.c.id.in_(versions))),
-        (
-            "task_template",
-            select(_TT).where(
-                _TT.c.id.in_(select(_TTV.c.task_template_id).where(_TTV.c.id.in_(versions)))
-            ),
-        ),
-        ("task_template_arg", select(_TTA).where(_TTA.c.task_template_version_id.in_(versions))),
-        (
-            "arg",
-            select(_ARG).where(
-                _ARG.c.id.in_(
-                    select(_TTA.c.arg_id).where(_TTA.c.task_template_version_id.in_(versions))
-                )
-            ),
-        ),
-        ("array", select(_AR).where(_AR.c.workflow_id == workflow_id)),
-        ("dag", select(_DAG).where(_DAG.c.id == dag)),
-        ("edge", select(_E).where(_E.c.dag_id == dag)),
-        ("task_resources", select(_TR).where(_TR.c.id.in_(resources))),
-        (
-            "node",
-            select(_N).where(
-                _N.c.id.in_(select(_T.c.node_id).where(_T.c.workflow_id == workflow_id))
-            ),
-        ),
-        (
-            "node_arg",
-            select(_NA).where(
-                _NA.c.node_id.in_(select(_T.c.node_id).where(_T.c.workflow_id == workflow_id))
-            ),
-        ),
-        ("workflow_run", select(_WR).where(_WR.c.workflow_id == workflow_id)),
-        ("task", select(_T).where(_T.c.workflow_id == workflow_id)),
-        ("task_arg", select(_TA).where(_TA.c.task_id.in_(tasks))),
-        ("task_attribute", select(_TATTR).where(_TATTR.c.task_id.in_(tasks))),
-        ("task_instance", select(_TI).where(_TI.c.workflow_run_id.in_(runs))),
-        ("task_instance_error_log", select(_TIE).where(_TIE.c.task_instance_id.in_(instances))),
-        ("status_change", select(_SC).where(_SC.c.workflow_id == workflow_id)),
-        ("audit", select(_AU).where(_AU.c.workflow_id == workflow_id)),
-    ]
-
-
-def _write_archive(database: Database, workflow_id: int, path: Path) -> None:
-    """Write the workflow's archive from one read transaction (one consistent view)."""
-
-    def work(session: Session) -> None:
-        found = workflow_summaries(session, [workflow_id], None, 1).workflows
-        if not found:
-            raise PruneInterrupted(f"workflow {workflow_id} is gone")
-        with ArchiveWriter(path, workflow_id, found[0]) as writer:
-            for table, query in _archive_queries(workflow_id):
-                result = session.execute(query, execution_options={"yield_per": _ARCHIVE_READ_ROWS})
-                for row in result.mappings():
-                    writer.write(table, dict(row))
-
-    database.read(work)
-    logger.info("workflow_archived", workflow_id=workflow_id, archive=str(path))
+    return PrunedWorkflow(workflow_id, archive, dict(rows), seconds, archived - started)
 
 
 # --- removal ----------------------------------------------------------------------------------
@@ -545,16 +512,6 @@ def _remove_detached_dags(database: Database, chunk_size: int) -> int:
     return len(found)
 
 
-def count_rows(session: Session, workflow_id: int) -> dict[str, int]:
-    """How many rows each table holds of the workflow (what a prune would remove)."""
-    counts = {}
-    for table, query in _archive_queries(workflow_id):
-        counts[table] = int(
-            session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
-        )
-    return counts
-
-
 # --- the server's own retention ----------------------------------------------------------------
 
 
@@ -566,6 +523,7 @@ async def prune_periodically(
     older_than_days: float,
     archive_dir: Path | None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    feeds_older_than_days: float | None = None,
 ) -> None:
     """Run :func:`prune` in a worker thread every ``interval`` seconds until ``stop`` is set.
 
@@ -583,6 +541,7 @@ async def prune_periodically(
                     older_than_days=older_than_days,
                     archive_dir=archive_dir,
                     chunk_size=chunk_size,
+                    feeds_older_than_days=feeds_older_than_days,
                 )
             except Exception:
                 logger.exception("retention_pass_failed")
