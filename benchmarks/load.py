@@ -23,6 +23,7 @@ Admin URLs (a user that may create databases): --admin-url, defaults below.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -376,9 +377,14 @@ def run_load(
     directory = Path(tempfile.mkdtemp(prefix="herdsman-load-")) if own_dir else state_dir
     assert directory is not None
     try:
-        with load_server(database_url, server_workers, directory / "server") as server:
+        with (
+            load_server(database_url, server_workers, directory / "server") as server,
+            contextlib.ExitStack() as stack,  # ends the clients before the server
+        ):
             env = _client_environment(server, directory)
-            procs = [
+            procs: list[subprocess.Popen[str]] = []
+            stack.callback(_stop_all, procs)
+            procs += [
                 _spawn_client(env, f"load-{i}", tasks, layers, run=True, log_dir=directory)
                 for i in range(clients)
             ]
@@ -394,15 +400,18 @@ def run_load(
             big = None
             if big_bind:
                 big = _spawn_client(env, "load-big", big_bind, layers, run=False, log_dir=directory)
+                procs.append(big)
             cpu_before = server.cpu_seconds()
             go = time.time()
-            for proc in [*procs, *([big] if big else [])]:
+            for proc in procs:
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
             reports = []
             with Reader(server, workflow_ids) if reader else _nothing() as polling:
                 for proc in procs:
+                    if proc is big:
+                        continue
                     assert proc.stdout is not None
                     out = proc.stdout.read()
                     if proc.wait() != 0:
@@ -431,6 +440,19 @@ def run_load(
     finally:
         drop_database(engine, admin_url, name)
     return result
+
+
+def _stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    """Client processes still running when the benchmark stops (an error, Ctrl-C) end too."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextmanager
