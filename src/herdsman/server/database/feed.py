@@ -105,10 +105,9 @@ class ChangeRecorder:
                     details={"workflow_id": workflow_id},
                 )
             first = int(row[0]) - len(changes) + 1
-            sql.execute_many(
+            sql.insert_rows(
                 session,
-                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id)",
                 [
                     (workflow_id, first + offset, kind, object_id, status, task_id)
                     for offset, (kind, object_id, status, task_id) in enumerate(changes)
