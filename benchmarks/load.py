@@ -23,6 +23,7 @@ Admin URLs (a user that may create databases): --admin-url, defaults below.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -54,7 +55,9 @@ DEFAULT_ADMIN_URLS = {
 }
 SERVER_START_SECONDS = 120.0
 READER_PAUSE_SECONDS = 0.2
-ROUTE_GROUPS = ("worker", "distributor", "swarm", "gui", "client")
+ROUTE_GROUPS = ("worker", "distributor", "swarm", "feed", "gui", "client")
+# The change feed's long-polls wait for changes by design; their time is not latency.
+FEED_ROUTE = "/workflows/{workflow_id}/changes"
 
 
 @dataclass
@@ -376,9 +379,14 @@ def run_load(
     directory = Path(tempfile.mkdtemp(prefix="herdsman-load-")) if own_dir else state_dir
     assert directory is not None
     try:
-        with load_server(database_url, server_workers, directory / "server") as server:
+        with (
+            load_server(database_url, server_workers, directory / "server") as server,
+            contextlib.ExitStack() as stack,  # ends the clients before the server
+        ):
             env = _client_environment(server, directory)
-            procs = [
+            procs: list[subprocess.Popen[str]] = []
+            stack.callback(_stop_all, procs)
+            procs += [
                 _spawn_client(env, f"load-{i}", tasks, layers, run=True, log_dir=directory)
                 for i in range(clients)
             ]
@@ -394,15 +402,18 @@ def run_load(
             big = None
             if big_bind:
                 big = _spawn_client(env, "load-big", big_bind, layers, run=False, log_dir=directory)
+                procs.append(big)
             cpu_before = server.cpu_seconds()
             go = time.time()
-            for proc in [*procs, *([big] if big else [])]:
+            for proc in procs:
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
             reports = []
             with Reader(server, workflow_ids) if reader else _nothing() as polling:
                 for proc in procs:
+                    if proc is big:
+                        continue
                     assert proc.stdout is not None
                     out = proc.stdout.read()
                     if proc.wait() != 0:
@@ -433,6 +444,19 @@ def run_load(
     return result
 
 
+def _stop_all(procs: list[subprocess.Popen[str]]) -> None:
+    """Client processes still running when the benchmark stops (an error, Ctrl-C) end too."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def _nothing() -> Iterator[None]:
     yield None
@@ -447,7 +471,8 @@ def _read_timings(result: LoadResult, timing_dir: Path, start: float, end: float
         statements += more_statements
         commits += more_commits
         for key, route in document["routes"].items():
-            by_group[key.split(" ", 1)[0]].extend(
+            group = "feed" if key.endswith(FEED_ROUTE) else key.split(" ", 1)[0]
+            by_group[group].extend(
                 seconds for ended, seconds in route["requests"] if start <= ended <= end
             )
             result.errors_5xx += route["errors_5xx"]  # over the server's whole life

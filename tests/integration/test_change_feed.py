@@ -261,3 +261,32 @@ def test_long_poll_is_woken_by_a_commit_in_another_server_process(
 def test_the_feed_of_an_unknown_workflow_is_not_found(requester: Requester) -> None:
     with pytest.raises(NotFoundError, match="workflow 999999 does not exist"):
         requester.get("/workflows/999999/changes", sschemas.ChangesOut, params={"timeout": 5})
+
+
+def test_a_filtered_read_returns_only_wanted_changes_and_passes_the_others(
+    server: Any, requester: Requester
+) -> None:
+    workflow_id, run_id, task_ids = _running_workflow(
+        requester, f"filter-{server.engine}-{time.time()}"
+    )
+    requester.post(
+        f"/workflow_runs/{run_id}/queue",
+        sschemas.QueueTasksIn(task_ids=task_ids[:3]),
+        sschemas.TaskStatusesOut,
+    )
+    everything = requester.get(f"/workflows/{workflow_id}/changes", sschemas.ChangesOut)
+
+    def read(kinds: str) -> sschemas.ChangesOut:
+        return requester.get(
+            f"/workflows/{workflow_id}/changes", sschemas.ChangesOut, params={"kinds": kinds}
+        )
+
+    nothing = read("T:D")
+    queued = read("T:Q,R:X")
+    instances = read("I")
+
+    assert nothing.changes == []
+    assert nothing.last_seq == queued.last_seq == instances.last_seq == everything.last_seq
+    assert [c.id for c in queued.changes] == task_ids[:3]
+    assert {(c.kind, c.status) for c in queued.changes} == {("T", "Q")}
+    assert instances.changes == [c for c in everything.changes if c.kind == "I"]

@@ -153,10 +153,9 @@ class ChangeRecorder:
                     details={"workflow_id": workflow_id},
                 )
             first = int(row[0]) - len(changes) + 1
-            sql.execute_many(
+            sql.insert_rows(
                 session,
-                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id)",
                 [
                     (workflow_id, first + offset, kind, object_id, status, task_id)
                     for offset, (kind, object_id, status, task_id) in enumerate(changes)
@@ -237,15 +236,33 @@ def require_workflow(session: Session, workflow_id: int) -> None:
 def read_changes(
     session: Session, workflow_id: int, after: int, wanted: ChangeFilter
 ) -> ChangesOut:
-    """Wanted changes with seq > ``after``, oldest first, examining at most 10,000."""
-    rows = sql.fetch_all(
-        session,
-        "SELECT seq, kind, object_id, status, task_id FROM status_change "
-        "WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-        (workflow_id, after, MAX_CHANGES_PER_READ),
-    )
-    # Only rows this read returned may advance the cursor: a second query for the counter could
-    # see commits made after the first (each statement has its own snapshot in READ COMMITTED).
+    """Wanted changes with seq > ``after``, oldest first, examining at most 10,000.
+
+    The database filters: a swarm wants about one change in ten (tasks that finished, not
+    every launch and start of every instance), and turning the other nine into Python rows was
+    the largest part of a dummy task's server CPU. The newest examined row comes back whether
+    wanted or not, so the cursor still advances over filtered-out changes. Both come from one
+    statement, hence one snapshot: a second query for the counter could see commits made after
+    the first (each statement has its own snapshot in READ COMMITTED), and only rows this read
+    examined may advance the cursor.
+    """
+    if all(kind in wanted.wanted and wanted.wanted[kind] is None for kind in ChangeKind):
+        rows = sql.fetch_all(
+            session,
+            "SELECT seq, kind, object_id, status, task_id FROM status_change "
+            "WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (workflow_id, after, MAX_CHANGES_PER_READ),
+        )
+    else:
+        condition, params = _filter_condition(wanted)
+        rows = sql.fetch_all(
+            session,
+            "WITH examined AS (SELECT seq, kind, object_id, status, task_id FROM status_change "
+            "WHERE workflow_id = ? AND seq > ? ORDER BY seq LIMIT ?) "
+            "SELECT seq, kind, object_id, status, task_id FROM examined "
+            f"WHERE {condition} OR seq = (SELECT MAX(seq) FROM examined) ORDER BY seq",
+            (workflow_id, after, MAX_CHANGES_PER_READ, *params),
+        )
     return ChangesOut(
         last_seq=rows[-1][0] if rows else after,
         changes=[
@@ -254,6 +271,20 @@ def read_changes(
             if (kind, status) in wanted
         ],
     )
+
+
+def _filter_condition(wanted: ChangeFilter) -> tuple[str, list[str]]:
+    """A WHERE condition selecting the changes ``wanted`` names, with its parameters."""
+    clauses: list[str] = []
+    params: list[str] = []
+    for kind, statuses in sorted(wanted.wanted.items()):
+        if statuses is None:
+            clauses.append("kind = ?")
+            params.append(kind)
+        else:
+            clauses.append(f"(kind = ? AND status IN ({', '.join('?' * len(statuses))}))")
+            params.extend([kind, *sorted(statuses)])
+    return "(" + " OR ".join(clauses or ["1 = 0"]) + ")", params
 
 
 class ChangeNotifier:

@@ -24,7 +24,9 @@ __all__ = [
     "fetch_one",
     "for_update",
     "in_list",
+    "insert_rows",
     "timestamp",
+    "update_ids",
 ]
 
 
@@ -64,9 +66,54 @@ def execute_many(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> N
         session.connection().exec_driver_sql(_text(session, sql), [tuple(row) for row in rows])
 
 
+# Rows per multi-row INSERT: 500 rows of up to 10 columns stay far below every engine's limit
+# on bound parameters (SQLite's is 32,766).
+INSERT_ROWS = 500
+
+
+def insert_rows(session: Session, into: str, rows: Sequence[Sequence[Any]]) -> None:
+    """``INSERT INTO table (columns) VALUES (...), (...), ...``: one statement per
+    :data:`INSERT_ROWS` rows instead of one per row (``into`` is ``INSERT INTO t (a, b)``).
+
+    The database parses and plans one statement instead of hundreds, and the driver sends one
+    message: for the change feed's rows this halves their cost on PostgreSQL.
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    row_marks = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), INSERT_ROWS):
+        part = rows[start : start + INSERT_ROWS]
+        values = ", ".join([row_marks] * len(part))
+        params = tuple(value for row in part for value in row)
+        session.connection().exec_driver_sql(_text(session, f"{into} VALUES {values}"), params)
+
+
+def update_ids(
+    session: Session, update: str, params: Sequence[Any], ids: Sequence[int], chunk: int = 1000
+) -> None:
+    """``UPDATE ... WHERE ... id IN (...)`` for rows that all get the same values: ``update``
+    ends with ``id IN``, ``params`` fill its other placeholders; one statement per ``chunk`` ids
+    instead of one per row."""
+    for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
+        session.connection().exec_driver_sql(
+            _text(session, f"{update} {in_list(len(part))}"), (*params, *part)
+        )
+
+
 def fetch_all(session: Session, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows as the driver's tuples.
+
+    Read from the driver's cursor, not through SQLAlchemy's result: plain SQL has no column
+    types to convert, and SQLAlchemy's row objects cost three times the driver's own fetch, the
+    largest per-row cost of the change feed and of a claim.
+    """
     result = session.connection().exec_driver_sql(_text(session, sql), tuple(params))
-    return [tuple(row) for row in result]
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 def fetch_one(session: Session, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:

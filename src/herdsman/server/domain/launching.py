@@ -83,15 +83,17 @@ def finish_without_running(
         and decide(row.task_status, running_task) is Transition.VALID
     ]
     stamp = sql.timestamp(session, models.utcnow())
-    sql.execute_many(
+    sql.update_ids(
         session,
-        "UPDATE task_instance SET status = ?, status_date = ?, exit_code = 0 WHERE id = ?",
-        [(done.value, stamp, row.id) for row in movable],
+        "UPDATE task_instance SET status = ?, status_date = ?, exit_code = 0 WHERE id IN",
+        (done.value, stamp),
+        [row.id for row in movable],
     )
-    sql.execute_many(
+    sql.update_ids(
         session,
-        "UPDATE task SET status = ?, status_date = ? WHERE id = ?",
-        [(done_task.value, stamp, row.task_id) for row in movable],
+        "UPDATE task SET status = ?, status_date = ? WHERE id IN",
+        (done_task.value, stamp),
+        [row.task_id for row in movable],
     )
     for row in movable:
         for step in _FINISHED:

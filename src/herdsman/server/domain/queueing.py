@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -63,18 +64,22 @@ def queue_tasks(
         for task_id, status, array_id, resources_id, _ in rows
         if status in _QUEUEABLE
     ]
-    sql.execute_many(
-        session,
-        "UPDATE task SET status = ?, status_date = ?, num_attempts = num_attempts + 1, "
-        "task_resources_id = ? WHERE id = ?",
-        [(_QUEUED_TASK.value, now, resources_id, task_id) for task_id, _, resources_id in to_queue],
-    )
+    by_resources: dict[int, list[int]] = {}
+    for task_id, _, resources_id in to_queue:
+        by_resources.setdefault(resources_id, []).append(task_id)
+    for resources_id, task_ids in by_resources.items():  # a handful of requests per batch
+        sql.update_ids(
+            session,
+            "UPDATE task SET status = ?, status_date = ?, num_attempts = num_attempts + 1, "
+            "task_resources_id = ? WHERE id IN",
+            (_QUEUED_TASK.value, now, resources_id),
+            task_ids,
+        )
     requests = _requests(session, {resources_id for _, _, resources_id in to_queue})
-    sql.execute_many(
+    sql.insert_rows(
         session,
         "INSERT INTO task_instance (workflow_run_id, task_id, array_id, task_resources_id, "
-        "status, status_date, requested_memory, requested_runtime, requested_cores) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "status, status_date, requested_memory, requested_runtime, requested_cores)",
         [
             (run_id, task_id, array_id, resources_id, _QUEUED.value, now, *requests[resources_id])
             for task_id, array_id, resources_id in to_queue
@@ -164,15 +169,17 @@ def claim(
             f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
             part,
         )
-        sql.execute_many(
+        sql.update_ids(
             session,
-            "UPDATE task_instance SET status = ?, status_date = ?, claim_id = ? WHERE id = ?",
-            [(_CLAIMED.value, stamp, request.claim_id, row[0]) for row in tasks],
+            "UPDATE task_instance SET status = ?, status_date = ?, claim_id = ? WHERE id IN",
+            (_CLAIMED.value, stamp, request.claim_id),
+            [row[0] for row in tasks],
         )
-        sql.execute_many(
+        sql.update_ids(
             session,
-            "UPDATE task SET status = ?, status_date = ? WHERE id = ? AND status = ?",
-            [(_CLAIMED_TASK.value, stamp, row[1], _QUEUED_TASK.value) for row in tasks],
+            "UPDATE task SET status = ?, status_date = ? WHERE status = ? AND id IN",
+            (_CLAIMED_TASK.value, stamp, _QUEUED_TASK.value),
+            [row[1] for row in tasks],
         )
         for instance_id, task_id, task_status, array_id, attempts in tasks:
             recorder.instance(workflow_id, instance_id, _CLAIMED, task_id)
@@ -229,33 +236,43 @@ def _claimable(session: Session, run_id: int, request: dschemas.ClaimIn) -> list
 def _describe_claimed(
     session: Session, run_id: int, workflow_id: int, ids: Sequence[int]
 ) -> dschemas.ClaimedOut:
-    claimed: list[dschemas.ClaimedInstance] = []
+    rows: list[tuple[Any, ...]] = []
     for part in chunked(list(ids), CHUNK):
-        for row in sql.fetch_all(
+        rows += sql.fetch_all(
             session,
             "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested "
             "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
             "JOIN task_resources r ON r.id = ti.task_resources_id "
             f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
             part,
-        ):
-            instance_id, task_id, array_id, name, command, requested = row
-            resources = json.loads(requested)
-            claimed.append(
-                dschemas.ClaimedInstance(
-                    task_instance_id=instance_id,
-                    task_id=task_id,
-                    array_id=array_id,
-                    name=name,
-                    command=command,
-                    queue=str(resources.get("queue", "")),
-                    resources=resources,
-                )
+        )
+    arrays = _arrays(session, {row[2] for row in rows})
+    # Tasks of a template mostly share one resources row: decode each distinct one once.
+    decoded: dict[str, dict[str, Any]] = {}
+    claimed: list[dschemas.ClaimedInstance] = []
+    for instance_id, task_id, array_id, name, command, requested in rows:
+        resources = decoded.get(requested)
+        if resources is None:
+            resources = decoded[requested] = json.loads(requested)
+        array_name, array_limit = arrays.get(array_id, ("", None))
+        # Built from the database's own rows: nothing to validate, and validating thousands of
+        # instances per claim was a large part of its cost.
+        claimed.append(
+            dschemas.ClaimedInstance.model_construct(
+                task_instance_id=instance_id,
+                task_id=task_id,
+                array_id=array_id,
+                name=name,
+                command=command,
+                queue=str(resources.get("queue", "")),
+                resources=resources,
+                array_name=array_name,
+                array_limit=array_limit,
             )
-    arrays = _arrays(session, {instance.array_id for instance in claimed})
-    for instance in claimed:
-        instance.array_name, instance.array_limit = arrays.get(instance.array_id, ("", None))
-    return dschemas.ClaimedOut(workflow_run_id=run_id, workflow_id=workflow_id, instances=claimed)
+        )
+    return dschemas.ClaimedOut.model_construct(
+        workflow_run_id=run_id, workflow_id=workflow_id, instances=claimed
+    )
 
 
 def _arrays(session: Session, array_ids: set[int]) -> dict[int, tuple[str, int | None]]:
