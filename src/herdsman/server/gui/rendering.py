@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from herdsman import __version__
+from herdsman.core.limits import UNLIMITED
 from herdsman.core.units import format_bytes
 from herdsman.server.auth.identity import Caller
 from herdsman.server.gui import status
@@ -67,7 +68,14 @@ def _counted(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-templates.env.filters.update(when=_when, duration=_duration, size=_bytes, counted=_counted)
+def _limit(value: int) -> str:
+    """A concurrency limit as a person reads it: the largest one is no limit at all."""
+    return "unlimited" if value >= UNLIMITED else str(value)
+
+
+templates.env.filters.update(
+    when=_when, duration=_duration, size=_bytes, counted=_counted, limit=_limit
+)
 templates.env.globals.update(
     bucket=status.bucket_of,
     status_name=status.status_name,
