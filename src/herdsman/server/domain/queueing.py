@@ -162,11 +162,15 @@ def claim(
     ids = _claimable(session, run_id, request)
     stamp = sql.timestamp(session, models.utcnow())
     for part in chunked(ids, CHUNK):
+        # The tasks' rows are locked with the attempts' (already ours): a task's status read
+        # here must still hold when it is changed below, or the change feed and the kept task
+        # counts would record a move that an owner's concurrent update made void.
         tasks = sql.fetch_all(
             session,
             "SELECT ti.id, ti.task_id, t.status, t.array_id, t.num_attempts "
             f"FROM task_instance ti JOIN task t "
-            f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
+            f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id"
+            f"{sql.for_update(session)}",
             part,
         )
         sql.update_ids(
