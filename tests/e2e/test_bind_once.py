@@ -101,7 +101,7 @@ def test_run_after_bind_and_new_task_is_refused(counting: CountingRequester) -> 
     counting.take()
 
     workflow.add_task(template.create_task(i=3))
-    with pytest.raises(WorkflowAlreadyExists, match="run it with run\(resume=True\)"):
+    with pytest.raises(WorkflowAlreadyExists, match=r"run it with run\(resume=True\)"):
         workflow.run(progress=False)
     assert counting.take()["/nodes"] == 1
 

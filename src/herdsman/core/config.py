@@ -19,6 +19,7 @@ Keys (also shown by ``herdsman config show``):
 ``server.max_active_runs_per_user``    live runs one user may have (default 0: no limit)
 ``server.requests_per_second_per_user`` people's requests per second per process (0: none)
 ``server.request_burst``    requests above that rate allowed in a burst (default 100)
+``server.timing_dir``       benchmarks: where each server process writes its request timings
 ``http.timeout``            seconds one HTTP request may take (default 120)
 ``http.retries``            attempts for a request that failed in transport (default 5)
 ``http.ca_bundle``          CA certificates to trust for an ``https://`` server (PEM file)

@@ -1,11 +1,11 @@
 """Per-user request rate on a shared server: a token bucket per user, per server process.
 
-Only what people send is counted: binding, queries and steering, from the client library, the
-CLI and the GUI's JSON routes. The routes of a run's machinery (the swarm's heartbeats, queueing
-and feed, the distributor's claims and reports, the workers' reports) are never refused for
-rate: their pace is already bounded by their design, and refusing a worker's "done" or a
-swarm's heartbeat would lose a report or end a healthy run. Tokens of a run are not counted
-either, whatever route they call.
+Only what people send to the JSON API is counted: binding, queries and steering, from the
+client library and the CLI (the web GUI's HTML pages, which check access themselves, are not).
+The routes of a run's machinery (the swarm's heartbeats, queueing and feed, the distributor's
+claims and reports, the workers' reports) are never refused for rate: their pace is already
+bounded by their design, and refusing a worker's "done" or a swarm's heartbeat would lose a
+report or end a healthy run. Tokens of a run are not counted either, whatever route they call.
 
 The bucket holds ``burst`` requests and refills at ``rate`` per second. Buckets live in the
 process's memory: with N server processes a user may get up to N times the rate.

@@ -153,9 +153,10 @@ class ChangeRecorder:
                     details={"workflow_id": workflow_id},
                 )
             first = int(row[0]) - len(changes) + 1
-            sql.insert_rows(
+            sql.execute_many(
                 session,
-                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id)",
+                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
                 [
                     (workflow_id, first + offset, kind, object_id, status, task_id)
                     for offset, (kind, object_id, status, task_id) in enumerate(changes)

@@ -23,8 +23,8 @@ __all__ = [
     "fetch_all",
     "fetch_one",
     "for_update",
+    "id_in",
     "in_list",
-    "insert_rows",
     "timestamp",
     "update_ids",
 ]
@@ -66,39 +66,33 @@ def execute_many(session: Session, sql: str, rows: Sequence[Sequence[Any]]) -> N
         session.connection().exec_driver_sql(_text(session, sql), [tuple(row) for row in rows])
 
 
-# Rows per multi-row INSERT: 500 rows of up to 10 columns stay far below every engine's limit
-# on bound parameters (SQLite's is 32,766).
-INSERT_ROWS = 500
+def id_in(session: Session, column: str, ids: Sequence[int]) -> tuple[str, tuple[Any, ...]]:
+    """``column IN (?, ?, ...)`` and its parameters; on PostgreSQL ``column = ANY(?)`` with one
+    array parameter instead.
 
-
-def insert_rows(session: Session, into: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``INSERT INTO table (columns) VALUES (...), (...), ...``: one statement per
-    :data:`INSERT_ROWS` rows instead of one per row (``into`` is ``INSERT INTO t (a, b)``).
-
-    The database parses and plans one statement instead of hundreds, and the driver sends one
-    message: for the change feed's rows this halves their cost on PostgreSQL.
+    psycopg parses a statement's text for its placeholders on every call when the text is long
+    (an IN list of a thousand is), which was a sixth of a dummy task's server CPU; the short
+    ANY form is parsed once, cached and prepared like any other statement.
     """
-    if not rows:
-        return
-    width = len(rows[0])
-    row_marks = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(rows), INSERT_ROWS):
-        part = rows[start : start + INSERT_ROWS]
-        values = ", ".join([row_marks] * len(part))
-        params = tuple(value for row in part for value in row)
-        session.connection().exec_driver_sql(_text(session, f"{into} VALUES {values}"), params)
+    if _dialect(session).name == "postgresql":
+        return f"{column} = ANY(?)", (list(ids),)
+    return f"{column} IN {in_list(len(ids))}", tuple(ids)
 
 
 def update_ids(
     session: Session, update: str, params: Sequence[Any], ids: Sequence[int], chunk: int = 1000
 ) -> None:
     """``UPDATE ... WHERE ... id IN (...)`` for rows that all get the same values: ``update``
-    ends with ``id IN``, ``params`` fill its other placeholders; one statement per ``chunk`` ids
-    instead of one per row."""
+    ends with ``WHERE`` or ``AND`` (the id condition follows, see :func:`id_in`), ``params``
+    fill its other placeholders; one statement per ``chunk`` ids
+    instead of one per row. (Measured on PostgreSQL: a quarter of the client CPU of updating
+    1,000 rows one by one, which the database also plans once. Inserts are another matter:
+    psycopg's pipelined ``executemany`` of one short prepared statement costs less client CPU
+    than one long multi-row INSERT, whose text it parses anew every time.)"""
     for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
+        condition, id_params = id_in(session, "id", ids[start : start + chunk])
         session.connection().exec_driver_sql(
-            _text(session, f"{update} {in_list(len(part))}"), (*params, *part)
+            _text(session, f"{update} {condition}"), (*params, *id_params)
         )
 
 

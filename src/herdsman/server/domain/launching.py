@@ -85,13 +85,13 @@ def finish_without_running(
     stamp = sql.timestamp(session, models.utcnow())
     sql.update_ids(
         session,
-        "UPDATE task_instance SET status = ?, status_date = ?, exit_code = 0 WHERE id IN",
+        "UPDATE task_instance SET status = ?, status_date = ?, exit_code = 0 WHERE",
         (done.value, stamp),
         [row.id for row in movable],
     )
     sql.update_ids(
         session,
-        "UPDATE task SET status = ?, status_date = ? WHERE id IN",
+        "UPDATE task SET status = ?, status_date = ? WHERE",
         (done_task.value, stamp),
         [row.task_id for row in movable],
     )

@@ -71,15 +71,16 @@ def queue_tasks(
         sql.update_ids(
             session,
             "UPDATE task SET status = ?, status_date = ?, num_attempts = num_attempts + 1, "
-            "task_resources_id = ? WHERE id IN",
+            "task_resources_id = ? WHERE",
             (_QUEUED_TASK.value, now, resources_id),
             task_ids,
         )
     requests = _requests(session, {resources_id for _, _, resources_id in to_queue})
-    sql.insert_rows(
+    sql.execute_many(
         session,
         "INSERT INTO task_instance (workflow_run_id, task_id, array_id, task_resources_id, "
-        "status, status_date, requested_memory, requested_runtime, requested_cores)",
+        "status, status_date, requested_memory, requested_runtime, requested_cores) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (run_id, task_id, array_id, resources_id, _QUEUED.value, now, *requests[resources_id])
             for task_id, array_id, resources_id in to_queue
@@ -165,23 +166,23 @@ def claim(
         # The tasks' rows are locked with the attempts' (already ours): a task's status read
         # here must still hold when it is changed below, or the change feed and the kept task
         # counts would record a move that an owner's concurrent update made void.
+        condition, params = sql.id_in(session, "ti.id", part)
         tasks = sql.fetch_all(
             session,
             "SELECT ti.id, ti.task_id, t.status, t.array_id, t.num_attempts "
-            f"FROM task_instance ti JOIN task t "
-            f"ON t.id = ti.task_id WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id"
-            f"{sql.for_update(session)}",
-            part,
+            f"FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE {condition} "
+            f"ORDER BY ti.id{sql.for_update(session)}",
+            params,
         )
         sql.update_ids(
             session,
-            "UPDATE task_instance SET status = ?, status_date = ?, claim_id = ? WHERE id IN",
+            "UPDATE task_instance SET status = ?, status_date = ?, claim_id = ? WHERE",
             (_CLAIMED.value, stamp, request.claim_id),
             [row[0] for row in tasks],
         )
         sql.update_ids(
             session,
-            "UPDATE task SET status = ?, status_date = ? WHERE status = ? AND id IN",
+            "UPDATE task SET status = ?, status_date = ? WHERE status = ? AND",
             (_CLAIMED_TASK.value, stamp, _QUEUED_TASK.value),
             [row[1] for row in tasks],
         )
@@ -242,13 +243,14 @@ def _describe_claimed(
 ) -> dschemas.ClaimedOut:
     rows: list[tuple[Any, ...]] = []
     for part in chunked(list(ids), CHUNK):
+        condition, params = sql.id_in(session, "ti.id", part)
         rows += sql.fetch_all(
             session,
             "SELECT ti.id, ti.task_id, ti.array_id, t.name, t.command, r.requested "
             "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
             "JOIN task_resources r ON r.id = ti.task_resources_id "
-            f"WHERE ti.id IN {sql.in_list(len(part))} ORDER BY ti.id",
-            part,
+            f"WHERE {condition} ORDER BY ti.id",
+            params,
         )
     arrays = _arrays(session, {row[2] for row in rows})
     # Tasks of a template mostly share one resources row: decode each distinct one once.

@@ -69,7 +69,7 @@ class InstanceRow:
 _INSTANCE_COLUMNS = (
     "SELECT ti.id, ti.status, ti.task_id, ti.workflow_run_id, ti.task_resources_id, "
     "t.workflow_id, t.status, t.num_attempts, t.max_attempts, t.array_id "
-    "FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE ti.id IN "
+    "FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE "
 )
 
 
@@ -80,15 +80,15 @@ def load_instances(session: Session, instance_ids: Sequence[int]) -> list[Instan
         if sql.for_update(session):
             # Lock the instance rows first, on their own: a lock taken through the join would
             # also cover rows other requests need (MariaDB locks every joined row).
+            condition, params = sql.id_in(session, "id", part)
             sql.fetch_all(
                 session,
-                f"SELECT id FROM task_instance WHERE id IN {sql.in_list(len(part))} "
+                f"SELECT id FROM task_instance WHERE {condition} "
                 f"ORDER BY id{sql.for_update(session)}",
-                part,
+                params,
             )
-        rows = sql.fetch_all(
-            session, _INSTANCE_COLUMNS + sql.in_list(len(part)) + " ORDER BY ti.id", part
-        )
+        condition, params = sql.id_in(session, "ti.id", part)
+        rows = sql.fetch_all(session, _INSTANCE_COLUMNS + condition + " ORDER BY ti.id", params)
         found += [_row(*row) for row in rows]
     return found
 
