@@ -155,7 +155,11 @@ def _study(tool: Tool, workdir: Path, *, stage_version: int, extra: bool) -> Wor
 
 
 def test_an_incremental_resume_reruns_only_changed_and_added_tasks_and_their_downstream(
-    tool_name: str, requester: Requester, server: Any, tmp_path: Path
+    tool_name: str,
+    requester: Requester,
+    server: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     first = _study(_tool(tool_name, requester), tmp_path, stage_version=1, extra=False)
     assert len(first.tasks) == 53
@@ -176,7 +180,11 @@ def test_an_incremental_resume_reruns_only_changed_and_added_tasks_and_their_dow
     }
     assert plan.workflow_id == first.workflow_id
 
+    capsys.readouterr()
     assert changed.run(resume=True, progress=False) == "D"
+    # The run says what it keeps before it starts.
+    said = capsys.readouterr().err
+    assert "resume: 32 of 54 tasks are done and kept; 22 to run" in said, said
 
     assert changed.workflow_id == first.workflow_id
     after = _attempts(server.database_url, changed.workflow_id or 0)

@@ -49,6 +49,7 @@ from herdsman.client.run_report import (
     RunFacts,
     format_duration,
     interrupted_line,
+    resume_line,
     summarize,
 )
 from herdsman.client.swarm.gateway import HttpSwarmGateway
@@ -132,6 +133,11 @@ def run_workflow(
         requester=workflow.requester,
         **swarm_options,
     )
+    notes = []
+    if resume and workflow.workflow_id is not None:
+        detail = queries.workflow_detail(workflow.requester, workflow.workflow_id)
+        if (line := resume_line(detail.task_status_counts)) is not None:
+            notes.append(line)
     outcome = drive_run(
         swarm,
         clusters,
@@ -140,6 +146,7 @@ def run_workflow(
         distributor_startup_timeout=distributor_startup_timeout,
         progress=progress,
         workflow_name=workflow.name,
+        notes=notes,
     )
     _record_final_statuses(workflow, swarm)
     logger.info("workflow_run_finished", workflow_id=workflow.workflow_id, status=outcome.status)
@@ -249,8 +256,11 @@ def drive_run(
     distributor_startup_timeout: float,
     progress: bool,
     workflow_name: str | None,
+    notes: Sequence[str] = (),
 ) -> RunOutcome:
     """Start a distributor per cluster, run the swarm, stop the distributors, summarize.
+
+    ``notes`` are said after the line with the workflow's page, before the progress starts.
 
     A run that a resume took over (C, H or T) waits for its distributors to leave on their own:
     they carry out the kills the resume asked for, or (hot) watch running jobs to their end,
@@ -281,6 +291,8 @@ def drive_run(
             stack.callback(distributor.stop)
             distributor.start(timeout=distributor_startup_timeout)
         display.say(page_line(requester.base_url, workflow_id))
+        for note in notes:
+            display.say(note)
         remaining = seconds_until_timeout - (time.monotonic() - started)
         with display:
             try:

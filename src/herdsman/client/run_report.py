@@ -13,12 +13,12 @@ keeps the summary's rules in one place:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from herdsman.client.swarm.orchestrator import RunEnding
 from herdsman.client.swarm.values import RunProgress
-from herdsman.core.statuses import WorkflowRunStatus
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 __all__ = [
     "DistributorFacts",
@@ -29,6 +29,7 @@ __all__ = [
     "format_duration",
     "interrupted_line",
     "progress_line",
+    "resume_line",
     "summarize",
 ]
 
@@ -330,3 +331,19 @@ def _cut(text: str) -> str:
     """The first non-empty line of ``text``, cut to :data:`LINE_WIDTH` characters."""
     line = next((part.strip() for part in text.splitlines() if part.strip()), "")
     return line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 1] + "…"
+
+
+def resume_line(task_status_counts: Mapping[str, int]) -> str | None:
+    """What a resume keeps and what it runs, said before it starts; None when nothing is kept.
+
+    Counted after the bind, which already sent changed tasks and their downstream back to run,
+    so the figures are what the run will do, not what the workflow was.
+    """
+    done = task_status_counts.get(TaskStatus.DONE.value, 0)
+    if not done:
+        return None
+    total = sum(task_status_counts.values())
+    return (
+        f"resume: {done:,} of {total:,} tasks are done and kept; {total - done:,} to run "
+        "(workflow.plan() or `herdsman workflow plan` says why each runs)"
+    )
