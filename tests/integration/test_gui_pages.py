@@ -25,7 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from fastapi.routing import APIRoute
+from sqlalchemy import create_engine, text
 from tests.conftest import ProcessRegistry, RunningServer, start_server_process
+from tests.integration.test_gui_steering import api
 from tests.support.tokens import admin_token, run_token, user_token
 
 import herdsman
@@ -427,6 +429,34 @@ def test_workflow_page_shows_header_health_templates_dag_and_history(
 
     never = page(owner, f"/workflows/{ran.bound_workflow_id}")
     assert 'data-level="warning"' in never and "never run" in never
+
+
+def test_usage_totals_add_up_every_measured_attempt(
+    server: RunningServer, owner: httpx.Client, ran: Ran
+) -> None:
+    html = page(owner, f"/workflows/{ran.workflow_id}")
+    assert f'hx-get="/workflows/{ran.workflow_id}/usage-totals"' in html
+    totals = api(server, "GET", f"/workflows/{ran.workflow_id}/usage_totals")
+    engine = create_engine(server.database_url)
+    try:
+        with engine.connect() as connection:
+            count, cpu, memory_used = connection.execute(
+                text(
+                    "SELECT COUNT(*), SUM(ti.cpu_time), SUM(ti.wall_time * ti.max_rss) "
+                    "FROM task_instance ti JOIN workflow_run r ON r.id = ti.workflow_run_id "
+                    "WHERE r.workflow_id = :w AND ti.wall_time IS NOT NULL"
+                ),
+                {"w": ran.workflow_id},
+            ).one()
+    finally:
+        engine.dispose()
+    assert totals["attempts"] == count > 0
+    assert totals["core_hours_used"] == pytest.approx(float(cpu) / 3600)
+    assert totals["memory_gib_hours_used"] == pytest.approx(float(memory_used) / 1024**3 / 3600)
+    fragment = page(owner, f"/workflows/{ran.workflow_id}/usage-totals")
+    assert f'id="usage-totals" class="grid" data-attempts="{count}"' in fragment
+    assert "Core-hours" in fragment and "Memory GiB-hours" in fragment
+    page(owner, "/workflows/999999/usage-totals", status=404)
 
 
 def test_tasks_page_filters_sorts_and_pages(owner: httpx.Client, ran: Ran) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "TasksPageOut",
     "TemplateUsageOut",
     "TimelineOut",
+    "UsageTotalsOut",
     "WorkflowClustersOut",
     "WorkflowDetailOut",
     "WorkflowErrorsOut",
@@ -350,6 +351,20 @@ class HistoryEntryOut(BaseModel):
 class HistoryOut(BaseModel):
     workflow_id: int
     entries: list[HistoryEntryOut]
+
+
+class UsageTotalsOut(BaseModel):
+    """What a workflow's attempts asked for and used, over every attempt that reported its
+    usage: core-hours (cores asked times wall time, against CPU time) and memory in GiB-hours
+    (memory asked times wall time, against peak memory times wall time). A figure is None when
+    no attempt recorded what it needs (a request, or a measure)."""
+
+    workflow_id: int
+    attempts: int
+    core_hours_requested: float | None
+    core_hours_used: float | None
+    memory_gib_hours_requested: float | None
+    memory_gib_hours_used: float | None
 
 
 class TimelineOut(BaseModel):

@@ -114,6 +114,7 @@ POLICY: dict[tuple[str, str], Entry] = {
     ("GET", "/workflows/{workflow_id}/errors"): _READ,
     ("GET", "/workflows/{workflow_id}/error_groups"): _READ,
     ("GET", "/workflows/{workflow_id}/timeline"): _READ,
+    ("GET", "/workflows/{workflow_id}/usage_totals"): _READ,
     ("GET", "/workflows/{workflow_id}/log_paths"): _READ,
     ("GET", "/workflows/{workflow_id}/error_messages"): _READ,
     ("GET", "/workflows/{workflow_id}/history"): _READ,

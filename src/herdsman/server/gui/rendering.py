@@ -80,6 +80,7 @@ templates.env.globals.update(
     bucket=status.bucket_of,
     status_name=status.status_name,
     bar=status.bar,
+    time_left=status.time_left,
     buckets=list(status.Bucket),
     version=__version__,
 )

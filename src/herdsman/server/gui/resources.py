@@ -29,7 +29,7 @@ from herdsman.server.database.engine import Database
 from herdsman.server.gui.rendering import render
 from herdsman.server.gui.routes import PAGE_RULES, page_access
 from herdsman.server.gui.session import PageCaller
-from herdsman.server.queries import workflows
+from herdsman.server.queries import usage, workflows
 from herdsman.server.queries.resources import Histogram, template_resources
 
 __all__ = ["Bar", "Chart", "chart", "router"]
@@ -38,6 +38,9 @@ STRATEGIES = ("avg", "p90", "p95", "p99", "max")
 WIDTH, HEIGHT, MARGIN = 640.0, 180.0, 28.0
 
 # The page shows a workflow's reads and what GET /resource_usage answers: both rules apply.
+PAGE_RULES["/workflows/{workflow_id}/usage-totals"] = (
+    ("GET", "/workflows/{workflow_id}/usage_totals"),
+)
 PAGE_RULES["/workflows/{workflow_id}/resources/{array_id}"] = (
     ("GET", "/workflows/{workflow_id}"),
     ("GET", "/resource_usage"),
@@ -190,3 +193,16 @@ async def resources_page(
         height=HEIGHT,
         margin=MARGIN,
     )
+
+
+@router.get("/workflows/{workflow_id}/usage-totals", response_class=HTMLResponse)
+async def usage_totals_fragment(
+    request: Request, caller: PageCaller, workflow_id: Id
+) -> HTMLResponse:
+    """The workflow page's totals of requested and used core-hours and memory-hours: a
+    fragment the page loads after itself, since it sums every attempt of the workflow."""
+    database: Database = request.app.state.database
+    totals = await run_in_threadpool(
+        database.read, lambda session: usage.usage_totals(session, workflow_id)
+    )
+    return render(request, "_usage_totals.html", caller, totals=totals)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,7 @@ __all__ = [
     "health",
     "pending_words",
     "status_name",
+    "time_left",
     "why_not_running",
 ]
 
@@ -281,3 +283,20 @@ def why_not_running(blockers: Blockers, pending: str | None = None) -> list[str]
     if not reasons:
         reasons.append("it is ready: the swarm queues it on its next pass")
     return reasons
+
+
+def time_left(task_status_counts: Mapping[str, int], median_runtime: float | None) -> float | None:
+    """Seconds until a template's unfinished tasks are done, at today's pace: as many waves of
+    the tasks running now as the rest needs, each as long as the median done attempt. None
+    when there is no pace to go by (nothing runs, or no attempt finished yet) or nothing left.
+
+    A rough figure by design: it knows nothing of retries to come or of limits raised later.
+    """
+    finished = task_status_counts.get(TaskStatus.DONE.value, 0) + task_status_counts.get(
+        TaskStatus.ERROR_FATAL.value, 0
+    )
+    left = sum(task_status_counts.values()) - finished
+    running = task_status_counts.get(TaskStatus.RUNNING.value, 0)
+    if left <= 0 or running <= 0 or median_runtime is None:
+        return None
+    return math.ceil(left / running) * median_runtime

@@ -29,7 +29,13 @@ from herdsman.server.queries.lookups import (
 
 _Columns = TypeVarTuple("_Columns")
 
-__all__ = ["TemplateMedians", "resource_usage", "statistics_of", "template_medians"]
+__all__ = [
+    "TemplateMedians",
+    "resource_usage",
+    "statistics_of",
+    "template_medians",
+    "usage_totals",
+]
 
 
 _GIB = 1024**3
@@ -195,3 +201,37 @@ def template_medians(
             len(rows),
         )
     return found
+
+
+def usage_totals(session: Session, workflow_id: int) -> schemas.UsageTotalsOut:
+    """Requested against used core-hours and memory GiB-hours over the workflow's attempts
+    that reported a wall time (see :class:`~herdsman.core.schemas.queries.UsageTotalsOut`).
+
+    One aggregate over the attempts of the workflow's runs, through the (run, status) index;
+    the products are summed in SQL, so no attempt's values leave the database.
+    """
+    require_workflow(session, workflow_id)
+    instance = models.TaskInstance
+    runs = select(models.WorkflowRun.id).where(models.WorkflowRun.workflow_id == workflow_id)
+    timed = instance.wall_time.is_not(None)
+    count, cores_asked, cpu, memory_asked, memory_used = session.execute(
+        select(
+            func.count(),
+            func.sum(instance.wall_time * instance.requested_cores),
+            func.sum(instance.cpu_time),
+            func.sum(instance.wall_time * instance.requested_memory),
+            func.sum(instance.wall_time * instance.max_rss),
+        ).where(instance.workflow_run_id.in_(runs), timed)
+    ).one()
+
+    def per_hour(total: float | None, unit: float = 1.0) -> float | None:
+        return None if total is None else float(total) / unit / 3600
+
+    return schemas.UsageTotalsOut(
+        workflow_id=workflow_id,
+        attempts=int(count),
+        core_hours_requested=per_hour(cores_asked),
+        core_hours_used=per_hour(cpu),
+        memory_gib_hours_requested=per_hour(memory_asked, _GIB),
+        memory_gib_hours_used=per_hour(memory_used, _GIB),
+    )

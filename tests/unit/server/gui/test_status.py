@@ -15,6 +15,7 @@ from herdsman.server.gui.status import (
     health,
     pending_words,
     status_name,
+    time_left,
     why_not_running,
 )
 from herdsman.server.queries.tasks import Blockers
@@ -137,3 +138,15 @@ def test_a_clusters_pending_reason_is_said_in_words() -> None:
     assert pending_words("Slurm", "SomethingNew") == (
         "queued in the cluster: Slurm says (SomethingNew)"
     )
+
+
+def test_time_left_goes_in_waves_of_the_tasks_running_now() -> None:
+    # 10 left (4 running + 6 waiting) in waves of 4: three waves of the median 60 s.
+    assert time_left({"D": 5, "F": 1, "R": 4, "Q": 6}, 60.0) == 180.0
+    assert time_left({"R": 1}, 2.5) == 2.5
+
+
+def test_time_left_is_unknown_without_a_pace_or_with_nothing_left() -> None:
+    assert time_left({"G": 10}, 60.0) is None  # nothing runs
+    assert time_left({"R": 2, "G": 10}, None) is None  # nothing finished yet
+    assert time_left({"D": 3, "F": 2}, 60.0) is None  # nothing left

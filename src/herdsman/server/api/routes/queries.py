@@ -89,6 +89,12 @@ def get_workflow_timeline(
     return db.read(lambda s: timeline.workflow_timeline(s, workflow_id, buckets))
 
 
+@router.get("/workflows/{workflow_id}/usage_totals", responses=errors(404))
+def get_usage_totals(workflow_id: Id, db: DatabaseDep) -> schemas.UsageTotalsOut:
+    """Core-hours and memory GiB-hours the workflow's attempts asked for and used."""
+    return db.read(lambda s: usage.usage_totals(s, workflow_id))
+
+
 @router.get("/workflow_summaries")
 def get_workflow_summaries(
     request: Request,
