@@ -133,3 +133,53 @@ def test_a_task_generator_example(
     }
     assert printed["summarize:region=east:year=2020"] == "3.5"
     assert printed["combine"] == "15.5"
+
+
+def test_the_health_example_with_task_scripts(
+    server: RunningServer, requester: Requester, tmp_path: Path, fast_cluster: str
+) -> None:
+    """Data preparation, one task per location, a summary: scripts that write files."""
+    script = rewritten(tmp_path, "health_example.py")
+    shutil.copytree(EXAMPLES / "health_tasks", tmp_path / "health_tasks")
+    root = tmp_path / "data"
+    stdout, workflow_id = run(script, server, fast_cluster, str(root))
+    assert f"Workflow {workflow_id} completed with status D." in stdout
+
+    locations = [f"health_location_location_id-{i}" for i in range(5)]
+    assert task_statuses(requester, workflow_id) == dict.fromkeys(
+        ["data_prep_task", *locations, "health_summary"], "D"
+    )
+    page = queries.workflow_tasks(requester, workflow_id, [], 100)
+    ids = {task.name: task.id for task in page.tasks}
+    # The edges wired after create_tasks: prep -> each location -> summary.
+    summary_deps = queries.task_dependencies(requester, ids["health_summary"])
+    assert sorted(n.name for n in summary_deps.upstream) == sorted(locations)
+    for name in locations:
+        deps = queries.task_dependencies(requester, ids[name])
+        assert [n.name for n in deps.upstream] == ["data_prep_task"]
+        assert [n.name for n in deps.downstream] == ["health_summary"]
+
+    # The files each script promises, with what they hold.
+    data = root / "health_example"
+    files = {path.name: path.read_text() for path in data.iterdir()}
+    assert files == {
+        **{f"shard_{i}.txt": f"1 {i + 1}\n2 {2 * (i + 1)}\n3 {3 * (i + 1)}\n" for i in range(5)},
+        **{f"location_{i}.txt": f"location_id={i} total={6 * (i + 1)}\n" for i in range(5)},
+        "summary.txt": "locations=5 total=90\n",
+    }
+
+    # Each template's resources reached its tasks, and their stdout/stderr directory was used.
+    logs = root / "logs"
+    for name, task_id in ids.items():
+        attempt = queries.task_attempts(requester, task_id).attempts[-1]
+        cores, runtime = (1, 60) if name == "data_prep_task" else (2, 600)
+        assert (attempt.requested_cores, attempt.requested_runtime) == (cores, runtime), name
+        assert attempt.stdout_path is not None and attempt.stderr_path is not None, name
+        assert Path(attempt.stdout_path).parent == logs, attempt.stdout_path
+        assert Path(attempt.stdout_path).read_text() == attempt.stdout_tail, name
+    # The op arg log_level=DEBUG reached the scripts: their debug lines are in the .e files.
+    location_0 = queries.task_attempts(requester, ids[locations[0]]).attempts[-1]
+    assert location_0.stderr_path is not None
+    assert "DEBUG location 0: 3 age groups" in Path(location_0.stderr_path).read_text()
+    summary = queries.task_attempts(requester, ids["health_summary"]).attempts[-1]
+    assert summary.stdout_tail.strip() == "locations=5 total=90"
