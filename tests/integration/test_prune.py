@@ -55,6 +55,8 @@ WORKFLOW_ROWS = {
     "WHERE workflow_id = :w",
     "status_change": "SELECT count(*) FROM status_change WHERE workflow_id = :w",
     "audit": "SELECT count(*) FROM audit WHERE workflow_id = :w",
+    "task_status_count": "SELECT count(*) FROM task_status_count WHERE workflow_id = :w",
+    "task_status_history": "SELECT count(*) FROM task_status_history WHERE workflow_id = :w",
 }
 
 
@@ -343,7 +345,9 @@ def test_server_applies_retention_by_itself(
         assert old.workflow_id is not None and recent.workflow_id is not None
         age(fresh_database_url, old.workflow_id)
         archive = archives / f"workflow-{old.workflow_id}.jsonl.gz"
+        deadline = time.monotonic() + 120
         while workflow_rows(fresh_database_url, old.workflow_id)["workflow"]:
+            assert time.monotonic() < deadline, "the server did not prune the old workflow"
             time.sleep(0.2)
         assert set(workflow_rows(fresh_database_url, old.workflow_id).values()) == {0}
         assert archive.exists()

@@ -37,6 +37,8 @@ _TI = cast(Table, models.TaskInstance.__table__)
 _TIE = cast(Table, models.TaskInstanceErrorLog.__table__)
 _SC = cast(Table, models.StatusChange.__table__)
 _AU = cast(Table, models.Audit.__table__)
+_TSC = cast(Table, models.TaskStatusCount.__table__)
+_TSH = cast(Table, models.TaskStatusHistory.__table__)
 _DAG = cast(Table, models.Dag.__table__)
 _E = cast(Table, models.Edge.__table__)
 _N = cast(Table, models.Node.__table__)
@@ -113,6 +115,8 @@ def _archive_queries(workflow_id: int) -> list[tuple[str, Select[Any]]]:
         ("task_instance_error_log", select(_TIE).where(_TIE.c.task_instance_id.in_(instances))),
         ("status_change", select(_SC).where(_SC.c.workflow_id == workflow_id)),
         ("audit", select(_AU).where(_AU.c.workflow_id == workflow_id)),
+        ("task_status_count", select(_TSC).where(_TSC.c.workflow_id == workflow_id)),
+        ("task_status_history", select(_TSH).where(_TSH.c.workflow_id == workflow_id)),
     ]
 
 

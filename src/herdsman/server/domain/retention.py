@@ -86,6 +86,8 @@ _TI = cast(Table, models.TaskInstance.__table__)
 _TIE = cast(Table, models.TaskInstanceErrorLog.__table__)
 _SC = cast(Table, models.StatusChange.__table__)
 _AU = cast(Table, models.Audit.__table__)
+_TSC = cast(Table, models.TaskStatusCount.__table__)
+_TSH = cast(Table, models.TaskStatusHistory.__table__)
 _DAG = cast(Table, models.Dag.__table__)
 _E = cast(Table, models.Edge.__table__)
 
@@ -443,6 +445,17 @@ def _delete_workflow(session: Session, workflow_id: int, rows: Counter[str]) -> 
     _require_no_live_run(session, workflow_id)
     # Attempts of runs whose tasks are gone already are none; errors of them neither.
     _count(session, "workflow_run", delete(_WR).where(_WR.c.workflow_id == workflow_id), rows)
+    # Its kept counts (a row per array and status) and their history (a row per status and
+    # ten seconds of activity): small beside its tasks, so in this last transaction.
+    _count(
+        session, "task_status_count", delete(_TSC).where(_TSC.c.workflow_id == workflow_id), rows
+    )
+    _count(
+        session,
+        "task_status_history",
+        delete(_TSH).where(_TSH.c.workflow_id == workflow_id),
+        rows,
+    )
     _count(session, "array", delete(_AR).where(_AR.c.workflow_id == workflow_id), rows)
     _count(session, "workflow_attribute", delete(_WA).where(_WA.c.workflow_id == workflow_id), rows)
     _count(session, "workflow", delete(_W).where(_W.c.id == workflow_id), rows)
