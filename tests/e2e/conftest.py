@@ -13,6 +13,9 @@ from sqlalchemy import create_engine, text
 LOCAL_LIMITS = {"cores": [1, 1024], "memory": [0.0, 4096.0], "runtime": [1, 31536000]}
 
 # Seconds: a silent worker is noticed after about 3 s, a vanished job within a second.
+# Jobmon-style example scripts, run by test_jobmon_examples.py; not tests themselves.
+collect_ignore = ["jobmon_examples"]
+
 FAST_PARAMETERS: dict[str, Any] = {
     "heartbeat_interval": 1.0,
     "triage_interval": 0.5,

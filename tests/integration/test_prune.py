@@ -8,6 +8,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -312,7 +313,8 @@ def test_prune_archives_and_removes_only_old_finished_workflows(
         "0",
         tmp_path=tmp_path,
     ).stdout
-    assert "change feeds of 1 workflow trimmed" in trimmed, trimmed
+    # The database is shared with other tests: theirs may be trimmed too.
+    assert re.search(r"change feeds of \d+ workflows? trimmed", trimmed), trimmed
     assert workflow_rows(url, setting.recent) == {**before[setting.recent], "status_change": 0}
     for kept in (setting.guarded, setting.running.workflow_id):
         assert workflow_rows(url, kept) == before[kept], kept

@@ -49,6 +49,7 @@ def test_show_prints_defaults_and_the_config_file(config_file: Path) -> None:
         "max_active_runs_per_user": 0,
         "requests_per_second_per_user": 0.0,
         "request_burst": 100,
+        "timing_dir": None,
     }
     assert settings["log_level"] == "warning"
     assert settings["data_dir"] == os.environ["HERDSMAN_DATA_DIR"]
