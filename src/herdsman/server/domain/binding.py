@@ -510,10 +510,8 @@ def bind_tasks(
     )
 
 
-# Stored columns a rebind compares with the request, in this order (after "id" and "status").
-_COMPARED_COLUMNS = (
-    "id",
-    "status",
+# Columns a rebind updates, in the order _update_stored_tasks lists their new values.
+_UPDATED_COLUMNS = (
     "array_id",
     "name",
     "command",
@@ -524,6 +522,8 @@ _COMPARED_COLUMNS = (
     "resource_scales",
     "fallback_queues",
 )
+# Stored columns a rebind compares with the request: the id and status, then those it updates.
+_COMPARED_COLUMNS = ("id", "status", *_UPDATED_COLUMNS)
 
 
 def _update_stored_tasks(
@@ -582,20 +582,6 @@ def _update_stored_tasks(
     if reset:
         reuse.reset_tasks(session, workflow_id, reset, recorder)
     return changed_args
-
-
-# Columns a rebind updates, in the order _update_stored_tasks lists their new values.
-_UPDATED_COLUMNS = (
-    "array_id",
-    "name",
-    "command",
-    "task_args_hash",
-    "cluster_id",
-    "original_resources_id",
-    "max_attempts",
-    "resource_scales",
-    "fallback_queues",
-)
 
 
 def _update_tasks(session: Session, updates: list[dict[str, Any]]) -> None:
