@@ -198,6 +198,7 @@ _ACTIVE = frozenset(status.value for status in ACTIVE_TASK_STATUSES)
 
 
 # Slurm's commonest pending reasons (squeue %r), in words; others are shown as Slurm says them.
+# The names are Slurm's reason codes (job_reason_string in slurm_protocol_defs.c).
 _SLURM_REASONS: Mapping[str, str] = {
     "Priority": "jobs of higher priority are ahead of it",
     "Resources": "it waits for nodes with the resources it asked for to become free",
@@ -219,13 +220,30 @@ _SLURM_REASONS: Mapping[str, str] = {
     "AssocGrpMemLimit": "your account's group uses all the memory it may",
     "AssocMaxJobsLimit": "your account has as many jobs running as it may",
     "Reservation": "it waits for its reservation to start",
+    "PartitionConfig": "the queue's (partition's) settings do not let it start now",
+    "NodeDown": "a node it needs is down",
+    "BadConstraints": "no node matches the constraints it asked for",
+    "Licenses": "it waits for licenses it asked for to become free",
+    "InvalidAccount": "its account is not valid; it will not start",
+    "InvalidQOS": "its QOS is not valid; it will not start",
+    "QOSGrpCpuLimit": "its QOS group uses all the CPUs it may",
+    "QOSGrpJobsLimit": "its QOS group has as many jobs running as it may",
+    "AssocGrpJobsLimit": "your account's group has as many jobs running as it may",
+    "AssocGrpCPUMinutesLimit": "your account's group has used up its CPU minutes",
+    "QOSMaxWallDurationPerJobLimit": "its runtime is above what its QOS allows; it will not start",
+    "JobHoldMaxRequeue": "it was requeued too often and is held",
 }
 
 
 def pending_words(scheduler: str, reason: str) -> str:
     """A cluster's pending reason as a sentence: ``queued in the cluster: Slurm says
-    (Priority): jobs of higher priority are ahead of it``."""
-    meaning = _SLURM_REASONS.get(reason) if scheduler.lower() == "slurm" else None
+    (Priority): jobs of higher priority are ahead of it``.
+
+    Slurm's ``%r`` is sometimes the reason code followed by details after a comma
+    (``ReqNodeNotAvail, Reserved for maintenance``, ``ReqNodeNotAvail,
+    UnavailableNodes:node1``): the code gives the words, and Slurm's whole text is kept."""
+    code = reason.split(",", 1)[0].strip()
+    meaning = _SLURM_REASONS.get(code) if scheduler.lower() == "slurm" else None
     said = f"queued in the cluster: {scheduler} says ({reason})"
     return f"{said}: {meaning}" if meaning else said
 

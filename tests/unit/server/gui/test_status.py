@@ -140,6 +140,22 @@ def test_a_clusters_pending_reason_is_said_in_words() -> None:
     )
 
 
+def test_a_slurm_reason_with_details_is_said_in_words_and_keeps_the_details() -> None:
+    # As squeue -r -o '%r' printed it on the local Slurm, under a maintenance reservation.
+    said = pending_words("Slurm", "ReqNodeNotAvail, Reserved for maintenance")
+    assert said == (
+        "queued in the cluster: Slurm says (ReqNodeNotAvail, Reserved for maintenance): "
+        "a node it needs is unavailable (down, drained or reserved)"
+    )
+    assert pending_words("Slurm", "ReqNodeNotAvail, UnavailableNodes:node[1-2]").endswith(
+        "(ReqNodeNotAvail, UnavailableNodes:node[1-2]): a node it needs is unavailable "
+        "(down, drained or reserved)"
+    )
+    # Prose from Slurm (a description, not a code) is shown as it is.
+    prose = "Nodes required for job are DOWN, DRAINED or reserved for jobs in higher priority"
+    assert pending_words("Slurm", prose) == f"queued in the cluster: Slurm says ({prose})"
+
+
 def test_time_left_goes_in_waves_of_the_tasks_running_now() -> None:
     # 10 left (4 running + 6 waiting) in waves of 4: three waves of the median 60 s.
     assert time_left({"D": 5, "F": 1, "R": 4, "Q": 6}, 60.0) == 180.0
