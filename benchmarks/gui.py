@@ -182,6 +182,7 @@ def seed(database_url: str, tasks: int) -> Seeded:
             "id", "workflow_id", "node_id", "array_id", "task_args_hash", "name", "command",
             "cluster_id", "original_resources_id", "task_resources_id", "resource_scales",
             "fallback_queues", "max_attempts", "num_attempts", "status", "status_date",
+            "peak_wall_time", "peak_rss",
         )  # fmt: skip
         instance_columns = (
             "id", "workflow_run_id", "task_id", "array_id", "task_resources_id", "status",
@@ -190,7 +191,7 @@ def seed(database_url: str, tasks: int) -> Seeded:
         )  # fmt: skip
         error_columns = (
             "id", "task_instance_id", "workflow_id", "error_time", "description", "signature",
-            "exit_class",
+            "exit_class", "task_id", "array_id",
         )  # fmt: skip
         signatures = [f"{rng.getrandbits(64):016x}" for _ in range(ERROR_GROUPS)]
         task_rows: list[tuple[Any, ...]] = []
@@ -198,12 +199,15 @@ def seed(database_url: str, tasks: int) -> Seeded:
         error_rows: list[tuple[Any, ...]] = []
         failed_task = done_task = 0
 
-        def attempt(task_id: int, array_id: int, run_id: int, status: str, when: Any) -> int:
+        def attempt(
+            task_id: int, array_id: int, run_id: int, status: str, when: Any
+        ) -> tuple[float, int]:
+            """One attempt (with its error if it failed); what it ran and used."""
             instance_id = len(instance_rows) + 1
-            wall = rng.uniform(30, 3000)
+            wall, rss = rng.uniform(30, 3000), rng.randint(1 << 27, 1 << 31)
             instance_rows.append(
                 (instance_id, run_id, task_id, array_id, 1, status, when, when, "node1",
-                 0 if status == "D" else 1, wall, wall * 0.9, rng.randint(1 << 27, 1 << 31),
+                 0 if status == "D" else 1, wall, wall * 0.9, rss,
                  2 << 30, 3600.0, 1, None if status == "D" else "Traceback ...\nValueError")
             )  # fmt: skip
             if status == "E":
@@ -211,9 +215,9 @@ def seed(database_url: str, tasks: int) -> Seeded:
                 error_rows.append(
                     (len(error_rows) + 1, instance_id, workflow_of[array_id], when,
                      f"exit code 1 | ValueError: bad value {rng.randint(0, 10**6)} in group "
-                     f"{group}", signatures[group], "command error")
+                     f"{group}", signatures[group], "command error", task_id, array_id)
                 )  # fmt: skip
-            return instance_id
+            return wall, rss
 
         workflow_of = {array[0]: array[1] for array in arrays}
         for n in range(tasks):
@@ -232,18 +236,12 @@ def seed(database_url: str, tasks: int) -> Seeded:
                 status, attempts = "Q", 1
             else:
                 status, attempts = "G", 0
-            for k in range(attempts):
-                last = k == attempts - 1
-                if not last:
-                    attempt(task_id, array_id, big_id, "E", when)
-                elif status == "D":
-                    attempt(task_id, array_id, big_id, "D", when)
-                elif status == "F":
-                    attempt(task_id, array_id, big_id, "E", when)
-                elif status == "R":
-                    attempt(task_id, array_id, big_id, "R", when)
-                else:
-                    attempt(task_id, array_id, big_id, "Q", when)
+            used = [
+                attempt(task_id, array_id, big_id, _attempt_status(status, k == attempts - 1), when)
+                for k in range(attempts)
+            ]
+            peak_wall = max((wall for wall, _ in used), default=None)
+            peak_rss = max((rss for _, rss in used), default=None)
             if status == "F" and not failed_task:
                 failed_task = task_id
             if status == "D" and not done_task:
@@ -251,16 +249,16 @@ def seed(database_url: str, tasks: int) -> Seeded:
             task_rows.append(
                 (task_id, big_id, n + 1, array_id, n, f"{TEMPLATES[template]}_{n}",
                  f"{TEMPLATES[template]} --part {n}", cluster_id, 1, 1, "", "", 3, attempts,
-                 status, when)
+                 status, when, peak_wall, peak_rss)
             )  # fmt: skip
         next_task = tasks + 1
         for workflow_id in range(small_first, big_id):
             for k in range(SMALL_TASKS):
                 task_rows.append(
                     (next_task, workflow_id, tasks + k + 1, workflow_id, k, f"small_{k}",
-                     f"small --part {k}", cluster_id, 1, 1, "", "", 3, 1, "D", t0)
+                     f"small --part {k}", cluster_id, 1, 1, "", "", 3, 1, "D", t0,
+                     *attempt(next_task, workflow_id, workflow_id, "D", t0))
                 )  # fmt: skip
-                attempt(next_task, workflow_id, workflow_id, "D", t0)
                 next_task += 1
         _insert(session, "task", task_columns, task_rows)
         _insert(session, "task_instance", instance_columns, instance_rows)
@@ -294,6 +292,14 @@ def seed(database_url: str, tasks: int) -> Seeded:
         return database.write(fill)
     finally:
         database.dispose()
+
+
+def _attempt_status(task_status: str, last: bool) -> str:
+    """An attempt's status: the earlier attempts of a task failed; its last one ended (or
+    is still going) as the task's status says."""
+    if not last or task_status == "F":
+        return "E"
+    return {"D": "D", "R": "R"}.get(task_status, "Q")
 
 
 # --- measuring -------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -357,12 +358,21 @@ class TaskResources(Base):
 
 
 class Task(Base):
-    """A node plus task-arg values inside one workflow; op args never change its identity."""
+    """A node plus task-arg values inside one workflow; op args never change its identity.
+
+    ``peak_wall_time`` and ``peak_rss`` are the most any of its attempts ran and used, kept
+    as attempts report, so that listings sort by them through an index rather than by
+    grouping every attempt.
+    """
 
     __tablename__ = "task"
     __table_args__ = (
         UniqueConstraint("workflow_id", "node_id"),
-        Index(None, "workflow_id", "status"),
+        Index(None, "workflow_id", "status", "id"),
+        Index(None, "workflow_id", "peak_wall_time", "id"),
+        Index(None, "workflow_id", "peak_rss", "id"),
+        Index(None, "workflow_id", "num_attempts", "id"),
+        Index(None, "array_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -381,6 +391,8 @@ class Task(Base):
     num_attempts: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(STATUS, default=TaskStatus.REGISTERING.value)
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    peak_wall_time: Mapped[float | None] = mapped_column(Double, nullable=True)
+    peak_rss: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TaskArg(Base):
@@ -444,12 +456,12 @@ class TaskInstanceErrorLog(Base):
 
     ``signature`` is the digest of the error's message and stderr with what varies masked
     (:mod:`herdsman.core.error_signature`) and ``exit_class`` what ended the attempt; the
-    workflow's id is copied here so that grouping a workflow's errors is one indexed
-    ``GROUP BY`` over this table alone.
+    workflow's id, the task's and the array's are copied here so that grouping a workflow's
+    errors, and finding the tasks of a group, read this table alone.
     """
 
     __tablename__ = "task_instance_error_log"
-    __table_args__ = (Index(None, "workflow_id", "signature"),)
+    __table_args__ = (Index(None, "workflow_id", "signature", "task_id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     task_instance_id: Mapped[int] = mapped_column(ForeignKey("task_instance.id"), index=True)
@@ -458,6 +470,8 @@ class TaskInstanceErrorLog(Base):
     description: Mapped[str] = mapped_column(Text)
     signature: Mapped[str | None] = mapped_column(String(16), nullable=True)
     exit_class: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    task_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    array_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class StatusChange(Base):

@@ -369,7 +369,7 @@ def _chosen_by_filter(session: Session, workflow_id: int, filters: TaskFilter) -
     task = models.Task
     query = (
         select(task.id)
-        .where(task.workflow_id == workflow_id, *filter_clauses(workflow_id, filters))
+        .where(*filter_clauses(session, workflow_id, filters))
         .order_by(task.id)
         .limit(_CHUNK)
     )

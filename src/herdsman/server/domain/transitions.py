@@ -40,6 +40,7 @@ __all__ = [
     "log_error",
     "move_instance",
     "move_task",
+    "raise_peaks",
     "transitions_out",
     "workflow_of_run",
 ]
@@ -251,16 +252,37 @@ def log_error(
     """Record one error of the attempt with its signature and exit class."""
     sql.execute(
         session,
-        "INSERT INTO task_instance_error_log (task_instance_id, workflow_id, error_time, "
-        "description, signature, exit_class) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO task_instance_error_log (task_instance_id, workflow_id, task_id, "
+        "array_id, error_time, description, signature, exit_class) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             row.id,
             row.workflow_id,
+            row.task_id,
+            row.array_id,
             sql.timestamp(session, now),
             description,
             signature,
             exit_class.value,
         ),
+    )
+
+
+def raise_peaks(
+    session: Session, task_id: int, wall_time: float | None, max_rss: int | None
+) -> None:
+    """Raise the task's peak runtime and memory to an attempt's, where the attempt's is
+    higher; unknown (None) figures leave them as they are."""
+    if wall_time is None and max_rss is None:
+        return
+    sql.execute(
+        session,
+        "UPDATE task SET "
+        "peak_wall_time = CASE WHEN ? > COALESCE(peak_wall_time, -1) THEN ? "
+        "ELSE peak_wall_time END, "
+        "peak_rss = CASE WHEN ? > COALESCE(peak_rss, -1) THEN ? ELSE peak_rss END "
+        "WHERE id = ?",
+        (wall_time, wall_time, max_rss, max_rss, task_id),
     )
 
 

@@ -19,9 +19,11 @@ from herdsman.core.statuses import TaskInstanceStatus, Transition
 from herdsman.server.database import models, sql
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain.transitions import (
+    InstanceRow,
     end_attempt,
     load_instances,
     move_instance,
+    raise_peaks,
     transitions_out,
 )
 
@@ -128,15 +130,20 @@ def triaged(
             continue
         decision = end_attempt(session, row, target, item.message, recorder, now=now)
         if decision is Transition.VALID and item.usage is not None:
-            _record_cluster_usage(session, row.id, item.usage)
+            _record_cluster_usage(session, row, item.usage)
     return transitions_out(list(by_id), rows)
 
 
-def _record_cluster_usage(session: Session, instance_id: int, usage: wschemas.Usage) -> None:
+def _record_cluster_usage(session: Session, row: InstanceRow, usage: wschemas.Usage) -> None:
     """The cluster's measure of a job whose worker could not report; the worker's own wins."""
     sql.execute(
         session,
         "UPDATE task_instance SET wall_time = COALESCE(wall_time, ?), "
         "cpu_time = COALESCE(cpu_time, ?), max_rss = COALESCE(max_rss, ?) WHERE id = ?",
-        (usage.wall_time, usage.cpu_time, usage.max_rss, instance_id),
+        (usage.wall_time, usage.cpu_time, usage.max_rss, row.id),
     )
+    stored = sql.fetch_one(
+        session, "SELECT wall_time, max_rss FROM task_instance WHERE id = ?", (row.id,)
+    )
+    if stored is not None:
+        raise_peaks(session, row.task_id, stored[0], stored[1])

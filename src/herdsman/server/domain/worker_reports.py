@@ -29,10 +29,12 @@ from herdsman.core.statuses import TaskInstanceStatus, Transition
 from herdsman.server.database import models, sql
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain.transitions import (
+    InstanceRow,
     end_attempt,
     load_instance,
     load_instances,
     move_instance,
+    raise_peaks,
 )
 
 __all__ = [
@@ -142,7 +144,7 @@ def instance_done(
     if move_instance(session, row, TaskInstanceStatus.DONE, recorder, now=now) is (
         Transition.VALID
     ):
-        _record_outcome(session, row.id, request.exit_code, request)
+        _record_outcome(session, row, request.exit_code, request)
     return schemas.InstanceStatusOut(task_instance_id=row.id, status=row.status.value)
 
 
@@ -156,13 +158,13 @@ def instance_error(
         session, row, target, request.message, recorder, now=now, stderr_tail=request.stderr_tail
     )
     if ended is Transition.VALID:
-        _record_outcome(session, row.id, request.exit_code, request)
+        _record_outcome(session, row, request.exit_code, request)
     return schemas.InstanceStatusOut(task_instance_id=row.id, status=row.status.value)
 
 
 def _record_outcome(
     session: Session,
-    instance_id: int,
+    row: InstanceRow,
     exit_code: int | None,
     report: schemas.InstanceDoneIn | schemas.InstanceErrorIn,
 ) -> None:
@@ -179,9 +181,10 @@ def _record_outcome(
             report.usage.wall_time,
             report.usage.cpu_time,
             report.usage.max_rss,
-            instance_id,
+            row.id,
         ),
     )
+    raise_peaks(session, row.task_id, report.usage.wall_time, report.usage.max_rss)
 
 
 def _report_by(now: dt.datetime, seconds: float) -> dt.datetime:

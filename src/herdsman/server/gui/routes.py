@@ -85,7 +85,7 @@ NEIGHBOURS_PER_PAGE = 50
 CSV_CHUNK = 1000
 HISTORY_ENTRIES = 50
 RUNS_SHOWN = 5
-ERROR_GROUPS = 100
+ERROR_GROUPS = 25
 TAIL_LINES = 40
 MEDIAN_SAMPLE = 1000
 BLOCKERS_LISTED = 20
@@ -399,18 +399,21 @@ async def tasks_csv(
 
 @router.get("/workflows/{workflow_id}/errors", response_class=HTMLResponse)
 async def errors_page(
-    request: Request, caller: PageCaller, workflow_id: Id, template: Text = None
+    request: Request,
+    caller: PageCaller,
+    workflow_id: Id,
+    template: Text = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> HTMLResponse:
-    """The workflow's errors grouped by signature, for all templates or one."""
+    """The workflow's errors grouped by signature, for all templates or one, a page of
+    groups at a time (the largest first)."""
 
     def read(session: Session) -> dict[str, Any]:
-        by_template = diagnostics.errors_by_template(session, workflow_id)
         array_id = None
         if template:
-            matching = [row.array_id for row in by_template if row.template == template]
-            array_id = matching[0] if matching else -1
-        groups = diagnostics.error_groups(
-            session, workflow_id, ERROR_GROUPS, TAIL_LINES, array_id=array_id
+            array_id = lookups.array_of_template(session, workflow_id, template)
+        by_template, groups = diagnostics.error_overview(
+            session, workflow_id, ERROR_GROUPS, TAIL_LINES, array_id=array_id, offset=offset
         )
         return {
             "detail": workflows.workflow_detail(session, workflow_id),
@@ -419,8 +422,20 @@ async def errors_page(
         }
 
     found = await _read(request, read)
+    shown = len(found["groups"].groups)
+    more = offset + shown < found["groups"].group_count
     return _render(
-        request, "errors.html", caller, **found, workflow_id=workflow_id, template=template or ""
+        request,
+        "errors.html",
+        caller,
+        **found,
+        workflow_id=workflow_id,
+        template=template or "",
+        offset=offset,
+        previous_url=_with(request, offset=max(0, offset - ERROR_GROUPS) or None)
+        if offset
+        else None,
+        next_url=_with(request, offset=offset + ERROR_GROUPS) if more else None,
     )
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, distinct, func, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from herdsman.core.error_signature import ExitClass, error_signature
@@ -28,6 +28,7 @@ __all__ = [
     "TemplateErrors",
     "error_groups",
     "error_messages",
+    "error_overview",
     "errors_by_template",
     "last_lines",
     "log_paths",
@@ -52,99 +53,170 @@ def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.W
     )
 
 
-def error_groups(
-    session: Session, workflow_id: int, limit: int, tail_lines: int, array_id: int | None = None
-) -> schemas.ErrorGroupsOut:
-    """The workflow's errors grouped by signature and exit class, largest group first.
+@dataclass(frozen=True)
+class _Grouped:
+    """One signature's errors within one array (one task template)."""
 
-    One ``GROUP BY`` over the error log's (workflow, signature) index; each group's sample is
-    its newest error, with the last ``tail_lines`` lines of its attempt's output (0: all the
-    worker kept). ``array_id`` keeps the errors of one of its task templates (its array).
+    array_id: int | None
+    signature: str | None
+    exit_class: str | None
+    errors: int
+    tasks: int
+    first: dt.datetime
+    last: dt.datetime
+    newest: int
+
+
+@dataclass(frozen=True)
+class _ErrorCounts:
+    """A workflow's errors by array and signature, and its tasks with errors by array."""
+
+    grouped: list[_Grouped]
+    tasks_by_array: dict[int | None, int]
+
+
+def _error_counts(session: Session, workflow_id: int) -> _ErrorCounts:
+    """Two grouped reads of the workflow's error log, alone.
+
+    Everything the errors page shows comes from these: a task is in one array only, so
+    distinct tasks add up across arrays, and a group's figures over all templates are the
+    sums of its figures per array.
     """
-    require_workflow(session, workflow_id)
-    log, instance = models.TaskInstanceErrorLog, models.TaskInstance
-    where = [log.workflow_id == workflow_id]
-    if array_id is not None:
-        where.append(instance.array_id == array_id)
-    errors = func.count()
-    newest = func.max(log.id)
-    grouped = (
+    log = models.TaskInstanceErrorLog
+    grouped = session.execute(
         select(
+            log.array_id,
             log.signature,
             log.exit_class,
-            errors,
-            func.count(distinct(instance.task_id)),
+            func.count(),
+            func.count(distinct(log.task_id)),
             func.min(log.error_time),
             func.max(log.error_time),
-            newest,
+            func.max(log.id),
         )
-        .join(instance, instance.id == log.task_instance_id)
-        .where(*where)
-        .group_by(log.signature, log.exit_class)
-    )
-    rows = session.execute(grouped.order_by(errors.desc(), newest.desc()).limit(limit)).all()
-    count = session.scalar(select(func.count()).select_from(grouped.subquery())) or 0
-    total_errors, total_tasks = session.execute(
-        select(func.count(), func.count(distinct(instance.task_id)))
-        .select_from(log)
-        .join(instance, instance.id == log.task_instance_id)
-        .where(*where)
-    ).one()
-    samples = _error_samples(session, [row[-1] for row in rows], tail_lines)
+        .where(log.workflow_id == workflow_id)
+        .group_by(log.array_id, log.signature, log.exit_class)
+    ).tuples()
+    tasks = session.execute(
+        select(log.array_id, func.count(distinct(log.task_id)))
+        .where(log.workflow_id == workflow_id)
+        .group_by(log.array_id)
+    ).tuples()
+    return _ErrorCounts([_Grouped(*row) for row in grouped], dict(tasks.all()))
+
+
+def _merged(rows: list[_Grouped]) -> list[_Grouped]:
+    """The groups over all arrays, the most errors first, the newest first among equals."""
+    by_key: dict[tuple[str | None, str | None], _Grouped] = {}
+    for row in rows:
+        key = (row.signature, row.exit_class)
+        seen = by_key.get(key)
+        by_key[key] = (
+            row
+            if seen is None
+            else _Grouped(
+                None,
+                row.signature,
+                row.exit_class,
+                seen.errors + row.errors,
+                seen.tasks + row.tasks,
+                min(seen.first, row.first),
+                max(seen.last, row.last),
+                max(seen.newest, row.newest),
+            )
+        )
+    return sorted(by_key.values(), key=lambda group: (-group.errors, -group.newest))
+
+
+def error_groups(
+    session: Session,
+    workflow_id: int,
+    limit: int,
+    tail_lines: int,
+    array_id: int | None = None,
+    offset: int = 0,
+) -> schemas.ErrorGroupsOut:
+    """The workflow's errors grouped by signature and exit class, largest group first: the
+    ``limit`` groups after the first ``offset``.
+
+    Each group's sample is its newest error, with the last ``tail_lines`` lines of its
+    attempt's output (0: all the worker kept). ``array_id`` keeps the errors of one of its
+    task templates (its array).
+    """
+    require_workflow(session, workflow_id)
+    counts = _error_counts(session, workflow_id)
+    return _groups_out(session, workflow_id, counts, limit, tail_lines, array_id, offset)
+
+
+def _groups_out(
+    session: Session,
+    workflow_id: int,
+    counts: _ErrorCounts,
+    limit: int,
+    tail_lines: int,
+    array_id: int | None,
+    offset: int,
+) -> schemas.ErrorGroupsOut:
+    rows = counts.grouped
+    tasks = sum(counts.tasks_by_array.values())
+    if array_id is not None:
+        rows = [row for row in rows if row.array_id == array_id]
+        tasks = counts.tasks_by_array.get(array_id, 0)
+    groups = _merged(rows)
+    shown = groups[offset : offset + limit]
+    samples = _error_samples(session, [group.newest for group in shown], tail_lines)
     return schemas.ErrorGroupsOut(
         workflow_id=workflow_id,
-        count=total_errors,
-        tasks=total_tasks,
-        group_count=count,
+        count=sum(group.errors for group in groups),
+        tasks=tasks,
+        group_count=len(groups),
         groups=[
             _error_group(
-                (signature, exit_class),
-                (n, tasks, _group_task_ids(session, where, signature, exit_class)),
-                (first, last),
-                samples[sample_id],
+                group,
+                _group_task_ids(session, workflow_id, array_id, group),
+                samples[group.newest],
             )
-            for signature, exit_class, n, tasks, first, last, sample_id in rows
+            for group in shown
         ],
     )
 
 
 def _group_task_ids(
-    session: Session,
-    where: list[ColumnElement[bool]],
-    signature: str | None,
-    exit_class: str | None,
+    session: Session, workflow_id: int, array_id: int | None, group: _Grouped
 ) -> list[int]:
-    """The first task ids of a group, through the (workflow, signature) index."""
-    log, instance = models.TaskInstanceErrorLog, models.TaskInstance
+    """The first task ids of a group, in order from the (workflow, signature, task) index."""
+    log = models.TaskInstanceErrorLog
+    where = [
+        log.workflow_id == workflow_id,
+        log.signature == group.signature,
+        log.exit_class == group.exit_class,
+    ]
+    if array_id is not None:
+        where.append(log.array_id == array_id)
     found = session.scalars(
-        select(distinct(instance.task_id))
-        .join(log, log.task_instance_id == instance.id)
-        .where(*where, log.signature == signature, log.exit_class == exit_class)
-        .order_by(instance.task_id)
+        select(distinct(log.task_id))
+        .where(*where)
+        .order_by(log.task_id)
         .limit(schemas.GROUP_TASK_IDS)
     )
-    return list(found)
+    return [task_id for task_id in found if task_id is not None]
 
 
 def _error_group(
-    key: tuple[str | None, str | None],
-    counts: tuple[int, int, list[int]],
-    seen: tuple[dt.datetime, dt.datetime],
-    sample: tuple[schemas.ErrorSampleOut, str | None],
+    group: _Grouped, task_ids: list[int], sample: tuple[schemas.ErrorSampleOut, str | None]
 ) -> schemas.ErrorGroupOut:
-    (signature, exit_class), (errors, tasks, task_ids), (first, last) = key, counts, seen
     newest, full_stderr = sample
-    killed = exit_class == ExitClass.KILLED.value
+    killed = group.exit_class == ExitClass.KILLED.value
     pattern = error_signature(newest.message, None if killed else full_stderr).text
     return schemas.ErrorGroupOut(
-        signature=signature or "",
-        exit_class=exit_class or "",
+        signature=group.signature or "",
+        exit_class=group.exit_class or "",
         pattern=pattern,
-        count=errors,
-        tasks=tasks,
+        count=group.errors,
+        tasks=group.tasks,
         task_ids=task_ids,
-        first_seen=first.isoformat(),
-        last_seen=last.isoformat(),
+        first_seen=group.first.isoformat(),
+        last_seen=group.last.isoformat(),
         sample=newest.message,
         newest=newest,
     )
@@ -307,31 +379,53 @@ class TemplateErrors:
 
 
 def errors_by_template(session: Session, workflow_id: int) -> list[TemplateErrors]:
-    """The workflow's errors counted by task template, the most errors first (one GROUP BY
-    over the error log's workflow index; a row per template that had errors)."""
+    """The workflow's errors counted by task template, the most errors first (a row per
+    template that had errors)."""
     require_workflow(session, workflow_id)
-    log, instance = models.TaskInstanceErrorLog, models.TaskInstance
-    counted = (
-        select(
-            instance.array_id.label("array_id"),
-            func.count().label("errors"),
-            func.count(distinct(instance.task_id)).label("tasks"),
-            func.count(distinct(log.signature)).label("groups"),
+    return _by_template(session, _error_counts(session, workflow_id))
+
+
+def _by_template(session: Session, counts: _ErrorCounts) -> list[TemplateErrors]:
+    errors: dict[int, int] = {}
+    signatures: dict[int, set[str | None]] = {}
+    for row in counts.grouped:
+        if row.array_id is None:
+            continue  # an error logged before errors carried their array
+        errors[row.array_id] = errors.get(row.array_id, 0) + row.errors
+        signatures.setdefault(row.array_id, set()).add(row.signature)
+    names = dict(
+        session.execute(
+            with_template_names(
+                select(models.Array.id, models.TaskTemplate.name).select_from(models.Array)
+            ).where(models.Array.id.in_(list(errors)))
         )
-        .join(instance, instance.id == log.task_instance_id)
-        .where(log.workflow_id == workflow_id)
-        .group_by(instance.array_id)
-        .subquery()
+        .tuples()
+        .all()
     )
-    rows = session.execute(
-        with_template_names(
-            select(
-                counted.c.array_id,
-                models.TaskTemplate.name,
-                counted.c.errors,
-                counted.c.tasks,
-                counted.c.groups,
-            ).join(models.Array, models.Array.id == counted.c.array_id)
-        ).order_by(counted.c.errors.desc(), counted.c.array_id)
-    ).tuples()
-    return [TemplateErrors(*row) for row in rows]
+    found = [
+        TemplateErrors(
+            array_id,
+            names.get(array_id, ""),
+            count,
+            counts.tasks_by_array.get(array_id, 0),
+            len(signatures[array_id]),
+        )
+        for array_id, count in errors.items()
+    ]
+    return sorted(found, key=lambda row: (-row.errors, row.array_id))
+
+
+def error_overview(
+    session: Session,
+    workflow_id: int,
+    limit: int,
+    tail_lines: int,
+    array_id: int | None = None,
+    offset: int = 0,
+) -> tuple[list[TemplateErrors], schemas.ErrorGroupsOut]:
+    """:func:`errors_by_template` and :func:`error_groups` from one reading of the log."""
+    require_workflow(session, workflow_id)
+    counts = _error_counts(session, workflow_id)
+    return _by_template(session, counts), _groups_out(
+        session, workflow_id, counts, limit, tail_lines, array_id, offset
+    )

@@ -16,6 +16,7 @@ from herdsman.server.database import models
 _Columns = TypeVarTuple("_Columns")
 
 __all__ = [
+    "array_of_template",
     "count_and_first",
     "iso",
     "require_task",
@@ -41,6 +42,17 @@ def require_task(session: Session, task_id: int) -> models.Task:
     if task is None:
         raise NotFoundError(f"task {task_id} does not exist", details={"value": task_id})
     return task
+
+
+def array_of_template(session: Session, workflow_id: int, template: str) -> int:
+    """The workflow's array of the named task template (-1, which matches nothing, if the
+    workflow has no such template)."""
+    found = session.scalar(
+        with_template_names(select(models.Array.id).select_from(models.Array)).where(
+            models.Array.workflow_id == workflow_id, models.TaskTemplate.name == template
+        )
+    )
+    return -1 if found is None else found
 
 
 def with_template_names(query: Select[*_Columns]) -> Select[*_Columns]:

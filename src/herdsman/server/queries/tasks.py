@@ -5,10 +5,10 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, Subquery, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, distinct, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from herdsman.core import lifecycle
@@ -18,6 +18,7 @@ from herdsman.core.statuses import TaskStatus
 from herdsman.server.database import models
 from herdsman.server.queries.diagnostics import last_lines
 from herdsman.server.queries.lookups import (
+    array_of_template,
     iso,
     require_task,
     require_workflow,
@@ -264,34 +265,17 @@ def task_page(
 ) -> TaskPage:
     """A page of the workflow's tasks that ``filters`` keep, in ``sort`` order.
 
-    Keyset paging: ``after`` is the cursor a page ends with (``"<value>:<id>"``, or the id
-    when sorting by id), so a page costs about the same however deep it is. Sorting by runtime
-    or memory takes each kept task's largest over its attempts first, which reads all of the
-    workflow's attempts (one GROUP BY); by id or attempts only what the page needs is read.
+    Keyset paging: ``after`` is the cursor a page ends with (``"<value>:<id>"``, ``"-:<id>"``
+    among tasks without a value yet, or the id when sorting by id), so a page costs about the
+    same however deep it is. Every order is read from an index in its order and stops at the
+    page's end: no page groups or sorts a workflow's tasks.
     """
     require_workflow(session, workflow_id)
-    task = models.Task
-    usage = _usage_by_task(workflow_id)
-    key: _Key
-    if sort is TaskSort.RUNTIME:
-        key = func.coalesce(usage.c.runtime, -1.0)
-    elif sort is TaskSort.MEMORY:
-        key = func.coalesce(usage.c.memory, -1)
-    elif sort is TaskSort.ATTEMPTS:
-        key = task.num_attempts
-    else:
-        key = task.id
-    query = select(task.id, key).where(task.workflow_id == workflow_id)
-    if sort in (TaskSort.RUNTIME, TaskSort.MEMORY):
-        query = query.outerjoin(usage, usage.c.task_id == task.id)
-    query = query.where(*_kept(workflow_id, filters))
-    if after:
-        query = query.where(_after(sort, key, after))
+    where = filter_clauses(session, workflow_id, filters)
     if sort is TaskSort.ID:
-        found = _by_id(session, query, filters.statuses, limit + 1)
+        found = _by_id(session, workflow_id, filters, where, after, limit + 1)
     else:
-        ordered = query.order_by(key.desc(), task.id).limit(limit + 1)
-        found = list(session.execute(ordered).tuples().all())
+        found = _by_key(session, _SORT_KEYS[sort], where, after, limit + 1)
     more = len(found) > limit
     found = found[:limit]
     ids = [task_id for task_id, _ in found]
@@ -299,110 +283,184 @@ def task_page(
     next_after = None
     if more:
         last_id, last_key = found[-1]
-        next_after = str(last_id) if sort is TaskSort.ID else f"{last_key}:{last_id}"
+        if sort is TaskSort.ID:
+            next_after = str(last_id)
+        else:
+            next_after = f"{'-' if last_key is None else last_key}:{last_id}"
     return TaskPage([rows[i] for i in ids], next_after)
 
 
-_Key = ColumnElement[float] | ColumnElement[int] | InstrumentedAttribute[int]
+_SORT_KEYS: dict[TaskSort, InstrumentedAttribute[Any]] = {
+    TaskSort.RUNTIME: models.Task.peak_wall_time,
+    TaskSort.MEMORY: models.Task.peak_rss,
+    TaskSort.ATTEMPTS: models.Task.num_attempts,
+}
+_Found = list[tuple[int, Any]]
 
 
-def _by_id(
-    session: Session, query: Select[int, Any], statuses: Sequence[str], limit: int
-) -> list[tuple[int, Any]]:
-    """The first ``limit`` rows of ``query`` by task id, one status at a time, merged.
+def _by_key(
+    session: Session,
+    key: InstrumentedAttribute[Any],
+    where: list[ColumnElement[bool]],
+    after: str | None,
+    limit: int,
+) -> _Found:
+    """Tasks by ``key`` descending, then id descending: those with a value first, then those
+    without (not yet reported) by id descending.
 
-    Each status's rows come from the (workflow, status) index in id order and stop at
-    ``limit``, so a page reads at most ``limit`` rows per status. Asked in one piece, the
-    planner walks every task of the workflow and sorts them, on every page.
+    Both parts walk a (workflow, key, id) index backwards. NULLs are read apart because the
+    engines disagree on where they sort.
     """
     task = models.Task
-    found: list[tuple[int, Any]] = []
-    for status in statuses or [status.value for status in TaskStatus]:
-        found.extend(
-            session.execute(query.where(task.status == status).order_by(task.id).limit(limit))
-            .tuples()
-            .all()
-        )
-    return sorted(found, key=lambda row: row[0])[:limit]
+    value, last_id = _key_cursor(key, after)
+    found: _Found = []
+    if value is not _NO_VALUE:
+        valued = select(task.id, key).where(*where, key.is_not(None))
+        if value is not None:
+            valued = valued.where(or_(key < value, and_(key == value, task.id < last_id)))
+        ordered = valued.order_by(key.desc(), task.id.desc()).limit(limit)
+        found = list(session.execute(ordered).tuples().all())
+        last_id = None
+    if len(found) < limit:
+        empty = select(task.id, key).where(*where, key.is_(None))
+        if last_id is not None:
+            empty = empty.where(task.id < last_id)
+        ordered = empty.order_by(task.id.desc()).limit(limit - len(found))
+        found.extend(session.execute(ordered).tuples().all())
+    return found
 
 
-def _usage_by_task(workflow_id: int) -> Subquery:
-    """Each attempted task of the workflow with the most any attempt ran and used."""
-    instance, run = models.TaskInstance, models.WorkflowRun
-    runs = select(run.id).where(run.workflow_id == workflow_id)
-    return (
-        select(
-            instance.task_id.label("task_id"),
-            func.max(instance.wall_time).label("runtime"),
-            func.max(instance.max_rss).label("memory"),
-        )
-        .where(instance.workflow_run_id.in_(runs))
-        .group_by(instance.task_id)
-        .subquery("usage")
+class _NoValue:
+    """The cursor is among the tasks without a value."""
+
+
+_NO_VALUE = _NoValue()
+
+
+def _key_cursor(
+    key: InstrumentedAttribute[Any], cursor: str | None
+) -> tuple[float | int | _NoValue | None, int | None]:
+    """The cursor's (value, id): (None, None) at the start, (_NO_VALUE, id) among the tasks
+    without a value."""
+    if not cursor:
+        return None, None
+    text, _, last_id = cursor.rpartition(":")
+    try:
+        if text == "-":
+            return _NO_VALUE, int(last_id)
+        number = float(text) if key is models.Task.peak_wall_time else int(text)
+        return number, int(last_id)
+    except ValueError:
+        raise _bad_cursor(cursor, key.key) from None
+
+
+def _bad_cursor(cursor: str, sort: str) -> InvalidInputError:
+    return InvalidInputError(
+        f"after {cursor!r} is not a cursor of this listing sorted by {sort}; start again "
+        "from the first page",
+        details={"fields": ["after"]},
     )
 
 
-def filter_clauses(workflow_id: int, filters: TaskFilter) -> list[ColumnElement[bool]]:
-    """The WHERE clauses of ``filters`` on the task table (with ``workflow_id``'s own)."""
-    return _kept(workflow_id, filters)
+_BY_SIGNATURE_BATCH = 500
 
 
-def _kept(workflow_id: int, filters: TaskFilter) -> list[ColumnElement[bool]]:
+def _by_id(
+    session: Session,
+    workflow_id: int,
+    filters: TaskFilter,
+    where: list[ColumnElement[bool]],
+    after: str | None,
+    limit: int,
+) -> _Found:
+    """The first ``limit`` kept tasks by id after ``after``.
+
+    One read per value of an indexed column, each in id order and stopping at ``limit``,
+    merged: per number of attempts when a least number is asked (the (workflow, attempts,
+    id) index), else per status (the template's (array, status, id) index, or the
+    workflow's (workflow, status, id)). Asked in one piece, a planner walks every task of
+    the workflow and sorts them, on every page. An error group is read from the error log.
+    """
     task = models.Task
-    where: list[ColumnElement[bool]] = []
+    try:
+        last = int(after) if after else 0
+    except ValueError:
+        raise _bad_cursor(after or "", "id") from None
+    if filters.signature:
+        return _by_signature(session, workflow_id, filters, last, limit)
+    parts: list[ColumnElement[bool]]
+    if filters.min_attempts is not None:
+        most = session.scalar(
+            select(func.max(task.num_attempts)).where(task.workflow_id == workflow_id)
+        )
+        parts = [task.num_attempts == k for k in range(filters.min_attempts, (most or 0) + 1)]
+    else:
+        statuses = filters.statuses or [status.value for status in TaskStatus]
+        parts = [task.status == status for status in statuses]
+    found: _Found = []
+    for part in parts:
+        query = select(task.id, task.id).where(*where, part, task.id > last)
+        found.extend(session.execute(query.order_by(task.id).limit(limit)).tuples().all())
+    return sorted(found)[:limit]
+
+
+def _by_signature(
+    session: Session, workflow_id: int, filters: TaskFilter, last: int, limit: int
+) -> _Found:
+    """The first ``limit`` kept tasks after ``last`` with an error of the group: the group's
+    task ids in order from the error log's (workflow, signature, task) index, a batch at a
+    time, each batch then checked against the other filters."""
+    log, task = models.TaskInstanceErrorLog, models.Task
+    others = filter_clauses(session, workflow_id, replace(filters, signature=None))
+    found: _Found = []
+    while len(found) < limit:
+        group = (
+            select(distinct(log.task_id))
+            .where(
+                log.workflow_id == workflow_id,
+                log.signature == filters.signature,
+                log.task_id > last,
+            )
+            .order_by(log.task_id)
+            .limit(_BY_SIGNATURE_BATCH)
+        )
+        batch = [task_id for task_id in session.scalars(group) if task_id is not None]
+        if not batch:
+            break
+        kept = session.scalars(select(task.id).where(*others, task.id.in_(batch)).order_by(task.id))
+        found.extend((task_id, task_id) for task_id in kept)
+        last = batch[-1]
+    return found[:limit]
+
+
+def filter_clauses(
+    session: Session, workflow_id: int, filters: TaskFilter
+) -> list[ColumnElement[bool]]:
+    """The WHERE clauses on the task table that keep the workflow's tasks ``filters`` keep."""
+    task = models.Task
+    where: list[ColumnElement[bool]] = [task.workflow_id == workflow_id]
     if filters.statuses:
         where.append(task.status.in_(filters.statuses))
     if filters.template:
-        arrays = with_template_names(select(models.Array.id)).where(
-            models.Array.workflow_id == workflow_id, models.TaskTemplate.name == filters.template
-        )
-        where.append(task.array_id.in_(arrays))
+        where.append(task.array_id == array_of_template(session, workflow_id, filters.template))
     if filters.name:
         where.append(func.lower(task.name).contains(filters.name.lower(), autoescape=True))
     if filters.min_attempts is not None:
         where.append(task.num_attempts >= filters.min_attempts)
     if filters.signature:
-        log, instance = models.TaskInstanceErrorLog, models.TaskInstance
-        failed = (
-            select(instance.task_id)
-            .join(log, log.task_instance_id == instance.id)
-            .where(log.workflow_id == workflow_id, log.signature == filters.signature)
+        log = models.TaskInstanceErrorLog
+        failed = select(log.task_id).where(
+            log.workflow_id == workflow_id, log.signature == filters.signature
         )
         where.append(task.id.in_(failed))
     return where
-
-
-def _after(sort: TaskSort, key: _Key, cursor: str) -> ColumnElement[bool]:
-    """Rows after the keyset cursor ``cursor`` in ``sort`` order (the key descending, then
-    ids ascending)."""
-    task = models.Task
-    try:
-        if sort is TaskSort.ID:
-            return task.id > int(cursor)
-        text, _, last_id = cursor.rpartition(":")
-        value: float = float(text) if sort is TaskSort.RUNTIME else int(text)
-        return or_(key < value, and_(key == value, task.id > int(last_id)))
-    except ValueError:
-        raise InvalidInputError(
-            f"after {cursor!r} is not a cursor of this listing sorted by {sort}; start again "
-            "from the first page",
-            details={"fields": ["after"]},
-        ) from None
 
 
 def _task_rows(session: Session, ids: Sequence[int]) -> dict[int, TaskRow]:
     """The listing's columns of the given tasks (a page: a few hundred at most)."""
     if not ids:
         return {}
-    task, instance = models.Task, models.TaskInstance
-    usage = {
-        task_id: (runtime, memory)
-        for task_id, runtime, memory in session.execute(
-            select(instance.task_id, func.max(instance.wall_time), func.max(instance.max_rss))
-            .where(instance.task_id.in_(ids))
-            .group_by(instance.task_id)
-        ).tuples()
-    }
+    task = models.Task
     rows = session.execute(
         with_template_names(
             select(
@@ -412,15 +470,12 @@ def _task_rows(session: Session, ids: Sequence[int]) -> dict[int, TaskRow]:
                 models.TaskTemplate.name,
                 task.num_attempts,
                 task.max_attempts,
+                task.peak_wall_time,
+                task.peak_rss,
             ).join(models.Array, models.Array.id == task.array_id)
         ).where(task.id.in_(ids))
     ).tuples()
-    return {
-        task_id: TaskRow(
-            task_id, name, status, template, attempts, most, *usage.get(task_id, (None, None))
-        )
-        for task_id, name, status, template, attempts, most in rows
-    }
+    return {row[0]: TaskRow(*row) for row in rows}
 
 
 @dataclass(frozen=True)

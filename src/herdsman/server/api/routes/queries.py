@@ -71,11 +71,15 @@ def get_error_groups(
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     tail_lines: Annotated[int, Query(ge=0, le=10_000)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> schemas.ErrorGroupsOut:
     """The workflow's errors grouped by signature and exit class, largest group first, each
     with counts, first and last time seen, and its newest error with the last ``tail_lines``
-    lines of that attempt's output (0 for all the worker kept)."""
-    return db.read(lambda s: diagnostics.error_groups(s, workflow_id, limit, tail_lines))
+    lines of that attempt's output (0 for all the worker kept); ``offset`` skips the first
+    groups, for paging."""
+    return db.read(
+        lambda s: diagnostics.error_groups(s, workflow_id, limit, tail_lines, offset=offset)
+    )
 
 
 @router.get("/workflows/{workflow_id}/timeline", responses=errors(404))

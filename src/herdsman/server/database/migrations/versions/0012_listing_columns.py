@@ -1,0 +1,102 @@
+"""Columns and indexes that let task listings and error groups read one index each.
+
+``task`` keeps each task's peak runtime and memory over its attempts (``peak_wall_time``,
+``peak_rss``), raised as attempts report, so that sorting a workflow's tasks by runtime or
+memory walks an index instead of grouping every attempt. ``task_instance_error_log`` gets the
+task and array of each error, so that error groups and the tasks of a group are read from the
+log alone.
+
+New indexes: task (workflow, peak runtime, id), (workflow, peak memory, id),
+(workflow, attempts, id) and (array, status, id); task (workflow, status) becomes
+(workflow, status, id), so that PostgreSQL too reads a status's tasks in id order, and the
+error log's (workflow, signature) becomes (workflow, signature, task).
+
+The new columns are filled from the attempts by correlated updates, which read each task's
+attempts through the (task) index: expect about a minute per ten million attempts.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-06 20:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+_TASK_INDEXES = {
+    "ix_task_workflow_id_peak_wall_time_id": ["workflow_id", "peak_wall_time", "id"],
+    "ix_task_workflow_id_peak_rss_id": ["workflow_id", "peak_rss", "id"],
+    "ix_task_workflow_id_num_attempts_id": ["workflow_id", "num_attempts", "id"],
+    "ix_task_array_id_status_id": ["array_id", "status", "id"],
+    "ix_task_workflow_id_status_id": ["workflow_id", "status", "id"],
+}
+
+
+def upgrade() -> None:
+    # In place (SQLite has ALTER TABLE ... ADD COLUMN): recreating a table that other rows
+    # reference would break their foreign keys.
+    with op.batch_alter_table("task", recreate="never") as batch:
+        # Double, not Float: MariaDB's FLOAT is single precision, and a keyset cursor
+        # compares the stored value with the one the page showed.
+        batch.add_column(sa.Column("peak_wall_time", sa.Double(), nullable=True))
+        batch.add_column(sa.Column("peak_rss", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("task_instance_error_log", recreate="never") as batch:
+        batch.add_column(sa.Column("task_id", sa.BigInteger(), nullable=True))
+        batch.add_column(sa.Column("array_id", sa.BigInteger(), nullable=True))
+    op.execute(
+        "UPDATE task SET "
+        "peak_wall_time = (SELECT MAX(wall_time) FROM task_instance WHERE task_id = task.id), "
+        "peak_rss = (SELECT MAX(max_rss) FROM task_instance WHERE task_id = task.id) "
+        "WHERE num_attempts > 0"
+    )
+    op.execute(
+        "UPDATE task_instance_error_log SET "
+        "task_id = (SELECT task_id FROM task_instance "
+        "WHERE task_instance.id = task_instance_error_log.task_instance_id), "
+        "array_id = (SELECT array_id FROM task_instance "
+        "WHERE task_instance.id = task_instance_error_log.task_instance_id)"
+    )
+    for name, columns in _TASK_INDEXES.items():
+        op.create_index(name, "task", columns, unique=False)
+    op.drop_index("ix_task_workflow_id_status", table_name="task")
+    op.create_index(
+        "ix_task_instance_error_log_workflow_id_signature_task_id",
+        "task_instance_error_log",
+        ["workflow_id", "signature", "task_id"],
+        unique=False,
+    )
+    op.drop_index(
+        "ix_task_instance_error_log_workflow_id_signature", table_name="task_instance_error_log"
+    )
+
+
+def downgrade() -> None:
+    op.create_index("ix_task_workflow_id_status", "task", ["workflow_id", "status"])
+    op.create_index(
+        "ix_task_instance_error_log_workflow_id_signature",
+        "task_instance_error_log",
+        ["workflow_id", "signature"],
+        unique=False,
+    )
+    op.drop_index(
+        "ix_task_instance_error_log_workflow_id_signature_task_id",
+        table_name="task_instance_error_log",
+    )
+    if op.get_bind().dialect.name in ("mysql", "mariadb"):
+        # The (array, status, id) index serves the array foreign key there, which dropped the
+        # index MariaDB made for the key itself: give the key its index back first.
+        op.create_index("fk_task_array_id_array", "task", ["array_id"])
+    for name in _TASK_INDEXES:
+        op.drop_index(name, table_name="task")
+    with op.batch_alter_table("task_instance_error_log", recreate="never") as batch:
+        batch.drop_column("array_id")
+        batch.drop_column("task_id")
+    with op.batch_alter_table("task", recreate="never") as batch:
+        batch.drop_column("peak_rss")
+        batch.drop_column("peak_wall_time")
