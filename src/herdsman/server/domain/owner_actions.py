@@ -275,18 +275,13 @@ def update_tasks(
         _require_open(session, workflow)
     else:
         _require_idle(session, workflow)
-    task = models.Task
     named = set(request.task_ids)
-    found = set(
-        session.scalars(
-            select(task.id).where(task.workflow_id == workflow_id, task.id.in_(named))
-        ).all()
-    )
-    if found != named:
-        missing = ", ".join(str(i) for i in sorted(named - found))
+    found = _chosen_by_ids(session, workflow_id, named)
+    if found.keys() != named:
+        absent = sorted(named - found.keys())
         raise NotFoundError(
-            f"workflow {workflow_id} has no task {missing}",
-            details={"workflow_id": workflow_id, "value": sorted(named - found)},
+            f"workflow {workflow_id} has no task {', '.join(str(i) for i in absent)}",
+            details={"workflow_id": workflow_id, "value": absent},
         )
     rows = _plan_rows(session, workflow, found, target, recursive=request.recursive)
     changed = _set_tasks(session, workflow_id, rows, target, recorder)
@@ -332,55 +327,68 @@ def _close_if_done(session: Session, workflow: models.Workflow, target: TaskStat
 
 # (task id, status, attempts spent, array id)
 _PlanRow = tuple[int, str, int, int]
+_PLAN_COLUMNS = (models.Task.id, models.Task.status, models.Task.num_attempts, models.Task.array_id)
 
 
 def _plan_rows(
     session: Session,
     workflow: models.Workflow,
-    chosen: set[int],
+    chosen: dict[int, _Chosen],
     target: TaskStatus,
     *,
     recursive: bool,
 ) -> list[_PlanRow]:
-    """The tasks a change of ``chosen`` to ``target`` touches, read a chunk at a time: a
-    reset takes every task downstream, ``recursive`` done every task upstream."""
-    if target is TaskStatus.REGISTERING:
-        ids = _closure(session, workflow, chosen, downstream=True)
-    elif recursive:
-        ids = _closure(session, workflow, chosen, downstream=False)
-    else:
-        ids = chosen
+    """The tasks a change of ``chosen`` to ``target`` touches, in id order: a reset takes
+    every task downstream, ``recursive`` done every task upstream."""
+    rows = {task_id: found.row for task_id, found in chosen.items()}
+    if target is TaskStatus.REGISTERING or recursive:
+        nodes = {found.node_id for found in chosen.values()}
+        downstream = target is TaskStatus.REGISTERING
+        rows.update(_closure(session, workflow, nodes, downstream=downstream))
+    return [rows[task_id] for task_id in sorted(rows)]
+
+
+@dataclass(frozen=True)
+class _Chosen:
+    """A task a status change names, with its node (where the DAG is walked from)."""
+
+    row: _PlanRow
+    node_id: int
+
+
+def _chosen_by_ids(session: Session, workflow_id: int, ids: set[int]) -> dict[int, _Chosen]:
     task = models.Task
-    rows: list[_PlanRow] = []
-    for part in chunked(sorted(ids), _CHUNK):
-        rows.extend(
-            session.execute(
-                select(task.id, task.status, task.num_attempts, task.array_id).where(
-                    task.id.in_(part)
-                )
-            ).tuples()
+    chosen: dict[int, _Chosen] = {}
+    for part in chunked(sorted(ids), _CHUNK):  # an IN of a million ids is refused
+        query = select(*_PLAN_COLUMNS, task.node_id).where(
+            task.workflow_id == workflow_id, task.id.in_(part)
         )
-    return rows
+        for task_id, status, attempts, array_id, node_id in session.execute(query).tuples():
+            chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
+    return chosen
 
 
-def _chosen_by_filter(session: Session, workflow_id: int, filters: TaskFilter) -> set[int]:
-    """The ids of the workflow's tasks that ``filters`` keep, read ``_CHUNK`` at a time in id
-    order (keyset), so no single read holds a million rows."""
+def _chosen_by_filter(
+    session: Session, workflow_id: int, filters: TaskFilter
+) -> dict[int, _Chosen]:
+    """The workflow's tasks that ``filters`` keep, read ``_CHUNK`` at a time in id order
+    (keyset), so no single read holds a million rows."""
     task = models.Task
     query = (
-        select(task.id)
+        select(*_PLAN_COLUMNS, task.node_id)
         .where(*filter_clauses(session, workflow_id, filters))
         .order_by(task.id)
         .limit(_CHUNK)
     )
-    chosen: set[int] = set()
+    chosen: dict[int, _Chosen] = {}
     last = 0
     while True:
-        part = session.scalars(query.where(task.id > last)).all()
-        chosen.update(part)
+        part = session.execute(query.where(task.id > last)).tuples().all()
+        for task_id, status, attempts, array_id, node_id in part:
+            chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
         if len(part) < _CHUNK:
             return chosen
-        last = part[-1]
+        last = part[-1][0]
 
 
 @dataclass(frozen=True)
@@ -574,19 +582,18 @@ def _set_tasks(
 
 def _closure(
     session: Session, workflow: models.Workflow, start: set[int], *, downstream: bool
-) -> set[int]:
-    """``start`` and every task reachable from it along the DAG's edges, one way."""
+) -> dict[int, _PlanRow]:
+    """Every task reachable from the nodes ``start`` along the DAG's edges, one way (the
+    tasks of ``start`` itself excluded)."""
     task, edge = models.Task, models.Edge
-    frontier: set[int] = set()
-    for part in chunked(sorted(start), _CHUNK):  # an IN of a million ids is refused
-        frontier.update(session.scalars(select(task.node_id).where(task.id.in_(part))).all())
-    seen_tasks = set(start)
-    seen_nodes = set(frontier)
     near, far = (
         (edge.upstream_node_id, edge.downstream_node_id)
         if downstream
         else (edge.downstream_node_id, edge.upstream_node_id)
     )
+    reached_tasks: dict[int, _PlanRow] = {}
+    seen_nodes = set(start)
+    frontier = set(start)
     while frontier:
         reached: set[int] = set()
         for part in chunked(sorted(frontier), _CHUNK):
@@ -598,12 +605,13 @@ def _closure(
         frontier = reached - seen_nodes
         seen_nodes |= frontier
         for part in chunked(sorted(frontier), _CHUNK):
-            seen_tasks.update(
-                session.scalars(
-                    select(task.id).where(task.workflow_id == workflow.id, task.node_id.in_(part))
-                ).all()
-            )
-    return seen_tasks
+            rows = session.execute(
+                select(*_PLAN_COLUMNS).where(
+                    task.workflow_id == workflow.id, task.node_id.in_(part)
+                )
+            ).tuples()
+            reached_tasks.update((row[0], row) for row in rows)
+    return reached_tasks
 
 
 def _require_idle(session: Session, workflow: models.Workflow) -> models.WorkflowRun | None:

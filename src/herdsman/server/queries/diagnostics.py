@@ -194,7 +194,8 @@ def _group_task_ids(
     if array_id is not None:
         where.append(log.array_id == array_id)
     found = session.scalars(
-        select(distinct(log.task_id))
+        select(log.task_id)
+        .distinct()
         .where(*where)
         .order_by(log.task_id)
         .limit(schemas.GROUP_TASK_IDS)

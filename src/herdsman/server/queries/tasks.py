@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVarTuple
 
-from sqlalchemy import ColumnElement, Select, and_, distinct, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from herdsman.core import lifecycle
@@ -393,7 +393,10 @@ def _by_id(
         most = session.scalar(
             select(func.max(task.num_attempts)).where(task.workflow_id == workflow_id)
         )
-        parts = [task.num_attempts == k for k in range(filters.min_attempts, (most or 0) + 1)]
+        parts = [
+            and_(task.workflow_id == workflow_id, task.num_attempts == k)
+            for k in range(filters.min_attempts, (most or 0) + 1)
+        ]
     else:
         statuses = filters.statuses or [status.value for status in TaskStatus]
         parts = [task.status == status for status in statuses]
@@ -411,11 +414,15 @@ def _by_signature(
     task ids in order from the error log's (workflow, signature, task) index, a batch at a
     time, each batch then checked against the other filters."""
     log, task = models.TaskInstanceErrorLog, models.Task
-    others = filter_clauses(session, workflow_id, replace(filters, signature=None))
+    # The group's tasks are the workflow's: only a template needs checking beside the rest.
+    others = _narrowing(workflow_id, replace(filters, signature=None))
+    if filters.template:
+        others.append(_scope(session, workflow_id, filters))
     found: _Found = []
     while len(found) < limit:
         group = (
-            select(distinct(log.task_id))
+            select(log.task_id)
+            .distinct()
             .where(
                 log.workflow_id == workflow_id,
                 log.signature == filters.signature,
@@ -437,12 +444,24 @@ def filter_clauses(
     session: Session, workflow_id: int, filters: TaskFilter
 ) -> list[ColumnElement[bool]]:
     """The WHERE clauses on the task table that keep the workflow's tasks ``filters`` keep."""
+    return [_scope(session, workflow_id, filters), *_narrowing(workflow_id, filters)]
+
+
+def _scope(session: Session, workflow_id: int, filters: TaskFilter) -> ColumnElement[bool]:
+    """The workflow's tasks, or its template's: the template's array is the workflow's, and a
+    workflow clause beside it would draw planners to the (workflow, status) index."""
     task = models.Task
-    where: list[ColumnElement[bool]] = [task.workflow_id == workflow_id]
+    if filters.template:
+        return task.array_id == array_of_template(session, workflow_id, filters.template)
+    return task.workflow_id == workflow_id
+
+
+def _narrowing(workflow_id: int, filters: TaskFilter) -> list[ColumnElement[bool]]:
+    """The filters' clauses other than which workflow or template."""
+    task = models.Task
+    where: list[ColumnElement[bool]] = []
     if filters.statuses:
         where.append(task.status.in_(filters.statuses))
-    if filters.template:
-        where.append(task.array_id == array_of_template(session, workflow_id, filters.template))
     if filters.name:
         where.append(func.lower(task.name).contains(filters.name.lower(), autoescape=True))
     if filters.min_attempts is not None:
