@@ -1,10 +1,11 @@
-"""The columns task listings and error groups read from: kept on write, refilled by the
-migration, and read in the order and pages the GUI shows.
+"""The columns and counts task listings and error groups read from: kept on write, refilled
+by the migration, and read in the order and pages the GUI shows.
 
-Each task keeps the most any attempt ran and used (``peak_wall_time``, ``peak_rss``), and
-each logged error its task and array. A real workflow with retries is run on a real server;
-the kept values must equal what its attempts say, and again after the migration that adds
-them has been undone and redone on the same rows.
+Each task keeps the most any attempt ran and used (``peak_wall_time``, ``peak_rss``), each
+logged error its task and array, and each error group its counts. A real workflow with
+retries is run on a real server; the kept values must equal what its attempts and error log
+say, and again after the migration that adds them has been undone and redone on the same
+rows.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ _FLAKY = (
     'sys.exit(0) if os.path.exists(p) else (open(p, "w").close(), sys.exit(3))\''
 )
 
+# Fails twice, differently: two error groups for one task.
+_TWICE = (
+    f'{sys.executable} -c \'import os, sys; p = "{{marker}}"; e = os.path.exists(p); '
+    'open(p, "w").close(); sys.stderr.write("out of patience" if e else "cannot open input"); '
+    "sys.exit(5 if e else 4)'"
+)
+
 _PEAKS = (
     "SELECT t.id, t.peak_wall_time, t.peak_rss, MAX(ti.wall_time), MAX(ti.max_rss) "
     "FROM task t LEFT JOIN task_instance ti ON ti.task_id = t.id "
@@ -50,6 +58,31 @@ _ERRORS = (
     "FROM task_instance_error_log l JOIN task_instance ti ON ti.id = l.task_instance_id "
     "WHERE l.workflow_id = :w ORDER BY l.id"
 )
+
+_KEPT_GROUPS = (
+    "SELECT array_id, signature, exit_class, errors, tasks, first_seen, last_seen, newest_id "
+    "FROM error_group_count WHERE workflow_id = :w"
+)
+_COUNTED_GROUPS = (
+    "SELECT array_id, COALESCE(signature, ''), COALESCE(exit_class, ''), COUNT(*), "
+    "COUNT(DISTINCT task_id), MIN(error_time), MAX(error_time), MAX(id) "
+    "FROM task_instance_error_log WHERE workflow_id = :w "
+    "GROUP BY array_id, COALESCE(signature, ''), COALESCE(exit_class, '')"
+)
+_KEPT_TASKS = "SELECT array_id, tasks FROM error_task_count WHERE workflow_id = :w"
+_COUNTED_TASKS = (
+    "SELECT array_id, COUNT(DISTINCT task_id) FROM task_instance_error_log "
+    "WHERE workflow_id = :w GROUP BY array_id"
+)
+
+
+def _assert_error_counts_agree(url: str, workflow_id: int) -> None:
+    kept = set(_query(url, _KEPT_GROUPS, workflow_id))
+    assert kept == set(_query(url, _COUNTED_GROUPS, workflow_id))
+    tasks = set(_query(url, _KEPT_TASKS, workflow_id))
+    assert tasks == set(_query(url, _COUNTED_TASKS, workflow_id))
+    # The task failing twice, differently, is in two groups and counts once for its array.
+    assert sum(row[4] for row in kept) == sum(n for _, n in tasks) + 1
 
 
 def _query(url: str, statement: str, workflow_id: int) -> list[tuple[Any, ...]]:
@@ -82,13 +115,13 @@ def _run_with_retries(server_url: str, tmp_path: Path, name: str) -> int:
         tool.set_default_cluster_name("sequential")
         work = tool.get_task_template("work", _WORK, node_args=["seconds", "mib"])
         flaky = tool.get_task_template("flaky", _FLAKY, node_args=["marker"])
-        bad = tool.get_task_template("bad", "exit {n}", node_args=["n"])
+        bad = tool.get_task_template("bad", _TWICE, node_args=["marker"])
         works = [
             work.create_task(seconds=seconds, mib=mib)
             for seconds, mib in ((0.1, 8), (0.6, 64), (0.3, 32))
         ]
         retried = flaky.create_task(marker=str(tmp_path / "flaky"), max_attempts=2)
-        failing = bad.create_task(n=5, max_attempts=2)
+        failing = bad.create_task(marker=str(tmp_path / "twice"), max_attempts=2)
         never = work.create_task(seconds=0, mib=1, upstream_tasks=[failing])
         workflow = tool.create_workflow(workflow_args=name)
         workflow.add_tasks([*works, retried, failing, never])
@@ -113,6 +146,7 @@ def test_peaks_and_error_tasks_are_kept_on_write_and_refilled_by_the_migration(
     errors = _query(fresh_database_url, _ERRORS, workflow_id)
     assert len(errors) == 3  # the flaky task's first attempt, the bad task's two
     assert all(row[1] == row[3] and row[2] == row[4] and row[1] is not None for row in errors)
+    _assert_error_counts_agree(fresh_database_url, workflow_id)
 
     database = make_database(fresh_database_url)
     try:
@@ -127,6 +161,7 @@ def test_peaks_and_error_tasks_are_kept_on_write_and_refilled_by_the_migration(
     refilled = _assert_peaks_match_attempts(fresh_database_url, workflow_id)
     assert [row[0] for row in refilled if row[1] is not None] == [row[0] for row in reported]
     assert _query(fresh_database_url, _ERRORS, workflow_id) == errors
+    _assert_error_counts_agree(fresh_database_url, workflow_id)
 
 
 def _listed(client: httpx.Client, path: str) -> tuple[list[int], str | None]:

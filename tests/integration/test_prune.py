@@ -58,6 +58,8 @@ WORKFLOW_ROWS = {
     "audit": "SELECT count(*) FROM audit WHERE workflow_id = :w",
     "task_status_count": "SELECT count(*) FROM task_status_count WHERE workflow_id = :w",
     "task_status_history": "SELECT count(*) FROM task_status_history WHERE workflow_id = :w",
+    "error_group_count": "SELECT count(*) FROM error_group_count WHERE workflow_id = :w",
+    "error_task_count": "SELECT count(*) FROM error_task_count WHERE workflow_id = :w",
 }
 
 

@@ -19,6 +19,7 @@ re-read, every ``server.feed_recheck_seconds``.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import secrets
 from collections import defaultdict
@@ -35,6 +36,7 @@ from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
 from herdsman.server.database import sql
 from herdsman.server.database.engine import Database
+from herdsman.server.database.error_counts import ErrorCountChanges, FirstErrors
 from herdsman.server.database.models import utcnow
 from herdsman.server.database.task_counts import TaskCountChanges
 
@@ -74,6 +76,7 @@ class ChangeRecorder:
         default_factory=lambda: defaultdict(list)
     )
     _counts: TaskCountChanges = field(default_factory=TaskCountChanges)
+    _errors: ErrorCountChanges = field(default_factory=ErrorCountChanges)
 
     def record(
         self, workflow_id: int, kind: str, object_id: int, status: str, task_id: int | None = None
@@ -116,6 +119,17 @@ class ChangeRecorder:
         increments recorded so far are in them already."""
         self._counts.forget(workflow_id)
 
+    def error(
+        self,
+        group: tuple[int, int, str, str],
+        first: FirstErrors,
+        when: dt.datetime,
+        log_id: int,
+    ) -> None:
+        """An error of ``group`` (workflow, array, signature, exit class) was logged, as
+        ``log_id``: the flush adds it to the group's kept counts."""
+        self._errors.add(group, first, when, log_id)
+
     def instance(
         self, workflow_id: int, instance_id: int, status: TaskInstanceStatus, task_id: int
     ) -> None:
@@ -135,7 +149,7 @@ class ChangeRecorder:
         """
         # A fixed order, so two writers cannot deadlock. A workflow may have count changes
         # and no feed change (attempts given back to tasks already registering).
-        workflows = sorted(set(self._pending) | self._counts.workflows())
+        workflows = sorted(set(self._pending) | self._counts.workflows() | self._errors.workflows())
         now = utcnow()
         for workflow_id in workflows:
             changes = self._pending.get(workflow_id, [])
@@ -164,6 +178,7 @@ class ChangeRecorder:
             )
             # After the workflow's row is locked by the number above: see task_counts.
             self._counts.apply(session, workflow_id, now)
+            self._errors.apply(session, workflow_id)
         written = {
             workflow_id: frozenset(
                 (kind, status) for kind, _, status, _ in self._pending[workflow_id]
@@ -173,6 +188,7 @@ class ChangeRecorder:
         }
         self._pending.clear()
         self._counts = TaskCountChanges()
+        self._errors = ErrorCountChanges()
         if written and session.get_bind().dialect.name == "postgresql":
             # Delivered to the other server processes when this transaction commits (and not
             # at all if it rolls back), so a woken follower always finds the changes.

@@ -43,6 +43,8 @@ __all__ = [
     "Cluster",
     "Dag",
     "Edge",
+    "ErrorGroupCount",
+    "ErrorTaskCount",
     "Node",
     "NodeArg",
     "Queue",
@@ -534,6 +536,42 @@ class TaskStatusHistory(Base):
     status: Mapped[str] = mapped_column(STATUS, primary_key=True)
     entered: Mapped[int] = mapped_column(BigInteger, default=0)
     exited: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ErrorGroupCount(Base):
+    """A workflow's errors of one signature and exit class in one array: how many, in how
+    many tasks, first and last seen, and the newest one's log id (its sample).
+
+    Kept like :class:`TaskStatusCount`, by increments in the transaction that logs the error
+    (:mod:`~herdsman.server.database.error_counts`), so that the errors page reads a row per
+    group instead of grouping every error. An error without a signature or exit class (logged
+    before they existed) counts under "".
+    """
+
+    __tablename__ = "error_group_count"
+    __table_args__ = WITHOUT_ROWID
+
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
+    array_id: Mapped[int] = mapped_column(ForeignKey("array.id"), primary_key=True)
+    signature: Mapped[str] = mapped_column(String(16), primary_key=True)
+    exit_class: Mapped[str] = mapped_column(String(16), primary_key=True)
+    errors: Mapped[int] = mapped_column(BigInteger, default=0)
+    tasks: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime)
+    newest_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class ErrorTaskCount(Base):
+    """How many tasks of a workflow's array have had at least one error; kept with
+    :class:`ErrorGroupCount` (a task with errors in two groups counts once here)."""
+
+    __tablename__ = "error_task_count"
+    __table_args__ = WITHOUT_ROWID
+
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
+    array_id: Mapped[int] = mapped_column(ForeignKey("array.id"), primary_key=True)
+    tasks: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 # --- identity and audit ---------------------------------------------------------------------

@@ -29,6 +29,7 @@ from herdsman.core.schemas import distributor as schemas
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, Transition, decide
 from herdsman.server.database import sql
 from herdsman.server.database.bulk import chunked
+from herdsman.server.database.error_counts import first_errors
 from herdsman.server.database.feed import ChangeRecorder
 
 __all__ = [
@@ -213,7 +214,7 @@ def end_attempt(
         stderr_tail = _stored_stderr_tail(session, row.id)
     signature = error_signature(message, stderr_tail)
     kind = exit_class_of(target, message, previous=previous, killed=killed)
-    log_error(session, row, message, now, signature=signature.digest, exit_class=kind)
+    log_error(session, row, message, recorder, now=now, signature=signature.digest, exit_class=kind)
     if killed:
         move_task(session, row, lifecycle.TASK_STATUS_AFTER_KILL, recorder, now=now)
     else:
@@ -244,17 +245,20 @@ def log_error(
     session: Session,
     row: InstanceRow,
     description: str,
-    now: dt.datetime,
+    recorder: ChangeRecorder,
     *,
+    now: dt.datetime,
     signature: str,
     exit_class: ExitClass,
 ) -> None:
-    """Record one error of the attempt with its signature and exit class."""
-    sql.execute(
+    """Record one error of the attempt with its signature and exit class, and count it in
+    its group."""
+    first = first_errors(session, row.workflow_id, row.task_id, signature, exit_class.value)
+    logged = sql.fetch_one(
         session,
         "INSERT INTO task_instance_error_log (task_instance_id, workflow_id, task_id, "
         "array_id, error_time, description, signature, exit_class) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             row.id,
             row.workflow_id,
@@ -266,6 +270,10 @@ def log_error(
             exit_class.value,
         ),
     )
+    if logged is None:
+        raise RuntimeError("the error log answered no id for an inserted error")
+    group = (row.workflow_id, row.array_id, signature, exit_class.value)
+    recorder.error(group, first, now, int(logged[0]))
 
 
 def raise_peaks(

@@ -7,8 +7,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import distinct, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from herdsman.core.error_signature import ExitClass, error_signature
 from herdsman.core.schemas import queries as schemas
@@ -58,8 +58,8 @@ class _Grouped:
     """One signature's errors within one array (one task template)."""
 
     array_id: int | None
-    signature: str | None
-    exit_class: str | None
+    signature: str
+    exit_class: str
     errors: int
     tasks: int
     first: dt.datetime
@@ -72,42 +72,38 @@ class _ErrorCounts:
     """A workflow's errors by array and signature, and its tasks with errors by array."""
 
     grouped: list[_Grouped]
-    tasks_by_array: dict[int | None, int]
+    tasks_by_array: dict[int, int]
 
 
 def _error_counts(session: Session, workflow_id: int) -> _ErrorCounts:
-    """Two grouped reads of the workflow's error log, alone.
+    """The workflow's kept error counts (a row per array and group, and per array).
 
     Everything the errors page shows comes from these: a task is in one array only, so
     distinct tasks add up across arrays, and a group's figures over all templates are the
     sums of its figures per array.
     """
-    log = models.TaskInstanceErrorLog
+    group, tasks = models.ErrorGroupCount, models.ErrorTaskCount
     grouped = session.execute(
         select(
-            log.array_id,
-            log.signature,
-            log.exit_class,
-            func.count(),
-            func.count(distinct(log.task_id)),
-            func.min(log.error_time),
-            func.max(log.error_time),
-            func.max(log.id),
-        )
-        .where(log.workflow_id == workflow_id)
-        .group_by(log.array_id, log.signature, log.exit_class)
+            group.array_id,
+            group.signature,
+            group.exit_class,
+            group.errors,
+            group.tasks,
+            group.first_seen,
+            group.last_seen,
+            group.newest_id,
+        ).where(group.workflow_id == workflow_id)
     ).tuples()
-    tasks = session.execute(
-        select(log.array_id, func.count(distinct(log.task_id)))
-        .where(log.workflow_id == workflow_id)
-        .group_by(log.array_id)
+    by_array = session.execute(
+        select(tasks.array_id, tasks.tasks).where(tasks.workflow_id == workflow_id)
     ).tuples()
-    return _ErrorCounts([_Grouped(*row) for row in grouped], dict(tasks.all()))
+    return _ErrorCounts([_Grouped(*row) for row in grouped], dict(by_array.all()))
 
 
 def _merged(rows: list[_Grouped]) -> list[_Grouped]:
     """The groups over all arrays, the most errors first, the newest first among equals."""
-    by_key: dict[tuple[str | None, str | None], _Grouped] = {}
+    by_key: dict[tuple[str, str], _Grouped] = {}
     for row in rows:
         key = (row.signature, row.exit_class)
         seen = by_key.get(key)
@@ -188,8 +184,8 @@ def _group_task_ids(
     log = models.TaskInstanceErrorLog
     where = [
         log.workflow_id == workflow_id,
-        log.signature == group.signature,
-        log.exit_class == group.exit_class,
+        _kept_as(log.signature, group.signature),
+        _kept_as(log.exit_class, group.exit_class),
     ]
     if array_id is not None:
         where.append(log.array_id == array_id)
@@ -201,6 +197,12 @@ def _group_task_ids(
         .limit(schemas.GROUP_TASK_IDS)
     )
     return [task_id for task_id in found if task_id is not None]
+
+
+def _kept_as(column: InstrumentedAttribute[str | None], kept: str) -> ColumnElement[bool]:
+    """The log's rows counted under ``kept``: "" stands for none (errors logged before
+    signatures and exit classes existed)."""
+    return column == kept if kept else column.is_(None)
 
 
 def _error_group(

@@ -1,4 +1,5 @@
-"""Columns and indexes that let task listings and error groups read one index each.
+"""Columns, indexes and kept counts that let task listings and error groups read one index
+or a few rows each.
 
 ``task`` keeps each task's peak runtime and memory over its attempts (``peak_wall_time``,
 ``peak_rss``), raised as attempts report, so that sorting a workflow's tasks by runtime or
@@ -10,6 +11,10 @@ New indexes: task (workflow, peak runtime, id), (workflow, peak memory, id),
 (workflow, attempts, id) and (array, status, id); task (workflow, status) becomes
 (workflow, status, id), so that PostgreSQL too reads a status's tasks in id order, and the
 error log's (workflow, signature) becomes (workflow, signature, task).
+
+``error_group_count`` keeps each group's errors (per workflow, array, signature and exit
+class) and ``error_task_count`` each array's tasks with errors, as the task counts are kept;
+both are filled from the error log by ``INSERT ... SELECT ... GROUP BY``.
 
 The new columns are filled from the attempts by correlated updates, which read each task's
 attempts through the (task) index: expect about a minute per ten million attempts.
@@ -28,6 +33,8 @@ revision = "0012"
 down_revision = "0011"
 branch_labels = None
 depends_on = None
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 _TASK_INDEXES = {
     "ix_task_workflow_id_peak_wall_time_id": ["workflow_id", "peak_wall_time", "id"],
@@ -65,6 +72,61 @@ def upgrade() -> None:
     for name, columns in _TASK_INDEXES.items():
         op.create_index(name, "task", columns, unique=False)
     op.drop_index("ix_task_workflow_id_status", table_name="task")
+    _create_error_counts()
+
+
+def _create_error_counts() -> None:
+    op.create_table(
+        "error_group_count",
+        sa.Column("workflow_id", _ID, nullable=False),
+        sa.Column("array_id", _ID, nullable=False),
+        sa.Column("signature", sa.String(length=16), nullable=False),
+        sa.Column("exit_class", sa.String(length=16), nullable=False),
+        sa.Column("errors", sa.BigInteger(), nullable=False),
+        sa.Column("tasks", sa.BigInteger(), nullable=False),
+        sa.Column("first_seen", sa.DateTime(), nullable=False),
+        sa.Column("last_seen", sa.DateTime(), nullable=False),
+        sa.Column("newest_id", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workflow_id"], ["workflow.id"], name=op.f("fk_error_group_count_workflow_id_workflow")
+        ),
+        sa.ForeignKeyConstraint(
+            ["array_id"], ["array.id"], name=op.f("fk_error_group_count_array_id_array")
+        ),
+        sa.PrimaryKeyConstraint(
+            "workflow_id", "array_id", "signature", "exit_class", name=op.f("pk_error_group_count")
+        ),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "error_task_count",
+        sa.Column("workflow_id", _ID, nullable=False),
+        sa.Column("array_id", _ID, nullable=False),
+        sa.Column("tasks", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workflow_id"], ["workflow.id"], name=op.f("fk_error_task_count_workflow_id_workflow")
+        ),
+        sa.ForeignKeyConstraint(
+            ["array_id"], ["array.id"], name=op.f("fk_error_task_count_array_id_array")
+        ),
+        sa.PrimaryKeyConstraint("workflow_id", "array_id", name=op.f("pk_error_task_count")),
+        sqlite_with_rowid=False,
+    )
+    kept = "FROM task_instance_error_log WHERE workflow_id IS NOT NULL AND array_id IS NOT NULL "
+    op.execute(
+        "INSERT INTO error_group_count (workflow_id, array_id, signature, exit_class, errors, "
+        "tasks, first_seen, last_seen, newest_id) "
+        "SELECT workflow_id, array_id, COALESCE(signature, ''), COALESCE(exit_class, ''), "
+        "COUNT(*), COUNT(DISTINCT task_id), MIN(error_time), MAX(error_time), MAX(id) "
+        + kept
+        + "GROUP BY workflow_id, array_id, COALESCE(signature, ''), COALESCE(exit_class, '')"
+    )
+    op.execute(
+        "INSERT INTO error_task_count (workflow_id, array_id, tasks) "
+        "SELECT workflow_id, array_id, COUNT(DISTINCT task_id) "
+        + kept
+        + "GROUP BY workflow_id, array_id"
+    )
     op.create_index(
         "ix_task_instance_error_log_workflow_id_signature_task_id",
         "task_instance_error_log",
@@ -77,6 +139,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("error_task_count")
+    op.drop_table("error_group_count")
     op.create_index("ix_task_workflow_id_status", "task", ["workflow_id", "status"])
     op.create_index(
         "ix_task_instance_error_log_workflow_id_signature",
