@@ -41,6 +41,7 @@ from herdsman.client.embedded import embedded_server_status, ensure_server, stop
 from herdsman.core.config import Settings
 from herdsman.server.database import sql
 from herdsman.server.database.engine import make_database
+from herdsman.server.database.error_counts import recount_errors
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.database.models import HISTORY_SECONDS
 from herdsman.server.database.task_counts import recount_workflow
@@ -265,6 +266,7 @@ def seed(database_url: str, tasks: int) -> Seeded:
         _insert(session, "task_instance_error_log", error_columns, error_rows)
         for workflow_id in range(small_first, big_id + 1):
             recount_workflow(session, workflow_id)
+        recount_errors(session, big_id)
         # Ten hours of changes in ten-second intervals: tasks flowing G -> Q -> I -> O -> R -> D.
         history: list[tuple[Any, ...]] = []
         first = int((start - dt.datetime(1970, 1, 1)).total_seconds()) // HISTORY_SECONDS

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from herdsman.server.database import sql
 
-__all__ = ["ErrorCountChanges", "FirstErrors", "first_errors"]
+__all__ = ["ErrorCountChanges", "FirstErrors", "first_errors", "recount_errors"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,30 @@ def first_errors(
         (task_id,),
     )
     return FirstErrors(in_group=True, of_task=of_task is None)
+
+
+def recount_errors(session: Session, workflow_id: int) -> None:
+    """Set the workflow's error counts from its error log (for rows written around the
+    server, as a benchmark's seed is)."""
+    for table in ("error_group_count", "error_task_count"):
+        sql.execute(session, f"DELETE FROM {table} WHERE workflow_id = ?", (workflow_id,))
+    sql.execute(
+        session,
+        "INSERT INTO error_group_count (workflow_id, array_id, signature, exit_class, errors, "
+        "tasks, first_seen, last_seen, newest_id) "
+        "SELECT workflow_id, array_id, COALESCE(signature, ''), COALESCE(exit_class, ''), "
+        "COUNT(*), COUNT(DISTINCT task_id), MIN(error_time), MAX(error_time), MAX(id) "
+        "FROM task_instance_error_log WHERE workflow_id = ? "
+        "GROUP BY workflow_id, array_id, COALESCE(signature, ''), COALESCE(exit_class, '')",
+        (workflow_id,),
+    )
+    sql.execute(
+        session,
+        "INSERT INTO error_task_count (workflow_id, array_id, tasks) "
+        "SELECT workflow_id, array_id, COUNT(DISTINCT task_id) FROM task_instance_error_log "
+        "WHERE workflow_id = ? GROUP BY workflow_id, array_id",
+        (workflow_id,),
+    )
 
 
 @dataclass
