@@ -365,6 +365,10 @@ async def tasks_csv(
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(CSV_COLUMNS)
+        # The header at once: the download starts before the first rows are read.
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
         after: str | None = None
         while True:
             page = chunk(after)
