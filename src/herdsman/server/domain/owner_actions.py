@@ -417,15 +417,19 @@ def summarise_plan(
 ) -> StatusChangePlan:
     """Count what setting the tasks ``rows`` (id, status, attempts, template) to ``target``
     does, by the same owner table as :func:`_set_tasks`."""
+    # Counted by kind first: a preview may count a million tasks, and few kinds.
+    kinds: Counter[tuple[str, bool, str]] = Counter(
+        (status, attempts > 0, template) for _task_id, status, attempts, template in rows
+    )
     by_status: Counter[str] = Counter()
     by_template: Counter[str] = Counter()
     changing = 0
-    for _task_id, status, attempts, template in rows:
-        by_status[status] += 1
-        by_template[template] += 1
+    for (status, attempted, template), number in kinds.items():
+        by_status[status] += number
+        by_template[template] += number
         decision = TASK_BY_OWNER.decide(TaskStatus(status), target)
-        if decision is Transition.VALID or (target is TaskStatus.REGISTERING and attempts):
-            changing += 1
+        if decision is Transition.VALID or (target is TaskStatus.REGISTERING and attempted):
+            changing += number
     active = sum(by_status[s.value] for s in lifecycle.ACTIVE_TASK_STATUSES)
     return StatusChangePlan(
         target=target.value,
