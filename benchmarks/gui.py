@@ -40,7 +40,7 @@ import httpx
 from herdsman.client.embedded import embedded_server_status, ensure_server, stop_embedded_server
 from herdsman.core.config import Settings
 from herdsman.server.database import sql
-from herdsman.server.database.engine import make_database
+from herdsman.server.database.engine import Database, make_database
 from herdsman.server.database.error_counts import recount_errors
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.database.models import HISTORY_SECONDS
@@ -291,9 +291,20 @@ def seed(database_url: str, tasks: int) -> Seeded:
         return Seeded(big_id, failed_task, done_task, signatures[0])
 
     try:
-        return database.write(fill)
+        seeded = database.write(fill)
+        _analyze(database)
+        return seeded
     finally:
         database.dispose()
+
+
+def _analyze(database: Database) -> None:
+    """PostgreSQL's statistics, as autovacuum gathers them soon after a bind this big: a
+    planner without them takes a million-row table for a small one."""
+    if database.dialect != "postgresql":
+        return
+    with database.write_engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
 
 
 def _attempt_status(task_status: str, last: bool) -> str:

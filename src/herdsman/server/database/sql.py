@@ -14,10 +14,11 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Dialect
-from sqlalchemy.orm import Session
+from sqlalchemy import ARRAY, BigInteger, ColumnElement, Dialect, any_, literal
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 __all__ = [
+    "column_in",
     "execute",
     "execute_many",
     "fetch_all",
@@ -77,6 +78,16 @@ def id_in(session: Session, column: str, ids: Sequence[int]) -> tuple[str, tuple
     if _dialect(session).name == "postgresql":
         return f"{column} = ANY(?)", (list(ids),)
     return f"{column} IN {in_list(len(ids))}", tuple(ids)
+
+
+def column_in(
+    session: Session, column: ColumnElement[int] | InstrumentedAttribute[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """:func:`id_in` for a SQLAlchemy expression: ``column IN (...)``, or on PostgreSQL
+    ``column = ANY(array)``, for the same reason."""
+    if _dialect(session).name == "postgresql":
+        return column == any_(literal(list(ids), ARRAY(BigInteger)))
+    return column.in_(ids)
 
 
 def update_ids(

@@ -49,7 +49,7 @@ from herdsman.core.statuses import (
     WorkflowRunStatus,
     WorkflowStatus,
 )
-from herdsman.server.database import models
+from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import chunked
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain.runs import (
@@ -361,7 +361,7 @@ def _chosen_by_ids(session: Session, workflow_id: int, ids: set[int]) -> dict[in
     chosen: dict[int, _Chosen] = {}
     for part in chunked(sorted(ids), _CHUNK):  # an IN of a million ids is refused
         query = select(*_PLAN_COLUMNS, task.node_id).where(
-            task.workflow_id == workflow_id, task.id.in_(part)
+            task.workflow_id == workflow_id, sql.column_in(session, task.id, part)
         )
         for task_id, status, attempts, array_id, node_id in session.execute(query).tuples():
             chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
@@ -603,7 +603,9 @@ def _closure(
         for part in chunked(sorted(frontier), _CHUNK):
             reached.update(
                 session.scalars(
-                    select(far).where(edge.dag_id == workflow.dag_id, near.in_(part))
+                    select(far).where(
+                        edge.dag_id == workflow.dag_id, sql.column_in(session, near, part)
+                    )
                 ).all()
             )
         frontier = reached - seen_nodes
@@ -611,7 +613,7 @@ def _closure(
         for part in chunked(sorted(frontier), _CHUNK):
             rows = session.execute(
                 select(*_PLAN_COLUMNS).where(
-                    task.workflow_id == workflow.id, task.node_id.in_(part)
+                    task.workflow_id == workflow.id, sql.column_in(session, task.node_id, part)
                 )
             ).tuples()
             reached_tasks.update((row[0], row) for row in rows)
