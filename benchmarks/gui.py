@@ -45,6 +45,7 @@ from herdsman.server.database.error_counts import recount_errors
 from herdsman.server.database.migrate import upgrade
 from herdsman.server.database.models import HISTORY_SECONDS
 from herdsman.server.database.task_counts import recount_workflow
+from herdsman.server.database.usage_totals import recount_usage
 
 TEMPLATES = ("prepare", "simulate", "fit", "summarise", "report")
 SMALL_WORKFLOWS = 1000
@@ -267,6 +268,8 @@ def seed(database_url: str, tasks: int) -> Seeded:
         for workflow_id in range(small_first, big_id + 1):
             recount_workflow(session, workflow_id)
         recount_errors(session, big_id)
+        for workflow_id in range(small_first, big_id + 1):
+            recount_usage(session, workflow_id)
         # Ten hours of changes in ten-second intervals: tasks flowing G -> Q -> I -> O -> R -> D.
         history: list[tuple[Any, ...]] = []
         first = int((start - dt.datetime(1970, 1, 1)).total_seconds()) // HISTORY_SECONDS

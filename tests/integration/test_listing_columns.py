@@ -85,6 +85,33 @@ def _assert_error_counts_agree(url: str, workflow_id: int) -> None:
     assert sum(row[4] for row in kept) == sum(n for _, n in tasks) + 1
 
 
+_KEPT_USAGE = (
+    "SELECT array_id, attempts, core_seconds_requested, cpu_seconds, "
+    "memory_byte_seconds_requested, memory_byte_seconds_used FROM usage_total "
+    "WHERE workflow_id = :w ORDER BY array_id"
+)
+_COUNTED_USAGE = (
+    "SELECT ti.array_id, COUNT(*), SUM(ti.wall_time * ti.requested_cores), SUM(ti.cpu_time), "
+    "SUM(ti.wall_time * ti.requested_memory), SUM(ti.wall_time * ti.max_rss) "
+    "FROM task_instance ti JOIN workflow_run r ON r.id = ti.workflow_run_id "
+    "WHERE r.workflow_id = :w AND ti.wall_time IS NOT NULL GROUP BY ti.array_id "
+    "ORDER BY ti.array_id"
+)
+
+
+def _assert_usage_totals_agree(url: str, workflow_id: int) -> None:
+    kept = _query(url, _KEPT_USAGE, workflow_id)
+    counted = _query(url, _COUNTED_USAGE, workflow_id)
+    assert [row[:2] for row in kept] == [row[:2] for row in counted]
+    assert sum(row[1] for row in kept) == 7  # every attempt but the never-run task's
+    for got, want in zip(kept, counted, strict=True):
+        for value, expected in zip(got[2:], want[2:], strict=True):
+            if expected is None:  # nothing asked for (a local cluster has no requests)
+                assert value is None, (got, want)
+            else:
+                assert value == pytest.approx(expected, rel=1e-5), (got, want)
+
+
 def _query(url: str, statement: str, workflow_id: int) -> list[tuple[Any, ...]]:
     engine = create_engine(url)
     try:
@@ -147,6 +174,7 @@ def test_peaks_and_error_tasks_are_kept_on_write_and_refilled_by_the_migration(
     assert len(errors) == 3  # the flaky task's first attempt, the bad task's two
     assert all(row[1] == row[3] and row[2] == row[4] and row[1] is not None for row in errors)
     _assert_error_counts_agree(fresh_database_url, workflow_id)
+    _assert_usage_totals_agree(fresh_database_url, workflow_id)
 
     database = make_database(fresh_database_url)
     try:
@@ -162,6 +190,7 @@ def test_peaks_and_error_tasks_are_kept_on_write_and_refilled_by_the_migration(
     assert [row[0] for row in refilled if row[1] is not None] == [row[0] for row in reported]
     assert _query(fresh_database_url, _ERRORS, workflow_id) == errors
     _assert_error_counts_agree(fresh_database_url, workflow_id)
+    _assert_usage_totals_agree(fresh_database_url, workflow_id)
 
 
 def _listed(client: httpx.Client, path: str) -> tuple[list[int], str | None]:

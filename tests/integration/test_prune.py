@@ -60,6 +60,7 @@ WORKFLOW_ROWS = {
     "task_status_history": "SELECT count(*) FROM task_status_history WHERE workflow_id = :w",
     "error_group_count": "SELECT count(*) FROM error_group_count WHERE workflow_id = :w",
     "error_task_count": "SELECT count(*) FROM error_task_count WHERE workflow_id = :w",
+    "usage_total": "SELECT count(*) FROM usage_total WHERE workflow_id = :w",
 }
 
 

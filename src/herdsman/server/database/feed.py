@@ -39,6 +39,7 @@ from herdsman.server.database.engine import Database
 from herdsman.server.database.error_counts import ErrorCountChanges, FirstErrors
 from herdsman.server.database.models import utcnow
 from herdsman.server.database.task_counts import TaskCountChanges
+from herdsman.server.database.usage_totals import add_usage
 
 __all__ = [
     "NOTIFY_CHANNEL",
@@ -77,6 +78,7 @@ class ChangeRecorder:
     )
     _counts: TaskCountChanges = field(default_factory=TaskCountChanges)
     _errors: ErrorCountChanges = field(default_factory=ErrorCountChanges)
+    _usage: dict[int, list[int]] = field(default_factory=lambda: defaultdict(list))
 
     def record(
         self, workflow_id: int, kind: str, object_id: int, status: str, task_id: int | None = None
@@ -130,6 +132,11 @@ class ChangeRecorder:
         ``log_id``: the flush adds it to the group's kept counts."""
         self._errors.add(group, first, when, log_id)
 
+    def usage(self, workflow_id: int, instance_id: int) -> None:
+        """The attempt's usage (its wall time) was recorded: the flush adds it to the
+        workflow's usage totals."""
+        self._usage[workflow_id].append(instance_id)
+
     def instance(
         self, workflow_id: int, instance_id: int, status: TaskInstanceStatus, task_id: int
     ) -> None:
@@ -149,7 +156,12 @@ class ChangeRecorder:
         """
         # A fixed order, so two writers cannot deadlock. A workflow may have count changes
         # and no feed change (attempts given back to tasks already registering).
-        workflows = sorted(set(self._pending) | self._counts.workflows() | self._errors.workflows())
+        workflows = sorted(
+            set(self._pending)
+            | self._counts.workflows()
+            | self._errors.workflows()
+            | set(self._usage)
+        )
         now = utcnow()
         for workflow_id in workflows:
             changes = self._pending.get(workflow_id, [])
@@ -179,6 +191,8 @@ class ChangeRecorder:
             # After the workflow's row is locked by the number above: see task_counts.
             self._counts.apply(session, workflow_id, now)
             self._errors.apply(session, workflow_id)
+            if self._usage.get(workflow_id):
+                add_usage(session, workflow_id, self._usage[workflow_id])
         written = {
             workflow_id: frozenset(
                 (kind, status) for kind, _, status, _ in self._pending[workflow_id]
@@ -189,6 +203,7 @@ class ChangeRecorder:
         self._pending.clear()
         self._counts = TaskCountChanges()
         self._errors = ErrorCountChanges()
+        self._usage = defaultdict(list)
         if written and session.get_bind().dialect.name == "postgresql":
             # Delivered to the other server processes when this transaction commits (and not
             # at all if it rolls back), so a woken follower always finds the changes.

@@ -63,6 +63,7 @@ __all__ = [
     "TaskTemplateVersion",
     "Tool",
     "ToolVersion",
+    "UsageTotal",
     "Workflow",
     "WorkflowAttribute",
     "WorkflowRun",
@@ -572,6 +573,27 @@ class ErrorTaskCount(Base):
     workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
     array_id: Mapped[int] = mapped_column(ForeignKey("array.id"), primary_key=True)
     tasks: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class UsageTotal(Base):
+    """What a workflow's attempts of one array asked for and used, summed over those that
+    reported a wall time: core-seconds and memory byte-seconds requested (wall time times the
+    request), CPU seconds used, and memory byte-seconds used (wall time times peak memory).
+
+    Kept like :class:`TaskStatusCount`, by increments in the transaction that records an
+    attempt's usage, so that the workflow's totals are a read of a row per template.
+    """
+
+    __tablename__ = "usage_total"
+    __table_args__ = WITHOUT_ROWID
+
+    workflow_id: Mapped[int] = mapped_column(ForeignKey("workflow.id"), primary_key=True)
+    array_id: Mapped[int] = mapped_column(ForeignKey("array.id"), primary_key=True)
+    attempts: Mapped[int] = mapped_column(BigInteger, default=0)
+    core_seconds_requested: Mapped[float | None] = mapped_column(Double, nullable=True)
+    cpu_seconds: Mapped[float | None] = mapped_column(Double, nullable=True)
+    memory_byte_seconds_requested: Mapped[float | None] = mapped_column(Double, nullable=True)
+    memory_byte_seconds_used: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 # --- identity and audit ---------------------------------------------------------------------

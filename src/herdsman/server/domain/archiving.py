@@ -41,6 +41,7 @@ _TSC = cast(Table, models.TaskStatusCount.__table__)
 _TSH = cast(Table, models.TaskStatusHistory.__table__)
 _EGC = cast(Table, models.ErrorGroupCount.__table__)
 _ETC = cast(Table, models.ErrorTaskCount.__table__)
+_UT = cast(Table, models.UsageTotal.__table__)
 _DAG = cast(Table, models.Dag.__table__)
 _E = cast(Table, models.Edge.__table__)
 _N = cast(Table, models.Node.__table__)
@@ -121,6 +122,7 @@ def _archive_queries(workflow_id: int) -> list[tuple[str, Select[Any]]]:
         ("task_status_history", select(_TSH).where(_TSH.c.workflow_id == workflow_id)),
         ("error_group_count", select(_EGC).where(_EGC.c.workflow_id == workflow_id)),
         ("error_task_count", select(_ETC).where(_ETC.c.workflow_id == workflow_id)),
+        ("usage_total", select(_UT).where(_UT.c.workflow_id == workflow_id)),
     ]
 
 

@@ -90,6 +90,7 @@ _TSC = cast(Table, models.TaskStatusCount.__table__)
 _TSH = cast(Table, models.TaskStatusHistory.__table__)
 _EGC = cast(Table, models.ErrorGroupCount.__table__)
 _ETC = cast(Table, models.ErrorTaskCount.__table__)
+_UT = cast(Table, models.UsageTotal.__table__)
 _DAG = cast(Table, models.Dag.__table__)
 _E = cast(Table, models.Edge.__table__)
 
@@ -458,8 +459,9 @@ def _delete_workflow(session: Session, workflow_id: int, rows: Counter[str]) -> 
         delete(_TSH).where(_TSH.c.workflow_id == workflow_id),
         rows,
     )
-    # Its kept error counts: a row per array and error group.
-    for name, table in (("error_group_count", _EGC), ("error_task_count", _ETC)):
+    # Its kept error counts and usage totals: a row per array (and error group).
+    kept = (("error_group_count", _EGC), ("error_task_count", _ETC), ("usage_total", _UT))
+    for name, table in kept:
         _count(session, name, delete(table).where(table.c.workflow_id == workflow_id), rows)
     _count(session, "array", delete(_AR).where(_AR.c.workflow_id == workflow_id), rows)
     _count(session, "workflow_attribute", delete(_WA).where(_WA.c.workflow_id == workflow_id), rows)

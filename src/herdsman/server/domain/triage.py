@@ -130,12 +130,15 @@ def triaged(
             continue
         decision = end_attempt(session, row, target, item.message, recorder, now=now)
         if decision is Transition.VALID and item.usage is not None:
-            _record_cluster_usage(session, row, item.usage)
+            _record_cluster_usage(session, row, item.usage, recorder)
     return transitions_out(list(by_id), rows)
 
 
-def _record_cluster_usage(session: Session, row: InstanceRow, usage: wschemas.Usage) -> None:
+def _record_cluster_usage(
+    session: Session, row: InstanceRow, usage: wschemas.Usage, recorder: ChangeRecorder
+) -> None:
     """The cluster's measure of a job whose worker could not report; the worker's own wins."""
+    before = sql.fetch_one(session, "SELECT wall_time FROM task_instance WHERE id = ?", (row.id,))
     sql.execute(
         session,
         "UPDATE task_instance SET wall_time = COALESCE(wall_time, ?), "
@@ -147,3 +150,5 @@ def _record_cluster_usage(session: Session, row: InstanceRow, usage: wschemas.Us
     )
     if stored is not None:
         raise_peaks(session, row.task_id, stored[0], stored[1])
+        if stored[0] is not None and (before is None or before[0] is None):
+            recorder.usage(row.workflow_id, row.id)

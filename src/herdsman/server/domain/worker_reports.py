@@ -144,7 +144,7 @@ def instance_done(
     if move_instance(session, row, TaskInstanceStatus.DONE, recorder, now=now) is (
         Transition.VALID
     ):
-        _record_outcome(session, row, request.exit_code, request)
+        _record_outcome(session, row, request.exit_code, request, recorder)
     return schemas.InstanceStatusOut(task_instance_id=row.id, status=row.status.value)
 
 
@@ -158,7 +158,7 @@ def instance_error(
         session, row, target, request.message, recorder, now=now, stderr_tail=request.stderr_tail
     )
     if ended is Transition.VALID:
-        _record_outcome(session, row, request.exit_code, request)
+        _record_outcome(session, row, request.exit_code, request, recorder)
     return schemas.InstanceStatusOut(task_instance_id=row.id, status=row.status.value)
 
 
@@ -167,6 +167,7 @@ def _record_outcome(
     row: InstanceRow,
     exit_code: int | None,
     report: schemas.InstanceDoneIn | schemas.InstanceErrorIn,
+    recorder: ChangeRecorder,
 ) -> None:
     sql.execute(
         session,
@@ -185,6 +186,8 @@ def _record_outcome(
         ),
     )
     raise_peaks(session, row.task_id, report.usage.wall_time, report.usage.max_rss)
+    if report.usage.wall_time is not None:
+        recorder.usage(row.workflow_id, row.id)
 
 
 def _report_by(now: dt.datetime, seconds: float) -> dt.datetime:

@@ -207,21 +207,18 @@ def usage_totals(session: Session, workflow_id: int) -> schemas.UsageTotalsOut:
     """Requested against used core-hours and memory GiB-hours over the workflow's attempts
     that reported a wall time (see :class:`~herdsman.core.schemas.queries.UsageTotalsOut`).
 
-    One aggregate over the attempts of the workflow's runs, through the (run, status) index;
-    the products are summed in SQL, so no attempt's values leave the database.
+    Read from the totals kept on write (a row per template), not from the attempts.
     """
     require_workflow(session, workflow_id)
-    instance = models.TaskInstance
-    runs = select(models.WorkflowRun.id).where(models.WorkflowRun.workflow_id == workflow_id)
-    timed = instance.wall_time.is_not(None)
+    total = models.UsageTotal
     count, cores_asked, cpu, memory_asked, memory_used = session.execute(
         select(
-            func.count(),
-            func.sum(instance.wall_time * instance.requested_cores),
-            func.sum(instance.cpu_time),
-            func.sum(instance.wall_time * instance.requested_memory),
-            func.sum(instance.wall_time * instance.max_rss),
-        ).where(instance.workflow_run_id.in_(runs), timed)
+            func.coalesce(func.sum(total.attempts), 0),
+            func.sum(total.core_seconds_requested),
+            func.sum(total.cpu_seconds),
+            func.sum(total.memory_byte_seconds_requested),
+            func.sum(total.memory_byte_seconds_used),
+        ).where(total.workflow_id == workflow_id)
     ).one()
 
     def per_hour(total: float | None, unit: float = 1.0) -> float | None:

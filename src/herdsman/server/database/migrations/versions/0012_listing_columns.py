@@ -14,7 +14,9 @@ error log's (workflow, signature) becomes (workflow, signature, task).
 
 ``error_group_count`` keeps each group's errors (per workflow, array, signature and exit
 class) and ``error_task_count`` each array's tasks with errors, as the task counts are kept;
-both are filled from the error log by ``INSERT ... SELECT ... GROUP BY``.
+both are filled from the error log by ``INSERT ... SELECT ... GROUP BY``. ``usage_total``
+keeps what each array's attempts asked for and used, summed, filled from the attempts the
+same way.
 
 The new columns are filled from the attempts by correlated updates, which read each task's
 attempts through the (task) index: expect about a minute per ten million attempts.
@@ -73,6 +75,37 @@ def upgrade() -> None:
         op.create_index(name, "task", columns, unique=False)
     op.drop_index("ix_task_workflow_id_status", table_name="task")
     _create_error_counts()
+    _create_usage_totals()
+
+
+def _create_usage_totals() -> None:
+    op.create_table(
+        "usage_total",
+        sa.Column("workflow_id", _ID, nullable=False),
+        sa.Column("array_id", _ID, nullable=False),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("core_seconds_requested", sa.Double(), nullable=True),
+        sa.Column("cpu_seconds", sa.Double(), nullable=True),
+        sa.Column("memory_byte_seconds_requested", sa.Double(), nullable=True),
+        sa.Column("memory_byte_seconds_used", sa.Double(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["workflow_id"], ["workflow.id"], name=op.f("fk_usage_total_workflow_id_workflow")
+        ),
+        sa.ForeignKeyConstraint(
+            ["array_id"], ["array.id"], name=op.f("fk_usage_total_array_id_array")
+        ),
+        sa.PrimaryKeyConstraint("workflow_id", "array_id", name=op.f("pk_usage_total")),
+        sqlite_with_rowid=False,
+    )
+    op.execute(
+        "INSERT INTO usage_total (workflow_id, array_id, attempts, core_seconds_requested, "
+        "cpu_seconds, memory_byte_seconds_requested, memory_byte_seconds_used) "
+        "SELECT r.workflow_id, ti.array_id, COUNT(*), SUM(ti.wall_time * ti.requested_cores), "
+        "SUM(ti.cpu_time), SUM(ti.wall_time * ti.requested_memory), "
+        "SUM(ti.wall_time * ti.max_rss) FROM task_instance ti "
+        "JOIN workflow_run r ON r.id = ti.workflow_run_id WHERE ti.wall_time IS NOT NULL "
+        "GROUP BY r.workflow_id, ti.array_id"
+    )
 
 
 def _create_error_counts() -> None:
@@ -139,6 +172,7 @@ def _create_error_counts() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("usage_total")
     op.drop_table("error_task_count")
     op.drop_table("error_group_count")
     op.create_index("ix_task_workflow_id_status", "task", ["workflow_id", "status"])
