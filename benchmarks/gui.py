@@ -341,6 +341,8 @@ def pages(seeded: Seeded) -> list[tuple[str, str, bool]]:
         ("workflow", f"/workflows/{w}", True),
         ("timeline fragment", f"/workflows/{w}/timeline", False),
         ("timeline JSON", f"/api/v1/workflows/{w}/timeline", False),
+        ("usage totals fragment", f"/workflows/{w}/usage-totals", False),
+        ("resources, template fit", f"/workflows/{w}/resources/{w + TEMPLATES.index('fit')}", True),
         ("tasks", f"/workflows/{w}/tasks", True),
         ("tasks, status F", f"/workflows/{w}/tasks?status=F", True),
         ("tasks, template fit", f"/workflows/{w}/tasks?template=fit", True),

@@ -30,6 +30,7 @@ from herdsman import Tool
 from herdsman.core.requester import Requester
 from herdsman.server.database.engine import make_database
 from herdsman.server.database.migrate import alembic_config, upgrade
+from herdsman.server.queries.resources import template_resources
 
 pytestmark = pytest.mark.integration
 
@@ -291,3 +292,28 @@ def test_error_groups_come_a_page_at_a_time_and_open_their_tasks(
     ids, _ = _listed(owner, f"/workflows/{workflow_id}/tasks?signature={group}")
     assert len(ids) == 1
     assert _listed(owner, f"/workflows/{workflow_id}/tasks?signature={group}&status=D")[0] == []
+
+
+def test_resources_are_figured_over_the_newest_done_attempts(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    workflow_id = _run_with_retries(server.url, tmp_path, f"sampled-{time.time_ns()}")
+    (array_id,) = _query(
+        server.database_url,
+        "SELECT DISTINCT t.array_id FROM task_instance ti JOIN task t ON t.id = ti.task_id "
+        "WHERE t.workflow_id = :w AND t.name LIKE 'work%'",
+        workflow_id,
+    )[0]
+    database = make_database(server.database_url)
+    try:
+        newest = database.read(lambda s: template_resources(s, workflow_id, array_id, sample=2))
+        every = database.read(lambda s: template_resources(s, workflow_id, array_id, sample=10))
+    finally:
+        database.dispose()
+
+    assert (newest.done, newest.sampled) == (2, True)
+    assert (every.done, every.sampled) == (3, False)  # the three work tasks that ran
+    assert [entry.attempts for entry in newest.usage.templates] == [2]
+    assert [entry.attempts for entry in every.usage.templates] == [3]
+    assert newest.memory is not None and sum(newest.memory.used) == 2
+    assert every.runtime is not None and sum(every.runtime.used) == 3

@@ -4,9 +4,12 @@ For the GUI's resources page. Histograms are counted by the database, not here: 
 number of equal bins from zero to the largest value asked or used, each attempt's bin found
 by comparing it with the bins' edges (``CASE`` sums, which every engine runs alike, unlike
 ``width_bucket`` or ``floor`` of a division), then one ``GROUP BY``. So the page costs a few
-aggregate queries however many attempts the template has, and no attempt's values leave the
-database. The statistics and the suggested request come from
-:func:`herdsman.server.queries.usage.resource_usage`, as for ``herdsman resources usage``.
+aggregate queries, and no attempt's values leave the database. Everything is figured over
+the template's newest :data:`SAMPLE` done attempts, read backwards along the attempts' (array,
+id) index, so a template of a million attempts costs what one of ``SAMPLE`` does. The
+statistics and the suggested request come from
+:func:`herdsman.server.queries.usage.array_usage`, computed as for ``herdsman resources
+usage`` (which reads every attempt).
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from herdsman.core.schemas import queries as schemas
 from herdsman.core.statuses import TaskInstanceStatus
 from herdsman.server.database import models
 from herdsman.server.queries.lookups import require_workflow, with_template_names
-from herdsman.server.queries.usage import resource_usage
+from herdsman.server.queries.usage import array_usage
 
-__all__ = ["BINS", "Histogram", "TemplateResources", "template_resources"]
+__all__ = ["BINS", "SAMPLE", "Histogram", "TemplateResources", "template_resources"]
 
 BINS = 20
+SAMPLE = 10_000
+"""The newest done attempts of a template the page is figured over."""
 _DONE = TaskInstanceStatus.DONE.value
 _Value = ColumnElement[Any] | InstrumentedAttribute[Any]
 
@@ -51,10 +56,12 @@ class Histogram:
 class TemplateResources:
     """A template's resources within one workflow.
 
-    ``memory`` and ``runtime``: requested and used, over the done attempts (None when none
-    recorded either). ``used_share_*``: what done attempts used as a share of what they asked
-    (sum used / sum asked). ``wasted_gib_hours``: memory asked but unused, times the wall time
-    it was held. ``killed_*``: attempts the cluster ended for memory or time.
+    ``done``: the done attempts figured over (the newest :data:`SAMPLE` at most; ``sampled``
+    when the template has more). ``memory`` and ``runtime``: requested and used, over those
+    attempts (None when none recorded either). ``used_share_*``: what they used as a share
+    of what they asked (sum used / sum asked). ``wasted_gib_hours``: memory asked but unused,
+    times the wall time it was held. ``killed_*``: attempts the cluster ended for memory or
+    time (all of them: there are few).
     """
 
     workflow_id: int
@@ -69,10 +76,11 @@ class TemplateResources:
     wasted_gib_hours: float | None
     killed_memory: int
     killed_time: int
+    sampled: bool = False
 
 
 def template_resources(
-    session: Session, workflow_id: int, array_id: int, bins: int = BINS
+    session: Session, workflow_id: int, array_id: int, bins: int = BINS, sample: int = SAMPLE
 ) -> TemplateResources:
     """The resources page's figures for the template of ``array_id`` in ``workflow_id``."""
     require_workflow(session, workflow_id)
@@ -85,7 +93,7 @@ def template_resources(
     if template is None:
         raise NotFoundError(f"workflow {workflow_id} has no task template array {array_id}")
     instance = models.TaskInstance
-    done = _done_of(workflow_id, array_id)
+    done = _done_of(array_id, sample)
     totals = session.execute(
         done.with_only_columns(
             func.count(),
@@ -112,7 +120,7 @@ def template_resources(
         workflow_id=workflow_id,
         array_id=array_id,
         template=template,
-        usage=resource_usage(session, template, [workflow_id]),
+        usage=array_usage(session, array_id, sample),
         done=int(count),
         memory=_histogram(session, done, instance.requested_memory, instance.max_rss, bins),
         runtime=_histogram(session, done, instance.requested_runtime, instance.wall_time, bins),
@@ -121,21 +129,22 @@ def template_resources(
         wasted_gib_hours=None if wasted is None else float(wasted) / 1024**3 / 3600,
         killed_memory=kills.get(ExitClass.OUT_OF_MEMORY.value, 0),
         killed_time=kills.get(ExitClass.OVER_TIME.value, 0),
+        sampled=int(count) >= sample,
     )
 
 
-def _runs_of(workflow_id: int) -> Select[Any]:
-    return select(models.WorkflowRun.id).where(models.WorkflowRun.workflow_id == workflow_id)
-
-
-def _done_of(workflow_id: int, array_id: int) -> Select[Any]:
-    """The done attempts of the array (through the (run, status) index)."""
+def _done_of(array_id: int, sample: int) -> Select[Any]:
+    """The newest ``sample`` done attempts of the array (backwards along its (array, id)
+    index), joined to their rows."""
     instance = models.TaskInstance
-    return select(instance.id).where(
-        instance.workflow_run_id.in_(_runs_of(workflow_id)),
-        instance.status == _DONE,
-        instance.array_id == array_id,
+    newest = (
+        select(instance.id)
+        .where(instance.array_id == array_id, instance.status == _DONE)
+        .order_by(instance.id.desc())
+        .limit(sample)
+        .subquery("newest")
     )
+    return select(instance.id).select_from(newest).join(instance, instance.id == newest.c.id)
 
 
 def _share(used: float | None, asked: float | None) -> float | None:
@@ -191,18 +200,17 @@ def _counts(
 
 
 def _kills(session: Session, workflow_id: int, array_id: int) -> dict[str, int]:
-    """Attempts of the array the cluster ended for memory or for time, by exit class."""
-    instance, log = models.TaskInstance, models.TaskInstanceErrorLog
+    """Attempts of the array the cluster ended for memory or for time, by exit class: the
+    kept error counts (each ended attempt logs one error)."""
+    group = models.ErrorGroupCount
     classes = (ExitClass.OUT_OF_MEMORY.value, ExitClass.OVER_TIME.value)
     rows = session.execute(
-        select(log.exit_class, func.count(func.distinct(log.task_instance_id)))
-        .join(instance, instance.id == log.task_instance_id)
+        select(group.exit_class, func.sum(group.errors))
         .where(
-            log.workflow_id == workflow_id,
-            instance.array_id == array_id,
-            instance.status == TaskInstanceStatus.RESOURCE_ERROR.value,
-            log.exit_class.in_(classes),
+            group.workflow_id == workflow_id,
+            group.array_id == array_id,
+            group.exit_class.in_(classes),
         )
-        .group_by(log.exit_class)
+        .group_by(group.exit_class)
     ).tuples()
     return {str(kind): int(count) for kind, count in rows}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVarTuple
 
@@ -31,6 +31,7 @@ _Columns = TypeVarTuple("_Columns")
 
 __all__ = [
     "TemplateMedians",
+    "array_usage",
     "resource_usage",
     "statistics_of",
     "template_medians",
@@ -96,10 +97,49 @@ def resource_usage(
         query = query.where(task.workflow_id.in_(workflow_ids))
     for name, value in (node_args or {}).items():
         query = query.where(_has_node_arg(name, value))
+    return _usage_out(session.execute(query).tuples())
+
+
+def array_usage(session: Session, array_id: int, sample: int) -> schemas.ResourceUsageOut:
+    """:func:`resource_usage` of one workflow's template (its array), over its newest
+    ``sample`` done attempts only, read backwards along the attempts' (array, id) index: a
+    template of a million attempts costs what one of ``sample`` does."""
+    instance, task = models.TaskInstance, models.Task
+    newest = (
+        select(instance.id)
+        .where(instance.array_id == array_id, instance.status == TaskInstanceStatus.DONE.value)
+        .order_by(instance.id.desc())
+        .limit(sample)
+        .subquery("newest")
+    )
+    query = with_task_template_names(
+        select(
+            models.Tool.name,
+            models.TaskTemplate.name,
+            models.Cluster.name,
+            instance.wall_time,
+            instance.max_rss,
+        )
+        .select_from(newest)
+        .join(instance, instance.id == newest.c.id)
+        .join(task, task.id == instance.task_id)
+        .join(models.Cluster, models.Cluster.id == task.cluster_id)
+    )
+    query = query.join(
+        models.ToolVersion, models.ToolVersion.id == models.TaskTemplate.tool_version_id
+    ).join(models.Tool, models.Tool.id == models.ToolVersion.tool_id)
+    return _usage_out(session.execute(query).tuples())
+
+
+def _usage_out(
+    rows: Iterable[tuple[str, str, str, float | None, int | None]],
+) -> schemas.ResourceUsageOut:
+    """Statistics of (tool, template, cluster, wall time, peak memory) rows, by the first
+    three."""
     runtimes: dict[_Key, list[float]] = defaultdict(list)
     memories: dict[_Key, list[float]] = defaultdict(list)
     attempts: dict[_Key, int] = defaultdict(int)
-    for tool_name, name, cluster, wall_time, max_rss in session.execute(query).tuples():
+    for tool_name, name, cluster, wall_time, max_rss in rows:
         key = (tool_name, name, cluster)
         attempts[key] += 1
         if wall_time is not None:
