@@ -16,6 +16,7 @@ import structlog
 from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from herdsman.core import lifecycle
 from herdsman.core.errors import (
     ConflictError,
     NotFoundError,
@@ -28,7 +29,7 @@ from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import IN_CHUNK, chunked, insert_ignore, lookup_ids, lookup_rows
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.database.task_counts import recount_workflow
-from herdsman.server.domain import removal, reuse
+from herdsman.server.domain import removal, reuse, runs
 
 __all__ = [
     "bind_arrays",
@@ -49,6 +50,8 @@ __all__ = [
 logger = structlog.get_logger(__name__)
 
 M = TypeVar("M")
+
+_LIVE_RUN_STATUSES = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
 
 
 def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
@@ -663,6 +666,8 @@ def finish_workflow_bind(
     removed = removal.remove_unsent(session, workflow_id, recorder) if resume else []
     if resume:
         reuse.rerun_downstream(session, workflow_id, recorder)
+    if removed:
+        _close_if_all_done(session, workflow)
     if workflow.bound_date is None:
         marked = session.execute(
             update(models.Workflow)
@@ -682,6 +687,26 @@ def finish_workflow_bind(
     return schemas.WorkflowBoundOut(
         id=workflow_id, status=workflow.status, num_tasks=count, removed=len(removed)
     )
+
+
+def _close_if_all_done(session: Session, workflow: models.Workflow) -> None:
+    """A resume that removed the last unfinished tasks of a workflow no run holds leaves it
+    done: a workflow is done when all the tasks in it are (and a run would find none to do)."""
+    live = session.scalar(
+        select(models.WorkflowRun.id)
+        .where(
+            models.WorkflowRun.workflow_id == workflow.id,
+            models.WorkflowRun.status.in_(_LIVE_RUN_STATUSES),
+        )
+        .limit(1)
+    )
+    if live is None and lifecycle.workflow_done_by_tasks(
+        WorkflowStatus(workflow.status),
+        tasks_unfinished=runs.count_unfinished(session, workflow.id) > 0,
+    ):
+        logger.info("workflow_done_by_removal", workflow_id=workflow.id)
+        workflow.status = WorkflowStatus.DONE.value
+        workflow.status_date = models.utcnow()
 
 
 def _require(session: Session, model: type[M], row_id: int, field: str) -> M:
