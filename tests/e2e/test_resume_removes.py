@@ -258,7 +258,7 @@ def test_a_removed_task_that_is_running_is_killed(
 
     # The bind of the resume removes slow and tells its running attempt to die at once.
     workflow_id = fewer.bind(resume=True)
-    assert status_of("slow") == ["K"]
+    assert status_of("slow") in (["K"], ["F"])  # told to die (and perhaps dead already)
     assert status_of("gate") == ["R"]  # the run the resume takes over is not stopped yet
     _wait_for(lambda: status_of("slow") == ["F"], "the removed task's kill to be confirmed")
 
