@@ -11,8 +11,8 @@ Both columns are nullable without a default, so every engine adds them without r
 task table; existing tasks are in their workflows. ``removed_from_dag_id`` has no foreign key:
 it names a DAG for the record, and must not keep an old DAG from being pruned.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-06 20:00:00.000000
 """
 
@@ -21,8 +21,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0012"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
