@@ -30,7 +30,7 @@ from herdsman.server.database.bulk import IN_CHUNK, chunked
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain import kills
 
-__all__ = ["count_in_workflow", "count_removed", "keep_sent", "mark_unsent", "remove_unsent"]
+__all__ = ["count_in_workflow", "keep_sent", "mark_unsent", "remove_unsent"]
 
 logger = structlog.get_logger(__name__)
 
@@ -112,16 +112,6 @@ def count_in_workflow(session: Session, workflow_id: int, *, sent: bool = False)
     row = sql.fetch_one(
         session,
         f"SELECT COUNT(*) FROM task WHERE workflow_id = ? AND removed_date IS NULL{unsent}",
-        (workflow_id,),
-    )
-    return int(row[0]) if row else 0
-
-
-def count_removed(session: Session, workflow_id: int) -> int:
-    """How many of the workflow's tasks resumes removed (kept for the record)."""
-    row = sql.fetch_one(
-        session,
-        "SELECT COUNT(*) FROM task WHERE workflow_id = ? AND removed_date IS NOT NULL",
         (workflow_id,),
     )
     return int(row[0]) if row else 0
