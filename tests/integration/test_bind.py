@@ -13,7 +13,6 @@ from herdsman import Tool, WorkflowAlreadyExists, WorkflowValidationError
 from herdsman.client.task import Task
 from herdsman.client.workflow import Workflow
 from herdsman.core.errors import (
-    ConflictError,
     InvalidInputError,
     InvalidResourceError,
     NotFoundError,
@@ -340,20 +339,37 @@ def _template_id(tool: Tool, requester: Requester) -> int:
     ).id
 
 
-def test_a_resume_may_add_tasks_but_not_remove_them(tool: Tool) -> None:
+def test_a_resume_may_add_and_remove_tasks(tool: Tool, requester: Requester, server: Any) -> None:
     def steps(tool: Tool, count: int) -> Workflow:
         step = tool.get_task_template("step", "echo {n}", node_args=["n"])
         workflow = tool.create_workflow(workflow_args=f"{tool.name}-steps")
         workflow.add_tasks(step.create_tasks(n=range(count)))
         return workflow
 
+    def kept(workflow_id: int) -> tuple[int, int, int]:
+        """Tasks in the workflow (listed, counted) and all stored, removed ones too."""
+        listed = requester.get(f"/workflows/{workflow_id}/tasks", TasksPageOut).count
+        detail = requester.get(f"/workflows/{workflow_id}", WorkflowDetailOut)
+        stored = count_rows(server.database_url, models.Task, workflow_id=workflow_id)
+        return listed, sum(detail.task_status_counts.values()), stored
+
     workflow_id = steps(tool, 3).bind()
 
-    with pytest.raises(ConflictError, match="has 3 tasks but the script creates 2; a resume may"):
-        steps(tool, 2).bind(resume=True)
-    with pytest.raises(WorkflowAlreadyExists, match="with 3 tasks where the script has 2"):
+    # Without resume the workflow is refused, saying what differs.
+    with pytest.raises(
+        WorkflowAlreadyExists,
+        match=r"with 3 tasks where the script has 2 \(at least 1 task removed",
+    ):
         steps(tool, 2).bind()
-    # Refused before anything changed: the stored workflow binds again as it was.
-    assert steps(tool, 3).bind() == workflow_id
-    # Adding is fine, with resume.
+    assert kept(workflow_id) == (3, 3, 3)
+    # A resume takes the script's tasks: the one it lacks is removed, and kept for the record.
+    assert steps(tool, 2).bind(resume=True) == workflow_id
+    assert kept(workflow_id) == (2, 2, 3)
+    # Binding the same script again changes nothing.
+    assert steps(tool, 2).bind(resume=True) == workflow_id
+    assert kept(workflow_id) == (2, 2, 3)
+    # The removed task comes back when a resume's script has it again; adding is fine too.
+    with pytest.raises(WorkflowAlreadyExists, match="with 2 tasks where the script has 4"):
+        steps(tool, 4).bind()
     assert steps(tool, 4).bind(resume=True) == workflow_id
+    assert kept(workflow_id) == (4, 4, 4)

@@ -37,6 +37,7 @@ from herdsman.client.control import stop_workflow, update_task_statuses
 from herdsman.core.errors import ConflictError, PermissionDeniedError
 from herdsman.core.requester import Requester
 from herdsman.core.schemas.queries import (
+    KilledForResourcesOut,
     ResourceUsageOut,
     TaskDetailOut,
     TasksPageOut,
@@ -614,6 +615,13 @@ def test_resume_scales_the_requests_of_tasks_killed_for_resources(
         return [(attempt["status"], attempt["requested_runtime"]) for attempt in attempts]
 
     assert requested_runtimes() == [("Z", 2)]
+    # The resume reads every task it scales in one request.
+    killed = requester.get(
+        f"/workflows/{workflow_id}/killed_for_resources", KilledForResourcesOut
+    ).tasks
+    assert [(found.task_id, found.status, found.requested_runtime) for found in killed] == [
+        (task.task_id, "F", 2)
+    ]
     # As after a resource kill in a run: runtime scaled by the default 0.5, ceil(2 * 1.5) = 3.
     scaled = cli("workflow", "resume", "-w", workflow_id, "--json")
     assert scaled.returncode == 1

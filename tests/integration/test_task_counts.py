@@ -2,9 +2,10 @@
 
 A real workflow is bound, run with retries and failures on the sequential cluster, changed by
 a status change by filter from the GUI, and resumed; after each step the kept counts (tasks,
-attempts and retries per array and status) are compared with a ``GROUP BY`` over its tasks,
-and the JSON routes' counts with both. The history of changes adds up too: for every status,
-what entered minus what left equals the tasks that have it, less those bound in it.
+attempts and retries per array and status) are compared with a ``GROUP BY`` over its tasks
+(those a resume removed are out of the workflow, and out of both), and the JSON routes' counts
+with both. The history of changes adds up too: for every status, what entered minus what left
+equals the tasks that have it, less those bound in it (a removed task left its status).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tests.integration.test_gui_steering import OWNER, api, preview, signed_in
 from tests.support.tokens import user_token
 
 from herdsman import Tool
+from herdsman.client.workflow import Workflow
 from herdsman.core.requester import Requester
 from herdsman.server.database.engine import Database, make_database
 
@@ -40,8 +42,9 @@ _KEPT = (
 _COUNTED = (
     "SELECT array_id, status, COUNT(*), SUM(num_attempts), "
     "SUM(CASE WHEN num_attempts > 1 THEN num_attempts - 1 ELSE 0 END) FROM task "
-    "WHERE workflow_id = :w GROUP BY array_id, status"
+    "WHERE workflow_id = :w AND removed_date IS NULL GROUP BY array_id, status"
 )
+_REMOVED = "SELECT COUNT(*) FROM task WHERE workflow_id = :w AND removed_date IS NOT NULL"
 _HISTORY = (
     "SELECT status, SUM(entered) - SUM(exited) FROM task_status_history "
     "WHERE workflow_id = :w GROUP BY status"
@@ -78,9 +81,11 @@ def assert_counts_agree(server: RunningServer, database: Database, workflow_id: 
     assert summary["workflows"][0]["task_status_counts"] == by_status
     retries = sum(row[4] for row in counted)
     assert summary["workflows"][0]["retries"] == retries
-    # Every task was bound registering (G): the history's net changes make up the rest.
+    # Every task was bound registering (G): the history's net changes make up the rest. A
+    # removed task left the status it had (and so, in all, left G).
     net = {status: int(n) for status, n in _rows(database, _HISTORY, workflow_id) if n}
-    tasks = sum(by_status.values())
+    ((removed,),) = _rows(database, _REMOVED, workflow_id)
+    tasks = sum(by_status.values()) + removed
     expected = {s: n for s, n in by_status.items() if s != "G"}
     if by_status.get("G", 0) != tasks:
         expected["G"] = by_status.get("G", 0) - tasks
@@ -205,3 +210,45 @@ def test_counts_follow_a_resume_that_changes_a_template_and_adds_tasks(
     assert_counts_agree(server, database, first)
     detail = api(server, "GET", f"/workflows/{first}")["task_status_counts"]
     assert {s: n for s, n in detail.items() if n} == {"D": 8}
+
+
+def test_counts_follow_a_resume_that_removes_tasks(
+    server: RunningServer, database: Database
+) -> None:
+    """A resume whose script lacks a done, a failed and a waiting task removes them: they
+    leave the counts (and their statuses, in the history); a later resume brings one back."""
+    stamp = time.time_ns()
+
+    def script(requester: Requester, keep: set[str]) -> Workflow:
+        tool = Tool(f"counts-remove-{stamp}", requester=requester)
+        tool.set_default_cluster_name("sequential")
+        good = tool.get_task_template("good", "echo {n}", node_args=["n"])
+        bad = tool.get_task_template("bad", "exit {n}", node_args=["n"])
+        goods = {f"good_{n}": good.create_task(n=n, name=f"good_{n}") for n in range(3)}
+        bads = {f"bad_{n}": bad.create_task(n=n, name=f"bad_{n}", max_attempts=1) for n in (5, 6)}
+        upstream = [bads[name] for name in ("bad_5", "bad_6") if name in keep]
+        waiting = good.create_task(n=99, name="good_99", upstream_tasks=upstream)
+        tasks = {**goods, **bads, "good_99": waiting}
+        workflow = tool.create_workflow(workflow_args=f"counts-remove-{stamp}")
+        workflow.add_tasks([task for name, task in tasks.items() if name in keep])
+        return workflow
+
+    everything = {"good_0", "good_1", "good_2", "bad_5", "bad_6", "good_99"}
+    with Requester(server.url, token=user_token(OWNER), timeout=120, retries=3) as requester:
+        first = script(requester, everything)
+        assert first.run(progress=False) == "E"
+        workflow_id = first.workflow_id
+        assert workflow_id is not None
+        assert_counts_agree(server, database, workflow_id)
+
+        fewer = script(requester, everything - {"good_0", "bad_5", "good_99"})
+        assert fewer.bind(resume=True) == workflow_id
+        assert_counts_agree(server, database, workflow_id)
+        detail = api(server, "GET", f"/workflows/{workflow_id}")["task_status_counts"]
+        assert {s: n for s, n in detail.items() if n} == {"D": 2, "F": 1}
+
+        back = script(requester, everything - {"bad_5", "good_99"})
+        assert back.bind(resume=True) == workflow_id
+        assert_counts_agree(server, database, workflow_id)
+        detail = api(server, "GET", f"/workflows/{workflow_id}")["task_status_counts"]
+        assert {s: n for s, n in detail.items() if n} == {"D": 3, "F": 1}

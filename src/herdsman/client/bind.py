@@ -96,6 +96,8 @@ class Binder:
         self.workflow = workflow
         # A resume may change the tasks of a workflow that exists (herdsman.server.domain.reuse)
         self.resume = resume
+        # How many stored tasks the bind removed: a resume's script no longer had them.
+        self.removed = 0
         self.requester = workflow.requester
         self.resolver = workflow.resolver()
         self.chunk_size = workflow.chunk_size or load_settings().bind.chunk_size
@@ -139,7 +141,10 @@ class Binder:
         array_ids = self._bind_arrays(workflow.id, versions)
         self._bind_tasks(workflow.id, array_ids)
         bound = bind_requests.mark_bound(self.requester, workflow.id, resume=self.resume)
-        logger.info("workflow_bound", workflow_id=workflow.id, tasks=bound.num_tasks)
+        self.removed = bound.removed
+        logger.info(
+            "workflow_bound", workflow_id=workflow.id, tasks=bound.num_tasks, removed=bound.removed
+        )
         return workflow.id
 
     # --- templates ----------------------------------------------------------------------------

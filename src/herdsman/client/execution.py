@@ -68,12 +68,10 @@ from herdsman.core.errors import (
     short_traceback,
 )
 from herdsman.core.lifecycle import (
-    RESCALABLE_TASK_STATUSES,
     TAKEN_OVER_RUN_STATUSES,
-    scaled_on_resume,
 )
 from herdsman.core.schemas.queries import FailedTaskOut
-from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
+from herdsman.core.statuses import TaskStatus, WorkflowRunStatus
 
 if TYPE_CHECKING:
     from herdsman.client.swarm.workflow_run import WorkflowRun
@@ -136,7 +134,8 @@ def run_workflow(
     notes = []
     if resume and workflow.workflow_id is not None:
         detail = queries.workflow_detail(workflow.requester, workflow.workflow_id)
-        if (line := resume_line(detail.task_status_counts)) is not None:
+        removed = workflow._num_removed_on_bind
+        if (line := resume_line(detail.task_status_counts, removed=removed)) is not None:
             notes.append(line)
     outcome = drive_run(
         swarm,
@@ -229,22 +228,9 @@ def resume_workflow_from_id(
 
 
 def tasks_killed_for_resources(requester: Requester, workflow_id: int) -> list[int]:
-    """Ids of the workflow's unfinished tasks whose last attempt was killed for resources.
-
-    Reads the fatal and adjusting tasks, then each one's attempts: a resume meets few of them.
-    """
-    letters = [status.value for status in RESCALABLE_TASK_STATUSES]
-    found = queries.workflow_tasks(requester, workflow_id, letters, _ALL_TASKS)
-    killed = []
-    for task in found.tasks:
-        attempts = queries.task_attempts(requester, task.id).attempts
-        last = TaskInstanceStatus(attempts[-1].status) if attempts else None
-        if scaled_on_resume(TaskStatus(task.status), last):
-            killed.append(task.id)
-    return killed
-
-
-_ALL_TASKS = 2**31 - 1
+    """Ids of the workflow's unfinished tasks whose last attempt was killed for resources
+    (:func:`~herdsman.core.lifecycle.scaled_on_resume`), read in one request however many."""
+    return [task.task_id for task in queries.killed_for_resources(requester, workflow_id).tasks]
 
 
 def drive_run(

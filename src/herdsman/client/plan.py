@@ -68,13 +68,21 @@ class ResumePlan:
     """What ``run(resume=True)`` would do: counts per verdict and each task's verdict.
 
     ``workflow_id`` is None when no workflow has these ``workflow_args`` yet (every task is
-    new); ``not_in_script`` counts stored tasks the script no longer creates.
+    new); ``not_in_script`` counts stored tasks the script no longer creates, which the resume
+    removes from the workflow (they stay in the database, for the record), and
+    ``removed_names`` names the first of them.
     """
 
     workflow_id: int | None
     counts: dict[str, int]
     tasks: Sequence[TaskPlan]
     not_in_script: int = 0
+    removed_names: Sequence[str] = ()
+
+    @property
+    def removed(self) -> int:
+        """How many stored tasks the resume removes (not in the script)."""
+        return self.not_in_script
 
     @property
     def to_run(self) -> int:
@@ -92,14 +100,12 @@ class ResumePlan:
             if self.counts.get(verdict):
                 lines.append(f"  {self.counts[verdict]:>8} {words}")
         if self.not_in_script:
-            lines.append(
-                f"  {self.not_in_script:>8} stored tasks are not in the script "
-                "(a resume refuses: tasks cannot be removed)"
-            )
+            lines.append(f"  {self.not_in_script:>8} removed (stored tasks not in the script)")
         return "\n".join(lines)
 
     def details(self, limit: int = _LISTED) -> str:
-        """The summary, then up to ``limit`` tasks that would run, with the reason."""
+        """The summary, then up to ``limit`` tasks that would run, with the reason, and up to
+        ``limit`` that would be removed."""
         lines = [self.summary()]
         shown = [task for task in self.tasks if task.verdict != "reuse"]
         for task in shown[:limit]:
@@ -109,6 +115,12 @@ class ResumePlan:
             lines.append(line)
         if len(shown) > limit:
             lines.append(f"  ... and {len(shown) - limit} more")
+        for name in self.removed_names[:limit]:
+            lines.append(f"  {'remove':<10} {name} (not in the script)")
+        if self.not_in_script > min(limit, len(self.removed_names)):
+            lines.append(
+                f"  ... and {self.not_in_script - min(limit, len(self.removed_names))} more"
+            )
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -157,6 +169,7 @@ def plan_workflow(workflow: Workflow) -> ResumePlan:
             )
         ],
         not_in_script=reply.not_in_script,
+        removed_names=list(reply.removed_names),
     )
 
 

@@ -33,6 +33,7 @@ __all__ = [
     "Strategy",
     "error_groups",
     "group_errors",
+    "killed_for_resources",
     "log_paths",
     "resource_usage",
     "resources_yaml",
@@ -128,6 +129,14 @@ def workflow_tasks(
         if not page.tasks:
             break
     return schemas.TasksPageOut(count=count, tasks=tasks)
+
+
+def killed_for_resources(requester: Requester, workflow_id: int) -> schemas.KilledForResourcesOut:
+    """The workflow's unfinished tasks whose last attempt was killed for resources, in one
+    request."""
+    return requester.get(
+        f"/workflows/{workflow_id}/killed_for_resources", schemas.KilledForResourcesOut
+    )
 
 
 def task_attempts(

@@ -333,17 +333,20 @@ def _cut(text: str) -> str:
     return line if len(line) <= LINE_WIDTH else line[: LINE_WIDTH - 1] + "…"
 
 
-def resume_line(task_status_counts: Mapping[str, int]) -> str | None:
-    """What a resume keeps and what it runs, said before it starts; None when nothing is kept.
+def resume_line(task_status_counts: Mapping[str, int], *, removed: int = 0) -> str | None:
+    """What a resume keeps, runs and removed, said before it starts; None when it keeps and
+    removed nothing.
 
-    Counted after the bind, which already sent changed tasks and their downstream back to run,
-    so the figures are what the run will do, not what the workflow was.
+    Counted after the bind, which already sent changed tasks and their downstream back to run
+    and removed the ``removed`` tasks the script no longer has (out of the counts), so the
+    figures are what the run will do, not what the workflow was.
     """
     done = task_status_counts.get(TaskStatus.DONE.value, 0)
-    if not done:
+    if not done and not removed:
         return None
     total = sum(task_status_counts.values())
+    gone = f"; {removed:,} removed, not in the script" if removed else ""
     return (
-        f"resume: {done:,} of {total:,} tasks are done and kept; {total - done:,} to run "
+        f"resume: {done:,} of {total:,} tasks are done and kept; {total - done:,} to run{gone} "
         "(workflow.plan() or `herdsman workflow plan` says why each runs)"
     )

@@ -103,6 +103,8 @@ class Workflow:
         self.last_workflow_run_id: int | None = None
         self._num_newly_completed = 0
         self._num_previously_completed = 0
+        # Stored tasks the last bind removed (a resume whose script no longer has them).
+        self._num_removed_on_bind = 0
         # What the last bind sent, as a fingerprint of the client objects (see bind_if_changed).
         self._bound_fingerprint: int | None = None
 
@@ -357,13 +359,16 @@ class Workflow:
 
         Binding again keeps what is stored for done tasks; tasks that are not done take this
         script's command, name, max_attempts, resources, scales and fallback queues. With
-        ``resume``, the workflow may also have new tasks, dependencies or commands: see
-        :meth:`plan` for the rule and for what it would do.
+        ``resume``, the workflow may also have new tasks, dependencies or commands, and stored
+        tasks the script no longer has are removed from it (kept in the database for the
+        record): see :meth:`plan` for the rule and for what it would do.
         """
         from herdsman.client.bind import Binder
 
         self.validate()
-        self.workflow_id = Binder(self, resume=resume).bind()
+        binder = Binder(self, resume=resume)
+        self.workflow_id = binder.bind()
+        self._num_removed_on_bind = binder.removed
         self._bound_fingerprint = self._fingerprint()
         return self.workflow_id
 

@@ -35,6 +35,7 @@ from herdsman.core.schemas.types import (
 __all__ = [
     "DEFAULT_QUEUE",
     "LOCAL_PLUGINS",
+    "PLAN_REMOVED_NAMES",
     "WIDE_CORES",
     "WIDE_MEMORY_GIB",
     "WIDE_QUEUE_LIMITS",
@@ -118,6 +119,8 @@ DEFAULT_QUEUE = "default"
 partition named by the cluster parameter ``partition``, else Slurm's default partition)."""
 
 LOCAL_PLUGINS = frozenset({"sequential", "multiprocess", "dummy"})
+# A plan names at most this many of the stored tasks a resume would remove (it counts them all).
+PLAN_REMOVED_NAMES = 1000
 """Plugins of clusters on one machine. Any queue name a script gives them that they lack
 (Jobmon's examples use ``all.q`` and ``null.q``) means their default queue, so scripts written
 for a scheduler run unchanged; queues an operator adds to them are used by name."""
@@ -307,13 +310,15 @@ class PlanOut(BaseModel):
     ``new``, ``changed`` (done, its command changed: runs again), ``unfinished`` (not done:
     runs) or ``downstream`` (done, but a task upstream of it runs: runs again).
     ``old_commands``: the stored command of each changed task, by position;
-    ``not_in_script``: stored tasks the script no longer creates."""
+    ``not_in_script``: stored tasks the script no longer creates (a resume removes them);
+    ``removed_names``: the names of the first :data:`PLAN_REMOVED_NAMES` of them, by id."""
 
     workflow_id: int | None
     verdicts: list[str]
     old_commands: dict[int, str]
     counts: dict[str, int]
     not_in_script: int
+    removed_names: list[str] = Field(default_factory=list)
 
 
 class WorkflowOut(BaseModel):
@@ -324,9 +329,13 @@ class WorkflowOut(BaseModel):
 
 
 class WorkflowBoundOut(BaseModel):
+    """A bound workflow; ``removed``: how many stored tasks this bind (a resume) removed
+    because the script no longer has them."""
+
     id: int
     status: str
     num_tasks: int
+    removed: int = 0
 
 
 class ArrayIn(_In):

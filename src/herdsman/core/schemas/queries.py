@@ -25,6 +25,8 @@ __all__ = [
     "FailedTaskOut",
     "HistoryEntryOut",
     "HistoryOut",
+    "KilledForResourcesOut",
+    "KilledTaskOut",
     "LogPathOut",
     "LogPathsOut",
     "NeighbourOut",
@@ -128,6 +130,29 @@ class FailedTaskOut(BaseModel):
     errors: list[ErrorOut]
     stdout_tail: str
     stderr_tail: str
+
+
+class KilledTaskOut(BaseModel):
+    """A task whose last attempt was killed for resources (Z), with what a resume scales:
+    the task's request now and what the attempt asked for (memory in bytes, runtime in
+    seconds; None where it did not say)."""
+
+    task_id: int
+    name: str
+    status: str
+    task_resources_id: int
+    task_instance_id: int
+    requested_memory: int | None
+    requested_runtime: float | None
+    requested_cores: int | None
+
+
+class KilledForResourcesOut(BaseModel):
+    """The workflow's unfinished tasks that a resume gives a scaled request before queueing
+    them (:func:`herdsman.core.lifecycle.scaled_on_resume`), by task id."""
+
+    workflow_id: int
+    tasks: list[KilledTaskOut]
 
 
 class WorkflowErrorsOut(BaseModel):

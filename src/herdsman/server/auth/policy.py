@@ -109,6 +109,7 @@ POLICY: dict[tuple[str, str], Entry] = {
     # reads for the CLI and the GUI
     ("GET", "/workflows/{workflow_id}"): _READ,
     ("GET", "/workflows/{workflow_id}/clusters"): _READ,
+    ("GET", "/workflows/{workflow_id}/killed_for_resources"): _READ,
     ("GET", "/workflows/{workflow_id}/tasks"): _READ,
     ("GET", "/workflows/{workflow_id}/edges"): _READ,
     ("GET", "/workflows/{workflow_id}/errors"): _READ,

@@ -95,10 +95,15 @@ class ChangeRecorder:
         array_id: int,
         attempts: int,
         attempts_after: int | None = None,
+        counted: bool = True,
     ) -> None:
         """Task ``task_id`` of ``array_id`` went from ``previous`` to ``status``, and from
-        ``attempts`` spent to ``attempts_after`` (unchanged when None)."""
+        ``attempts`` spent to ``attempts_after`` (unchanged when None). ``counted`` is False
+        for a task a resume removed from its workflow: the change is on the feed, and not in
+        the counts, which left the task when it was removed."""
         self.record(workflow_id, ChangeKind.TASK, task_id, status)
+        if not counted:
+            return
         self._counts.move(
             workflow_id,
             array_id,
@@ -115,6 +120,19 @@ class ChangeRecorder:
         self._counts.move(
             workflow_id, array_id, str(status), str(status), attempts=attempts, attempts_after=after
         )
+
+    def task_removed(
+        self, workflow_id: int, array_id: int, status: TaskStatus | str, attempts: int
+    ) -> None:
+        """A task left its workflow (a resume removed it): out of the counts; not on the feed,
+        as its status did not change."""
+        self._counts.leave(workflow_id, array_id, str(status), attempts=attempts)
+
+    def task_restored(
+        self, workflow_id: int, array_id: int, status: TaskStatus | str, attempts: int
+    ) -> None:
+        """A removed task is back in its workflow: counted again."""
+        self._counts.join(workflow_id, array_id, str(status), attempts=attempts)
 
     def recounted(self, workflow_id: int) -> None:
         """The workflow's counts were just set from its tasks in this transaction: the

@@ -396,6 +396,12 @@ class Task(Base):
     status_date: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     peak_wall_time: Mapped[float | None] = mapped_column(Double, nullable=True)
     peak_rss: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Set when a resume's script no longer had the task: it is out of its workflow (no count,
+    # listing or run sees it) and kept for the record. See herdsman.server.domain.removal.
+    removed_date: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # The DAG the task belonged to when it was removed; alone (no removed_date), the mark of a
+    # task that the resume being bound has not sent yet. No foreign key: for the record only.
+    removed_from_dag_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
 
 
 class TaskArg(Base):

@@ -10,7 +10,9 @@ workflow's counts holds that lock first, and two writers can neither lose an inc
 deadlock over the count rows. No count is ever read in Python and written back.
 
 Bind writes no changes to the feed; :func:`recount_workflow` counts a workflow's tasks once,
-when its bind is finished, with one ``INSERT ... SELECT ... GROUP BY``.
+when its bind is finished, with one ``INSERT ... SELECT ... GROUP BY``. A task a resume
+removed from its workflow leaves the counts (and its status, in the history); its later status
+changes (the kill of its last attempt) are not counted.
 """
 
 from __future__ import annotations
@@ -67,13 +69,31 @@ class TaskCountChanges:
             self.exited[(workflow_id, previous)] += 1
             self.entered[(workflow_id, status)] += 1
 
+    def leave(self, workflow_id: int, array_id: int, status: str, *, attempts: int) -> None:
+        """One task of ``array_id`` with ``status`` left its workflow (a resume removed it): it
+        leaves the counts and, in the history, its status."""
+        self._add((workflow_id, array_id, status), -1, attempts)
+        self.exited[(workflow_id, status)] += 1
+
+    def join(self, workflow_id: int, array_id: int, status: str, *, attempts: int) -> None:
+        """A removed task of ``array_id`` with ``status`` is back in its workflow (a later
+        resume's script has it again)."""
+        self._add((workflow_id, array_id, status), 1, attempts)
+        self.entered[(workflow_id, status)] += 1
+
     def forget(self, workflow_id: int) -> None:
         """Drop the workflow's count increments (its counts were set from its tasks)."""
         for key in [key for key in self.counts if key[0] == workflow_id]:
             del self.counts[key]
 
     def workflows(self) -> set[int]:
-        return {workflow_id for workflow_id, _, _ in self.counts}
+        """Workflows with increments, of their counts or of their history (which a recount
+        leaves to be applied)."""
+        return (
+            {workflow_id for workflow_id, _, _ in self.counts}
+            | {workflow_id for workflow_id, _ in self.entered}
+            | {workflow_id for workflow_id, _ in self.exited}
+        )
 
     def _add(self, key: tuple[int, int, str], sign: int, attempts: int) -> None:
         found = self.counts.setdefault(key, [0, 0, 0])
@@ -118,14 +138,16 @@ class TaskCountChanges:
 
 
 def recount_workflow(session: Session, workflow_id: int) -> None:
-    """Set the workflow's counts from its tasks (at the end of its bind)."""
+    """Set the workflow's counts from its tasks (at the end of its bind); tasks a resume
+    removed are out of the workflow and not counted."""
     sql.execute(session, "DELETE FROM task_status_count WHERE workflow_id = ?", (workflow_id,))
     sql.execute(
         session,
         "INSERT INTO task_status_count (workflow_id, array_id, status, num, attempts, retries) "
         "SELECT workflow_id, array_id, status, COUNT(*), SUM(num_attempts), "
         "SUM(CASE WHEN num_attempts > 1 THEN num_attempts - 1 ELSE 0 END) "
-        "FROM task WHERE workflow_id = ? GROUP BY workflow_id, array_id, status",
+        "FROM task WHERE workflow_id = ? AND removed_date IS NULL "
+        "GROUP BY workflow_id, array_id, status",
         (workflow_id,),
     )
 

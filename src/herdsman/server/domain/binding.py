@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
 import structlog
-from sqlalchemy import Table, bindparam, delete, func, select, update
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
+from herdsman.core import lifecycle
 from herdsman.core.errors import (
     ConflictError,
     NotFoundError,
@@ -28,7 +29,7 @@ from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import IN_CHUNK, chunked, insert_ignore, lookup_ids, lookup_rows
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.database.task_counts import recount_workflow
-from herdsman.server.domain import reuse
+from herdsman.server.domain import removal, reuse, runs
 
 __all__ = [
     "bind_arrays",
@@ -49,6 +50,8 @@ __all__ = [
 logger = structlog.get_logger(__name__)
 
 M = TypeVar("M")
+
+_LIVE_RUN_STATUSES = lifecycle.statuses_of(lifecycle.LIVE_WORKFLOW_RUN_STATUSES)
 
 
 def get_or_create_tool(session: Session, name: str) -> schemas.ToolOut:
@@ -218,7 +221,9 @@ def get_or_create_workflow(
 ) -> schemas.WorkflowOut:
     """``user``'s workflow of these ``workflow_args``; raises if it belongs to someone else (an
     admin may bind into anyone's), or if it exists with other tasks or dependencies and the
-    bind is not a resume. A resume takes the new DAG (see :mod:`herdsman.server.domain.reuse`)."""
+    bind is not a resume. A resume takes the new DAG (see :mod:`herdsman.server.domain.reuse`);
+    the tasks its script no longer has are removed when its bind ends
+    (:mod:`herdsman.server.domain.removal`)."""
     _require(session, models.ToolVersion, request.tool_version_id, "tool_version_id")
     dag = _require(session, models.Dag, request.dag_id, "dag_id")
     if dag.user != user and not admin:
@@ -254,22 +259,16 @@ def get_or_create_workflow(
             details={"workflow_id": existing.id, "user": user},
         )
     if existing.task_hash != request.task_hash or existing.dag_id != request.dag_id:
-        stored = _count_tasks(session, existing.id)
-        if request.resume and stored > request.num_tasks:
-            raise ConflictError(
-                f"workflow {existing.id} has {stored} tasks but the script creates "
-                f"{request.num_tasks}; a resume may add tasks and change commands but not "
-                "remove tasks: add the missing tasks back, or use new workflow_args for a new "
-                "workflow",
-                details={"workflow_id": existing.id, "bound_tasks": stored},
-            )
         if not request.resume:
+            stored = removal.count_in_workflow(session, existing.id)
             raise WorkflowAlreadyExists(
                 f"workflow {existing.id} already has workflow_args {request.workflow_args!r} "
-                f"with {_what_differs(existing, request)}; run it with run(resume=True) to "
-                "resume it with the new tasks (finished tasks whose commands and upstream "
-                "tasks did not change are reused), or use new workflow_args for a new workflow",
-                details={"workflow_id": existing.id},
+                f"with {_what_differs(existing, request, stored)}; run it with "
+                "run(resume=True) to resume it with the new tasks (finished tasks whose "
+                "commands and upstream tasks did not change are reused, tasks not in the "
+                "script are removed), or use new workflow_args for a new workflow; "
+                "workflow.plan() says what a resume would do with each task",
+                details={"workflow_id": existing.id, "bound_tasks": stored},
             )
         _take_new_dag(session, existing, request)
     if not created and existing.bound_max_concurrently_running != request.max_concurrently_running:
@@ -282,24 +281,26 @@ def get_or_create_workflow(
     )
 
 
-def _count_tasks(session: Session, workflow_id: int) -> int:
-    count = session.scalar(
-        select(func.count()).select_from(models.Task).where(models.Task.workflow_id == workflow_id)
-    )
-    return int(count or 0)
-
-
-def _what_differs(workflow: models.Workflow, request: schemas.WorkflowIn) -> str:
+def _what_differs(workflow: models.Workflow, request: schemas.WorkflowIn, stored: int) -> str:
+    """Words for how the stored workflow differs from the script, from counts alone (which
+    tasks differ is what the plan says)."""
     if workflow.task_hash == request.task_hash:
         return "the same tasks but other dependencies"
-    if workflow.num_tasks != request.num_tasks:
-        return f"{workflow.num_tasks} tasks where the script has {request.num_tasks}"
+    if stored > request.num_tasks:
+        gone = stored - request.num_tasks
+        return (
+            f"{stored} tasks where the script has {request.num_tasks} "
+            f"(at least {gone} {'task' if gone == 1 else 'tasks'} removed)"
+        )
+    if stored < request.num_tasks:
+        return f"{stored} tasks where the script has {request.num_tasks}"
     return "other tasks (a changed command template or other node or task args)"
 
 
 def _take_new_dag(session: Session, workflow: models.Workflow, request: schemas.WorkflowIn) -> None:
     """A resume with other tasks or dependencies: the workflow takes the script's DAG and is
-    unbound until its tasks are (the old DAG stays, for the record)."""
+    unbound until its tasks are (the old DAG stays, for the record). Its tasks are marked as
+    not yet sent; those the script does not send are removed at the end of the bind."""
     logger.info(
         "workflow_dag_changed",
         workflow_id=workflow.id,
@@ -308,6 +309,7 @@ def _take_new_dag(session: Session, workflow: models.Workflow, request: schemas.
         old_num_tasks=workflow.num_tasks,
         num_tasks=request.num_tasks,
     )
+    removal.mark_unsent(session, workflow.id, workflow.dag_id)
     session.execute(
         update(models.Workflow)
         .where(models.Workflow.id == workflow.id)
@@ -460,12 +462,15 @@ def bind_tasks(
     reset work that was done. A task that is not done takes the request's command, name,
     max_attempts, resources, scales and fallback queues (the script's, as Jobmon does on a
     resume). With ``resume``, stored tasks move to the request's nodes of the same identity
-    and a done task whose command changed runs again (see :mod:`herdsman.server.domain.reuse`).
+    and a done task whose command changed runs again (see :mod:`herdsman.server.domain.reuse`);
+    a task an earlier resume removed is in the workflow again
+    (:func:`~herdsman.server.domain.removal.keep_sent`).
     """
     _require(session, models.Workflow, workflow_id, "workflow_id")
     now = sql.timestamp(session, models.utcnow())
     if request.resume:
         reuse.move_to_new_nodes(session, workflow_id, request.node_ids, request.array_ids)
+        removal.keep_sent(session, workflow_id, request.node_ids, recorder)
     stored = lookup_rows(
         session,
         models.Task,
@@ -644,27 +649,25 @@ def finish_workflow_bind(
 ) -> schemas.WorkflowBoundOut:
     """Mark the workflow bound once all its tasks are written; refuse while some are missing.
 
-    A resume then sends every done task downstream of a task that runs back to run again.
+    A resume then removes the tasks its script did not send (:mod:`~.removal`) and sends every
+    done task downstream of a task that runs back to run again.
     """
     workflow = _require(session, models.Workflow, workflow_id, "workflow_id")
-    count = session.scalar(
-        select(func.count()).select_from(models.Task).where(models.Task.workflow_id == workflow_id)
-    )
-    if count is not None and count > workflow.num_tasks:
-        raise ConflictError(
-            f"workflow {workflow_id} has {count} tasks but the script creates "
-            f"{workflow.num_tasks}; a resume may add tasks and change commands but not remove "
-            "tasks: add the missing tasks back, or use new workflow_args for a new workflow",
-            details={"workflow_id": workflow_id, "bound_tasks": count},
-        )
-    if resume:
-        reuse.rerun_downstream(session, workflow_id, recorder)
+    # Tasks a resume removed are out of the workflow; so are, until this resume's bind ends,
+    # those its script has not sent.
+    count = removal.count_in_workflow(session, workflow_id, sent=True)
     if count != workflow.num_tasks:
         raise ConflictError(
             f"workflow {workflow_id} has {count} of its {workflow.num_tasks} tasks; "
-            "bind again to send the rest",
+            "bind again to send the rest (with run(resume=True) or bind(resume=True) if a "
+            "resume's bind was interrupted)",
             details={"workflow_id": workflow_id, "bound_tasks": count},
         )
+    removed = removal.remove_unsent(session, workflow_id, recorder) if resume else []
+    if resume:
+        reuse.rerun_downstream(session, workflow_id, recorder)
+    if removed:
+        _close_if_all_done(session, workflow)
     if workflow.bound_date is None:
         marked = session.execute(
             update(models.Workflow)
@@ -681,7 +684,29 @@ def finish_workflow_bind(
     elif resume:
         recount_workflow(session, workflow_id)  # tasks may have moved between arrays
         recorder.recounted(workflow_id)
-    return schemas.WorkflowBoundOut(id=workflow_id, status=workflow.status, num_tasks=count)
+    return schemas.WorkflowBoundOut(
+        id=workflow_id, status=workflow.status, num_tasks=count, removed=len(removed)
+    )
+
+
+def _close_if_all_done(session: Session, workflow: models.Workflow) -> None:
+    """A resume that removed the last unfinished tasks of a workflow no run holds leaves it
+    done: a workflow is done when all the tasks in it are (and a run would find none to do)."""
+    live = session.scalar(
+        select(models.WorkflowRun.id)
+        .where(
+            models.WorkflowRun.workflow_id == workflow.id,
+            models.WorkflowRun.status.in_(_LIVE_RUN_STATUSES),
+        )
+        .limit(1)
+    )
+    if live is None and lifecycle.workflow_done_by_tasks(
+        WorkflowStatus(workflow.status),
+        tasks_unfinished=runs.count_unfinished(session, workflow.id) > 0,
+    ):
+        logger.info("workflow_done_by_removal", workflow_id=workflow.id)
+        workflow.status = WorkflowStatus.DONE.value
+        workflow.status_date = models.utcnow()
 
 
 def _require(session: Session, model: type[M], row_id: int, field: str) -> M:

@@ -106,6 +106,7 @@ def finish_without_running(
                 previous=row.task_status,
                 array_id=row.array_id,
                 attempts=row.num_attempts,
+                counted=not row.removed,
             )
             row.task_status = task_step
         row.status = done

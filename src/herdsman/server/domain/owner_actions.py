@@ -238,7 +238,7 @@ def reset_workflow(
         )
     task = models.Task
     query = select(task.id, task.status, task.num_attempts, task.array_id).where(
-        task.workflow_id == workflow_id
+        task.workflow_id == workflow_id, task.removed_date.is_(None)
     )
     if request.partial:
         query = query.where(task.status != TaskStatus.DONE.value)
@@ -361,7 +361,9 @@ def _chosen_by_ids(session: Session, workflow_id: int, ids: set[int]) -> dict[in
     chosen: dict[int, _Chosen] = {}
     for part in chunked(sorted(ids), _CHUNK):  # an IN of a million ids is refused
         query = select(*_PLAN_COLUMNS, task.node_id).where(
-            task.workflow_id == workflow_id, sql.column_in(session, task.id, part)
+            task.workflow_id == workflow_id,
+            sql.column_in(session, task.id, part),
+            task.removed_date.is_(None),  # a resume removed it: out of the workflow
         )
         for task_id, status, attempts, array_id, node_id in session.execute(query).tuples():
             chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
@@ -376,7 +378,7 @@ def _chosen_by_filter(
     task = models.Task
     query = (
         select(*_PLAN_COLUMNS, task.node_id)
-        .where(*filter_clauses(session, workflow_id, filters))
+        .where(*filter_clauses(session, workflow_id, filters), task.removed_date.is_(None))
         .order_by(task.id)
         .limit(_CHUNK)
     )
@@ -613,7 +615,9 @@ def _closure(
         for part in chunked(sorted(frontier), _CHUNK):
             rows = session.execute(
                 select(*_PLAN_COLUMNS).where(
-                    task.workflow_id == workflow.id, sql.column_in(session, task.node_id, part)
+                    task.workflow_id == workflow.id,
+                    sql.column_in(session, task.node_id, part),
+                    task.removed_date.is_(None),
                 )
             ).tuples()
             reached_tasks.update((row[0], row) for row in rows)

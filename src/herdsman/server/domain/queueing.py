@@ -42,11 +42,11 @@ def queue_tasks(
     """One new attempt (Q) for each requested task that is queueable; every task's status back."""
     workflow_id = workflow_of_run(session, run_id)
     adjusted = dict(zip(request.task_ids, request.task_resources_ids or (), strict=False))
-    rows: list[tuple[int, str, int, int, int]] = []
+    rows: list[tuple[int, str, int, int, int, object]] = []
     for part in chunked(sorted(set(request.task_ids)), CHUNK):
         rows += sql.fetch_all(
             session,
-            "SELECT id, status, array_id, task_resources_id, num_attempts FROM task "
+            "SELECT id, status, array_id, task_resources_id, num_attempts, removed_date FROM task "
             f"WHERE workflow_id = ? AND id IN {sql.in_list(len(part))} "
             f"ORDER BY id{sql.for_update(session)}",
             (workflow_id, *part),
@@ -59,10 +59,12 @@ def queue_tasks(
             details={"task_ids": missing[:100]},
         )
     now = sql.timestamp(session, models.utcnow())
+    # A task a resume removed is never queued: a run that still has it (one the resume is
+    # taking over) gets its status back, as for any task that is not queueable.
     to_queue = [
         (task_id, array_id, adjusted.get(task_id) or resources_id)
-        for task_id, status, array_id, resources_id, _ in rows
-        if status in _QUEUEABLE
+        for task_id, status, array_id, resources_id, _, removed_date in rows
+        if status in _QUEUEABLE and removed_date is None
     ]
     by_resources: dict[int, list[int]] = {}
     for task_id, _, resources_id in to_queue:

@@ -271,7 +271,11 @@ def _has_unfinished_task(workflow_id: Mapped[int] | int) -> Exists:
     # Unfinished statuses listed rather than "!= D": each is one seek in the (workflow_id,
     # status) index, where "!= D" would walk past every done task of a large workflow.
     task = models.Task
-    return exists().where(task.workflow_id == workflow_id, task.status.in_(_UNFINISHED_TASK))
+    return exists().where(
+        task.workflow_id == workflow_id,
+        task.status.in_(_UNFINISHED_TASK),
+        task.removed_date.is_(None),  # removed by a resume: out of the workflow
+    )
 
 
 def _has_live_run(workflow_id: Mapped[int] | int) -> Exists:

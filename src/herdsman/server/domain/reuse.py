@@ -12,11 +12,13 @@ identified by its task template's name and its node-arg values. Binding a script
 * a done task downstream of any task that runs, in the new DAG, runs again (**downstream**):
   its inputs may have changed.
 
-Tasks and dependencies may be added; a changed command template gives its tasks new nodes, to
-which their stored tasks move (the old DAG stays in the database). :func:`plan` computes the
-verdicts without writing; :func:`move_to_new_nodes`, :func:`task_verdict` (applied by
-:func:`~herdsman.server.domain.binding.bind_tasks`) and :func:`rerun_downstream` (at the end of
-the bind) apply the same rule to the stored rows.
+Tasks and dependencies may be added or removed; a changed command template gives its tasks new
+nodes, to which their stored tasks move (the old DAG stays in the database). A stored task the
+script no longer has is removed from the workflow (kept in the database, for the record: see
+:mod:`herdsman.server.domain.removal`), and a downstream task loses its edge from it.
+:func:`plan` computes the verdicts without writing; :func:`move_to_new_nodes`,
+:func:`task_verdict` (applied by :func:`~herdsman.server.domain.binding.bind_tasks`) and
+:func:`rerun_downstream` (at the end of the bind) apply the same rule to the stored rows.
 """
 
 from __future__ import annotations
@@ -96,7 +98,9 @@ def propagate(
 def plan(
     session: Session, request: schemas.PlanIn, user: str, *, admin: bool = False
 ) -> schemas.PlanOut:
-    """What binding the request's tasks with ``resume`` would do; writes nothing."""
+    """What binding the request's tasks with ``resume`` would do; writes nothing. Stored
+    tasks the script does not have are counted (and the first of them named): the resume
+    removes them."""
     workflow = session.scalars(
         select(models.Workflow).where(
             models.Workflow.tool_version_id == request.tool_version_id,
@@ -104,6 +108,7 @@ def plan(
         )
     ).first()
     stored: dict[tuple[str, int], tuple[str, str]] = {}
+    names: dict[tuple[str, int], tuple[int, str]] = {}  # stored tasks not removed: id, name
     if workflow is not None:
         if workflow.user != user and not admin:
             raise PermissionDeniedError(
@@ -117,6 +122,9 @@ def plan(
                 models.Node.node_args_hash,
                 models.Task.status,
                 models.Task.command,
+                models.Task.id,
+                models.Task.name,
+                models.Task.removed_date,
             )
             .select_from(models.Task)
             .join(models.Node, models.Node.id == models.Task.node_id)
@@ -130,16 +138,20 @@ def plan(
             )
             .where(models.Task.workflow_id == workflow.id)
         ).all()
-        stored = {(name, node_hash): (status, command) for name, node_hash, status, command in rows}
+        # A task an earlier resume removed is stored too: a script that has it again brings it
+        # back with its status (see removal.keep_sent).
+        for template_name, stored_hash, stored_status, stored_command, task_id, name, gone in rows:
+            stored[(template_name, stored_hash)] = (stored_status, stored_command)
+            if gone is None:
+                names[(template_name, stored_hash)] = (task_id, name)
     verdicts: list[Verdict] = []
     old_commands: dict[int, str] = {}
-    matched = 0
     for index, (template, node_hash, command) in enumerate(
         zip(request.templates, request.node_args_hashes, request.commands, strict=True)
     ):
-        found = stored.get((request.template_names[template], node_hash))
-        if found is not None:
-            matched += 1
+        identity = (request.template_names[template], node_hash)
+        found = stored.get(identity)
+        names.pop(identity, None)
         status, old_command = found if found is not None else (None, None)
         verdict = task_verdict(status, old_command, command)
         if verdict is Verdict.CHANGED and found is not None:
@@ -154,7 +166,8 @@ def plan(
         verdicts=[verdict.value for verdict in verdicts],
         old_commands=old_commands,
         counts=counts,
-        not_in_script=len(stored) - matched,
+        not_in_script=len(names),
+        removed_names=[name for _, name in sorted(names.values())[: schemas.PLAN_REMOVED_NAMES]],
     )
 
 
@@ -260,7 +273,13 @@ def rerun_downstream(session: Session, workflow_id: int, recorder: ChangeRecorde
         .select_from(edge)
         .join(up, and_(up.workflow_id == workflow_id, up.node_id == edge.upstream_node_id))
         .join(down, and_(down.workflow_id == workflow_id, down.node_id == edge.downstream_node_id))
-        .where(edge.dag_id == dag_id, up.status != _DONE, down.status == _DONE)
+        .where(
+            edge.dag_id == dag_id,
+            up.status != _DONE,
+            down.status == _DONE,
+            up.removed_date.is_(None),
+            down.removed_date.is_(None),
+        )
         .distinct()
     )
     total = 0

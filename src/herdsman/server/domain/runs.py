@@ -309,7 +309,7 @@ def _run_out(
 
 
 def count_unfinished(session: Session, workflow_id: int) -> int:
-    """How many of the workflow's tasks are not done."""
+    """How many of the workflow's tasks are not done (those a resume removed are not its)."""
     return int(
         session.scalar(
             select(func.count())
@@ -317,6 +317,7 @@ def count_unfinished(session: Session, workflow_id: int) -> int:
             .where(
                 models.Task.workflow_id == workflow_id,
                 models.Task.status != TaskStatus.DONE.value,
+                models.Task.removed_date.is_(None),
             )
         )
         or 0
@@ -354,6 +355,7 @@ def _reset_unfinished_tasks(session: Session, workflow_id: int, recorder: Change
         select(task.id, task.status, task.array_id, task.num_attempts).where(
             task.workflow_id == workflow_id,
             task.status.in_(_RESETTABLE_TASK_STATUSES),
+            task.removed_date.is_(None),
             ~still_running,
         )
     ).all()

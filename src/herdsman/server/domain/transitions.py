@@ -66,11 +66,13 @@ class InstanceRow:
     num_attempts: int
     max_attempts: int
     array_id: int
+    # Its task was removed from the workflow by a resume: its changes are not counted.
+    removed: bool = False
 
 
 _INSTANCE_COLUMNS = (
     "SELECT ti.id, ti.status, ti.task_id, ti.workflow_run_id, ti.task_resources_id, "
-    "t.workflow_id, t.status, t.num_attempts, t.max_attempts, t.array_id "
+    "t.workflow_id, t.status, t.num_attempts, t.max_attempts, t.array_id, t.removed_date "
     "FROM task_instance ti JOIN task t ON t.id = ti.task_id WHERE "
 )
 
@@ -106,6 +108,7 @@ def _row(
     num_attempts: int,
     max_attempts: int,
     array_id: int,
+    removed_date: object,
 ) -> InstanceRow:
     return InstanceRow(
         instance_id,
@@ -118,6 +121,7 @@ def _row(
         num_attempts,
         max_attempts,
         array_id,
+        removed_date is not None,
     )
 
 
@@ -179,6 +183,7 @@ def move_task(
         previous=row.task_status,
         array_id=row.array_id,
         attempts=row.num_attempts,
+        counted=not row.removed,
     )
     row.task_status = target
     return True

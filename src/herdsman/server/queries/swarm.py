@@ -31,7 +31,10 @@ def swarm_tasks(
             task.resource_scales,
             task.fallback_queues,
         )
-        .where(task.workflow_id == workflow_id, task.id > after_task_id)
+        # A task a resume removed is not in the workflow's DAG: never loaded, run or waited on.
+        .where(
+            task.workflow_id == workflow_id, task.id > after_task_id, task.removed_date.is_(None)
+        )
         .order_by(task.id)
         .limit(limit)
     ).all()
@@ -78,7 +81,7 @@ def swarm_edges(
     task = models.Task
     downstream = session.execute(
         select(task.node_id, task.id)
-        .where(task.workflow_id == workflow_id, task.id > offset)
+        .where(task.workflow_id == workflow_id, task.id > offset, task.removed_date.is_(None))
         .order_by(task.id)
         .limit(limit)
     ).all()
@@ -96,13 +99,16 @@ def swarm_edges(
         task_of_node.update(
             session.execute(
                 select(task.node_id, task.id).where(
-                    task.workflow_id == workflow_id, task.node_id.in_(part)
+                    task.workflow_id == workflow_id,
+                    task.node_id.in_(part),
+                    task.removed_date.is_(None),
                 )
             )
             .tuples()
             .all()
         )
-    edges = [(task_of_node[up], task_of_node[down]) for up, down in pairs]
+    # An upstream node without a task in the workflow was removed by a resume: not an edge.
+    edges = [(task_of_node[up], task_of_node[down]) for up, down in pairs if up in task_of_node]
     edges.sort(key=lambda pair: (pair[1], pair[0]))
     next_offset = downstream[-1][1] if len(downstream) == limit else None
     return schemas.SwarmEdgesOut(edges=edges, next_offset=next_offset)

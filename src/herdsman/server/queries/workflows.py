@@ -251,7 +251,11 @@ def workflow_clusters(session: Session, workflow_id: int) -> schemas.WorkflowClu
     reads every task of the workflow.
     """
     require_workflow(session, workflow_id)
-    used = select(models.Task.cluster_id).where(models.Task.workflow_id == workflow_id).distinct()
+    used = (
+        select(models.Task.cluster_id)
+        .where(models.Task.workflow_id == workflow_id, models.Task.removed_date.is_(None))
+        .distinct()
+    )
     names = session.scalars(
         select(models.Cluster.name).where(models.Cluster.id.in_(used)).order_by(models.Cluster.name)
     ).all()
@@ -268,7 +272,8 @@ def workflow_tasks(
     """A page of the workflow's tasks by id; ``count`` is all that match ``statuses``."""
     require_workflow(session, workflow_id)
     task = models.Task
-    where = [task.workflow_id == workflow_id]
+    # Tasks a resume removed are out of the workflow (kept in the database for the record).
+    where = [task.workflow_id == workflow_id, task.removed_date.is_(None)]
     if statuses:
         where.append(task.status.in_(statuses))
     count = session.scalar(select(func.count()).select_from(task).where(*where))

@@ -13,7 +13,15 @@ from herdsman.core.schemas.types import INT64_MAX, Id
 from herdsman.server.api.access import CallerDep
 from herdsman.server.api.deps import DatabaseDep
 from herdsman.server.api.responses import METERED_ERRORS, errors
-from herdsman.server.queries import diagnostics, history, tasks, timeline, usage, workflows
+from herdsman.server.queries import (
+    diagnostics,
+    history,
+    resumes,
+    tasks,
+    timeline,
+    usage,
+    workflows,
+)
 
 __all__ = ["router"]
 
@@ -26,6 +34,13 @@ Limit = Annotated[int, Query(ge=1, le=10_000)]
 @router.get("/workflows/{workflow_id}/clusters", responses=errors(404))
 def get_workflow_clusters(workflow_id: Id, db: DatabaseDep) -> schemas.WorkflowClustersOut:
     return db.read(lambda s: workflows.workflow_clusters(s, workflow_id))
+
+
+@router.get("/workflows/{workflow_id}/killed_for_resources", responses=errors(404))
+def get_killed_for_resources(workflow_id: Id, db: DatabaseDep) -> schemas.KilledForResourcesOut:
+    """The workflow's fatal and adjusting tasks whose last attempt was killed for resources,
+    in one answer: a resume scales their requests before it queues them."""
+    return db.read(lambda s: resumes.killed_for_resources(s, workflow_id))
 
 
 @router.get("/workflows/{workflow_id}", responses=errors(404))
