@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from tests.conftest import kill_processes_mentioning
 from tests.e2e.conftest import query_rows
+from tests.integration.test_gui_steering import signed_in
+from tests.support.tokens import admin_token
 
 from herdsman import Tool
 from herdsman.client.workflow import Workflow
@@ -164,6 +166,21 @@ def test_a_resume_without_some_tasks_removes_them_and_runs_the_rest_to_done(
         check=True,
     ).stdout
     assert "6 of 6 tasks shown" in shown and "bad_a" not in shown
+    # The GUI's task table and its CSV leave them out too, whatever the order.
+    removed_ids = [
+        row[0]
+        for row in query_rows(
+            server.database_url,
+            "SELECT id FROM task WHERE workflow_id = :w AND removed_date IS NOT NULL",
+            w=workflow_id,
+        )
+    ]
+    with signed_in(server, admin_token()) as browser:
+        for query in ("", "?sort=runtime", "?status=F", "?attempts=1"):
+            page = browser.get(f"/workflows/{workflow_id}/tasks{query}").text
+            assert not [i for i in removed_ids if f'id="task-{i}"' in page], query
+        csv_rows = browser.get(f"/workflows/{workflow_id}/tasks.csv").text.splitlines()
+        assert len(csv_rows) == 1 + 6 and not any(",bad_a," in row for row in csv_rows)
 
     # The same script again: nothing to plan or remove.
     again = _study(tool_name, requester, tmp_path, keep, fixed=True)

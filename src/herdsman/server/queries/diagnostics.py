@@ -43,7 +43,11 @@ def workflow_errors(session: Session, workflow_id: int, limit: int) -> schemas.W
     """Fatal tasks with their last errors and output tails, for a report after a failed run."""
     require_workflow(session, workflow_id)
     task = models.Task
-    where = (task.workflow_id == workflow_id, task.status == TaskStatus.ERROR_FATAL.value)
+    where = (
+        task.workflow_id == workflow_id,
+        task.status == TaskStatus.ERROR_FATAL.value,
+        task.removed_date.is_(None),
+    )
     count = session.scalar(select(func.count()).select_from(task).where(*where))
     failed = session.scalars(select(task).where(*where).order_by(task.id).limit(limit)).all()
     return schemas.WorkflowErrorsOut(

@@ -96,7 +96,7 @@ def neighbours(
         select(other.id)
         .join(edge, edge.upstream_node_id == other.node_id)
         .where(edge.dag_id == dag_id, edge.downstream_node_id == task.node_id)
-        .where(other.workflow_id == task.workflow_id)
+        .where(other.workflow_id == task.workflow_id, other.removed_date.is_(None))
         .order_by(other.id)
         .limit(limit)
     ).all()
@@ -104,7 +104,7 @@ def neighbours(
         select(other.id)
         .join(edge, edge.downstream_node_id == other.node_id)
         .where(edge.dag_id == dag_id, edge.upstream_node_id == task.node_id)
-        .where(other.workflow_id == task.workflow_id)
+        .where(other.workflow_id == task.workflow_id, other.removed_date.is_(None))
         .order_by(other.id)
         .limit(limit)
     ).all()
@@ -457,9 +457,10 @@ def _scope(session: Session, workflow_id: int, filters: TaskFilter) -> ColumnEle
 
 
 def _narrowing(workflow_id: int, filters: TaskFilter) -> list[ColumnElement[bool]]:
-    """The filters' clauses other than which workflow or template."""
+    """The filters' clauses other than which workflow or template (tasks a resume removed
+    are never kept)."""
     task = models.Task
-    where: list[ColumnElement[bool]] = []
+    where: list[ColumnElement[bool]] = [task.removed_date.is_(None)]
     if filters.statuses:
         where.append(task.status.in_(filters.statuses))
     if filters.name:
@@ -551,7 +552,9 @@ def _neighbours_query(
             edge.dag_id == dag_id, edge.upstream_node_id == task.node_id
         )
     return select(other.id, other.name, other.status).where(
-        other.workflow_id == task.workflow_id, other.node_id.in_(nodes)
+        other.workflow_id == task.workflow_id,
+        other.node_id.in_(nodes),
+        other.removed_date.is_(None),
     )
 
 
@@ -568,7 +571,11 @@ def _upstream_statuses(session: Session, task: models.Task) -> dict[str, int]:
     other, edge = models.Task, models.Edge
     status = (
         select(other.status)
-        .where(other.workflow_id == task.workflow_id, other.node_id == edge.upstream_node_id)
+        .where(
+            other.workflow_id == task.workflow_id,
+            other.node_id == edge.upstream_node_id,
+            other.removed_date.is_(None),
+        )
         .scalar_subquery()
     )
     rows = session.execute(
@@ -623,7 +630,11 @@ def task_blockers(session: Session, task_id: int, listed: int) -> Blockers:
     active_by_array = dict(
         session.execute(
             select(active.array_id, func.count())
-            .where(active.workflow_id == task.workflow_id, active.status.in_(_ACTIVE))
+            .where(
+                active.workflow_id == task.workflow_id,
+                active.status.in_(_ACTIVE),
+                active.removed_date.is_(None),
+            )
             .group_by(active.array_id)
         )
         .tuples()
