@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select, text
+from sqlalchemy import ColumnElement, Subquery, and_, case, func, literal, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from herdsman.core.error_signature import ExitClass
@@ -92,27 +92,25 @@ def template_resources(
     )
     if template is None:
         raise NotFoundError(f"workflow {workflow_id} has no task template array {array_id}")
-    instance = models.TaskInstance
     done = _done_of(array_id, sample)
+    peak, peak_asked = done.c.max_rss, done.c.requested_memory
+    wall, wall_asked = done.c.wall_time, done.c.requested_runtime
     totals = session.execute(
-        done.with_only_columns(
+        select(
             func.count(),
-            func.sum(instance.max_rss),
-            func.sum(case((instance.max_rss.is_not(None), instance.requested_memory))),
-            func.sum(instance.wall_time),
-            func.sum(case((instance.wall_time.is_not(None), instance.requested_runtime))),
+            func.sum(peak),
+            func.sum(case((peak.is_not(None), peak_asked))),
+            func.sum(wall),
+            func.sum(case((wall.is_not(None), wall_asked))),
             func.sum(
                 case(
                     (
-                        and_(
-                            instance.requested_memory > instance.max_rss,
-                            instance.wall_time.is_not(None),
-                        ),
-                        (instance.requested_memory - instance.max_rss) * instance.wall_time,
+                        and_(peak_asked > peak, wall.is_not(None)),
+                        (peak_asked - peak) * wall,
                     )
                 )
             ),
-        )
+        ).select_from(done)
     ).one()
     count, used_mem, asked_mem, used_time, asked_time, wasted = totals
     kills = _kills(session, workflow_id, array_id)
@@ -122,8 +120,8 @@ def template_resources(
         template=template,
         usage=array_usage(session, array_id, sample),
         done=int(count),
-        memory=_histogram(session, done, instance.requested_memory, instance.max_rss, bins),
-        runtime=_histogram(session, done, instance.requested_runtime, instance.wall_time, bins),
+        memory=_histogram(session, done, peak_asked, peak, bins),
+        runtime=_histogram(session, done, wall_asked, wall, bins),
         used_share_memory=_share(used_mem, asked_mem),
         used_share_runtime=_share(used_time, asked_time),
         wasted_gib_hours=None if wasted is None else float(wasted) / 1024**3 / 3600,
@@ -133,18 +131,23 @@ def template_resources(
     )
 
 
-def _done_of(array_id: int, sample: int) -> Select[Any]:
-    """The newest ``sample`` done attempts of the array (backwards along its (array, id)
-    index), joined to their rows."""
+def _done_of(array_id: int, sample: int) -> Subquery:
+    """The requests and usage of the array's newest ``sample`` done attempts, read backwards
+    along its (array, id) index (as a derived table: joined back to the attempts, planners
+    prefer reading all of them)."""
     instance = models.TaskInstance
-    newest = (
-        select(instance.id)
+    return (
+        select(
+            instance.requested_memory,
+            instance.max_rss,
+            instance.requested_runtime,
+            instance.wall_time,
+        )
         .where(instance.array_id == array_id, instance.status == _DONE)
         .order_by(instance.id.desc())
         .limit(sample)
         .subquery("newest")
     )
-    return select(instance.id).select_from(newest).join(instance, instance.id == newest.c.id)
 
 
 def _share(used: float | None, asked: float | None) -> float | None:
@@ -155,14 +158,14 @@ def _share(used: float | None, asked: float | None) -> float | None:
 
 def _histogram(
     session: Session,
-    done: Select[Any],
+    done: Subquery,
     requested: _Value,
     used: _Value,
     bins: int,
 ) -> Histogram | None:
     """Requested and used values of the ``done`` attempts in ``bins`` bins from zero to the
     largest of either; None when neither was recorded."""
-    top = session.execute(done.with_only_columns(func.max(requested), func.max(used))).one()
+    top = session.execute(select(func.max(requested), func.max(used)).select_from(done)).one()
     high = max((float(value) for value in top if value is not None), default=0.0)
     if high <= 0:
         return None
@@ -176,7 +179,7 @@ def _histogram(
 
 def _counts(
     session: Session,
-    done: Select[Any],
+    done: Subquery,
     column: _Value,
     edges: Sequence[float],
 ) -> tuple[int, ...]:
@@ -190,7 +193,8 @@ def _counts(
     # Grouped by the label: PostgreSQL would not match the expression's bound edges in GROUP BY
     # to those in the select list.
     rows = session.execute(
-        done.with_only_columns(bin_of.label("bin_number"), func.count())
+        select(bin_of.label("bin_number"), func.count())
+        .select_from(done)
         .where(column.is_not(None))
         .group_by(text("bin_number"))
     ).tuples()

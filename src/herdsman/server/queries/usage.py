@@ -25,6 +25,7 @@ from herdsman.server.database import models
 from herdsman.server.queries.lookups import (
     require_workflow,
     with_task_template_names,
+    with_template_names,
 )
 
 _Columns = TypeVarTuple("_Columns")
@@ -103,32 +104,40 @@ def resource_usage(
 def array_usage(session: Session, array_id: int, sample: int) -> schemas.ResourceUsageOut:
     """:func:`resource_usage` of one workflow's template (its array), over its newest
     ``sample`` done attempts only, read backwards along the attempts' (array, id) index: a
-    template of a million attempts costs what one of ``sample`` does."""
+    template of a million attempts costs what one of ``sample`` does.
+
+    Each attempt's cluster is looked up by its task's key, row by row: joined, planners
+    prefer reading every task of the database to ``sample`` look-ups.
+    """
     instance, task = models.TaskInstance, models.Task
-    newest = (
-        select(instance.id)
+    cluster_of = select(task.cluster_id).where(task.id == instance.task_id).scalar_subquery()
+    rows = session.execute(
+        select(cluster_of, instance.wall_time, instance.max_rss)
         .where(instance.array_id == array_id, instance.status == TaskInstanceStatus.DONE.value)
         .order_by(instance.id.desc())
         .limit(sample)
-        .subquery("newest")
-    )
-    query = with_task_template_names(
-        select(
-            models.Tool.name,
-            models.TaskTemplate.name,
-            models.Cluster.name,
-            instance.wall_time,
-            instance.max_rss,
+    ).all()
+    if not rows:
+        return schemas.ResourceUsageOut(templates=[])
+    tool, template = session.execute(
+        with_template_names(
+            select(models.Tool.name, models.TaskTemplate.name).select_from(models.Array)
         )
-        .select_from(newest)
-        .join(instance, instance.id == newest.c.id)
-        .join(task, task.id == instance.task_id)
-        .join(models.Cluster, models.Cluster.id == task.cluster_id)
+        .join(models.ToolVersion, models.ToolVersion.id == models.TaskTemplate.tool_version_id)
+        .join(models.Tool, models.Tool.id == models.ToolVersion.tool_id)
+        .where(models.Array.id == array_id)
+    ).one()
+    clusters = dict(
+        session.execute(
+            select(models.Cluster.id, models.Cluster.name).where(
+                models.Cluster.id.in_({row[0] for row in rows})
+            )
+        ).all()
     )
-    query = query.join(
-        models.ToolVersion, models.ToolVersion.id == models.TaskTemplate.tool_version_id
-    ).join(models.Tool, models.Tool.id == models.ToolVersion.tool_id)
-    return _usage_out(session.execute(query).tuples())
+    return _usage_out(
+        (tool, template, clusters[cluster], wall_time, max_rss)
+        for cluster, wall_time, max_rss in rows
+    )
 
 
 def _usage_out(
