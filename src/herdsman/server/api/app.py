@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
@@ -206,6 +207,9 @@ def _lifespan(
                     listen_for_changes(database.url, notifier, stop), name="herdsman-listener"
                 )
             )
+        # What startup made lives as long as the server: out of the collector's full passes,
+        # which would otherwise walk it all again every few requests.
+        gc.freeze()
         try:
             if reaper.enabled:
                 async with _reaping(database, notifier, reaper, stop):
