@@ -706,6 +706,20 @@ def test_triaged_usage_from_the_cluster_is_recorded_on_the_instance(
             )
         ).one()
     assert tuple(row) == (8.0, 1.5, 110_000_000)
+    # The cluster's measure also raises the task's peaks and adds to the workflow's totals.
+    with db.connect() as connection:
+        peaks = connection.execute(
+            select(models.Task.peak_wall_time, models.Task.peak_rss)
+            .join(models.TaskInstance, models.TaskInstance.task_id == models.Task.id)
+            .where(models.TaskInstance.id == instance_id)
+        ).one()
+        totals = connection.execute(
+            select(models.UsageTotal.attempts, models.UsageTotal.cpu_seconds).where(
+                models.UsageTotal.workflow_id == scenario.workflow_id
+            )
+        ).all()
+    assert tuple(peaks) == (8.0, 110_000_000)
+    assert [tuple(total) for total in totals] == [(1, 1.5)]
 
 
 def test_triaged_replay_of_a_vanished_job_logs_one_error(

@@ -138,17 +138,18 @@ def _record_cluster_usage(
     session: Session, row: InstanceRow, usage: wschemas.Usage, recorder: ChangeRecorder
 ) -> None:
     """The cluster's measure of a job whose worker could not report; the worker's own wins."""
-    before = sql.fetch_one(session, "SELECT wall_time FROM task_instance WHERE id = ?", (row.id,))
+    stored = sql.fetch_one(
+        session, "SELECT wall_time, max_rss FROM task_instance WHERE id = ?", (row.id,)
+    )
+    wall_before, rss_before = stored if stored is not None else (None, None)
     sql.execute(
         session,
         "UPDATE task_instance SET wall_time = COALESCE(wall_time, ?), "
         "cpu_time = COALESCE(cpu_time, ?), max_rss = COALESCE(max_rss, ?) WHERE id = ?",
         (usage.wall_time, usage.cpu_time, usage.max_rss, row.id),
     )
-    stored = sql.fetch_one(
-        session, "SELECT wall_time, max_rss FROM task_instance WHERE id = ?", (row.id,)
-    )
-    if stored is not None:
-        raise_peaks(session, row.task_id, stored[0], stored[1])
-        if stored[0] is not None and (before is None or before[0] is None):
-            recorder.usage(row.workflow_id, row.id)
+    # What the row holds now, by the COALESCE above.
+    wall = wall_before if wall_before is not None else usage.wall_time
+    raise_peaks(session, row.task_id, wall, rss_before if rss_before is not None else usage.max_rss)
+    if wall_before is None and wall is not None:
+        recorder.usage(row.workflow_id, row.id)
