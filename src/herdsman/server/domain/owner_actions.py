@@ -365,9 +365,14 @@ def _chosen_by_ids(session: Session, workflow_id: int, ids: set[int]) -> dict[in
             sql.column_in(session, task.id, part),
             task.removed_date.is_(None),  # a resume removed it: out of the workflow
         )
-        for task_id, status, attempts, array_id, node_id in session.execute(query).tuples():
-            chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
+        _add_chosen(chosen, session.execute(query).tuples())
     return chosen
+
+
+def _add_chosen(chosen: dict[int, _Chosen], rows: Iterable[tuple[int, str, int, int, int]]) -> None:
+    """Rows of :data:`_PLAN_COLUMNS` and the node id, by task id."""
+    for task_id, status, attempts, array_id, node_id in rows:
+        chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
 
 
 def _chosen_by_filter(
@@ -378,7 +383,7 @@ def _chosen_by_filter(
     task = models.Task
     query = (
         select(*_PLAN_COLUMNS, task.node_id)
-        .where(*filter_clauses(session, workflow_id, filters), task.removed_date.is_(None))
+        .where(*filter_clauses(session, workflow_id, filters))
         .order_by(task.id)
         .limit(_CHUNK)
     )
@@ -386,8 +391,7 @@ def _chosen_by_filter(
     last = 0
     while True:
         part = session.execute(query.where(task.id > last)).tuples().all()
-        for task_id, status, attempts, array_id, node_id in part:
-            chosen[task_id] = _Chosen((task_id, status, attempts, array_id), node_id)
+        _add_chosen(chosen, part)
         if len(part) < _CHUNK:
             return chosen
         last = part[-1][0]

@@ -416,7 +416,8 @@ async def errors_page(
         array_id = None
         if template:
             array_id = lookups.array_of_template(session, workflow_id, template)
-        by_template, groups = diagnostics.error_overview(
+        by_template = diagnostics.errors_by_template(session, workflow_id)
+        groups = diagnostics.error_groups(
             session, workflow_id, ERROR_GROUPS, TAIL_LINES, array_id=array_id, offset=offset
         )
         return {

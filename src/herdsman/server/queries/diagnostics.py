@@ -28,7 +28,6 @@ __all__ = [
     "TemplateErrors",
     "error_groups",
     "error_messages",
-    "error_overview",
     "errors_by_template",
     "last_lines",
     "log_paths",
@@ -420,19 +419,3 @@ def _by_template(session: Session, counts: _ErrorCounts) -> list[TemplateErrors]
         for array_id, count in errors.items()
     ]
     return sorted(found, key=lambda row: (-row.errors, row.array_id))
-
-
-def error_overview(
-    session: Session,
-    workflow_id: int,
-    limit: int,
-    tail_lines: int,
-    array_id: int | None = None,
-    offset: int = 0,
-) -> tuple[list[TemplateErrors], schemas.ErrorGroupsOut]:
-    """:func:`errors_by_template` and :func:`error_groups` from one reading of the log."""
-    require_workflow(session, workflow_id)
-    counts = _error_counts(session, workflow_id)
-    return _by_template(session, counts), _groups_out(
-        session, workflow_id, counts, limit, tail_lines, array_id, offset
-    )

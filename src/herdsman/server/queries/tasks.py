@@ -362,9 +362,6 @@ def _bad_cursor(cursor: str, sort: str) -> InvalidInputError:
     )
 
 
-_BY_SIGNATURE_BATCH = 500
-
-
 def _by_id(
     session: Session,
     workflow_id: int,
@@ -405,6 +402,9 @@ def _by_id(
         query = select(task.id, task.id).where(*where, part, task.id > last)
         found.extend(session.execute(query.order_by(task.id).limit(limit)).tuples().all())
     return sorted(found)[:limit]
+
+
+_BY_SIGNATURE_BATCH = 500
 
 
 def _by_signature(
