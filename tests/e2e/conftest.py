@@ -16,8 +16,11 @@ LOCAL_LIMITS = {"cores": [1, 1024], "memory": [0.0, 4096.0], "runtime": [1, 3153
 # Jobmon-style example scripts, run by test_jobmon_examples.py; not tests themselves.
 collect_ignore = ["jobmon_examples"]
 
+# Two-second worker heartbeats: a worker is then declared lost after 6.2 s of silence. With one
+# second, a busy test machine delayed live workers' beats past the 3.1 s limit and their tasks
+# were retried as lost.
 FAST_PARAMETERS: dict[str, Any] = {
-    "heartbeat_interval": 1.0,
+    "heartbeat_interval": 2.0,
     "triage_interval": 0.5,
     "poll_interval": 1.0,
     "kill_grace_seconds": 2.0,
@@ -71,5 +74,5 @@ def create_cluster(
 
 @pytest.fixture
 def fast_cluster(database_url: str) -> str:
-    """A multiprocess cluster with one-second heartbeats and half-second triage."""
+    """A multiprocess cluster with two-second heartbeats and half-second triage."""
     return create_cluster(database_url, "multiprocess", FAST_PARAMETERS)
