@@ -8,6 +8,12 @@ fail with a unique violation, and a replayed request changes nothing.
 Rows go to the driver's ``executemany`` as tuples (through :mod:`herdsman.server.database.sql`) with
 SQL text built once per table and dialect. SQLAlchemy's per-row parameter processing costs
 more than SQLite's own insert at a million rows, and none of it is needed for these columns.
+
+On PostgreSQL the rows go instead as one array per column, unnested by a single short
+statement (``INSERT ... SELECT * FROM unnest(?::bigint[], ...)``). psycopg's pipelined
+``executemany`` sends, binds and executes one statement per row: measured at 1,000 rows of the
+change feed, 17 ms of the server's CPU and 18 ms of wall time against 4 ms and 7 ms for the
+arrays. The statement's text does not depend on the number of rows, so it is prepared once.
 """
 
 from __future__ import annotations
@@ -22,7 +28,15 @@ from sqlalchemy.orm import Session
 from herdsman.server.database import sql
 from herdsman.server.database.models import Base
 
-__all__ = ["IN_CHUNK", "chunked", "insert_ignore", "lookup_ids", "lookup_rows"]
+__all__ = [
+    "IN_CHUNK",
+    "chunked",
+    "insert_ignore",
+    "insert_rows",
+    "lookup_ids",
+    "lookup_rows",
+    "update_rows",
+]
 
 # Bound parameters per IN (...) clause: far below SQLite's 32,766 and fast on every engine.
 IN_CHUNK = 2000
@@ -39,9 +53,39 @@ def insert_ignore(
     session: Session, model: type[Base], columns: Sequence[str], rows: Sequence[Sequence[Any]]
 ) -> None:
     """Insert ``rows`` (tuples in ``columns`` order), skipping those whose key exists."""
-    sql.execute_many(
-        session, _insert_ignore_sql(_dialect(session), _table(model), tuple(columns)), rows
-    )
+    _insert(session, model, tuple(columns), rows, ignore=True)
+
+
+def insert_rows(
+    session: Session, model: type[Base], columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order); a duplicate key is an error."""
+    _insert(session, model, tuple(columns), rows, ignore=False)
+
+
+def update_rows(
+    session: Session,
+    model: type[Base],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    also: str = "",
+    also_params: Sequence[Any] = (),
+) -> None:
+    """Give each row its own values: ``rows`` are tuples of ``columns``' new values followed by
+    the row's id. ``also`` is more of the SET clause, the same for every row (``?`` for each of
+    ``also_params``), such as ``submitted_date = COALESCE(submitted_date, ?)``."""
+    if not rows:
+        return
+    dialect = _dialect(session)
+    table = _table(model)
+    if dialect.name == "postgresql":
+        statement = _update_unnest_sql(dialect, table, tuple(columns), also)
+        arrays = [list(values) for values in zip(*rows, strict=True)]
+        sql.execute(session, statement, (*also_params, *arrays))
+        return
+    statement = _update_sql(dialect, table, tuple(columns), also)
+    sql.execute_many(session, statement, [(*row[:-1], *also_params, row[-1]) for row in rows])
 
 
 def lookup_ids(
@@ -90,12 +134,78 @@ def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
+def _insert(
+    session: Session,
+    model: type[Base],
+    columns: tuple[str, ...],
+    rows: Sequence[Sequence[Any]],
+    *,
+    ignore: bool,
+) -> None:
+    if not rows:
+        return
+    dialect = _dialect(session)
+    table = _table(model)
+    if dialect.name == "postgresql":
+        arrays = [list(values) for values in zip(*rows, strict=True)]
+        sql.execute(session, _insert_unnest_sql(dialect, table, columns, ignore), arrays)
+        return
+    statement = _insert_sql(dialect, table, columns)
+    if ignore:
+        statement = _ignore_duplicates(dialect, table, statement)
+    sql.execute_many(session, statement, rows)
+
+
+def _array_types(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[str]:
+    """Each column's array type on PostgreSQL, to cast the parameters unnest reads."""
+    return [f"{table.c[column].type.compile(dialect=dialect)}[]" for column in columns]
+
+
 @functools.lru_cache(maxsize=256)
-def _insert_ignore_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+def _insert_unnest_sql(
+    dialect: Dialect, table: Table, columns: tuple[str, ...], ignore: bool
+) -> str:
     quote = dialect.identifier_preparer.quote
     names = ", ".join(quote(column) for column in columns)
-    statement = f"INSERT INTO {quote(table.name)} ({names}) VALUES {sql.in_list(len(columns))}"
-    if dialect.name in ("sqlite", "postgresql"):
+    arrays = ", ".join(f"?::{kind}" for kind in _array_types(dialect, table, columns))
+    statement = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays})"
+    return statement + " ON CONFLICT DO NOTHING" if ignore else statement
+
+
+@functools.lru_cache(maxsize=256)
+def _update_unnest_sql(dialect: Dialect, table: Table, columns: tuple[str, ...], also: str) -> str:
+    quote = dialect.identifier_preparer.quote
+    assignments = [f"{quote(column)} = v.{quote(column)}" for column in columns]
+    if also:
+        assignments.append(also)
+    names = ", ".join(quote(column) for column in (*columns, "id"))
+    arrays = ", ".join(f"?::{kind}" for kind in _array_types(dialect, table, (*columns, "id")))
+    name = quote(table.name)
+    return (
+        f"UPDATE {name} SET {', '.join(assignments)} FROM unnest({arrays}) AS v({names}) "
+        f"WHERE {name}.id = v.id"
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(dialect: Dialect, table: Table, columns: tuple[str, ...], also: str) -> str:
+    quote = dialect.identifier_preparer.quote
+    assignments = [f"{quote(column)} = ?" for column in columns]
+    if also:
+        assignments.append(also)
+    return f"UPDATE {quote(table.name)} SET {', '.join(assignments)} WHERE id = ?"
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
+    quote = dialect.identifier_preparer.quote
+    names = ", ".join(quote(column) for column in columns)
+    return f"INSERT INTO {quote(table.name)} ({names}) VALUES {sql.in_list(len(columns))}"
+
+
+def _ignore_duplicates(dialect: Dialect, table: Table, statement: str) -> str:
+    quote = dialect.identifier_preparer.quote
+    if dialect.name == "sqlite":
         return statement + " ON CONFLICT DO NOTHING"
     if dialect.name in ("mysql", "mariadb"):
         # A no-op update instead of INSERT IGNORE, which would also hide truncation and

@@ -35,9 +35,10 @@ from herdsman.core.errors import NotFoundError
 from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
 from herdsman.server.database import sql
+from herdsman.server.database.bulk import insert_rows
 from herdsman.server.database.engine import Database
 from herdsman.server.database.error_counts import ErrorCountChanges, FirstErrors
-from herdsman.server.database.models import utcnow
+from herdsman.server.database.models import StatusChange, utcnow
 from herdsman.server.database.task_counts import TaskCountChanges
 from herdsman.server.database.usage_totals import add_usage
 
@@ -197,10 +198,10 @@ class ChangeRecorder:
                     details={"workflow_id": workflow_id},
                 )
             first = int(row[0]) - len(changes) + 1
-            sql.execute_many(
+            insert_rows(
                 session,
-                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                StatusChange,
+                ("workflow_id", "seq", "kind", "object_id", "status", "task_id"),
                 [
                     (workflow_id, first + offset, kind, object_id, status, task_id)
                     for offset, (kind, object_id, status, task_id) in enumerate(changes)

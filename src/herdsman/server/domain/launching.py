@@ -9,6 +9,7 @@ from herdsman.core import lifecycle
 from herdsman.core.schemas import distributor as schemas
 from herdsman.core.statuses import TaskInstanceStatus, Transition, decide
 from herdsman.server.database import models, sql
+from herdsman.server.database.bulk import update_rows
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain.transitions import (
     end_attempt,
@@ -28,20 +29,21 @@ def launched(
     rows = load_instances(session, list(by_id))
     now = models.utcnow()
     stamp = sql.timestamp(session, now)
-    sql.execute_many(
+    update_rows(
         session,
-        "UPDATE task_instance SET distributor_id = ?, array_batch_num = ?, array_step_id = ?, "
-        "submitted_date = COALESCE(submitted_date, ?) WHERE id = ?",
+        models.TaskInstance,
+        ("distributor_id", "array_batch_num", "array_step_id"),
         [
             (
                 by_id[row.id].distributor_id,
                 by_id[row.id].array_batch_num,
                 by_id[row.id].array_step_id,
-                stamp,
                 row.id,
             )
             for row in rows
         ],
+        also="submitted_date = COALESCE(submitted_date, ?)",
+        also_params=(stamp,),
     )
     for row in rows:
         move_instance(session, row, TaskInstanceStatus.LAUNCHED, recorder, now=now)

@@ -22,7 +22,7 @@ from herdsman.core.schemas import distributor as dschemas
 from herdsman.core.schemas import swarm as sschemas
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus
 from herdsman.server.database import models, sql
-from herdsman.server.database.bulk import chunked
+from herdsman.server.database.bulk import chunked, insert_rows
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.domain.transitions import CHUNK, workflow_of_run
 
@@ -78,11 +78,20 @@ def queue_tasks(
             task_ids,
         )
     requests = _requests(session, {resources_id for _, _, resources_id in to_queue})
-    sql.execute_many(
+    insert_rows(
         session,
-        "INSERT INTO task_instance (workflow_run_id, task_id, array_id, task_resources_id, "
-        "status, status_date, requested_memory, requested_runtime, requested_cores) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        models.TaskInstance,
+        (
+            "workflow_run_id",
+            "task_id",
+            "array_id",
+            "task_resources_id",
+            "status",
+            "status_date",
+            "requested_memory",
+            "requested_runtime",
+            "requested_cores",
+        ),
         [
             (run_id, task_id, array_id, resources_id, _QUEUED.value, now, *requests[resources_id])
             for task_id, array_id, resources_id in to_queue
