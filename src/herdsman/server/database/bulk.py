@@ -81,7 +81,7 @@ def update_rows(
     table = _table(model)
     if dialect.name == "postgresql":
         statement = _update_unnest_sql(dialect, table, tuple(columns), also)
-        arrays = [list(values) for values in zip(*rows, strict=True)]
+        arrays = [sql.array_literal(values) for values in zip(*rows, strict=True)]
         sql.execute(session, statement, (*also_params, *arrays))
         return
     statement = _update_sql(dialect, table, tuple(columns), also)
@@ -147,7 +147,7 @@ def _insert(
     dialect = _dialect(session)
     table = _table(model)
     if dialect.name == "postgresql":
-        arrays = [list(values) for values in zip(*rows, strict=True)]
+        arrays = [sql.array_literal(values) for values in zip(*rows, strict=True)]
         sql.execute(session, _insert_unnest_sql(dialect, table, columns, ignore), arrays)
         return
     statement = _insert_sql(dialect, table, columns)

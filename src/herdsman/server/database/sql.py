@@ -18,6 +18,7 @@ from sqlalchemy import ARRAY, BigInteger, ColumnElement, Dialect, any_, literal
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 __all__ = [
+    "array_literal",
     "column_in",
     "execute",
     "execute_many",
@@ -76,8 +77,33 @@ def id_in(session: Session, column: str, ids: Sequence[int]) -> tuple[str, tuple
     ANY form is parsed once, cached and prepared like any other statement.
     """
     if _dialect(session).name == "postgresql":
-        return f"{column} = ANY(?)", (list(ids),)
+        return f"{column} = ANY(?::bigint[])", (array_literal(ids),)
     return f"{column} IN {in_list(len(ids))}", tuple(ids)
+
+
+def array_literal(values: Sequence[Any]) -> str:
+    """``values`` as a PostgreSQL array literal (``{1,2,NULL}``), for a parameter cast to the
+    column's array type.
+
+    psycopg dumps a list parameter element by element in Python (and walks it once more to
+    choose the element type): a quarter of the server's CPU once batches went as arrays. Ids
+    joined by ``str.join`` cost a tenth of that, and the database parses the text in C.
+    """
+    if None not in values and all(type(value) is int for value in values):
+        return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(_array_element, values)) + "}"
+
+
+def _array_element(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int | float):
+        return repr(value)
+    # Quoted, with backslashes and double quotes escaped: any text, "NULL" included, stays text.
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
 
 
 def column_in(
