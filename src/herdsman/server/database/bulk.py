@@ -81,7 +81,7 @@ def update_rows(
     table = _table(model)
     if dialect.name == "postgresql":
         statement = _update_unnest_sql(dialect, table, tuple(columns), also)
-        arrays = [sql.array_literal(values) for values in zip(*rows, strict=True)]
+        arrays = _arrays(table, (*columns, "id"), rows)
         sql.execute(session, statement, (*also_params, *arrays))
         return
     statement = _update_sql(dialect, table, tuple(columns), also)
@@ -147,13 +147,33 @@ def _insert(
     dialect = _dialect(session)
     table = _table(model)
     if dialect.name == "postgresql":
-        arrays = [sql.array_literal(values) for values in zip(*rows, strict=True)]
+        arrays = _arrays(table, columns, rows)
         sql.execute(session, _insert_unnest_sql(dialect, table, columns, ignore), arrays)
         return
     statement = _insert_sql(dialect, table, columns)
     if ignore:
         statement = _ignore_duplicates(dialect, table, statement)
     sql.execute_many(session, statement, rows)
+
+
+def _arrays(table: Table, columns: tuple[str, ...], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """One array literal per column of ``rows``."""
+    kinds = _element_types(table, columns)
+    return [
+        sql.array_literal(values, kind)
+        for values, kind in zip(zip(*rows, strict=True), kinds, strict=True)
+    ]
+
+
+@functools.lru_cache(maxsize=256)
+def _element_types(table: Table, columns: tuple[str, ...]) -> tuple[type, ...]:
+    kinds: list[type] = []
+    for column in columns:
+        try:
+            kinds.append(table.c[column].type.python_type)
+        except NotImplementedError:  # a type that does not say: quoted value by value
+            kinds.append(object)
+    return tuple(kinds)
 
 
 def _array_types(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> list[str]:
