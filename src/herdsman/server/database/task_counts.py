@@ -44,11 +44,14 @@ class TaskCountChanges:
     """A transaction's task status changes, summed into count increments.
 
     ``counts`` maps (workflow, array, status) to increments of (tasks, attempts, retries).
+    Moves are tallied as they come, one counter increment per task, and summed into
+    ``counts`` when read: a claim or a finish moves thousands of tasks along a few paths.
     """
 
     counts: dict[tuple[int, int, str], list[int]] = field(default_factory=dict)
     entered: Counter[tuple[int, str]] = field(default_factory=Counter)
     exited: Counter[tuple[int, str]] = field(default_factory=Counter)
+    moves: Counter[tuple[int, int, str, str, int, int]] = field(default_factory=Counter)
 
     def move(
         self,
@@ -63,11 +66,17 @@ class TaskCountChanges:
         """One task of ``array_id`` went from ``previous`` to ``status``, and from ``attempts``
         spent to ``attempts_after`` (unchanged when None)."""
         after = attempts if attempts_after is None else attempts_after
-        self._add((workflow_id, array_id, previous), -1, attempts)
-        self._add((workflow_id, array_id, status), 1, after)
-        if previous != status:
-            self.exited[(workflow_id, previous)] += 1
-            self.entered[(workflow_id, status)] += 1
+        self.moves[(workflow_id, array_id, previous, status, attempts, after)] += 1
+
+    def _settle(self) -> None:
+        """Sum the tallied moves into ``counts`` and the history."""
+        for (workflow_id, array_id, previous, status, attempts, after), n in self.moves.items():
+            self._add((workflow_id, array_id, previous), -n, attempts)
+            self._add((workflow_id, array_id, status), n, after)
+            if previous != status:
+                self.exited[(workflow_id, previous)] += n
+                self.entered[(workflow_id, status)] += n
+        self.moves.clear()
 
     def leave(self, workflow_id: int, array_id: int, status: str, *, attempts: int) -> None:
         """One task of ``array_id`` with ``status`` left its workflow (a resume removed it): it
@@ -83,26 +92,30 @@ class TaskCountChanges:
 
     def forget(self, workflow_id: int) -> None:
         """Drop the workflow's count increments (its counts were set from its tasks)."""
+        self._settle()
         for key in [key for key in self.counts if key[0] == workflow_id]:
             del self.counts[key]
 
     def workflows(self) -> set[int]:
         """Workflows with increments, of their counts or of their history (which a recount
         leaves to be applied)."""
+        self._settle()
         return (
             {workflow_id for workflow_id, _, _ in self.counts}
             | {workflow_id for workflow_id, _ in self.entered}
             | {workflow_id for workflow_id, _ in self.exited}
         )
 
-    def _add(self, key: tuple[int, int, str], sign: int, attempts: int) -> None:
+    def _add(self, key: tuple[int, int, str], tasks: int, attempts: int) -> None:
+        """``tasks`` more (or fewer) tasks with ``attempts`` spent each."""
         found = self.counts.setdefault(key, [0, 0, 0])
-        found[0] += sign
-        found[1] += sign * attempts
-        found[2] += sign * max(attempts - 1, 0)
+        found[0] += tasks
+        found[1] += tasks * attempts
+        found[2] += tasks * max(attempts - 1, 0)
 
     def apply(self, session: Session, workflow_id: int, now: dt.datetime) -> None:
         """Add this workflow's increments to its count and history rows, in key order."""
+        self._settle()
         counts = sorted(
             (key, delta)
             for key, delta in self.counts.items()
