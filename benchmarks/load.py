@@ -5,7 +5,10 @@ concurrent workflows K (``--clients``, default 1, 8 and 32), on a fresh PostgreS
 database (``--engine``): K client processes each bind a workflow of ``--tasks`` dummy tasks in
 ``--layers`` layers, wait until all are bound, then run them at once on the dummy cluster. A
 reader polls the routes the GUI and the CLI read meanwhile; with ``--big-bind N`` another
-process binds an N-task workflow during the runs.
+process binds an N-task workflow during the runs. With ``--prune N`` (PostgreSQL) a finished
+workflow of N tasks, ended a month ago, is made before the runs (see ``finished_workflow.py``)
+and ``herdsman server prune --older-than 7`` archives and removes it while they run; compare
+the tasks/s with a run without ``--prune``.
 
 Printed per configuration: aggregate tasks/s (all tasks over the time from the common start to
 the last run's end), server CPU per task (summed over every server process), p50/p99 server-side
@@ -17,6 +20,7 @@ Usage:
     python benchmarks/load.py --engine postgresql
     python benchmarks/load.py --engine mariadb --server-workers 2 --clients 8 --tasks 10000
     python benchmarks/load.py --clients 8 --big-bind 1000000
+    python benchmarks/load.py --server-workers 2 --clients 8 --prune 1000000
 Admin URLs (a user that may create databases): --admin-url, defaults below.
 """
 
@@ -44,6 +48,7 @@ import httpx
 import psutil
 from sqlalchemy import create_engine, text
 
+from finished_workflow import grow_finished_workflow
 from herdsman.core.config import normalize_database_url
 from herdsman.core.ready_file import read_ready_file
 
@@ -81,6 +86,9 @@ class LoadResult:
     tasks_with_one_attempt: int = 0
     statuses: list[str] = field(default_factory=list)
     big_bind_seconds: float | None = None
+    prune_tasks: int = 0
+    prune_seconds: float | None = None
+    prune_finished_in_run: bool = False
     load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
@@ -94,6 +102,12 @@ class LoadResult:
         )
         reader_n, reader_p50, reader_p99 = self.reader_ms
         big = f"  big bind {self.big_bind_seconds:.1f} s" if self.big_bind_seconds else ""
+        if self.prune_seconds is not None:
+            within = "within" if self.prune_finished_in_run else "outlasting"
+            big += (
+                f"  prune of {self.prune_tasks:,} tasks {self.prune_seconds:.1f} s "
+                f"({within} the runs)"
+            )
         return (
             f"{self.engine} workers={self.server_workers} K={self.clients} "
             f"tasks={self.tasks:,}: {self.tasks_per_second:,.0f} tasks/s, "
@@ -293,6 +307,38 @@ def _spawn_client(
         )
 
 
+def _finished_workflow(env: dict[str, str], log_dir: Path) -> int:
+    """A one-task workflow bound and run to its end by a client; its id."""
+    proc = _spawn_client(env, "load-old", 1, 1, run=True, log_dir=log_dir)
+    assert proc.stdout is not None and proc.stdin is not None
+    line = proc.stdout.readline()
+    if not line.startswith("bound "):
+        raise RuntimeError(f"the finished workflow's client failed: {line!r}; logs in {log_dir}")
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    proc.stdout.read()
+    if proc.wait() != 0:
+        raise RuntimeError(f"the finished workflow's run failed; logs in {log_dir}")
+    return int(line.split()[1])
+
+
+def _start_prune(database_url: str, state_dir: Path) -> subprocess.Popen[bytes]:
+    """``herdsman server prune`` of workflows ended over a week ago, archives included; it
+    touches ``prune.end`` when done, so its duration is known however late it is waited for."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HERDSMAN_")}
+    env.update(
+        HERDSMAN_DATA_DIR=str(state_dir / "prune-data"),
+        HERDSMAN_CONFIG_FILE=str(state_dir / "no-config.yaml"),
+    )
+    herdsman = Path(sys.executable).with_name("herdsman")
+    script = (
+        f'"{herdsman}" server prune --database-url "{database_url}" --older-than 7 '
+        f'--archive-dir "{state_dir / "archive"}" && touch "{state_dir / "prune.end"}"'
+    )
+    with (state_dir / "prune.log").open("ab") as log:
+        return subprocess.Popen(["sh", "-c", script], env=env, stdout=log, stderr=log)
+
+
 class Reader:
     """Polls the routes the GUI and the CLI read, as a person watching would, and times them."""
 
@@ -368,6 +414,7 @@ def run_load(
     tasks: int,
     layers: int = 10,
     big_bind: int = 0,
+    prune: int = 0,
     reader: bool = True,
     state_dir: Path | None = None,
 ) -> LoadResult:
@@ -386,6 +433,11 @@ def run_load(
             env = _client_environment(server, directory)
             procs: list[subprocess.Popen[str]] = []
             stack.callback(_stop_all, procs)
+            if prune:
+                old = _finished_workflow(env, directory)
+                seconds = grow_finished_workflow(database_url, old, prune)
+                print(f"made a finished workflow of {prune:,} tasks in {seconds:.0f} s", flush=True)
+                result.prune_tasks = prune
             procs += [
                 _spawn_client(env, f"load-{i}", tasks, layers, run=True, log_dir=directory)
                 for i in range(clients)
@@ -409,6 +461,7 @@ def run_load(
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
                 proc.stdin.flush()
+            pruning = _start_prune(database_url, directory) if prune else None
             reports = []
             with Reader(server, workflow_ids) if reader else _nothing() as polling:
                 for proc in procs:
@@ -421,6 +474,11 @@ def run_load(
                     reports.append(json.loads(out.strip().splitlines()[-1]))
                 end = max(report["end"] for report in reports)
                 result.server_cpu_seconds = server.cpu_seconds() - cpu_before
+            if pruning is not None:
+                result.prune_finished_in_run = pruning.poll() is not None
+                if pruning.wait() != 0:
+                    raise RuntimeError(f"the prune failed; see {directory / 'prune.log'}")
+                result.prune_seconds = (directory / "prune.end").stat().st_mtime - go
             if big is not None:
                 assert big.stdout is not None
                 out = big.stdout.read()
@@ -524,6 +582,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks per client workflow")
     parser.add_argument("--layers", type=int, default=10)
     parser.add_argument("--big-bind", type=int, default=0, help="bind this many tasks meanwhile")
+    parser.add_argument(
+        "--prune", type=int, default=0, help="prune a finished workflow of N tasks meanwhile"
+    )
     parser.add_argument("--no-reader", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON document per result")
     parser.add_argument("--client", help=argparse.SUPPRESS)
@@ -543,6 +604,7 @@ def main() -> None:
                 tasks=args.tasks,
                 layers=args.layers,
                 big_bind=args.big_bind,
+                prune=args.prune,
                 reader=not args.no_reader,
             )
             if args.json:
