@@ -30,6 +30,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -499,6 +500,8 @@ def run_load(
         _check_exactly_once(result, database_url, workflow_ids)
     finally:
         drop_database(engine, admin_url, name)
+    if own_dir:  # kept when the run failed, for the logs its error names
+        shutil.rmtree(directory, ignore_errors=True)
     return result
 
 
