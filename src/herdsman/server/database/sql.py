@@ -130,9 +130,8 @@ def update_ids(
     ends with ``WHERE`` or ``AND`` (the id condition follows, see :func:`id_in`), ``params``
     fill its other placeholders; one statement per ``chunk`` ids
     instead of one per row. (Measured on PostgreSQL: a quarter of the client CPU of updating
-    1,000 rows one by one, which the database also plans once. Inserts are another matter:
-    psycopg's pipelined ``executemany`` of one short prepared statement costs less client CPU
-    than one long multi-row INSERT, whose text it parses anew every time.)"""
+    1,000 rows one by one, which the database also plans once. Rows that each get their own
+    values go through :mod:`herdsman.server.database.bulk`.)"""
     for start in range(0, len(ids), chunk):
         condition, id_params = id_in(session, "id", ids[start : start + chunk])
         session.connection().exec_driver_sql(
