@@ -26,7 +26,7 @@ from herdsman import Tool
 from herdsman.client.workflow import Workflow
 from herdsman.core.errors import WorkflowAlreadyExists
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.queries import TasksPageOut, WorkflowDetailOut
+from herdsman.core.schemas.queries import TaskDetailOut, TasksPageOut, WorkflowDetailOut
 
 pytestmark = pytest.mark.e2e
 
@@ -181,6 +181,12 @@ def test_a_resume_without_some_tasks_removes_them_and_runs_the_rest_to_done(
             assert not [i for i in removed_ids if f'id="task-{i}"' in page], query
         csv_rows = browser.get(f"/workflows/{workflow_id}/tasks.csv").text.splitlines()
         assert len(csv_rows) == 1 + 6 and not any(",bad_a," in row for row in csv_rows)
+        # Its own page says what happened to it; a kept task's page says nothing of the kind.
+        assert 'id="task-removed"' in browser.get(f"/tasks/{removed_ids[0]}").text
+        kept_id = listed.tasks[0].id
+        assert 'id="task-removed"' not in browser.get(f"/tasks/{kept_id}").text
+    assert requester.get(f"/tasks/{removed_ids[0]}", TaskDetailOut).removed_date is not None
+    assert requester.get(f"/tasks/{kept_id}", TaskDetailOut).removed_date is None
 
     # The same script again: nothing to plan or remove.
     again = _study(tool_name, requester, tmp_path, keep, fixed=True)

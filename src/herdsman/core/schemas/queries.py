@@ -104,6 +104,9 @@ class ResourcesOut(BaseModel):
 
 
 class TaskDetailOut(TaskOut):
+    """A task with what defines it. ``removed_date`` is set when a resume whose script no
+    longer had the task took it out of its workflow (kept for the record, never run again)."""
+
     workflow_id: int
     node_args: dict[str, str]
     task_args: dict[str, str]
@@ -112,6 +115,7 @@ class TaskDetailOut(TaskOut):
     resources: ResourcesOut
     upstream_task_ids: list[int]
     downstream_task_ids: list[int]
+    removed_date: str | None = None
 
 
 class ErrorOut(BaseModel):

@@ -79,6 +79,7 @@ def task_detail(
         resources=_resources(session, task.task_resources_id),
         upstream_task_ids=upstream,
         downstream_task_ids=downstream,
+        removed_date=task.removed_date.isoformat() if task.removed_date else None,
     )
 
 
