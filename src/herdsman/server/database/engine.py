@@ -152,11 +152,18 @@ def _server_engine(url: str, pool_size: int, pool_overflow: int) -> Engine:
         # READ COMMITTED as on PostgreSQL, so both engines see the same concurrency; MariaDB's
         # default REPEATABLE READ would also hold gap locks during bulk get-or-create.
         options.update(isolation_level="READ COMMITTED", pool_recycle=3600)
+    engine = create_engine(url, **options)
     if url.startswith("postgresql"):
-        options.update(
-            connect_args={"options": f"-c random_page_cost={POSTGRESQL_RANDOM_PAGE_COST}"}
-        )
-    return create_engine(url, **options)
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # A SET on the new session, not libpq's "options": those the URL may carry
+            # (a search_path, say) stay as they are.
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f"SET random_page_cost = {POSTGRESQL_RANDOM_PAGE_COST}")
+            dbapi_connection.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, immediate: bool) -> Engine:

@@ -83,7 +83,8 @@ def id_in(session: Session, column: str, ids: Sequence[int]) -> tuple[str, tuple
 
 def array_literal(values: Sequence[Any], element: type = object) -> str:
     """``values`` as a PostgreSQL array literal (``{1,2,NULL}``), for a parameter cast to the
-    column's array type; ``element`` is the column's Python type (``int``, ``str``, ...).
+    column's array type; ``element`` is the column's Python type (``int``, ``str``, ...). An
+    ``int`` column's values must be ints or None: the database refuses the text of any other.
 
     psycopg dumps a list parameter element by element in Python (and walks it once more to
     choose the element type): a quarter of the server's CPU once batches went as arrays. Joined
