@@ -108,3 +108,26 @@ def test_upgrade_keeps_rows_and_keys_and_takes_64_bit_ids(database: Database) ->
                 text("SELECT setval(pg_get_serial_sequence('workflow', 'id'), :v)"), {"v": BIG_ID}
             )
     assert [tuple(run) for run in runs] == [(17, 17), (BIG_ID, BIG_ID)]
+
+
+def test_the_feed_keeps_its_rows_when_its_foreign_key_goes(database: Database) -> None:
+    _to_revision(database, "0013")
+    with database.write_engine.begin() as connection:
+        _insert_chain(connection, 23)
+        connection.execute(
+            text(
+                "INSERT INTO status_change (workflow_id, seq, kind, object_id, status, task_id) "
+                "VALUES (23, 1, 'T', 5, 'Q', NULL), (23, 2, 'I', 9, 'I', 5)"
+            )
+        )
+    assert ("status_change", "fk_status_change_workflow_id_workflow") in _foreign_keys(database)
+
+    upgrade(database)
+
+    assert [table for table, _ in _foreign_keys(database)].count("status_change") == 0
+    with database.write_engine.begin() as connection:
+        rows = connection.execute(text("SELECT * FROM status_change ORDER BY seq")).all()
+        if database.dialect == "sqlite":
+            options = connection.execute(text("PRAGMA table_list('status_change')")).one()
+            assert options.wr == 1  # still WITHOUT ROWID
+    assert [tuple(row) for row in rows] == [(23, 1, "T", 5, "Q", None), (23, 2, "I", 9, "I", 5)]
