@@ -77,6 +77,9 @@ class LoadResult:
     tasks_per_second: float = 0.0
     server_cpu_seconds: float = 0.0
     server_cpu_us_per_task: float = 0.0
+    database_cpu_us_per_task: float = 0.0
+    client_cpu_us_per_task: float = 0.0
+    machine_cpu_us_per_task: float = 0.0
     statements_per_task: float = 0.0
     commits_per_task: float = 0.0
     latency_ms: dict[str, tuple[int, float, float]] = field(default_factory=dict)
@@ -112,7 +115,9 @@ class LoadResult:
         return (
             f"{self.engine} workers={self.server_workers} K={self.clients} "
             f"tasks={self.tasks:,}: {self.tasks_per_second:,.0f} tasks/s, "
-            f"server CPU {self.server_cpu_us_per_task:,.0f} µs/task, "
+            f"CPU µs/task: server {self.server_cpu_us_per_task:,.0f}, database "
+            f"{self.database_cpu_us_per_task:,.0f}, clients {self.client_cpu_us_per_task:,.0f}, "
+            f"machine {self.machine_cpu_us_per_task:,.0f}; "
             f"{self.statements_per_task:.2f} statements and {self.commits_per_task:.2f} "
             f"commits/task; {groups}; reader p50/p99 {reader_p50:.1f}/{reader_p99:.1f} ms "
             f"(n={reader_n}); 5xx={self.errors_5xx}; exactly once: {self.exactly_once} "
@@ -151,6 +156,35 @@ def drop_database(engine: str, admin_url: str, name: str) -> None:
     with connection_engine.connect() as connection:
         connection.execute(text(statement))
     connection_engine.dispose()
+
+
+DATABASE_PROCESS_NAMES = {"postgresql": {"postgres"}, "mariadb": {"mariadbd", "mysqld"}}
+
+
+def database_cpu_seconds(engine: str) -> float:
+    """CPU of the local database server's processes so far, with that of its processes that
+    ended (PostgreSQL's autovacuum workers, closed connections), which their parent reaped."""
+    names = DATABASE_PROCESS_NAMES[engine]
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        times = process.info["cpu_times"]
+        if process.info["name"] in names and times is not None:
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def _machine_cpu_seconds() -> float:
+    """CPU the whole machine spent so far, every process and the kernel: what the parts
+    measured apart leave out (processes that came and went, interrupts) shows against it."""
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _own_cpu_seconds() -> float:
+    """CPU of this process and of its children that ended and were waited for, with their
+    own ended children: in a client, the swarm and the distributor it started."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 # --- the server ------------------------------------------------------------------------------
@@ -270,8 +304,10 @@ def client(name: str, tasks: int, layers: int, run: bool) -> None:
     print(f"bound {workflow_id}", flush=True)
     sys.stdin.readline()
     start = time.time()
+    cpu_before = _own_cpu_seconds()
     status = workflow.run()
     end = time.time()
+    cpu = _own_cpu_seconds() - cpu_before
     print(
         json.dumps(
             {
@@ -280,6 +316,7 @@ def client(name: str, tasks: int, layers: int, run: bool) -> None:
                 "start": start,
                 "end": end,
                 "tasks": len(workflow.tasks),
+                "cpu_seconds": cpu,
             }
         ),
         flush=True,
@@ -457,6 +494,8 @@ def run_load(
                 big = _spawn_client(env, "load-big", big_bind, layers, run=False, log_dir=directory)
                 procs.append(big)
             cpu_before = server.cpu_seconds()
+            database_before = database_cpu_seconds(engine)
+            machine_before = _machine_cpu_seconds()
             go = time.time()
             for proc in procs:
                 assert proc.stdin is not None
@@ -475,6 +514,8 @@ def run_load(
                     reports.append(json.loads(out.strip().splitlines()[-1]))
                 end = max(report["end"] for report in reports)
                 result.server_cpu_seconds = server.cpu_seconds() - cpu_before
+                database_cpu = database_cpu_seconds(engine) - database_before
+                machine_cpu = _machine_cpu_seconds() - machine_before
             if pruning is not None:
                 result.prune_finished_in_run = pruning.poll() is not None
                 if pruning.wait() != 0:
@@ -496,6 +537,10 @@ def run_load(
         result.run_seconds = end - go
         result.tasks_per_second = result.tasks / result.run_seconds
         result.server_cpu_us_per_task = 1e6 * result.server_cpu_seconds / result.tasks
+        result.database_cpu_us_per_task = 1e6 * database_cpu / result.tasks
+        client_cpu = sum(report["cpu_seconds"] for report in reports)
+        result.client_cpu_us_per_task = 1e6 * client_cpu / result.tasks
+        result.machine_cpu_us_per_task = 1e6 * machine_cpu / result.tasks
         _read_timings(result, server.timing_dir, go, end)
         _check_exactly_once(result, database_url, workflow_ids)
     finally:
