@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 
 from herdsman.core.changes import ChangeFilter, ChangeKind
 from herdsman.core.errors import NotFoundError
-from herdsman.core.schemas.swarm import ChangeOut, ChangesOut
 from herdsman.core.statuses import TaskInstanceStatus, TaskStatus, WorkflowRunStatus
 from herdsman.server.database import sql
 from herdsman.server.database.bulk import insert_rows
@@ -46,6 +45,8 @@ __all__ = [
     "NOTIFY_CHANNEL",
     "ChangeNotifier",
     "ChangeRecorder",
+    "ChangeRow",
+    "ChangeRows",
     "FeedWriter",
     "notice",
     "parse_notice",
@@ -284,9 +285,23 @@ def require_workflow(session: Session, workflow_id: int) -> None:
         )
 
 
+ChangeRow = tuple[int, str, int, str, int | None]
+"""One feed row as read: seq, kind, object id, status, task id."""
+
+
+@dataclass(frozen=True)
+class ChangeRows:
+    """A read of the feed: the changes a follower wanted, oldest first, and ``last_seq``, the
+    newest change examined (wanted or not), to read after next. The API's
+    :class:`~herdsman.core.schemas.swarm.ChangesOut`, as the database's own tuples."""
+
+    last_seq: int
+    changes: list[ChangeRow]
+
+
 def read_changes(
     session: Session, workflow_id: int, after: int, wanted: ChangeFilter
-) -> ChangesOut:
+) -> ChangeRows:
     """Wanted changes with seq > ``after``, oldest first, examining at most 10,000.
 
     The database filters: a swarm wants about one change in ten (tasks that finished, not
@@ -314,17 +329,9 @@ def read_changes(
             f"WHERE {condition} OR seq = (SELECT MAX(seq) FROM examined) ORDER BY seq",
             (workflow_id, after, MAX_CHANGES_PER_READ, *params),
         )
-    # Built from the feed's own rows: nothing to validate, and validating every change of
-    # every long-poll was a twentieth of the server's CPU under load.
-    return ChangesOut.model_construct(
+    return ChangeRows(
         last_seq=rows[-1][0] if rows else after,
-        changes=[
-            ChangeOut.model_construct(
-                seq=seq, kind=kind, id=object_id, status=status, task_id=task_id
-            )
-            for seq, kind, object_id, status, task_id in rows
-            if (kind, status) in wanted
-        ],
+        changes=[row for row in rows if (row[1], row[3]) in wanted],
     )
 
 

