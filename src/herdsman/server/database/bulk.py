@@ -22,7 +22,7 @@ statement's text does not depend on the number of rows, so it is prepared once.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Dialect, Table
@@ -104,6 +104,10 @@ def lookup_ids(
     return {key: row[0] for key, row in rows.items()}
 
 
+# One chunk's statement of a lookup: its text and parameters.
+Statement = tuple[str, tuple[Any, ...]]
+
+
 def lookup_rows(
     session: Session,
     model: type[Base],
@@ -114,8 +118,23 @@ def lookup_rows(
     where: tuple[str, Any] | None = None,
 ) -> dict[Any, tuple[Any, ...]]:
     """Map each of ``keys`` (values of ``key_column``) to its row's ``columns``."""
-    if _dialect(session).name == "postgresql":
-        return _lookup_rows_joined(session, model, key_column, keys, columns, where)
+    build = _joined_lookup if _dialect(session).name == "postgresql" else _listed_lookup
+    statement = build(session, model, key_column, columns, where)
+    found: dict[Any, tuple[Any, ...]] = {}
+    for part in chunked(keys, IN_CHUNK):
+        for row in sql.fetch_all(session, *statement(part)):
+            found[row[0]] = row[1:]
+    return found
+
+
+def _listed_lookup(
+    session: Session,
+    model: type[Base],
+    key_column: str,
+    columns: Sequence[str],
+    where: tuple[str, Any] | None,
+) -> Callable[[Sequence[Any]], Statement]:
+    """A chunk of keys as an ``IN`` list."""
     quote = _dialect(session).identifier_preparer.quote
     selected = ", ".join(quote(column) for column in (key_column, *columns))
     head = f"SELECT {selected} FROM {quote(_table(model).name)} WHERE "
@@ -123,23 +142,18 @@ def lookup_rows(
     if where is not None:
         head += f"{quote(where[0])} = ? AND "
         prefix = (where[1],)
-    found: dict[Any, tuple[Any, ...]] = {}
-    for part in chunked(keys, IN_CHUNK):
-        query = f"{head}{quote(key_column)} IN {sql.in_list(len(part))}"
-        for row in sql.fetch_all(session, query, (*prefix, *part)):
-            found[row[0]] = row[1:]
-    return found
+    head += f"{quote(key_column)} IN "
+    return lambda part: (head + sql.in_list(len(part)), (*prefix, *part))
 
 
-def _lookup_rows_joined(
+def _joined_lookup(
     session: Session,
     model: type[Base],
     key_column: str,
-    keys: Sequence[Any],
     columns: Sequence[str],
     where: tuple[str, Any] | None,
-) -> dict[Any, tuple[Any, ...]]:
-    """:func:`lookup_rows` on PostgreSQL: the keys as an array joined to the table.
+) -> Callable[[Sequence[Any]], Statement]:
+    """A chunk of keys as an array joined to the table, on PostgreSQL.
 
     A table a bind is filling has no statistics yet, so PostgreSQL takes ``key IN (2,000
     values)`` to match most of it and scans it whole, comparing each row with every value of
@@ -161,11 +175,7 @@ def _lookup_rows_joined(
     if where is not None:
         query += f" AND t.{quote(where[0])} = ?"
         suffix = (where[1],)
-    found: dict[Any, tuple[Any, ...]] = {}
-    for part in chunked(keys, IN_CHUNK):
-        for row in sql.fetch_all(session, query, (sql.array_literal(part, element), *suffix)):
-            found[row[0]] = row[1:]
-    return found
+    return lambda part: (query, (sql.array_literal(part, element), *suffix))
 
 
 def _dialect(session: Session) -> Dialect:
