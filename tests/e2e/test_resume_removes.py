@@ -26,7 +26,13 @@ from herdsman import Tool
 from herdsman.client.workflow import Workflow
 from herdsman.core.errors import WorkflowAlreadyExists
 from herdsman.core.requester import Requester
-from herdsman.core.schemas.queries import TaskDetailOut, TasksPageOut, WorkflowDetailOut
+from herdsman.core.schemas.queries import (
+    ErrorGroupsOut,
+    TaskDetailOut,
+    TasksPageOut,
+    UsageTotalsOut,
+    WorkflowDetailOut,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +112,10 @@ def test_a_resume_without_some_tasks_removes_them_and_runs_the_rest_to_done(
     assert workflow_id is not None
     before = _attempts(server.database_url, workflow_id)
     assert before == {name: 0 if name == "report" else 1 for name in ALL}
+    groups = requester.get(f"/workflows/{workflow_id}/error_groups", ErrorGroupsOut)
+    assert (groups.count, groups.tasks) == (2, 2)  # bad_a's error and bad_b's
+    usage = requester.get(f"/workflows/{workflow_id}/usage_totals", UsageTotalsOut)
+    assert usage.attempts == 7  # every attempt but report's, which did not run
     ((first_dag,),) = query_rows(
         server.database_url, "SELECT dag_id FROM workflow WHERE id = :w", w=workflow_id
     )
@@ -153,6 +163,17 @@ def test_a_resume_without_some_tasks_removes_them_and_runs_the_rest_to_done(
     assert [tuple(row) for row in removed] == [("bad_a", "F", first_dag), ("side", "D", first_dag)]
     detail = requester.get(f"/workflows/{workflow_id}", WorkflowDetailOut)
     assert {s: n for s, n in detail.task_status_counts.items() if n} == {"D": 6}
+    # Their errors and usage leave the workflow's error groups and totals with them.
+    ((bad_b_id,),) = query_rows(
+        server.database_url,
+        "SELECT id FROM task WHERE workflow_id = :w AND name = 'bad_b'",
+        w=workflow_id,
+    )
+    groups = requester.get(f"/workflows/{workflow_id}/error_groups", ErrorGroupsOut)
+    assert (groups.count, groups.tasks, groups.group_count) == (1, 1, 1)
+    assert [group.task_ids for group in groups.groups] == [[bad_b_id]]
+    usage = requester.get(f"/workflows/{workflow_id}/usage_totals", UsageTotalsOut)
+    assert usage.attempts == 7 - 2 + 2  # less bad_a's and side's; with bad_b's and report's
     assert detail.status == "D"
     listed = requester.get(f"/workflows/{workflow_id}/tasks", TasksPageOut)
     assert listed.count == 6
@@ -305,6 +326,17 @@ def test_a_removed_task_that_is_running_is_killed(
         w=workflow_id,
     )
     assert "removed its task" in message
+    # The kill's error came after slow left the workflow: it is in no error group. (gate's
+    # first attempt, killed with the run the resume took over, is.)
+    ((gate_id,),) = query_rows(
+        server.database_url,
+        "SELECT id FROM task WHERE workflow_id = :w AND name = 'gate'",
+        w=workflow_id,
+    )
+    with Requester(server.url, token=admin_token()) as requester:
+        groups = requester.get(f"/workflows/{workflow_id}/error_groups", ErrorGroupsOut)
+    assert (groups.count, groups.tasks) == (1, 1)
+    assert [group.task_ids for group in groups.groups] == [[gate_id]]
     counts = query_rows(
         server.database_url,
         "SELECT status, num FROM task_status_count WHERE workflow_id = :w AND num <> 0",

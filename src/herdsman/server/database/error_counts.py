@@ -55,9 +55,17 @@ def first_errors(
     return FirstErrors(in_group=True, of_task=of_task is None)
 
 
+# The logged error's task is in its workflow (no resume removed it).
+_IN_WORKFLOW = (
+    "task_id IN (SELECT id FROM task WHERE task.workflow_id = task_instance_error_log.workflow_id "
+    "AND task.removed_date IS NULL)"
+)
+
+
 def recount_errors(session: Session, workflow_id: int) -> None:
-    """Set the workflow's error counts from its error log (for rows written around the
-    server, as a benchmark's seed is)."""
+    """Set the workflow's error counts from its error log: for rows written around the
+    server (as a benchmark's seed is), and after a resume removed tasks or brought some back.
+    The errors of tasks a resume removed are left out, as they are from every count."""
     for table in ("error_group_count", "error_task_count"):
         sql.execute(session, f"DELETE FROM {table} WHERE workflow_id = ?", (workflow_id,))
     sql.execute(
@@ -66,7 +74,7 @@ def recount_errors(session: Session, workflow_id: int) -> None:
         "tasks, first_seen, last_seen, newest_id) "
         "SELECT workflow_id, array_id, COALESCE(signature, ''), COALESCE(exit_class, ''), "
         "COUNT(*), COUNT(DISTINCT task_id), MIN(error_time), MAX(error_time), MAX(id) "
-        "FROM task_instance_error_log WHERE workflow_id = ? "
+        f"FROM task_instance_error_log WHERE workflow_id = ? AND {_IN_WORKFLOW} "
         "GROUP BY workflow_id, array_id, COALESCE(signature, ''), COALESCE(exit_class, '')",
         (workflow_id,),
     )
@@ -74,7 +82,7 @@ def recount_errors(session: Session, workflow_id: int) -> None:
         session,
         "INSERT INTO error_task_count (workflow_id, array_id, tasks) "
         "SELECT workflow_id, array_id, COUNT(DISTINCT task_id) FROM task_instance_error_log "
-        "WHERE workflow_id = ? GROUP BY workflow_id, array_id",
+        f"WHERE workflow_id = ? AND {_IN_WORKFLOW} GROUP BY workflow_id, array_id",
         (workflow_id,),
     )
 
@@ -119,6 +127,11 @@ class ErrorCountChanges:
 
     def workflows(self) -> set[int]:
         return {key[0] for key in self.groups}
+
+    def forget(self, workflow_id: int) -> None:
+        """Drop the workflow's increments: its counts were just set from its log."""
+        self.groups = {key: c for key, c in self.groups.items() if key[0] != workflow_id}
+        self.tasks = {key: n for key, n in self.tasks.items() if key[0] != workflow_id}
 
     def apply(self, session: Session, workflow_id: int) -> None:
         """Add this workflow's increments to its group and task rows, in key order."""

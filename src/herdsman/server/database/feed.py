@@ -141,6 +141,12 @@ class ChangeRecorder:
         increments recorded so far are in them already."""
         self._counts.forget(workflow_id)
 
+    def errors_recounted(self, workflow_id: int) -> None:
+        """The workflow's error counts and usage totals were just set from its log and its
+        attempts in this transaction: the increments recorded so far are in them already."""
+        self._errors.forget(workflow_id)
+        self._usage.pop(workflow_id, None)
+
     def error(
         self,
         group: tuple[int, int, str, str],

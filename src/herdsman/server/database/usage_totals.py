@@ -54,14 +54,16 @@ def add_usage(session: Session, workflow_id: int, instance_ids: Sequence[int]) -
 
 
 def recount_usage(session: Session, workflow_id: int) -> None:
-    """Set the workflow's totals from its attempts (for rows written around the server, as a
-    benchmark's seed is)."""
+    """Set the workflow's totals from its attempts: for rows written around the server (as a
+    benchmark's seed is), and after a resume removed tasks or brought some back. The attempts
+    of tasks a resume removed are left out, as they are from every count."""
     sql.execute(session, "DELETE FROM usage_total WHERE workflow_id = ?", (workflow_id,))
     sql.execute(
         session,
-        f"INSERT INTO usage_total ({_COLUMNS}) SELECT r.workflow_id, ti.array_id, {_SUMS} "
-        "FROM task_instance ti JOIN workflow_run r ON r.id = ti.workflow_run_id "
-        "WHERE r.workflow_id = ? AND ti.wall_time IS NOT NULL GROUP BY r.workflow_id, ti.array_id",
+        f"INSERT INTO usage_total ({_COLUMNS}) SELECT t.workflow_id, ti.array_id, {_SUMS} "
+        "FROM task_instance ti JOIN task t ON t.id = ti.task_id "
+        "WHERE t.workflow_id = ? AND t.removed_date IS NULL AND ti.wall_time IS NOT NULL "
+        "GROUP BY t.workflow_id, ti.array_id",
         (workflow_id,),
     )
 

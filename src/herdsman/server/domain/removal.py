@@ -27,7 +27,9 @@ from sqlalchemy.orm import Session
 
 from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import IN_CHUNK, chunked
+from herdsman.server.database.error_counts import recount_errors
 from herdsman.server.database.feed import ChangeRecorder
+from herdsman.server.database.usage_totals import recount_usage
 from herdsman.server.domain import kills
 
 __all__ = ["count_in_workflow", "keep_sent", "mark_unsent", "remove_unsent"]
@@ -75,6 +77,7 @@ def keep_sent(
                 recorder.task_restored(workflow_id, array_id, status, attempts)
                 restored += 1
     if restored:
+        _recount_errors_and_usage(session, workflow_id, recorder)
         logger.info("removed_tasks_restored", workflow_id=workflow_id, tasks=restored)
     return restored
 
@@ -101,8 +104,26 @@ def remove_unsent(session: Session, workflow_id: int, recorder: ChangeRecorder) 
     for _, array_id, status, attempts in rows:
         recorder.task_removed(workflow_id, array_id, status, attempts)
     waiting = kills.kill_attempts_of_tasks(session, ids, recorder)
+    _recount_errors_and_usage(session, workflow_id, recorder)
     logger.info("tasks_removed", workflow_id=workflow_id, tasks=len(ids), kills_waiting=waiting)
     return ids
+
+
+def _recount_errors_and_usage(session: Session, workflow_id: int, recorder: ChangeRecorder) -> None:
+    """Set the workflow's error groups and usage totals from the tasks now in it.
+
+    A task's errors and usage are added to these as they happen, so its leaving (or coming
+    back) is a recount: errors and attempts are few beside tasks, and a resume is rare. The
+    workflow's row is locked first, as a writer's increments lock it (see
+    :mod:`~herdsman.server.database.error_counts`): one committed before is in the recount,
+    one waiting for the lock adds to it after.
+    """
+    sql.fetch_one(
+        session, f"SELECT id FROM workflow WHERE id = ?{sql.for_update(session)}", (workflow_id,)
+    )
+    recount_errors(session, workflow_id)
+    recount_usage(session, workflow_id)
+    recorder.errors_recounted(workflow_id)
 
 
 def count_in_workflow(session: Session, workflow_id: int, *, sent: bool = False) -> int:

@@ -277,8 +277,9 @@ def log_error(
     )
     if logged is None:
         raise RuntimeError("the error log answered no id for an inserted error")
-    group = (row.workflow_id, row.array_id, signature, exit_class.value)
-    recorder.error(group, first, now, int(logged[0]))
+    if not row.removed:  # a removed task is out of every count, its errors too
+        group = (row.workflow_id, row.array_id, signature, exit_class.value)
+        recorder.error(group, first, now, int(logged[0]))
 
 
 def raise_peaks(

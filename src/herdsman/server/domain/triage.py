@@ -151,5 +151,5 @@ def _record_cluster_usage(
     # What the row holds now, by the COALESCE above.
     wall = wall_before if wall_before is not None else usage.wall_time
     raise_peaks(session, row.task_id, wall, rss_before if rss_before is not None else usage.max_rss)
-    if wall_before is None and wall is not None:
+    if wall_before is None and wall is not None and not row.removed:
         recorder.usage(row.workflow_id, row.id)

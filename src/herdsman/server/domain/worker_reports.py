@@ -186,7 +186,7 @@ def _record_outcome(
         ),
     )
     raise_peaks(session, row.task_id, report.usage.wall_time, report.usage.max_rss)
-    if report.usage.wall_time is not None:
+    if report.usage.wall_time is not None and not row.removed:
         recorder.usage(row.workflow_id, row.id)
 
 

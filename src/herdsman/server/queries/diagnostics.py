@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TypeVarTuple
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from herdsman.core.error_signature import ExitClass, error_signature
@@ -185,10 +185,13 @@ def _group_task_ids(
 ) -> list[int]:
     """The first task ids of a group, in order from the (workflow, signature, task) index."""
     log = models.TaskInstanceErrorLog
+    task = models.Task
     where = [
         log.workflow_id == workflow_id,
         _kept_as(log.signature, group.signature),
         _kept_as(log.exit_class, group.exit_class),
+        # Not those of tasks a resume removed, which the group's counts leave out too.
+        exists().where(task.id == log.task_id, task.removed_date.is_(None)),
     ]
     if array_id is not None:
         where.append(log.array_id == array_id)
