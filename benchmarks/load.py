@@ -539,6 +539,8 @@ def run_load(
                 result.big_bind_seconds = json.loads(out.strip().splitlines()[-1])["bind_seconds"]
                 if bind_polling is not None:
                     result.bind_reader_ms = _percentiles_ms(bind_polling.seconds)
+                    if bind_polling.errors:
+                        raise RuntimeError(f"the reader failed: {bind_polling.errors[:5]}")
             if polling is not None:
                 result.reader_ms = _percentiles_ms(polling.seconds)
                 if polling.errors:
