@@ -164,10 +164,14 @@ def test_a_resume_without_some_tasks_removes_them_and_runs_the_rest_to_done(
     detail = requester.get(f"/workflows/{workflow_id}", WorkflowDetailOut)
     assert {s: n for s, n in detail.task_status_counts.items() if n} == {"D": 6}
     # Their errors and usage leave the workflow's error groups and totals with them.
-    ((bad_b_id,),) = query_rows(
-        server.database_url,
-        "SELECT id FROM task WHERE workflow_id = :w AND name = 'bad_b'",
-        w=workflow_id,
+    bad_a_id, bad_b_id = (
+        query_rows(
+            server.database_url,
+            "SELECT id FROM task WHERE workflow_id = :w AND name = :n",
+            w=workflow_id,
+            n=name,
+        )[0][0]
+        for name in ("bad_a", "bad_b")
     )
     groups = requester.get(f"/workflows/{workflow_id}/error_groups", ErrorGroupsOut)
     assert (groups.count, groups.tasks, groups.group_count) == (1, 1, 1)
@@ -213,6 +217,13 @@ def test_a_resume_without_some_tasks_removes_them_and_runs_the_rest_to_done(
     again = _study(tool_name, requester, tmp_path, keep, fixed=True)
     assert again.plan().counts["reuse"] == 6
     assert again.plan().removed == 0
+
+    # A script that has them again brings them back, with their errors and usage.
+    _study(tool_name, requester, tmp_path, ALL, fixed=True).bind(resume=True)
+    groups = requester.get(f"/workflows/{workflow_id}/error_groups", ErrorGroupsOut)
+    assert (groups.count, groups.tasks) == (2, 2)
+    assert sorted(groups.groups[0].task_ids) == sorted([bad_a_id, bad_b_id])
+    assert requester.get(f"/workflows/{workflow_id}/usage_totals", UsageTotalsOut).attempts == 9
 
 
 # --- a removed task that is running ---------------------------------------------------------------
