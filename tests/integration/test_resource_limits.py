@@ -38,7 +38,7 @@ ALLOCATE = (
 SIGTERM_EXIT = 128 + 15
 # The amount used depends on when a sample caught the allocation; the request's decimals on it.
 MEMORY_MESSAGE = re.compile(
-    r"the command used [0-9.]+ GiB, more than its memory request of 0\.10? GiB; "
+    r"the command used [0-9.]+ GiB, more than its memory request of 0\.10{0,2} GiB; "
     "killed so it can be retried with more memory"
 )
 
