@@ -20,6 +20,7 @@ queueing or run sees it again.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
 
 import structlog
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from herdsman.server.database import models, sql
 from herdsman.server.database.bulk import IN_CHUNK, chunked
-from herdsman.server.database.error_counts import recount_errors
+from herdsman.server.database.error_counts import FirstErrors, recount_errors
 from herdsman.server.database.feed import ChangeRecorder
 from herdsman.server.database.usage_totals import recount_usage
 from herdsman.server.domain import kills
@@ -55,7 +56,7 @@ def keep_sent(
     """The script has the tasks of these nodes: clear their marks. A task an earlier resume
     removed is back in the workflow, counted again with the status it has. Answers how many
     removed tasks came back."""
-    restored = 0
+    restored: list[int] = []
     for part in chunked(sorted(set(node_ids)), IN_CHUNK):
         rows = sql.fetch_all(
             session,
@@ -72,14 +73,14 @@ def keep_sent(
             (),
             [row[0] for row in rows],
         )
-        for _, array_id, status, attempts, removed_date in rows:
+        for task_id, array_id, status, attempts, removed_date in rows:
             if removed_date is not None:
                 recorder.task_restored(workflow_id, array_id, status, attempts)
-                restored += 1
+                restored.append(task_id)
     if restored:
-        _recount_errors_and_usage(session, workflow_id, recorder)
-        logger.info("removed_tasks_restored", workflow_id=workflow_id, tasks=restored)
-    return restored
+        _add_back_errors_and_usage(session, workflow_id, restored, recorder)
+        logger.info("removed_tasks_restored", workflow_id=workflow_id, tasks=len(restored))
+    return len(restored)
 
 
 def remove_unsent(session: Session, workflow_id: int, recorder: ChangeRecorder) -> list[int]:
@@ -109,11 +110,50 @@ def remove_unsent(session: Session, workflow_id: int, recorder: ChangeRecorder) 
     return ids
 
 
+def _add_back_errors_and_usage(
+    session: Session, workflow_id: int, task_ids: Sequence[int], recorder: ChangeRecorder
+) -> None:
+    """Count the restored tasks' errors and usage again, as when they happened.
+
+    While removed, a task's errors and usage were out of the workflow's error groups and usage
+    totals, so adding them back is exact: each chunk of a bind adds its own tasks', where a
+    recount would read the whole workflow's log and attempts once per chunk.
+    """
+    # As a recount counts them: a task once per group, and once per array it has errors in.
+    grouped: set[tuple[int, int, str, str]] = set()
+    with_errors: set[tuple[int, int]] = set()
+    for part in chunked(sorted(task_ids), IN_CHUNK):
+        condition, params = sql.id_in(session, "ti.task_id", part)
+        for log_id, task_id, array_id, signature, exit_class, when in sql.fetch_all(
+            session,
+            "SELECT l.id, l.task_id, l.array_id, COALESCE(l.signature, ''), "
+            "COALESCE(l.exit_class, ''), l.error_time FROM task_instance ti "
+            f"JOIN task_instance_error_log l ON l.task_instance_id = ti.id WHERE {condition} "
+            "ORDER BY l.id",
+            params,
+        ):
+            first = FirstErrors(
+                in_group=(task_id, array_id, signature, exit_class) not in grouped,
+                of_task=(task_id, array_id) not in with_errors,
+            )
+            grouped.add((task_id, array_id, signature, exit_class))
+            with_errors.add((task_id, array_id))
+            moment = dt.datetime.fromisoformat(when) if isinstance(when, str) else when
+            recorder.error((workflow_id, array_id, signature, exit_class), first, moment, log_id)
+        for (instance_id,) in sql.fetch_all(
+            session,
+            f"SELECT ti.id FROM task_instance ti WHERE {condition} AND ti.wall_time IS NOT NULL",
+            params,
+        ):
+            recorder.usage(workflow_id, instance_id)
+
+
 def _recount_errors_and_usage(session: Session, workflow_id: int, recorder: ChangeRecorder) -> None:
     """Set the workflow's error groups and usage totals from the tasks now in it.
 
-    A task's errors and usage are added to these as they happen, so its leaving (or coming
-    back) is a recount: errors and attempts are few beside tasks, and a resume is rare. The
+    A task's errors and usage are added to these as they happen, and cannot be taken out
+    again (a group's first and last time are a minimum and a maximum), so its leaving is a
+    recount, once at the end of the bind: errors and attempts are few beside tasks. The
     workflow's row is locked first, as a writer's increments lock it (see
     :mod:`~herdsman.server.database.error_counts`): one committed before is in the recount,
     one waiting for the lock adds to it after.
