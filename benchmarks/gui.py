@@ -348,6 +348,12 @@ def pages(seeded: Seeded) -> list[tuple[str, str, bool]]:
         ("tasks, template fit", f"/workflows/{w}/tasks?template=fit", True),
         ("tasks, sort runtime", f"/workflows/{w}/tasks?sort=runtime", True),
         ("tasks, sort memory", f"/workflows/{w}/tasks?sort=memory", True),
+        # The first page among the tasks without a runtime (the cursor past every id).
+        (
+            "tasks, sort runtime, none yet",
+            f"/workflows/{w}/tasks?sort=runtime&after=-:{2**62}",
+            True,
+        ),
         ("tasks, sort attempts", f"/workflows/{w}/tasks?sort=attempts", True),
         ("tasks, >= 2 attempts", f"/workflows/{w}/tasks?attempts=2", True),
         ("tasks, error group", f"/workflows/{w}/tasks?signature={seeded.signature}", True),

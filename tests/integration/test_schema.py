@@ -131,3 +131,38 @@ def test_the_feed_keeps_its_rows_when_its_foreign_key_goes(database: Database) -
             options = connection.execute(text("PRAGMA table_list('status_change')")).one()
             assert options.wr == 1  # still WITHOUT ROWID
     assert [tuple(row) for row in rows] == [(23, 1, "T", 5, "Q", None), (23, 2, "I", 9, "I", 5)]
+
+
+_PEAK_INDEXES = ("ix_task_workflow_id_peak_wall_time_id", "ix_task_workflow_id_peak_rss_id")
+
+
+def _peak_index_definitions(database: Database) -> list[str]:
+    """The peak indexes' definitions as the engine states them ('' for one without partial
+    indexes, where only the name is checked)."""
+    names = sorted(
+        index["name"] or "" for index in inspect(database.write_engine).get_indexes("task")
+    )
+    assert set(_PEAK_INDEXES) <= set(names)
+    with database.write_engine.connect() as connection:
+        if database.dialect == "postgresql":
+            query = "SELECT indexdef FROM pg_indexes WHERE indexname = :name"
+        elif database.dialect == "sqlite":
+            query = "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name"
+        else:
+            return ["" for _ in _PEAK_INDEXES]
+        return [
+            str(connection.execute(text(query), {"name": n}).scalar_one()) for n in _PEAK_INDEXES
+        ]
+
+
+def test_the_peak_indexes_hold_only_tasks_with_a_figure(database: Database) -> None:
+    upgrade(database)
+
+    definitions = _peak_index_definitions(database)
+
+    if database.dialect in ("postgresql", "sqlite"):
+        for definition, peak in zip(definitions, ("peak_wall_time", "peak_rss"), strict=True):
+            # PostgreSQL puts the predicate in parentheses, SQLite keeps it as written.
+            assert f"WHERE {peak} IS NOT NULL" in definition.replace("(", "").replace(")", "")
+    _to_revision(database, "0014", down=True)
+    assert all("WHERE" not in definition for definition in _peak_index_definitions(database))

@@ -365,15 +365,27 @@ class Task(Base):
 
     ``peak_wall_time`` and ``peak_rss`` are the most any of its attempts ran and used, kept
     as attempts report, so that listings sort by them through an index rather than by
-    grouping every attempt.
+    grouping every attempt. Those indexes hold only the tasks with a figure (where the engine
+    has partial indexes): each status change of a task writes a new version of its row into
+    every index it belongs in, and a task changes status several times before its first
+    figure arrives.
     """
 
     __tablename__ = "task"
     __table_args__ = (
         UniqueConstraint("workflow_id", "node_id"),
         Index(None, "workflow_id", "status", "id"),
-        Index(None, "workflow_id", "peak_wall_time", "id"),
-        Index(None, "workflow_id", "peak_rss", "id"),
+        *(
+            Index(
+                None,
+                "workflow_id",
+                peak,
+                "id",
+                postgresql_where=text(f"{peak} IS NOT NULL"),
+                sqlite_where=text(f"{peak} IS NOT NULL"),
+            )
+            for peak in ("peak_wall_time", "peak_rss")
+        ),
         Index(None, "workflow_id", "num_attempts", "id"),
         Index(None, "array_id", "status", "id"),
     )

@@ -276,7 +276,7 @@ def task_page(
     if sort is TaskSort.ID:
         found = _by_id(session, workflow_id, filters, where, after, limit + 1)
     else:
-        found = _by_key(session, _SORT_KEYS[sort], where, after, limit + 1)
+        found = _by_key(session, _SORT_KEYS[sort], filters, where, after, limit + 1)
     more = len(found) > limit
     found = found[:limit]
     ids = [task_id for task_id, _ in found]
@@ -302,6 +302,7 @@ _Found = list[tuple[int, Any]]
 def _by_key(
     session: Session,
     key: InstrumentedAttribute[Any],
+    filters: TaskFilter,
     where: list[ColumnElement[bool]],
     after: str | None,
     limit: int,
@@ -309,8 +310,10 @@ def _by_key(
     """Tasks by ``key`` descending, then id descending: those with a value first, then those
     without (not yet reported) by id descending.
 
-    Both parts walk a (workflow, key, id) index backwards. NULLs are read apart because the
-    engines disagree on where they sort.
+    Those with a value walk the (workflow, key, id) index backwards; it holds no others (see
+    :class:`~herdsman.server.database.models.Task`), so those without are read per status
+    through the (workflow or array, status, id) index, backwards, and merged. NULLs are read
+    apart in any case because the engines disagree on where they sort.
     """
     task = models.Task
     value, last_id = _key_cursor(key, after)
@@ -322,12 +325,12 @@ def _by_key(
         ordered = valued.order_by(key.desc(), task.id.desc()).limit(limit)
         found = list(session.execute(ordered).tuples().all())
         last_id = None
-    if len(found) < limit:
+    if len(found) < limit and key is not models.Task.num_attempts:  # attempts are never NULL
         empty = select(task.id, key).where(*where, key.is_(None))
         if last_id is not None:
             empty = empty.where(task.id < last_id)
-        ordered = empty.order_by(task.id.desc()).limit(limit - len(found))
-        found.extend(session.execute(ordered).tuples().all())
+        parts = _per_status(filters)
+        found.extend(_merged(session, empty, parts, limit - len(found), descending=True))
     return found
 
 
@@ -373,11 +376,10 @@ def _by_id(
 ) -> _Found:
     """The first ``limit`` kept tasks by id after ``after``.
 
-    One read per value of an indexed column, each in id order and stopping at ``limit``,
-    merged: per number of attempts when a least number is asked (the (workflow, attempts,
-    id) index), else per status (the template's (array, status, id) index, or the
-    workflow's (workflow, status, id)). Asked in one piece, a planner walks every task of
-    the workflow and sorts them, on every page. An error group is read from the error log.
+    Read per value of an indexed column and merged (:func:`_merged`): per number of attempts
+    when a least number is asked (the (workflow, attempts, id) index), else per status (the
+    template's (array, status, id) index, or the workflow's (workflow, status, id)). An error
+    group is read from the error log.
     """
     task = models.Task
     try:
@@ -396,13 +398,37 @@ def _by_id(
             for k in range(filters.min_attempts, (most or 0) + 1)
         ]
     else:
-        statuses = filters.statuses or [status.value for status in TaskStatus]
-        parts = [task.status == status for status in statuses]
+        parts = _per_status(filters)
+    return _merged(session, select(task.id, task.id).where(*where, task.id > last), parts, limit)
+
+
+def _per_status(filters: TaskFilter) -> list[ColumnElement[bool]]:
+    """One clause per status the filters keep, to read each through a status index."""
+    statuses = filters.statuses or [status.value for status in TaskStatus]
+    return [models.Task.status == status for status in statuses]
+
+
+def _merged(
+    session: Session,
+    query: Select[int, Any],
+    parts: Sequence[ColumnElement[bool]],
+    limit: int,
+    *,
+    descending: bool = False,
+) -> _Found:
+    """The first ``limit`` rows of ``query`` in id order, read a part at a time and merged.
+
+    Each part is one value of an indexed column, so its read walks that index in id order and
+    stops at ``limit``; asked in one piece, a planner walks every task of the workflow and
+    sorts them, on every page.
+    """
+    task = models.Task
+    order = task.id.desc() if descending else task.id
     found: _Found = []
     for part in parts:
-        query = select(task.id, task.id).where(*where, part, task.id > last)
-        found.extend(session.execute(query.order_by(task.id).limit(limit)).tuples().all())
-    return sorted(found)[:limit]
+        rows = session.execute(query.where(part).order_by(order).limit(limit)).tuples().all()
+        found.extend(rows)
+    return sorted(found, reverse=descending)[:limit]
 
 
 _BY_SIGNATURE_BATCH = 500
