@@ -325,7 +325,7 @@ def _by_key(
         ordered = valued.order_by(key.desc(), task.id.desc()).limit(limit)
         found = list(session.execute(ordered).tuples().all())
         last_id = None
-    if len(found) < limit and key is not models.Task.num_attempts:  # attempts are never NULL
+    if len(found) < limit and models.Task.__table__.c[key.key].nullable:
         empty = select(task.id, key).where(*where, key.is_(None))
         if last_id is not None:
             empty = empty.where(task.id < last_id)
